@@ -1,0 +1,52 @@
+# Smith's developer entry points. Everything runs inside the uv workspace (.venv).
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+UV ?= uv
+RUN := $(UV) run --frozen
+
+.PHONY: help sync run test unit integration lint typecheck proto proto-check controlplane cluster-up cluster-down bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+sync: ## install the workspace (all libs, services and dev tools) into .venv
+	$(UV) sync --frozen --all-packages
+
+run: sync ## validate the sample bundles and print their plans
+	$(RUN) python -m smith_engine.demo deploy/samples
+
+test: sync lint typecheck proto-check ## lint, type check, proto drift check, then every test
+	$(RUN) pytest
+
+unit: sync ## only the pure unit tests (no control plane)
+	$(RUN) pytest tests/unit
+
+lint: sync ## ruff and the import contracts
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) lint-imports
+
+typecheck: sync ## mypy --strict
+	$(RUN) mypy
+
+proto: sync ## regenerate libs/proto from proto/smith/v1
+	tools/gen-proto.sh
+
+proto-check: sync ## fail when the committed generated code differs from what proto/ generates
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; tools/gen-proto.sh "$$tmp"; \
+	diff -r -x __pycache__ "$$tmp/smith" libs/proto/src/smith || { echo "generated code is stale: run 'make proto'"; exit 1; }
+
+controlplane: ## build (once, cached) the local control plane's binaries
+	tools/controlplane/build.sh
+
+cluster-up: sync controlplane ## start a local control plane in the background; prints its kubeconfig
+	$(RUN) python -m smith_controlplane up
+
+cluster-down: sync ## stop the local control plane started by cluster-up
+	$(RUN) python -m smith_controlplane down
+
+bench: sync ## benchmarks (see bench/)
+	$(RUN) python -m bench
+
+clean: ## remove caches (not the control plane binaries)
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis

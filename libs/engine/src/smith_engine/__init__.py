@@ -1,0 +1,1 @@
+"""Smith's pure engine: everything Smith decides, with no I/O. Services are thin shells around it."""

@@ -1,0 +1,200 @@
+"""Typed errors for invalid bundles. Each carries the data that explains it, so the status can name
+exactly what is wrong and tests can assert on fields instead of message text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class BundleError(Exception):
+    """One problem with a Bundle; `str()` is the user's message.
+
+    Subclasses are dataclasses, not frozen ones: pytest and hypothesis add notes to exceptions.
+    """
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def message(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass
+class DuplicateResourceError(BundleError):
+    resource: str
+
+    @property
+    def message(self) -> str:
+        return f"resource name {self.resource!r} is used more than once"
+
+
+@dataclass
+class DuplicateObjectError(BundleError):
+    resources: tuple[str, ...]
+    object: str
+
+    @property
+    def message(self) -> str:
+        return f"resources {', '.join(map(repr, self.resources))} describe the same object {self.object}"
+
+
+@dataclass
+class UnknownDependencyError(BundleError):
+    resource: str
+    missing: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        names = ", ".join(map(repr, self.missing))
+        return f"resource {self.resource!r} depends on {names}, which the bundle does not have"
+
+
+@dataclass
+class SelfDependencyError(BundleError):
+    resource: str
+
+    @property
+    def message(self) -> str:
+        return f"resource {self.resource!r} depends on itself"
+
+
+@dataclass
+class CycleError(BundleError):
+    """`cycle` lists the members in dependency order and repeats the first at the end: a -> b -> a."""
+
+    cycle: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        return f"dependency cycle: {' -> '.join(self.cycle)}"
+
+
+@dataclass
+class MissingFieldError(BundleError):
+    resource: str
+    field: str
+
+    @property
+    def message(self) -> str:
+        return f"resource {self.resource!r}: the object has no {self.field}"
+
+
+@dataclass
+class InvalidFieldError(BundleError):
+    """A field of the right name with the wrong type or shape."""
+
+    resource: str
+    field: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        where = f"resource {self.resource!r}: " if self.resource else ""
+        return f"{where}{self.field} {self.reason}"
+
+
+@dataclass
+class InvalidNameError(BundleError):
+    resource: str
+    field: str
+    name: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        where = f"resource {self.resource!r}: " if self.resource else ""
+        return f"{where}{self.field} {self.name!r} is not a valid name: {self.reason}"
+
+
+@dataclass
+class ForeignNamespaceError(BundleError):
+    resource: str
+    namespace: str
+    bundle_namespace: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"resource {self.resource!r}: object is in namespace {self.namespace!r}, but objects of a "
+            f"bundle live in the bundle's namespace {self.bundle_namespace!r}"
+        )
+
+
+@dataclass
+class UndeclaredReferenceError(BundleError):
+    """A `!{name}` marker that no reference of the resource declares."""
+
+    resource: str
+    reference: str
+    declared: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        known = ", ".join(self.declared) or "none"
+        return (
+            f"resource {self.resource!r}: marker !{{{self.reference}}} names no declared reference "
+            f"(declared: {known})"
+        )
+
+
+@dataclass
+class DuplicateReferenceError(BundleError):
+    resource: str
+    reference: str
+
+    @property
+    def message(self) -> str:
+        return f"resource {self.resource!r}: reference name {self.reference!r} is declared more than once"
+
+
+@dataclass
+class MalformedMarkerError(BundleError):
+    resource: str
+    text: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"resource {self.resource!r}: malformed reference marker in {self.text!r} "
+            "(expected !{name} with a name of letters, digits, '-', '_' or '.')"
+        )
+
+
+@dataclass
+class UnknownModifierError(BundleError):
+    resource: str
+    reference: str
+    modifier: str
+    known: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        return (
+            f"resource {self.resource!r}: reference {self.reference!r} has unknown modifier "
+            f"{self.modifier!r} (known: {', '.join(self.known)})"
+        )
+
+
+@dataclass
+class InvalidPathError(BundleError):
+    resource: str
+    reference: str
+    path: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"resource {self.resource!r}: reference {self.reference!r} has invalid path {self.path!r}: "
+            f"{self.reason}"
+        )
+
+
+class InvalidBundleError(Exception):
+    """Every problem found in a Bundle, in a stable order."""
+
+    def __init__(self, problems: Sequence[BundleError]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(p.message for p in self.problems))

@@ -1,0 +1,128 @@
+"""The Bundle model: what a user wrote, in one typed shape whichever of Smith's two resource shapes
+they used. Building the model is `validation.load_bundle`'s job; this module only names things."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+GROUP = "smith.atlassian.com"
+VERSION = "v1"
+API_VERSION = f"{GROUP}/{VERSION}"
+BUNDLE_KIND = "Bundle"
+BUNDLE_NAME_LABEL = f"{GROUP}/BundleName"
+
+JSON = Any
+"""A value decoded from JSON: dict, list, str, int, float, bool or None."""
+JSONObject = Mapping[str, Any]
+
+
+class Modifier(StrEnum):
+    """How a reference's value is transformed after it is read."""
+
+    BIND_SECRET = "bindsecret"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class GroupKind:
+    group: str
+    kind: str
+
+    @classmethod
+    def of(cls, obj: JSONObject) -> GroupKind:
+        return cls(group=group_of(str(obj.get("apiVersion", ""))), kind=str(obj.get("kind", "")))
+
+    def __str__(self) -> str:
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ObjectKey:
+    """An object's identity inside one namespace: its group, kind and name (not its version)."""
+
+    group_kind: GroupKind
+    name: str
+
+    @classmethod
+    def of(cls, obj: JSONObject) -> ObjectKey:
+        return cls(group_kind=GroupKind.of(obj), name=str(obj.get("metadata", {}).get("name", "")))
+
+    def __str__(self) -> str:
+        return f"{self.group_kind}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str = ""
+
+    @classmethod
+    def of(cls, obj: JSONObject) -> ObjectRef:
+        metadata = obj.get("metadata") or {}
+        return cls(
+            api_version=str(obj.get("apiVersion", "")),
+            kind=str(obj.get("kind", "")),
+            namespace=str(metadata.get("namespace") or ""),
+            name=str(metadata.get("name") or ""),
+            uid=str(metadata.get("uid") or ""),
+        )
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey(GroupKind(group_of(self.api_version), self.kind), self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """`!{name}` in the resource's object takes the value at `path` of the dependency `resource`."""
+
+    name: str
+    resource: str
+    path: str
+    modifier: Modifier | None = None
+    example: JSON = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    name: str
+    object: JSONObject
+    depends_on: tuple[str, ...] = ()
+    references: tuple[Reference, ...] = ()
+
+    @property
+    def dependencies(self) -> frozenset[str]:
+        """Explicit `dependsOn` plus every resource a reference reads from."""
+        return frozenset(self.depends_on) | {r.resource for r in self.references}
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey.of(self.object)
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    namespace: str
+    name: str
+    uid: str = ""
+    generation: int = 0
+    resources: tuple[Resource, ...] = ()
+    description: str = ""
+    by_name: Mapping[str, Resource] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {r.name: r for r in self.resources})
+
+    @property
+    def dependencies(self) -> dict[str, frozenset[str]]:
+        return {r.name: r.dependencies for r in self.resources}
+
+
+def group_of(api_version: str) -> str:
+    """`apps/v1` -> `apps`; `v1` -> `` (the core group)."""
+    return api_version.rpartition("/")[0]

@@ -1,0 +1,273 @@
+"""The planner: (bundle, observed objects with their readiness) -> actions and per-resource verdicts.
+
+Pure and idempotent: the same inputs give the same plan. It never waits; a resource whose
+dependencies are not READY is Blocked now and revisited on the next event about them.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from smith_engine.graph import creation_order, creation_waves
+from smith_engine.model import (
+    API_VERSION,
+    BUNDLE_KIND,
+    BUNDLE_NAME_LABEL,
+    JSON,
+    Bundle,
+    GroupKind,
+    JSONObject,
+    ObjectKey,
+    ObjectRef,
+    Reference,
+    Resource,
+    group_of,
+)
+from smith_engine.readiness import Readiness, State
+from smith_engine.references import Unresolved, binding_secret_name, resolve, substitute
+
+SECRET = GroupKind("", "Secret")
+SERVICE_BINDING = GroupKind("servicecatalog.k8s.io", "ServiceBinding")
+
+
+class VerdictState(StrEnum):
+    READY = "Ready"
+    IN_PROGRESS = "InProgress"
+    BLOCKED = "Blocked"
+    ERROR = "Error"
+
+
+class Reason(StrEnum):
+    READY = "Ready"
+    APPLYING = "Applying"
+    WAITING = "WaitingForReadiness"
+    DEPENDENCIES_NOT_READY = "DependenciesNotReady"
+    REFERENCE_NOT_RESOLVED = "ReferenceNotResolved"
+    TERMINAL_ERROR = "TerminalError"
+    RETRIABLE_ERROR = "RetriableError"
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    object: JSONObject
+    readiness: Readiness
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    resource: str
+    state: VerdictState
+    reason: Reason
+    message: str = ""
+    blocked_on: tuple[str, ...] = ()
+    object: ObjectRef | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.reason is Reason.TERMINAL_ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    resource: str
+    object: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    object: ObjectRef
+    resource: str = ""
+
+
+Action = Apply | Delete
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    order: tuple[str, ...]
+    verdicts: tuple[Verdict, ...]
+    actions: tuple[Action, ...]
+
+    def verdict(self, resource: str) -> Verdict:
+        return next(v for v in self.verdicts if v.resource == resource)
+
+
+def plan_bundle(bundle: Bundle, observed: Iterable[Observed]) -> Plan:
+    """Decide what to do for a validated `bundle`, given the objects as they are in the cluster."""
+    by_key = {ObjectKey.of(o.object): o for o in observed}
+    order = creation_order(creation_waves(bundle.dependencies))
+    verdicts: dict[str, Verdict] = {}
+    actions: list[Action] = []
+    for name in order:
+        resource = bundle.by_name[name]
+        verdict, action = _plan_resource(bundle, resource, by_key=by_key, verdicts=verdicts)
+        verdicts[name] = verdict
+        if action is not None:
+            actions.append(action)
+    wanted = {r.key for r in bundle.resources}
+    for key, found in sorted(by_key.items()):
+        if key not in wanted and _is_ours(found.object, bundle) and not _being_deleted(found.object):
+            actions.append(Delete(object=ObjectRef.of(found.object)))
+    return Plan(order=order, verdicts=tuple(verdicts[n] for n in order), actions=tuple(actions))
+
+
+def _plan_resource(
+    bundle: Bundle,
+    resource: Resource,
+    *,
+    by_key: Mapping[ObjectKey, Observed],
+    verdicts: Mapping[str, Verdict],
+) -> tuple[Verdict, Action | None]:
+    def verdict(state: VerdictState, reason: Reason, message: str = "", **kw: Any) -> Verdict:
+        return Verdict(resource=resource.name, state=state, reason=reason, message=message, object=ref, **kw)
+
+    existing = by_key.get(resource.key)
+    ref = ObjectRef.of(existing.object) if existing else object_ref(bundle, resource.object)
+    if not_ready := tuple(
+        sorted(d for d in resource.dependencies if verdicts[d].state is not VerdictState.READY)
+    ):
+        return verdict(
+            VerdictState.BLOCKED,
+            Reason.DEPENDENCIES_NOT_READY,
+            f"waiting for {', '.join(not_ready)} to be ready",
+            blocked_on=not_ready,
+        ), None
+    values: dict[str, JSON] = {}
+    for reference in resource.references:
+        value = _resolve(bundle, reference, by_key=by_key)
+        if isinstance(value, Unresolved):
+            return verdict(
+                VerdictState.BLOCKED,
+                Reason.REFERENCE_NOT_RESOLVED,
+                f"reference {reference.name!r} to {reference.resource!r}: {value.reason}",
+            ), None
+        values[reference.name] = value
+    if existing is not None and (problem := ownership_problem(existing.object, bundle)):
+        return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, problem), None
+    desired = desired_object(bundle, resource, values)
+    if existing is None or not is_subset(desired, existing.object):
+        if existing is not None and _being_deleted(existing.object):
+            return verdict(
+                VerdictState.IN_PROGRESS, Reason.WAITING, "waiting for the old object to be deleted"
+            ), None
+        return verdict(VerdictState.IN_PROGRESS, Reason.APPLYING, "applying"), Apply(resource.name, desired)
+    return verdict(*_from_readiness(existing.readiness), existing.readiness.message), None
+
+
+def _from_readiness(readiness: Readiness) -> tuple[VerdictState, Reason]:
+    if readiness.state is State.READY:
+        return VerdictState.READY, Reason.READY
+    if readiness.state is State.IN_PROGRESS:
+        return VerdictState.IN_PROGRESS, Reason.WAITING
+    return VerdictState.ERROR, Reason.TERMINAL_ERROR if readiness.terminal else Reason.RETRIABLE_ERROR
+
+
+def _resolve(bundle: Bundle, reference: Reference, *, by_key: Mapping[ObjectKey, Observed]) -> JSON:
+    target = by_key[bundle.by_name[reference.resource].key].object
+    secret = None
+    if GroupKind.of(target) == SERVICE_BINDING:
+        found = by_key.get(ObjectKey(SECRET, binding_secret_name(target)))
+        secret = found.object if found else None
+    return resolve(reference, target=target, secret=secret)
+
+
+# --- objects --------------------------------------------------------------------------------------
+
+
+def object_ref(bundle: Bundle, obj: JSONObject) -> ObjectRef:
+    return ObjectRef(
+        api_version=str(obj.get("apiVersion", "")),
+        kind=str(obj.get("kind", "")),
+        namespace=bundle.namespace,
+        name=str(obj.get("metadata", {}).get("name", "")),
+    )
+
+
+def owner_reference(bundle: Bundle) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": BUNDLE_KIND,
+        "name": bundle.name,
+        "uid": bundle.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def desired_object(bundle: Bundle, resource: Resource, values: Mapping[str, JSON]) -> dict[str, Any]:
+    """The object Smith applies: references substituted, in the bundle's namespace, labelled and owned."""
+    obj: dict[str, Any] = substitute(copy.deepcopy(dict(resource.object)), values)
+    metadata = obj.setdefault("metadata", {})
+    metadata["namespace"] = bundle.namespace
+    metadata.setdefault("labels", {})[BUNDLE_NAME_LABEL] = bundle.name
+    others = [o for o in metadata.get("ownerReferences") or [] if not o.get("controller")]
+    metadata["ownerReferences"] = [*others, owner_reference(bundle)]
+    if GroupKind.of(obj) == SECRET and "stringData" in obj:
+        # The API server stores stringData as base64 data; say it the same way so a converged
+        # Secret compares equal and is not re-applied on every event.
+        data = obj.setdefault("data", {})
+        for key, text in obj.pop("stringData").items():
+            data[key] = base64.b64encode(str(text).encode()).decode()
+    return obj
+
+
+def is_subset(desired: JSON, actual: JSON) -> bool:
+    """Whether every field of `desired` has the same value in `actual` (server defaults are ignored)."""
+    if isinstance(desired, Mapping):
+        return isinstance(actual, Mapping) and all(
+            k in actual and is_subset(v, actual[k]) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(actual, list)
+            and len(desired) == len(actual)
+            and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
+        )
+    return bool(desired == actual)
+
+
+def _is_ours(obj: JSONObject, bundle: Bundle) -> bool:
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return labels.get(BUNDLE_NAME_LABEL) == bundle.name and controlled_by(obj, bundle)
+
+
+def _being_deleted(obj: JSONObject) -> bool:
+    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
+
+
+def _controller(obj: JSONObject) -> Mapping[str, Any] | None:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return next((r for r in refs if r.get("controller")), None)
+
+
+def controlled_by(obj: JSONObject, bundle: Bundle) -> bool:
+    controller = _controller(obj)
+    return (
+        controller is not None
+        and controller.get("kind") == BUNDLE_KIND
+        and group_of(str(controller.get("apiVersion", ""))) == group_of(API_VERSION)
+        and controller.get("name") == bundle.name
+        and (not bundle.uid or controller.get("uid") == bundle.uid)
+    )
+
+
+def ownership_problem(obj: JSONObject, bundle: Bundle) -> str | None:
+    """Why Smith must not touch `obj` for `bundle`, or None when the Bundle controls it."""
+    if controlled_by(obj, bundle):
+        return None
+    key = ObjectKey.of(obj)
+    controller = _controller(obj)
+    if controller is None:
+        return (
+            f"{key} already exists and has no controller; Smith does not take over objects it does not "
+            f"control (set its controller ownerReference to Bundle {bundle.name!r} to let Smith adopt it)"
+        )
+    return (
+        f"{key} already exists and is controlled by {controller.get('kind')} {controller.get('name')!r}; "
+        "Smith does not take over objects it does not control"
+    )

@@ -1,0 +1,244 @@
+"""Readiness: is an object READY, still IN_PROGRESS, or in ERROR (terminal or retriable)?
+
+Per-kind knowledge is data: a registry from group/kind to a pure check. Custom resources get their
+check from their CRD's annotations. Checks take the clock as an argument; they never read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from smith_engine.model import GROUP, GroupKind, JSONObject
+from smith_engine.references import PathSyntaxError, Unresolved, lookup, parse_path
+
+
+class State(StrEnum):
+    READY = "Ready"
+    IN_PROGRESS = "InProgress"
+    ERROR = "Error"
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    state: State
+    message: str = ""
+    terminal: bool = False  # only for ERROR: retrying cannot help until the Bundle changes
+
+    @property
+    def ready(self) -> bool:
+        return self.state is State.READY
+
+
+READY: Final = Readiness(State.READY)
+
+
+def in_progress(message: str) -> Readiness:
+    return Readiness(State.IN_PROGRESS, message)
+
+
+def retriable(message: str) -> Readiness:
+    return Readiness(State.ERROR, message, terminal=False)
+
+
+def terminal(message: str) -> Readiness:
+    return Readiness(State.ERROR, message, terminal=True)
+
+
+ReadinessCheck = Callable[[JSONObject, datetime], Readiness]
+
+
+class DuplicateKindError(ValueError):
+    def __init__(self, group_kind: GroupKind) -> None:
+        super().__init__(f"readiness for {group_kind} is registered twice")
+        self.group_kind = group_kind
+
+
+def merge_registries(*registries: Mapping[GroupKind, ReadinessCheck]) -> dict[GroupKind, ReadinessCheck]:
+    """One registry from several; a kind registered twice is an error, never a silent override."""
+    merged: dict[GroupKind, ReadinessCheck] = {}
+    for registry in registries:
+        for group_kind, check in registry.items():
+            if group_kind in merged:
+                raise DuplicateKindError(group_kind)
+            merged[group_kind] = check
+    return merged
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _conditions(obj: JSONObject) -> dict[str, Mapping[str, Any]]:
+    found = (obj.get("status") or {}).get("conditions") or []
+    return {str(c.get("type")): c for c in found if isinstance(c, Mapping)}
+
+
+def _describe(condition: Mapping[str, Any]) -> str:
+    parts = [str(condition.get(k)) for k in ("reason", "message") if condition.get(k)]
+    return ": ".join(parts) or f"{condition.get('type')} is {condition.get('status')}"
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+
+def exists(obj: JSONObject, now: datetime) -> Readiness:
+    """READY as soon as the object exists."""
+    return READY
+
+
+def deployment(obj: JSONObject, now: datetime) -> Readiness:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    progressing = _conditions(obj).get("Progressing")
+    if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
+        return terminal(f"rollout failed: {_describe(progressing)}")
+    generation = int(obj.get("metadata", {}).get("generation", 0))
+    if int(status.get("observedGeneration", 0)) < generation:
+        return in_progress("the controller has not observed the latest generation yet")
+    wanted = int(spec.get("replicas", 1))
+    updated = int(status.get("updatedReplicas", 0))
+    replicas = int(status.get("replicas", 0))
+    available = int(status.get("availableReplicas", 0))
+    if updated != wanted:
+        return in_progress(f"{updated} of {wanted} replicas updated")
+    if replicas != updated:
+        return in_progress(f"{replicas - updated} old replicas pending termination")
+    if available != updated:
+        return in_progress(f"{available} of {updated} updated replicas available")
+    return READY
+
+
+SCALING_INACTIVE_GRACE: Final = timedelta(minutes=5)
+
+
+def horizontal_pod_autoscaler(obj: JSONObject, now: datetime) -> Readiness:
+    conditions = _conditions(obj)
+    able, active = conditions.get("AbleToScale"), conditions.get("ScalingActive")
+    if able is None or active is None:
+        return in_progress("waiting for the AbleToScale and ScalingActive conditions")
+    if able.get("status") == "False":
+        return retriable(f"AbleToScale is False: {_describe(able)}")
+    if active.get("status") == "False":
+        since = _parse_time(active.get("lastTransitionTime"))
+        if since is not None and now - since > SCALING_INACTIVE_GRACE:
+            return retriable(f"ScalingActive has been False for over 5 minutes: {_describe(active)}")
+        return in_progress(f"ScalingActive is False: {_describe(active)}")
+    if able.get("status") == "True" and active.get("status") == "True":
+        return READY
+    return in_progress("AbleToScale and ScalingActive are not both True yet")
+
+
+_INSTANCE_IN_FLIGHT: Final = frozenset(
+    {"Provisioning", "UpdatingInstance", "Deprovisioning", "StartingInstanceOrphanMitigation"}
+)
+
+
+def service_instance(obj: JSONObject, now: datetime) -> Readiness:
+    conditions = _conditions(obj)
+    failed, ready = conditions.get("Failed"), conditions.get("Ready")
+    if failed and failed.get("status") == "True":
+        return terminal(f"provisioning failed: {_describe(failed)}")
+    if ready is None:
+        return in_progress("waiting for the Ready condition")
+    if ready.get("status") == "True":
+        return READY
+    reason = str(ready.get("reason", ""))
+    if reason in _INSTANCE_IN_FLIGHT or reason.endswith("RequestInFlight"):
+        return in_progress(_describe(ready))
+    return retriable(f"not ready: {_describe(ready)}")
+
+
+def service_binding(obj: JSONObject, now: datetime) -> Readiness:
+    conditions = _conditions(obj)
+    failed, ready = conditions.get("Failed"), conditions.get("Ready")
+    if failed and failed.get("status") == "True":
+        return terminal(f"binding failed: {_describe(failed)}")
+    if ready and ready.get("status") == "True":
+        return READY
+    return in_progress(_describe(ready) if ready else "waiting for the Ready condition")
+
+
+BUILTIN: Final[Mapping[GroupKind, ReadinessCheck]] = {
+    GroupKind("", "ConfigMap"): exists,
+    GroupKind("", "Secret"): exists,
+    GroupKind("", "Service"): exists,
+    GroupKind("", "ServiceAccount"): exists,
+    GroupKind("networking.k8s.io", "Ingress"): exists,
+    GroupKind("extensions", "Ingress"): exists,
+    GroupKind("policy", "PodDisruptionBudget"): exists,
+    GroupKind("settings.k8s.io", "PodPreset"): exists,
+    GroupKind("apps", "Deployment"): deployment,
+    GroupKind("extensions", "Deployment"): deployment,
+    GroupKind("autoscaling", "HorizontalPodAutoscaler"): horizontal_pod_autoscaler,
+}
+
+SERVICE_CATALOG: Final[Mapping[GroupKind, ReadinessCheck]] = {
+    GroupKind("servicecatalog.k8s.io", "ServiceInstance"): service_instance,
+    GroupKind("servicecatalog.k8s.io", "ServiceBinding"): service_binding,
+}
+
+REGISTRY: Final = merge_registries(BUILTIN, SERVICE_CATALOG)
+
+
+# --- custom resources -----------------------------------------------------------------------------
+
+SUPPORT_ENABLED: Final = f"{GROUP}/SupportEnabled"
+READY_WHEN_PATH: Final = f"{GROUP}/CrReadyWhenFieldPath"
+READY_WHEN_VALUE: Final = f"{GROUP}/CrReadyWhenFieldValue"
+
+
+def custom_resource_check(crd: JSONObject) -> ReadinessCheck:
+    """The check for objects of `crd`, from its annotations (see the README's readiness table)."""
+    annotations: Mapping[str, str] = crd.get("metadata", {}).get("annotations") or {}
+    crd_name = crd.get("metadata", {}).get("name", "?")
+    path, value = annotations.get(READY_WHEN_PATH), annotations.get(READY_WHEN_VALUE)
+    if path is not None and value is not None:
+        try:
+            segments = parse_path(path)
+        except PathSyntaxError as e:
+            return _always(terminal(f"CRD {crd_name} has an invalid {READY_WHEN_PATH} {path!r}: {e}"))
+
+        def field_equals(obj: JSONObject, now: datetime) -> Readiness:
+            found = lookup(obj, segments)
+            if isinstance(found, Unresolved):
+                return in_progress(f"waiting for {path} to be {value!r} ({found.reason})")
+            if str(found) == value:
+                return READY
+            return in_progress(f"{path} is {found!r}, waiting for {value!r}")
+
+        return field_equals
+    if path is not None or value is not None:
+        return _always(terminal(f"CRD {crd_name} must set both {READY_WHEN_PATH} and {READY_WHEN_VALUE}"))
+    if annotations.get(SUPPORT_ENABLED) == "true":
+        return exists
+    return _always(
+        terminal(
+            f'CRD {crd_name} is not enabled for Smith: annotate it with {SUPPORT_ENABLED}: "true" '
+            f"or with {READY_WHEN_PATH} and {READY_WHEN_VALUE}"
+        )
+    )
+
+
+def _always(readiness: Readiness) -> ReadinessCheck:
+    return lambda obj, now: readiness
+
+
+def assess(obj: JSONObject, *, now: datetime, crd: JSONObject | None = None) -> Readiness:
+    """Readiness of `obj`: a built-in or Service Catalog kind from the registry, else from its CRD."""
+    group_kind = GroupKind.of(obj)
+    if (check := REGISTRY.get(group_kind)) is not None:
+        return check(obj, now)
+    if crd is not None:
+        return custom_resource_check(crd)(obj, now)
+    return terminal(f"Smith does not know how to tell when a {group_kind} is ready")

@@ -1,0 +1,195 @@
+"""The Bundle's status from the planner's verdicts and the executors' results. Pure.
+
+A condition's `lastTransitionTime` moves only when its status flips, so a reconcile that changes
+nothing computes a status equal to the previous one and nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from smith_engine.model import JSONObject, ObjectRef
+from smith_engine.planner import Reason, Verdict, VerdictState
+
+
+class ConditionType(StrEnum):
+    IN_PROGRESS = "InProgress"
+    READY = "Ready"
+    ERROR = "Error"
+    BLOCKED = "Blocked"
+
+
+class BundleReason(StrEnum):
+    INVALID_BUNDLE = "InvalidBundle"
+    TERMINAL_ERROR = "TerminalError"
+    RETRIABLE_ERROR = "RetriableError"
+    ALL_READY = "AllResourcesReady"
+    NOT_READY = "ResourcesNotReady"
+    CONVERGING = "Converging"
+    STUCK = "NoProgressPossible"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What an executor reports for one action."""
+
+    object: ObjectRef
+    resource: str = ""
+    ok: bool = True
+    error: str = ""
+    terminal: bool = False
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_results(verdicts: Sequence[Verdict], results: Sequence[ActionResult]) -> tuple[Verdict, ...]:
+    """Verdicts with the failures of their resources' actions folded in."""
+    failed = {r.resource: r for r in results if r.resource and not r.ok}
+    merged = []
+    for v in verdicts:
+        if (r := failed.get(v.resource)) is not None:
+            reason = Reason.TERMINAL_ERROR if r.terminal else Reason.RETRIABLE_ERROR
+            v = replace(v, state=VerdictState.ERROR, reason=reason, message=r.error)
+        merged.append(v)
+    return tuple(merged)
+
+
+def bundle_status(
+    *,
+    previous: JSONObject,
+    generation: int,
+    verdicts: Sequence[Verdict],
+    results: Sequence[ActionResult] = (),
+    invalid: str = "",
+    now: datetime,
+) -> dict[str, Any]:
+    """The Bundle's new status. `invalid` is the message of an InvalidBundleError, if there was one."""
+    verdicts = merge_results(verdicts, results)
+    stamp = rfc3339(now)
+    old_conditions = _by_type(previous.get("conditions"))
+    conditions = [
+        _condition(t, s, r, m, old=old_conditions, stamp=stamp)
+        for t, s, r, m in _bundle_conditions(verdicts, results, invalid)
+    ]
+    old_resources = {
+        str(r.get("name")): r for r in previous.get("resourceStatuses") or [] if isinstance(r, Mapping)
+    }
+    resource_statuses = [
+        _resource_status(v, old=_by_type(old_resources.get(v.resource, {}).get("conditions")), stamp=stamp)
+        for v in verdicts
+    ]
+    status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
+    if resource_statuses:
+        status["resourceStatuses"] = resource_statuses
+    return status
+
+
+def _bundle_conditions(
+    verdicts: Sequence[Verdict], results: Sequence[ActionResult], invalid: str
+) -> list[tuple[ConditionType, bool, str, str]]:
+    if invalid:
+        return [
+            (ConditionType.IN_PROGRESS, False, BundleReason.INVALID_BUNDLE, ""),
+            (ConditionType.READY, False, BundleReason.INVALID_BUNDLE, ""),
+            (ConditionType.ERROR, True, BundleReason.INVALID_BUNDLE, invalid),
+        ]
+    errors = [v for v in verdicts if v.state is VerdictState.ERROR]
+    failed_deletes = [r for r in results if not r.resource and not r.ok]
+    problems = [f"resource {v.resource!r}: {v.message}" for v in errors]
+    problems += [f"deleting {r.object.kind} {r.object.name!r}: {r.error}" for r in failed_deletes]
+    terminal = any(v.terminal for v in errors) or any(r.terminal for r in failed_deletes)
+    not_ready = [v.resource for v in verdicts if v.state is not VerdictState.READY]
+    ready = not not_ready and not problems
+    moving = any(
+        v.state is VerdictState.IN_PROGRESS
+        or (v.state is VerdictState.ERROR and not v.terminal)
+        or v.reason is Reason.REFERENCE_NOT_RESOLVED
+        for v in verdicts
+    ) or any(not r.terminal for r in failed_deletes)
+    error_reason = BundleReason.TERMINAL_ERROR if terminal else BundleReason.RETRIABLE_ERROR
+    return [
+        (
+            ConditionType.IN_PROGRESS,
+            not ready and moving,
+            BundleReason.CONVERGING
+            if moving
+            else BundleReason.STUCK
+            if not ready
+            else BundleReason.ALL_READY,
+            f"not ready: {', '.join(not_ready)}" if not ready and moving else "",
+        ),
+        (
+            ConditionType.READY,
+            ready,
+            BundleReason.ALL_READY if ready else BundleReason.NOT_READY,
+            "" if ready else f"not ready: {', '.join(not_ready)}" if not_ready else "",
+        ),
+        (ConditionType.ERROR, bool(problems), error_reason if problems else "", "; ".join(problems)),
+    ]
+
+
+_RESOURCE_CONDITION_OF: Mapping[VerdictState, ConditionType] = {
+    VerdictState.BLOCKED: ConditionType.BLOCKED,
+    VerdictState.IN_PROGRESS: ConditionType.IN_PROGRESS,
+    VerdictState.READY: ConditionType.READY,
+    VerdictState.ERROR: ConditionType.ERROR,
+}
+
+
+def _resource_status(verdict: Verdict, *, old: Mapping[str, Mapping[str, Any]], stamp: str) -> dict[str, Any]:
+    active = _RESOURCE_CONDITION_OF[verdict.state]
+    conditions = [
+        _condition(
+            t,
+            t is active,
+            verdict.reason if t is active else "",
+            verdict.message if t is active else "",
+            old=old,
+            stamp=stamp,
+        )
+        for t in (ConditionType.BLOCKED, ConditionType.IN_PROGRESS, ConditionType.READY, ConditionType.ERROR)
+    ]
+    status: dict[str, Any] = {"name": verdict.resource, "conditions": conditions}
+    if verdict.object is not None:
+        ref = verdict.object
+        status["object"] = {
+            k: v
+            for k, v in (
+                ("apiVersion", ref.api_version),
+                ("kind", ref.kind),
+                ("name", ref.name),
+                ("uid", ref.uid),
+            )
+            if v
+        }
+    return status
+
+
+def _condition(
+    kind: ConditionType,
+    true: bool,
+    reason: str,
+    message: str,
+    *,
+    old: Mapping[str, Mapping[str, Any]],
+    stamp: str,
+) -> dict[str, str]:
+    status = "True" if true else "False"
+    previous = old.get(kind)
+    since = previous.get("lastTransitionTime") if previous and previous.get("status") == status else None
+    condition = {"type": str(kind), "status": status, "lastTransitionTime": str(since or stamp)}
+    if reason:
+        condition["reason"] = str(reason)
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def _by_type(conditions: Any) -> dict[str, Mapping[str, Any]]:
+    return {str(c.get("type")): c for c in conditions or [] if isinstance(c, Mapping)}

@@ -1,0 +1,227 @@
+"""Turn a Bundle object (as the API server holds it) into the model, or say everything wrong with it.
+
+Both resource shapes are accepted: the object directly under `spec` (Smith's original shape) and
+`spec: {object: ...}` (the later one). Every problem is collected, so a user fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from smith_engine.errors import (
+    BundleError,
+    CycleError,
+    DuplicateObjectError,
+    DuplicateReferenceError,
+    DuplicateResourceError,
+    ForeignNamespaceError,
+    InvalidBundleError,
+    InvalidFieldError,
+    InvalidNameError,
+    InvalidPathError,
+    MalformedMarkerError,
+    MissingFieldError,
+    SelfDependencyError,
+    UndeclaredReferenceError,
+    UnknownDependencyError,
+    UnknownModifierError,
+)
+from smith_engine.graph import creation_waves
+from smith_engine.model import Bundle, JSONObject, Modifier, ObjectKey, Reference, Resource
+from smith_engine.references import MarkerSyntaxError, PathSyntaxError, markers_in, parse_path
+
+_DNS1123_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+_REFERENCE_NAME: Final = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+
+
+def dns1123_problem(name: str) -> str | None:
+    """Why `name` is not a DNS-1123 subdomain (the rule for most object names), or None."""
+    if len(name) > 253:
+        return "it is longer than 253 characters"
+    if not _DNS1123_SUBDOMAIN.match(name):
+        return (
+            "it must consist of lower case alphanumeric characters, '-' or '.', "
+            "and start and end with an alphanumeric character"
+        )
+    return None
+
+
+def load_bundle(obj: JSONObject) -> Bundle:
+    """The validated model of the Bundle `obj`. Raises InvalidBundleError listing every problem."""
+    metadata = obj.get("metadata") or {}
+    spec = obj.get("spec")
+    problems: list[BundleError] = []
+    if not isinstance(spec, Mapping):
+        raise InvalidBundleError([InvalidFieldError(resource="", field="spec", reason="must be an object")])
+    raw_resources = spec.get("resources")
+    raw_resources = [] if raw_resources is None else raw_resources
+    if not isinstance(raw_resources, list):
+        raise InvalidBundleError(
+            [InvalidFieldError(resource="", field="spec.resources", reason="must be a list")]
+        )
+    namespace = str(metadata.get("namespace") or "")
+    resources: list[Resource] = []
+    for index, raw in enumerate(raw_resources):
+        resource, found = _parse_resource(raw, index=index, namespace=namespace)
+        problems.extend(found)
+        if resource is not None:
+            resources.append(resource)
+    problems.extend(_bundle_problems(resources))
+    if problems:
+        raise InvalidBundleError(problems)
+    return Bundle(
+        namespace=namespace,
+        name=str(metadata.get("name") or ""),
+        uid=str(metadata.get("uid") or ""),
+        generation=int(metadata.get("generation") or 0),
+        resources=tuple(resources),
+        description=str(spec.get("description") or obj.get("description") or ""),
+    )
+
+
+def _parse_resource(raw: Any, *, index: int, namespace: str) -> tuple[Resource | None, list[BundleError]]:
+    if not isinstance(raw, Mapping):
+        return None, [
+            InvalidFieldError(resource="", field=f"spec.resources[{index}]", reason="must be an object")
+        ]
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        return None, [MissingFieldError(resource=f"#{index}", field="name")]
+    problems: list[BundleError] = []
+    if (why := dns1123_problem(name)) is not None:
+        problems.append(InvalidNameError(resource=name, field="resource name", name=name, reason=why))
+    spec = raw.get("spec")
+    obj = spec.get("object") if isinstance(spec, Mapping) and "object" in spec else spec
+    if not isinstance(obj, Mapping):
+        return None, [*problems, MissingFieldError(resource=name, field="spec (the object, or spec.object)")]
+    depends_on = raw.get("dependsOn") or []
+    if not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on):
+        problems.append(
+            InvalidFieldError(resource=name, field="dependsOn", reason="must be a list of resource names")
+        )
+        depends_on = []
+    references, found = _parse_references(name, raw.get("references") or [])
+    problems.extend(found)
+    problems.extend(_object_problems(name, obj, namespace=namespace))
+    problems.extend(_marker_problems(name, obj, references))
+    resource = Resource(name=name, object=obj, depends_on=tuple(depends_on), references=references)
+    return resource, problems
+
+
+def _parse_references(resource: str, raw: Any) -> tuple[tuple[Reference, ...], list[BundleError]]:
+    if not isinstance(raw, list):
+        return (), [InvalidFieldError(resource=resource, field="references", reason="must be a list")]
+    references: list[Reference] = []
+    problems: list[BundleError] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        field = f"references[{index}]"
+        if not isinstance(item, Mapping):
+            problems.append(InvalidFieldError(resource=resource, field=field, reason="must be an object"))
+            continue
+        name, target, path = item.get("name"), item.get("resource"), item.get("path")
+        if not all(isinstance(v, str) and v for v in (name, target, path)):
+            problems.append(
+                InvalidFieldError(
+                    resource=resource, field=field, reason="needs a name, a resource and a path"
+                )
+            )
+            continue
+        assert isinstance(name, str)
+        assert isinstance(target, str)
+        assert isinstance(path, str)
+        if not _REFERENCE_NAME.match(name):
+            problems.append(
+                InvalidNameError(
+                    resource=resource,
+                    field="reference name",
+                    name=name,
+                    reason="use letters, digits, '-', '_' or '.'",
+                )
+            )
+        if name in seen:
+            problems.append(DuplicateReferenceError(resource=resource, reference=name))
+        seen.add(name)
+        try:
+            parse_path(path)
+        except PathSyntaxError as e:
+            problems.append(InvalidPathError(resource=resource, reference=name, path=path, reason=str(e)))
+        modifier: Modifier | None = None
+        if (raw_modifier := item.get("modifier")) not in (None, ""):
+            try:
+                modifier = Modifier(raw_modifier)
+            except ValueError:
+                problems.append(
+                    UnknownModifierError(
+                        resource=resource,
+                        reference=name,
+                        modifier=str(raw_modifier),
+                        known=tuple(m.value for m in Modifier),
+                    )
+                )
+        references.append(
+            Reference(name=name, resource=target, path=path, modifier=modifier, example=item.get("example"))
+        )
+    return tuple(references), problems
+
+
+def _object_problems(resource: str, obj: JSONObject, *, namespace: str) -> Iterator[BundleError]:
+    for field in ("apiVersion", "kind"):
+        if not isinstance(obj.get(field), str) or not obj.get(field):
+            yield MissingFieldError(resource=resource, field=field)
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
+        yield MissingFieldError(resource=resource, field="metadata.name")
+        return
+    name = metadata["name"]
+    if (why := dns1123_problem(name)) is not None:
+        yield InvalidNameError(resource=resource, field="metadata.name", name=name, reason=why)
+    own_namespace = metadata.get("namespace")
+    if own_namespace not in (None, "", namespace):
+        yield ForeignNamespaceError(
+            resource=resource, namespace=str(own_namespace), bundle_namespace=namespace
+        )
+
+
+def _marker_problems(
+    resource: str, obj: JSONObject, references: tuple[Reference, ...]
+) -> Iterator[BundleError]:
+    try:
+        used = markers_in(obj)
+    except MarkerSyntaxError as e:
+        yield MalformedMarkerError(resource=resource, text=e.text)
+        return
+    declared = tuple(r.name for r in references)
+    for marker in sorted(used - set(declared)):
+        yield UndeclaredReferenceError(resource=resource, reference=marker, declared=declared)
+
+
+def _bundle_problems(resources: list[Resource]) -> Iterator[BundleError]:
+    counts: dict[str, int] = defaultdict(int)
+    for r in resources:
+        counts[r.name] += 1
+    for name in sorted(n for n, c in counts.items() if c > 1):
+        yield DuplicateResourceError(resource=name)
+    by_object: dict[ObjectKey, list[str]] = defaultdict(list)
+    for r in resources:
+        by_object[r.key].append(r.name)
+    for key, sharing in sorted(by_object.items()):
+        if len(sharing) > 1:
+            yield DuplicateObjectError(resources=tuple(sharing), object=str(key))
+    deps = {r.name: r.dependencies for r in resources}
+    names = deps.keys()
+    for r in resources:
+        if r.name in r.dependencies:
+            yield SelfDependencyError(resource=r.name)
+        if missing := r.dependencies - names:
+            yield UnknownDependencyError(resource=r.name, missing=tuple(sorted(missing)))
+    if any(c > 1 for c in counts.values()):
+        return  # the graph of a bundle with duplicate names is not well defined
+    acyclic = {n: frozenset(d & names) - {n} for n, d in deps.items()}
+    try:
+        creation_waves(acyclic)
+    except CycleError as e:
+        yield e

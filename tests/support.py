@@ -1,0 +1,79 @@
+"""Builders shared by the tests: small bundles and observed objects, written the way users write them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from smith_engine.model import BUNDLE_NAME_LABEL, Bundle
+from smith_engine.planner import Observed, owner_reference
+from smith_engine.readiness import READY, Readiness, in_progress
+from smith_engine.validation import load_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "deploy" / "samples"
+NAMESPACE = "team-a"
+UID = "5f0c6f2e-0000-4000-8000-000000000001"
+
+
+def config_map(name: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": dict(data or {})}
+
+
+def resource(
+    name: str,
+    obj: Mapping[str, Any] | None = None,
+    *,
+    depends_on: Sequence[str] = (),
+    references: Sequence[Mapping[str, Any]] = (),
+    wrapped: bool = True,
+) -> dict[str, Any]:
+    """A bundle resource; `wrapped` picks the later `spec.object` shape over the original `spec` one."""
+    body = dict(obj if obj is not None else config_map(name))
+    out: dict[str, Any] = {"name": name, "spec": {"object": body} if wrapped else body}
+    if depends_on:
+        out["dependsOn"] = list(depends_on)
+    if references:
+        out["references"] = [dict(r) for r in references]
+    return out
+
+
+def bundle_object(*resources: Mapping[str, Any], name: str = "b", generation: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "smith.atlassian.com/v1",
+        "kind": "Bundle",
+        "metadata": {"name": name, "namespace": NAMESPACE, "uid": UID, "generation": generation},
+        "spec": {"resources": list(resources)},
+    }
+
+
+def bundle(*resources: Mapping[str, Any], name: str = "b") -> Bundle:
+    return load_bundle(bundle_object(*resources, name=name))
+
+
+def observed(
+    b: Bundle, obj: Mapping[str, Any], readiness: Readiness = READY, *, owned: bool = True, **fields: Any
+) -> Observed:
+    """`obj` as the API server would hold it for bundle `b` (labelled and owned unless `owned=False`)."""
+    full: dict[str, Any] = {**obj, **fields}
+    metadata = dict(full.get("metadata", {}))
+    metadata.setdefault("namespace", b.namespace)
+    metadata.setdefault("uid", f"uid-{metadata['name']}")
+    if owned:
+        metadata["labels"] = {**metadata.get("labels", {}), BUNDLE_NAME_LABEL: b.name}
+        metadata["ownerReferences"] = [owner_reference(b)]
+    full["metadata"] = metadata
+    return Observed(object=full, readiness=readiness)
+
+
+def waiting(message: str = "rolling out") -> Readiness:
+    return in_progress(message)
+
+
+def load_sample(name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = yaml.safe_load((SAMPLES / name).read_text())
+    obj["metadata"].setdefault("namespace", NAMESPACE)
+    obj["metadata"].setdefault("uid", UID)
+    return obj

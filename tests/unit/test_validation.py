@@ -1,0 +1,244 @@
+"""Bundle model and validation: both resource shapes, and a typed error for every kind of bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from smith_engine.errors import (
+    BundleError,
+    CycleError,
+    DuplicateObjectError,
+    DuplicateReferenceError,
+    DuplicateResourceError,
+    ForeignNamespaceError,
+    InvalidBundleError,
+    InvalidFieldError,
+    InvalidNameError,
+    InvalidPathError,
+    MalformedMarkerError,
+    MissingFieldError,
+    SelfDependencyError,
+    UndeclaredReferenceError,
+    UnknownDependencyError,
+    UnknownModifierError,
+)
+from smith_engine.model import GroupKind, Modifier, Reference
+from smith_engine.validation import load_bundle
+from support import NAMESPACE, bundle, bundle_object, config_map, resource
+
+
+def problems(obj: dict[str, Any]) -> tuple[BundleError, ...]:
+    with pytest.raises(InvalidBundleError) as caught:
+        load_bundle(obj)
+    return caught.value.problems
+
+
+def only_problem(obj: dict[str, Any]) -> BundleError:
+    found = problems(obj)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_original_shape_takes_the_object_directly_under_spec() -> None:
+    b = bundle(resource("a", wrapped=False), resource("b", depends_on=["a"], wrapped=False))
+    assert b.by_name["b"].object["kind"] == "ConfigMap"
+    assert b.by_name["b"].dependencies == {"a"}
+
+
+def test_later_shape_takes_the_object_under_spec_object_with_references() -> None:
+    b = bundle(
+        resource("a"),
+        resource(
+            "b",
+            config_map("b", {"x": "!{ax}"}),
+            references=[
+                {"name": "ax", "resource": "a", "path": "data.x", "modifier": "bindsecret", "example": "e"}
+            ],
+        ),
+    )
+    assert b.by_name["b"].references == (
+        Reference(name="ax", resource="a", path="data.x", modifier=Modifier.BIND_SECRET, example="e"),
+    )
+
+
+def test_references_are_dependencies() -> None:
+    b = bundle(resource("a"), resource("b", references=[{"name": "r", "resource": "a", "path": "data"}]))
+    assert b.by_name["b"].dependencies == {"a"}
+
+
+def test_bundle_keeps_identity_and_description() -> None:
+    obj = bundle_object(resource("a"), name="shop", generation=7)
+    obj["description"] = "the shop"
+    b = load_bundle(obj)
+    assert (b.namespace, b.name, b.generation, b.description) == (NAMESPACE, "shop", 7, "the shop")
+    assert b.resources[0].key.group_kind == GroupKind("", "ConfigMap")
+
+
+def test_duplicate_resource_names_are_reported() -> None:
+    found = problems(bundle_object(resource("a"), resource("a", config_map("other"))))
+    assert DuplicateResourceError(resource="a") in found
+
+
+def test_two_resources_for_one_object_are_reported() -> None:
+    err = only_problem(bundle_object(resource("a", config_map("same")), resource("b", config_map("same"))))
+    assert err == DuplicateObjectError(resources=("a", "b"), object="ConfigMap/same")
+
+
+def test_unknown_dependency_is_named() -> None:
+    err = only_problem(bundle_object(resource("a", depends_on=["ghost", "db"])))
+    assert err == UnknownDependencyError(resource="a", missing=("db", "ghost"))
+    assert "'a' depends on 'db', 'ghost'" in str(err)
+
+
+def test_reference_to_a_resource_not_in_the_bundle_is_an_unknown_dependency() -> None:
+    err = only_problem(
+        bundle_object(resource("a", references=[{"name": "r", "resource": "nope", "path": "x"}]))
+    )
+    assert err == UnknownDependencyError(resource="a", missing=("nope",))
+
+
+def test_self_dependency_is_reported() -> None:
+    assert only_problem(bundle_object(resource("a", depends_on=["a"]))) == SelfDependencyError(resource="a")
+
+
+def test_cycle_names_its_members_in_order() -> None:
+    err = only_problem(
+        bundle_object(
+            resource("a", depends_on=["b"]),
+            resource("b", depends_on=["c"]),
+            resource("c", depends_on=["a"]),
+            resource("d", depends_on=["a"]),
+        )
+    )
+    assert err == CycleError(cycle=("a", "b", "c", "a"))
+    assert str(err) == "dependency cycle: a -> b -> c -> a"
+
+
+@pytest.mark.parametrize(
+    ("obj", "field"),
+    [
+        ({"kind": "ConfigMap", "metadata": {"name": "x"}}, "apiVersion"),
+        ({"apiVersion": "v1", "metadata": {"name": "x"}}, "kind"),
+        ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}, "metadata.name"),
+        ({"apiVersion": "v1", "kind": "ConfigMap"}, "metadata.name"),
+    ],
+)
+def test_object_without_identity_is_reported(obj: dict[str, Any], field: str) -> None:
+    assert only_problem(bundle_object(resource("a", obj))) == MissingFieldError(resource="a", field=field)
+
+
+def test_resource_without_object_is_reported() -> None:
+    err = only_problem(bundle_object({"name": "a"}))
+    assert isinstance(err, MissingFieldError)
+    assert err.resource == "a"
+
+
+@pytest.mark.parametrize("name", ["Upper", "under_score", "-lead", "trail-", "a" * 254])
+def test_object_name_must_be_dns1123(name: str) -> None:
+    err = only_problem(bundle_object(resource("a", config_map(name))))
+    assert isinstance(err, InvalidNameError)
+    assert (err.field, err.name) == ("metadata.name", name)
+
+
+def test_resource_name_must_be_dns1123() -> None:
+    err = only_problem(bundle_object(resource("Bad_Name", config_map("fine"))))
+    assert isinstance(err, InvalidNameError)
+    assert err.field == "resource name"
+
+
+def test_object_in_another_namespace_is_refused() -> None:
+    obj = config_map("x")
+    obj["metadata"]["namespace"] = "elsewhere"
+    err = only_problem(bundle_object(resource("a", obj)))
+    assert err == ForeignNamespaceError(resource="a", namespace="elsewhere", bundle_namespace=NAMESPACE)
+
+
+def test_object_in_the_bundle_namespace_is_accepted() -> None:
+    obj = config_map("x")
+    obj["metadata"]["namespace"] = NAMESPACE
+    assert bundle(resource("a", obj)).by_name["a"].object["metadata"]["namespace"] == NAMESPACE
+
+
+def test_marker_that_names_no_declared_reference_is_reported() -> None:
+    err = only_problem(
+        bundle_object(
+            resource("a"),
+            resource(
+                "b",
+                config_map("b", {"x": "!{nope}"}),
+                references=[{"name": "r", "resource": "a", "path": "data"}],
+            ),
+        )
+    )
+    assert err == UndeclaredReferenceError(resource="b", reference="nope", declared=("r",))
+
+
+def test_marker_without_references_is_reported() -> None:
+    err = only_problem(bundle_object(resource("b", config_map("b", {"x": "!{nope}"}), depends_on=[])))
+    assert err == UndeclaredReferenceError(resource="b", reference="nope", declared=())
+
+
+@pytest.mark.parametrize("text", ["!{", "!{}", "!{a b}", "x !{unterminated", "!{a}!{"])
+def test_malformed_marker_is_reported(text: str) -> None:
+    err = only_problem(
+        bundle_object(
+            resource("a"),
+            resource(
+                "b", config_map("b", {"x": text}), references=[{"name": "a", "resource": "a", "path": "data"}]
+            ),
+        )
+    )
+    assert err == MalformedMarkerError(resource="b", text=text)
+
+
+def test_unknown_modifier_is_reported() -> None:
+    err = only_problem(
+        bundle_object(
+            resource("a"),
+            resource("b", references=[{"name": "r", "resource": "a", "path": "d", "modifier": "rot13"}]),
+        )
+    )
+    assert err == UnknownModifierError(resource="b", reference="r", modifier="rot13", known=("bindsecret",))
+
+
+def test_reference_with_unparseable_path_is_reported() -> None:
+    err = only_problem(
+        bundle_object(
+            resource("a"), resource("b", references=[{"name": "r", "resource": "a", "path": "x[y"}])
+        )
+    )
+    assert isinstance(err, InvalidPathError)
+    assert (err.resource, err.reference, err.path) == ("b", "r", "x[y")
+
+
+def test_reference_declared_twice_is_reported() -> None:
+    ref = {"name": "r", "resource": "a", "path": "data"}
+    err = only_problem(bundle_object(resource("a"), resource("b", references=[ref, ref])))
+    assert err == DuplicateReferenceError(resource="b", reference="r")
+
+
+def test_incomplete_reference_is_reported() -> None:
+    err = only_problem(
+        bundle_object(resource("a"), resource("b", references=[{"name": "r", "resource": "a"}]))
+    )
+    assert isinstance(err, InvalidFieldError)
+    assert err.field == "references[0]"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems(bundle_object(resource("a", depends_on=["ghost"]), resource("Bad", config_map("x"))))
+    assert {type(p) for p in found} == {UnknownDependencyError, InvalidNameError}
+    with pytest.raises(InvalidBundleError, match=r"ghost.*Bad|Bad.*ghost"):
+        load_bundle(bundle_object(resource("a", depends_on=["ghost"]), resource("Bad", config_map("x"))))
+
+
+@pytest.mark.parametrize("spec", [None, [], {"resources": {}}, {"resources": ["x"]}])
+def test_malformed_spec_is_reported(spec: Any) -> None:
+    obj = bundle_object()
+    obj["spec"] = spec
+    assert all(isinstance(p, InvalidFieldError) for p in problems(obj))
+
+
+def test_empty_bundle_is_valid() -> None:
+    assert bundle().resources == ()
