@@ -13,7 +13,7 @@ sync: ## install the workspace (all libs, services and dev tools) into .venv
 	$(UV) sync --frozen --all-packages
 
 run: sync ## validate the sample bundles and print their plans
-	$(RUN) python -m smith_engine.demo deploy/samples
+	$(RUN) python tools/plan_samples.py deploy/samples
 
 test: sync lint typecheck proto-check ## lint, type check, proto drift check, then every test
 	$(RUN) pytest

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
 from smith_engine.model import BUNDLE_NAME_LABEL, Bundle
 from smith_engine.planner import Observed, owner_reference
 from smith_engine.readiness import READY, Readiness, in_progress
@@ -77,3 +79,18 @@ def load_sample(name: str) -> dict[str, Any]:
     obj["metadata"].setdefault("namespace", NAMESPACE)
     obj["metadata"].setdefault("uid", UID)
     return obj
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, within: float = 30, what: str = "condition"
+) -> None:
+    """Wait for a fact the API server (or a controller) reaches by itself; fail the test if it does not.
+
+    Polling is right here: the test observes another process's state, which no event of ours signals.
+    """
+    try:
+        async with asyncio.timeout(within):
+            while not await check():  # noqa: ASYNC110 - see above
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {within}s waiting for {what}") from None

@@ -7,6 +7,7 @@ import itertools
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from smith_engine.errors import CycleError, SelfDependencyError, UnknownDependencyError
 from smith_engine.graph import creation_order, creation_waves, deletion_waves
 

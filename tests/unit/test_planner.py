@@ -8,6 +8,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from smith_engine.model import BUNDLE_NAME_LABEL, Bundle
 from smith_engine.planner import (
     Apply,

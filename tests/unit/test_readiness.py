@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from smith_engine.model import GroupKind
 from smith_engine.readiness import (
     BUILTIN,

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import pytest
+
 from smith_engine.model import Modifier, Reference
 from smith_engine.references import (
     MarkerSyntaxError,

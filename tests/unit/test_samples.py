@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from smith_engine.planner import Apply, VerdictState, plan_bundle
 from smith_engine.validation import load_bundle
 from support import SAMPLES, load_sample, observed

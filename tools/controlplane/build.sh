@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the local control plane's binaries (etcd, kube-apiserver, kube-controller-manager,
+# Builds the local control plane's binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # kubectl, kwok) from the pinned Go modules beside this script, once, into a cache outside
 # the repository keyed by the modules' content. Prints the binaries' directory.
 #
@@ -18,7 +18,7 @@ key=$( (echo "recipe $recipe"; cat "$here"/*/go.mod "$here"/*/go.sum "$here"/etc
 k8s_version=$(grep -Eo 'k8s.io/kubernetes v[0-9.]+' "$here/kubernetes/go.mod" | head -1 | cut -d' ' -f2)
 out="${SMITH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/smith}/controlplane/${k8s_version}-${key}"
 bin="$out/bin"
-wanted=(etcd kube-apiserver kube-controller-manager kubectl kwok)
+wanted=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 
 missing=()
 for b in "${wanted[@]}"; do [[ -x "$bin/$b" ]] || missing+=("$b"); done
@@ -45,7 +45,7 @@ build() { # build <module dir> <output name> <package> <ldflags>
 for b in "${missing[@]}"; do
   case $b in
     etcd) build etcd etcd . "-s -w" ;;
-    kube-apiserver | kube-controller-manager | kubectl) build kubernetes "$b" "k8s.io/kubernetes/cmd/$b" "$k8s_ldflags" ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) build kubernetes "$b" "k8s.io/kubernetes/cmd/$b" "$k8s_ldflags" ;;
     kwok) build kwok kwok sigs.k8s.io/kwok/cmd/kwok "-s -w" ;;
   esac
 done

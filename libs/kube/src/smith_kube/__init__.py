@@ -1,0 +1,29 @@
+"""A small asyncio Kubernetes API client for Smith's services and tests.
+
+Generic over kinds (discovery maps apiVersion + kind to a REST path), so custom resources that
+appear at run time need no generated code. Speaks JSON, server-side apply and watch.
+"""
+
+from smith_kube.client import (
+    ApiError,
+    ConflictError,
+    GoneError,
+    KubeClient,
+    NotFoundError,
+    ResourceInfo,
+    UnservedKindError,
+    WatchEvent,
+)
+from smith_kube.config import KubeConfig
+
+__all__ = [
+    "ApiError",
+    "ConflictError",
+    "GoneError",
+    "KubeClient",
+    "KubeConfig",
+    "NotFoundError",
+    "ResourceInfo",
+    "UnservedKindError",
+    "WatchEvent",
+]

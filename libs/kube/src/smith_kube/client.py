@@ -1,0 +1,325 @@
+"""The client: discovery, CRUD, server-side apply and watch over aiohttp.
+
+Errors are our own hierarchy over HTTP statuses (404 NotFoundError, 409 ConflictError, 410 GoneError)
+so callers never handle aiohttp's exceptions for API answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+from urllib.parse import quote
+
+import aiohttp
+
+from smith_kube.config import KubeConfig
+
+JSONObject = dict[str, Any]
+APPLY_PATCH: Final = "application/apply-patch+yaml"
+MERGE_PATCH: Final = "application/merge-patch+json"
+JSON_PATCH: Final = "application/json-patch+json"
+
+
+class ApiError(Exception):
+    """The API server answered with an error status."""
+
+    def __init__(
+        self, status: int, body: Mapping[str, Any] | None = None, *, method: str = "", path: str = ""
+    ):
+        self.status = status
+        self.body: Mapping[str, Any] = body or {}
+        self.reason = str(self.body.get("reason", ""))
+        self.message = str(self.body.get("message", "")) or f"HTTP {status}"
+        super().__init__(f"{method} {path}: {status} {self.reason}: {self.message}".strip())
+
+    @property
+    def retriable(self) -> bool:
+        return self.status in (408, 429) or self.status >= 500
+
+
+class NotFoundError(ApiError):
+    pass
+
+
+class ConflictError(ApiError):
+    """409: a stale resourceVersion, or (reason AlreadyExists) a create of an existing name."""
+
+
+class GoneError(ApiError):
+    """410: a watch's resourceVersion is too old; list again."""
+
+
+class UnservedKindError(LookupError):
+    """The API server does not serve this apiVersion/kind; `served` lists its group's served versions."""
+
+    def __init__(self, api_version: str, kind: str, served: tuple[str, ...]):
+        self.api_version, self.kind, self.served = api_version, kind, served
+        group = api_version.rpartition("/")[0] or "core"
+        known = ", ".join(served) if served else "none"
+        super().__init__(
+            f"the API server does not serve {kind} in {api_version} "
+            f"(versions of group {group} it serves: {known})"
+        )
+
+
+_ERRORS: Final[Mapping[int, type[ApiError]]] = {404: NotFoundError, 409: ConflictError, 410: GoneError}
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceInfo:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def path(
+        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    ) -> str:
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        parts = [prefix]
+        if self.namespaced and namespace:
+            parts.append(f"namespaces/{quote(namespace)}")
+        parts.append(self.plural)
+        if name:
+            parts.append(quote(name))
+        if subresource:
+            parts.append(subresource)
+        return "/".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
+    object: JSONObject
+
+
+class KubeClient:
+    """One connection pool to one API server. Use as an async context manager, or call `close()`."""
+
+    def __init__(self, config: KubeConfig, *, timeout: float = 30.0) -> None:
+        self.config = config
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._ssl = config.ssl_context()
+        self._resources: dict[tuple[str, str], ResourceInfo] = {}
+        self._discovery_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                base_url=self.config.server,
+                headers={"Accept": "application/json", **self.config.headers()},
+                connector=aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False, limit=64),
+            )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        request_timeout: float | None = None,
+    ) -> JSONObject:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": content_type} if data is not None else {}
+        limit = self._timeout if request_timeout is None else aiohttp.ClientTimeout(total=request_timeout)
+        async with self._http().request(
+            method, path, params=params, data=data, headers=headers, timeout=limit
+        ) as response:
+            text = await response.text()
+            payload = _decode(text)
+            if response.status >= 400:
+                raise _ERRORS.get(response.status, ApiError)(
+                    response.status, payload, method=method, path=path
+                )
+            return payload
+
+    # --- discovery --------------------------------------------------------------------------------
+
+    async def resource(self, api_version: str, kind: str) -> ResourceInfo:
+        """How the server serves `kind` in `api_version`; asks discovery again once on a miss (new CRDs)."""
+        key = (api_version, kind)
+        if (found := self._resources.get(key)) is not None:
+            return found
+        async with self._discovery_lock:
+            await self._discover(api_version)
+        if (found := self._resources.get(key)) is not None:
+            return found
+        raise UnservedKindError(api_version, kind, await self.served_versions(api_version.rpartition("/")[0]))
+
+    def forget(self, api_version: str | None = None) -> None:
+        """Drop cached discovery (all of it, or one group/version), e.g. after a CRD changed."""
+        if api_version is None:
+            self._resources.clear()
+        else:
+            for key in [k for k in self._resources if k[0] == api_version]:
+                del self._resources[key]
+
+    async def _discover(self, api_version: str) -> None:
+        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            listing = await self.request("GET", path)
+        except NotFoundError:
+            return
+        for r in listing.get("resources", []):
+            if "/" not in r["name"]:
+                info = ResourceInfo(api_version, r["kind"], r["name"], bool(r["namespaced"]))
+                self._resources[(api_version, r["kind"])] = info
+
+    async def served_versions(self, group: str) -> tuple[str, ...]:
+        if not group:
+            return ("v1",)
+        try:
+            found = await self.request("GET", f"/apis/{group}")
+        except NotFoundError:
+            return ()
+        return tuple(v["groupVersion"] for v in found.get("versions", []))
+
+    async def _path(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str | None = None,
+        sub: str | None = None,
+    ) -> str:
+        return (await self.resource(api_version, kind)).path(namespace, name, sub)
+
+    # --- objects ----------------------------------------------------------------------------------
+
+    async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> JSONObject:
+        return await self.request("GET", await self._path(api_version, kind, namespace, name))
+
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> JSONObject:
+        params = {"labelSelector": label_selector} if label_selector else None
+        return await self.request("GET", await self._path(api_version, kind, namespace), params=params)
+
+    async def create(self, obj: Mapping[str, Any], *, namespace: str | None = None) -> JSONObject:
+        ns = namespace or obj.get("metadata", {}).get("namespace")
+        return await self.request("POST", await self._path(obj["apiVersion"], obj["kind"], ns), body=obj)
+
+    async def replace(self, obj: Mapping[str, Any], *, subresource: str | None = None) -> JSONObject:
+        """PUT: fails with ConflictError when `obj`'s resourceVersion is stale."""
+        meta = obj["metadata"]
+        path = await self._path(
+            obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"], subresource
+        )
+        return await self.request("PUT", path, body=obj)
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: Any,
+        *,
+        namespace: str | None = None,
+        content_type: str = MERGE_PATCH,
+        subresource: str | None = None,
+    ) -> JSONObject:
+        path = await self._path(api_version, kind, namespace, name, subresource)
+        return await self.request("PATCH", path, body=patch, content_type=content_type)
+
+    async def apply(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        field_manager: str,
+        force: bool = True,
+        subresource: str | None = None,
+    ) -> JSONObject:
+        """Server-side apply: the server merges `obj` into what it holds, owning the fields `obj` names."""
+        meta = obj["metadata"]
+        path = await self._path(
+            obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"], subresource
+        )
+        params = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        return await self.request("PATCH", path, params=params, body=obj, content_type=APPLY_PATCH)
+
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        propagation: str = "Background",
+        uid: str | None = None,
+    ) -> JSONObject:
+        """Delete; with `uid`, only that incarnation of the object (a precondition)."""
+        body: JSONObject = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        return await self.request("DELETE", await self._path(api_version, kind, namespace, name), body=body)
+
+    async def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        timeout_seconds: int | None = None,
+    ) -> AsyncIterator[WatchEvent]:
+        """Events after `resource_version` until the server closes the stream. Raises GoneError when
+        `resource_version` is too old; an ERROR event becomes the matching ApiError."""
+        params = {"watch": "true", "allowWatchBookmarks": "true"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if timeout_seconds is not None:
+            params["timeoutSeconds"] = str(timeout_seconds)
+        path = await self._path(api_version, kind, namespace)
+        endless = aiohttp.ClientTimeout(total=None, sock_connect=10)
+        async with self._http().get(path, params=params, timeout=endless) as response:
+            if response.status >= 400:
+                payload = _decode(await response.text())
+                raise _ERRORS.get(response.status, ApiError)(
+                    response.status, payload, method="WATCH", path=path
+                )
+            buffer = b""
+            async for chunk in response.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield _event(json.loads(line), path)
+
+
+def _event(raw: Mapping[str, Any], path: str) -> WatchEvent:
+    if raw.get("type") == "ERROR":
+        status = raw.get("object") or {}
+        code = int(status.get("code", 500))
+        raise _ERRORS.get(code, ApiError)(code, status, method="WATCH", path=path)
+    return WatchEvent(type=raw["type"], object=raw["object"])
+
+
+def _decode(text: str) -> JSONObject:
+    if not text:
+        return {}
+    try:
+        decoded = json.loads(text)
+    except json.JSONDecodeError:
+        return {"message": text.strip()}
+    return decoded if isinstance(decoded, dict) else {"items": decoded}

@@ -1,0 +1,213 @@
+"""The local control plane is a real one: CRDs with status subresources, optimistic concurrency,
+watches, finalizers, garbage collection and Deployments rolling out on kwok nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from smith_kube import ConflictError, KubeClient, NotFoundError, UnservedKindError, WatchEvent
+from support import eventually
+
+pytestmark = pytest.mark.controlplane
+
+Json = dict[str, Any]
+
+
+def crd(group: str, kind: str, plural: str) -> Json:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+async def install_crd(kube: KubeClient, definition: Json) -> None:
+    with contextlib.suppress(ConflictError):
+        await kube.create(definition)
+
+    async def established() -> bool:
+        got = await kube.get(
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition", definition["metadata"]["name"]
+        )
+        return any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in got.get("status", {}).get("conditions", [])
+        )
+
+    await eventually(established, what="CRD established")
+
+
+def config_map(name: str, namespace: str, **data: str) -> Json:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": data,
+    }
+
+
+async def test_custom_resource_status_lives_in_its_own_subresource(kube: KubeClient, namespace: str) -> None:
+    await install_crd(kube, crd("plane.smith.test", "Sleeper", "sleepers"))
+    created = await kube.create(
+        {
+            "apiVersion": "plane.smith.test/v1",
+            "kind": "Sleeper",
+            "metadata": {"name": "s", "namespace": namespace},
+            "spec": {"sleepFor": 1},
+            "status": {"state": "ignored on create"},
+        }
+    )
+    assert "status" not in created
+    with_status = await kube.patch(
+        "plane.smith.test/v1",
+        "Sleeper",
+        "s",
+        {"status": {"state": "Awake"}},
+        namespace=namespace,
+        subresource="status",
+    )
+    assert with_status["status"] == {"state": "Awake"}
+    assert with_status["metadata"]["generation"] == created["metadata"]["generation"]
+    spec_change = await kube.patch(
+        "plane.smith.test/v1",
+        "Sleeper",
+        "s",
+        {"spec": {"sleepFor": 2}, "status": {"state": "x"}},
+        namespace=namespace,
+    )
+    assert spec_change["status"] == {"state": "Awake"}
+    assert spec_change["metadata"]["generation"] == created["metadata"]["generation"] + 1
+
+
+async def test_update_with_a_stale_resource_version_is_a_conflict(kube: KubeClient, namespace: str) -> None:
+    first = await kube.create(config_map("cm", namespace, a="1"))
+    await kube.replace({**first, "data": {"a": "2"}})
+    with pytest.raises(ConflictError) as caught:
+        await kube.replace({**first, "data": {"a": "3"}})
+    assert caught.value.status == 409
+    assert (await kube.get("v1", "ConfigMap", "cm", namespace))["data"] == {"a": "2"}
+
+
+async def collect(events: AsyncIterator[WatchEvent], into: list[tuple[str, str]]) -> None:
+    async for event in events:
+        if event.type != "BOOKMARK":
+            into.append((event.type, event.object["data"]["v"] if event.object.get("data") else ""))
+
+
+async def test_watch_sees_added_modified_deleted(kube: KubeClient, namespace: str) -> None:
+    listed = await kube.list("v1", "ConfigMap", namespace)
+    seen: list[tuple[str, str]] = []
+    watcher = asyncio.create_task(
+        collect(
+            kube.watch("v1", "ConfigMap", namespace, resource_version=listed["metadata"]["resourceVersion"]),
+            seen,
+        )
+    )
+    try:
+        await kube.create(config_map("w", namespace, v="1"))
+        await kube.patch("v1", "ConfigMap", "w", {"data": {"v": "2"}}, namespace=namespace)
+        await kube.delete("v1", "ConfigMap", "w", namespace=namespace)
+
+        async def all_seen() -> bool:
+            return [t for t, _ in seen if t] == ["ADDED", "MODIFIED", "DELETED"]
+
+        await eventually(all_seen, what="three watch events")
+        assert seen == [("ADDED", "1"), ("MODIFIED", "2"), ("DELETED", "2")]
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+async def test_object_with_a_finalizer_waits_until_it_is_removed(kube: KubeClient, namespace: str) -> None:
+    cm = config_map("f", namespace)
+    cm["metadata"]["finalizers"] = ["smith.test/hold"]
+    await kube.create(cm)
+    await kube.delete("v1", "ConfigMap", "f", namespace=namespace)
+    held = await kube.get("v1", "ConfigMap", "f", namespace)
+    assert held["metadata"]["deletionTimestamp"]
+    await kube.patch("v1", "ConfigMap", "f", {"metadata": {"finalizers": None}}, namespace=namespace)
+    with pytest.raises(NotFoundError):
+        await kube.get("v1", "ConfigMap", "f", namespace)
+
+
+async def test_discovery_names_the_versions_a_group_serves(kube: KubeClient) -> None:
+    with pytest.raises(UnservedKindError) as caught:
+        await kube.resource("apps/v1beta1", "Deployment")
+    assert caught.value.served == ("apps/v1",)
+    assert "apps/v1" in str(caught.value)
+
+
+@pytest.mark.fullplane
+async def test_owner_deletion_garbage_collects_dependents(kube: KubeClient, namespace: str) -> None:
+    owner = await kube.create(config_map("owner", namespace))
+    dependent = config_map("dependent", namespace)
+    dependent["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+    ]
+    await kube.create(dependent)
+    await kube.delete("v1", "ConfigMap", "owner", namespace=namespace)
+
+    async def collected() -> bool:
+        try:
+            await kube.get("v1", "ConfigMap", "dependent", namespace)
+        except NotFoundError:
+            return True
+        return False
+
+    await eventually(collected, within=60, what="dependent garbage-collected")
+
+
+@pytest.mark.fullplane
+async def test_deployment_becomes_available_on_kwok_nodes(kube: KubeClient, namespace: str) -> None:
+    labels = {"app": "web"}
+    await kube.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": namespace},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "web", "image": "registry.example.com/web:1"}]},
+                },
+            },
+        }
+    )
+
+    async def available() -> bool:
+        status = (await kube.get("apps/v1", "Deployment", "web", namespace)).get("status", {})
+        return bool(status.get("availableReplicas") == 3)
+
+    await eventually(available, within=90, what="Deployment available")
+    pods = await kube.list("v1", "Pod", namespace)
+    assert {p["spec"]["nodeName"].startswith("kwok-node-") for p in pods["items"]} == {True}
