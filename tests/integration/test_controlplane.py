@@ -58,7 +58,7 @@ async def install_crd(kube: KubeClient, definition: Json) -> None:
         )
         return any(
             c["type"] == "Established" and c["status"] == "True"
-            for c in got.get("status", {}).get("conditions", [])
+            for c in (got.get("status") or {}).get("conditions") or []
         )
 
     await eventually(established, what="CRD established")
