@@ -239,6 +239,11 @@ def test_is_subset_ignores_server_defaults_but_not_list_changes() -> None:
     assert not is_subset({"a": {"b": 1}}, {"a": 1})
 
 
+def test_is_subset_ignores_empty_values_the_server_drops() -> None:
+    assert is_subset({"data": {}, "l": [], "n": None, "k": 1}, {"k": 1})
+    assert not is_subset({"data": {"x": ""}}, {})
+
+
 @st.composite
 def dag_bundles(draw: st.DrawFn) -> Bundle:
     size = draw(st.integers(min_value=1, max_value=12))

@@ -76,6 +76,7 @@ class Verdict:
 class Apply:
     resource: str
     object: JSONObject
+    expect_absent: bool = False  # not observed: create it, and never take over one that appeared meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,8 @@ def _plan_resource(
             return verdict(
                 VerdictState.IN_PROGRESS, Reason.WAITING, "waiting for the old object to be deleted"
             ), None
-        return verdict(VerdictState.IN_PROGRESS, Reason.APPLYING, "applying"), Apply(resource.name, desired)
+        apply = Apply(resource.name, desired, expect_absent=existing is None)
+        return verdict(VerdictState.IN_PROGRESS, Reason.APPLYING, "applying"), apply
     return verdict(*_from_readiness(existing.readiness), existing.readiness.message), None
 
 
@@ -217,10 +219,11 @@ def desired_object(bundle: Bundle, resource: Resource, values: Mapping[str, JSON
 
 
 def is_subset(desired: JSON, actual: JSON) -> bool:
-    """Whether every field of `desired` has the same value in `actual` (server defaults are ignored)."""
+    """Whether every field of `desired` has the same value in `actual`. Server defaults are ignored,
+    and so is an empty map, list or null the server drops (a ConfigMap's `data: {}`)."""
     if isinstance(desired, Mapping):
         return isinstance(actual, Mapping) and all(
-            k in actual and is_subset(v, actual[k]) for k, v in desired.items()
+            is_subset(v, actual[k]) if k in actual else _empty(v) for k, v in desired.items()
         )
     if isinstance(desired, list):
         return (
@@ -229,6 +232,10 @@ def is_subset(desired: JSON, actual: JSON) -> bool:
             and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
         )
     return bool(desired == actual)
+
+
+def _empty(value: JSON) -> bool:
+    return value is None or (isinstance(value, (Mapping, list)) and not value)
 
 
 def _is_ours(obj: JSONObject, bundle: Bundle) -> bool:

@@ -105,6 +105,7 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
         self._ssl = config.ssl_context()
         self._resources: dict[tuple[str, str], ResourceInfo] = {}
+        self._preferred: dict[str, str] = {}
         self._discovery_lock = asyncio.Lock()
 
     async def __aenter__(self) -> KubeClient:
@@ -168,6 +169,7 @@ class KubeClient:
         """Drop cached discovery (all of it, or one group/version), e.g. after a CRD changed."""
         if api_version is None:
             self._resources.clear()
+            self._preferred.clear()
         else:
             for key in [k for k in self._resources if k[0] == api_version]:
                 del self._resources[key]
@@ -182,6 +184,19 @@ class KubeClient:
             if "/" not in r["name"]:
                 info = ResourceInfo(api_version, r["kind"], r["name"], bool(r["namespaced"]))
                 self._resources[(api_version, r["kind"])] = info
+
+    async def preferred_version(self, group: str) -> str:
+        """The apiVersion the server prefers for `group` (`v1` for the core group)."""
+        if not group:
+            return "v1"
+        if (found := self._preferred.get(group)) is not None:
+            return found
+        try:
+            info = await self.request("GET", f"/apis/{group}")
+        except NotFoundError:
+            raise UnservedKindError(f"{group}/?", "any kind", ()) from None
+        self._preferred[group] = version = str(info["preferredVersion"]["groupVersion"])
+        return version
 
     async def served_versions(self, group: str) -> tuple[str, ...]:
         if not group:

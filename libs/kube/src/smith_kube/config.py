@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
 
 class KubeConfigError(ValueError):
     pass
@@ -49,6 +51,29 @@ class KubeConfig:
             insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
             namespace=str(ctx.get("namespace") or "default"),
         )
+
+    @classmethod
+    def in_cluster(cls) -> KubeConfig:
+        """The Pod's service account (token, CA and namespace mounted by the kubelet)."""
+        host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        return cls(
+            server=f"https://{host}:{port}",
+            ca_pem=(SERVICE_ACCOUNT / "ca.crt").read_bytes(),
+            token=(SERVICE_ACCOUNT / "token").read_text().strip(),
+            namespace=(SERVICE_ACCOUNT / "namespace").read_text().strip(),
+        )
+
+    @classmethod
+    def auto(cls, *, context: str | None = None) -> KubeConfig:
+        """$KUBECONFIG or ~/.kube/config when there is one, else the in-cluster service account."""
+        explicit = os.environ.get("KUBECONFIG")
+        if (
+            explicit
+            or (Path.home() / ".kube" / "config").exists()
+            or "KUBERNETES_SERVICE_HOST" not in os.environ
+        ):
+            return cls.load(context=context)
+        return cls.in_cluster()
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.server.startswith("https://"):

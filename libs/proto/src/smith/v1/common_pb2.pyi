@@ -223,10 +223,15 @@ class Action(_message.Message):
     RESOURCE_NAME_FIELD_NUMBER: _builtins.int
     APPLY_OBJECT_JSON_FIELD_NUMBER: _builtins.int
     DELETE_FIELD_NUMBER: _builtins.int
+    EXPECT_ABSENT_FIELD_NUMBER: _builtins.int
     resource_name: _builtins.str
     """The bundle resource the action is for; empty for the deletion of an object the Bundle no longer lists."""
     apply_object_json: _builtins.bytes
     """Create or update (server-side apply) this object, references already resolved."""
+    expect_absent: _builtins.bool
+    """For an apply: the object was not observed, so create it, and if something else already made
+    it, check who controls it before touching it (Smith never takes over objects).
+    """
     @_builtins.property
     def delete(self) -> Global___ObjectRef:
         """Delete this object."""
@@ -237,10 +242,11 @@ class Action(_message.Message):
         resource_name: _builtins.str = ...,
         apply_object_json: _builtins.bytes = ...,
         delete: Global___ObjectRef | None = ...,
+        expect_absent: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["apply_object_json", b"apply_object_json", "delete", b"delete", "kind", b"kind"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["apply_object_json", b"apply_object_json", "delete", b"delete", "kind", b"kind", "resource_name", b"resource_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["apply_object_json", b"apply_object_json", "delete", b"delete", "expect_absent", b"expect_absent", "kind", b"kind", "resource_name", b"resource_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["apply_object_json", "delete"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015

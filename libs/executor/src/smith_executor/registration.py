@@ -1,0 +1,62 @@
+"""An executor announces itself with an `Executor` resource: its gRPC endpoint, the kinds it serves and
+a heartbeat. The controller routes by these, so a new or upgraded executor needs no restart elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from smith_engine.model import API_VERSION, GroupKind
+from smith_engine.status import rfc3339
+from smith_kube import KubeClient
+
+EXECUTOR_KIND = "Executor"
+DEFAULT_NAMESPACE = "smith-system"
+HEARTBEAT_SECONDS = float(os.environ.get("SMITH_HEARTBEAT_SECONDS", "300"))
+
+
+def smith_namespace() -> str:
+    return os.environ.get("SMITH_NAMESPACE", DEFAULT_NAMESPACE)
+
+
+def executor_object(
+    *, name: str, namespace: str, endpoint: str, kinds: Sequence[GroupKind]
+) -> dict[str, object]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": EXECUTOR_KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"endpoint": endpoint, "kinds": [{"group": k.group, "kind": k.kind} for k in kinds]},
+    }
+
+
+async def publish(kube: KubeClient, *, name: str, endpoint: str, kinds: Sequence[GroupKind]) -> None:
+    """Create or update this executor's Executor resource and stamp its heartbeat."""
+    namespace = smith_namespace()
+    await kube.apply(
+        executor_object(name=name, namespace=namespace, endpoint=endpoint, kinds=kinds),
+        field_manager=f"smith-executor-{name}",
+    )
+    await heartbeat(kube, name=name, namespace=namespace)
+
+
+async def heartbeat(kube: KubeClient, *, name: str, namespace: str) -> None:
+    status = {"status": {"heartbeatTime": rfc3339(datetime.now(UTC))}}
+    await kube.patch(API_VERSION, EXECUTOR_KIND, name, status, namespace=namespace, subresource="status")
+
+
+async def keep_alive(kube: KubeClient, *, name: str) -> None:
+    """Stamp the heartbeat every $SMITH_HEARTBEAT_SECONDS (default 5 minutes) until cancelled."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        with contextlib.suppress(Exception):
+            await heartbeat(kube, name=name, namespace=smith_namespace())
+
+
+async def withdraw(kube: KubeClient, *, name: str) -> None:
+    """Remove this executor's resource on a clean shutdown, so its kinds are routed nowhere."""
+    with contextlib.suppress(Exception):
+        await kube.delete(API_VERSION, EXECUTOR_KIND, name, namespace=smith_namespace())

@@ -1,0 +1,159 @@
+"""The executor servicer: server-side apply (field manager `smith`), deletion and readiness for the
+kinds of one family. Never takes over an object another controller (or nobody) controls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+
+import grpc
+from opentelemetry import trace
+from smith_wire.convert import action_from_proto, load, readiness_to_proto, result_to_proto
+from smith_wire.rpc import Register
+
+from smith.v1 import executor_pb2, executor_pb2_grpc
+from smith_engine import planner
+from smith_engine.model import Bundle, GroupKind, JSONObject, ObjectRef
+from smith_engine.planner import Observed, ownership_problem
+from smith_engine.readiness import Readiness, ReadinessCheck, terminal
+from smith_engine.status import ActionResult
+from smith_kube import ApiError, ConflictError, KubeClient, NotFoundError, UnservedKindError
+from smith_kube.client import JSON_PATCH
+
+FIELD_MANAGER = "smith"
+SECRET = GroupKind("", "Secret")
+tracer = trace.get_tracer("smith.executor")
+
+Assess = Callable[[JSONObject], Readiness]
+
+
+def registry_assessor(registry: Mapping[GroupKind, ReadinessCheck]) -> Assess:
+    def assess(obj: JSONObject) -> Readiness:
+        check = registry.get(GroupKind.of(obj))
+        if check is None:
+            return terminal(f"this executor does not serve {GroupKind.of(obj)}")
+        return check(obj, datetime.now(UTC))
+
+    return assess
+
+
+def _failure(ref: ObjectRef, resource: str, error: Exception) -> ActionResult:
+    if isinstance(error, UnservedKindError):
+        return ActionResult(object=ref, resource=resource, ok=False, error=str(error), terminal=True)
+    if isinstance(error, ApiError):
+        # 4xx other than throttling/timeouts means the object itself is wrong: retrying cannot help.
+        return ActionResult(
+            object=ref, resource=resource, ok=False, error=error.message, terminal=not error.retriable
+        )
+    return ActionResult(object=ref, resource=resource, ok=False, error=f"{type(error).__name__}: {error}")
+
+
+class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
+    def __init__(self, kube: KubeClient, *, kinds: Sequence[GroupKind], assess: Assess) -> None:
+        self.kube = kube
+        self.kinds = tuple(kinds)
+        self.assess = assess
+
+    def registration(self) -> Register:
+        return lambda server: executor_pb2_grpc.add_ExecutorServicer_to_server(self, server)
+
+    async def KindsServed(  # noqa: N802 - gRPC method name
+        self, request: executor_pb2.KindsServedRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> executor_pb2.KindsServedResponse:
+        return executor_pb2.KindsServedResponse(
+            kinds=[executor_pb2.GroupKind(group=k.group, kind=k.kind) for k in self.kinds]
+        )
+
+    async def Assess(  # noqa: N802
+        self, request: executor_pb2.AssessRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> executor_pb2.AssessResponse:
+        return executor_pb2.AssessResponse(
+            readiness=[readiness_to_proto(self.assess(load(o))) for o in request.objects_json]
+        )
+
+    async def Apply(  # noqa: N802
+        self, request: executor_pb2.ApplyRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> executor_pb2.ApplyResponse:
+        bundle = Bundle(namespace=request.bundle.namespace, name=request.bundle.name, uid=request.bundle.uid)
+        actions = [action_from_proto(a) for a in request.actions]
+        results = await asyncio.gather(
+            *(self._apply(bundle, a) for a in actions if isinstance(a, planner.Apply))
+        )
+        return executor_pb2.ApplyResponse(results=[result_to_proto(r, o) for r, o in results])
+
+    async def Delete(  # noqa: N802
+        self, request: executor_pb2.DeleteRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> executor_pb2.DeleteResponse:
+        actions = [action_from_proto(a) for a in request.actions]
+        results = await asyncio.gather(*(self._delete(a) for a in actions if isinstance(a, planner.Delete)))
+        return executor_pb2.DeleteResponse(results=[result_to_proto(r) for r in results])
+
+    # --- one object -------------------------------------------------------------------------------
+
+    async def _apply(self, bundle: Bundle, action: planner.Apply) -> tuple[ActionResult, Observed | None]:
+        obj = action.object
+        ref = ObjectRef.of(obj)
+        with tracer.start_as_current_span("apply") as span:
+            span.set_attributes(
+                {
+                    "smith.resource": action.resource,
+                    "smith.kind": str(GroupKind.of(obj)),
+                    "smith.action": "apply",
+                }
+            )
+            try:
+                if action.expect_absent and (problem := await self._foreign(obj, bundle)):
+                    span.set_attribute("smith.verdict", "NotOwned")
+                    return ActionResult(
+                        object=ref, resource=action.resource, ok=False, error=problem, terminal=True
+                    ), None
+                applied: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER)
+                if GroupKind.of(obj) == SECRET:
+                    applied = await self._drop_foreign_secret_keys(obj, applied)
+            except Exception as e:
+                failure = _failure(ref, action.resource, e)
+                span.set_attribute("smith.error", failure.error)
+                return failure, None
+            span.set_attribute("smith.verdict", "Applied")
+            return ActionResult(object=ObjectRef.of(applied), resource=action.resource), Observed(
+                applied, self.assess(applied)
+            )
+
+    async def _foreign(self, obj: JSONObject, bundle: Bundle) -> str | None:
+        """Why an object that exists although we did not observe it must be left alone, if it must."""
+        meta = obj["metadata"]
+        try:
+            current = await self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        except NotFoundError:
+            return None
+        return ownership_problem(current, bundle)
+
+    async def _drop_foreign_secret_keys(self, desired: JSONObject, applied: JSONObject) -> JSONObject:
+        """A Secret's data is what the Bundle says: keys someone else added are removed."""
+        extra = sorted(set(applied.get("data") or {}) - set(desired.get("data") or {}))
+        if not extra:
+            return applied
+        patch = [
+            {"op": "remove", "path": f"/data/{key.replace('~', '~0').replace('/', '~1')}"} for key in extra
+        ]
+        meta = applied["metadata"]
+        return await self.kube.patch(
+            "v1", "Secret", meta["name"], patch, namespace=meta["namespace"], content_type=JSON_PATCH
+        )
+
+    async def _delete(self, action: planner.Delete) -> ActionResult:
+        ref = action.object
+        with tracer.start_as_current_span("delete") as span:
+            span.set_attributes(
+                {"smith.kind": f"{ref.kind}", "smith.action": "delete", "smith.object": ref.name}
+            )
+            try:
+                await self.kube.delete(
+                    ref.api_version, ref.kind, ref.name, namespace=ref.namespace, uid=ref.uid
+                )
+            except (NotFoundError, ConflictError):
+                pass  # gone already, or replaced by a newer object with another uid: not ours to delete
+            except Exception as e:
+                return _failure(ref, action.resource, e)
+            return ActionResult(object=ref, resource=action.resource)

@@ -1,0 +1,1 @@
+"""The gRPC edge shared by Smith's services: engine <-> proto conversions and traced servers/channels."""

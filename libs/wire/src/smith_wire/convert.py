@@ -1,0 +1,157 @@
+"""Engine model <-> protobuf messages. Objects travel as JSON bytes: protobuf's Struct would turn
+integers into floats."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from smith.v1 import common_pb2 as pb
+from smith_engine.model import JSONObject, ObjectRef
+from smith_engine.planner import Action, Apply, Delete, Observed, Reason, Verdict, VerdictState
+from smith_engine.readiness import Readiness, State
+from smith_engine.status import ActionResult
+
+
+def dump(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def load(data: bytes) -> Any:
+    return json.loads(data) if data else {}
+
+
+# --- object references ----------------------------------------------------------------------------
+
+
+def ref_to_proto(ref: ObjectRef) -> pb.ObjectRef:
+    return pb.ObjectRef(
+        api_version=ref.api_version, kind=ref.kind, namespace=ref.namespace, name=ref.name, uid=ref.uid
+    )
+
+
+def ref_from_proto(msg: pb.ObjectRef) -> ObjectRef:
+    return ObjectRef(
+        api_version=msg.api_version, kind=msg.kind, namespace=msg.namespace, name=msg.name, uid=msg.uid
+    )
+
+
+# --- readiness ------------------------------------------------------------------------------------
+
+_STATE_TO_PROTO = {
+    State.READY: pb.READINESS_STATE_READY,
+    State.IN_PROGRESS: pb.READINESS_STATE_IN_PROGRESS,
+    State.ERROR: pb.READINESS_STATE_ERROR,
+}
+_STATE_FROM_PROTO = {v: k for k, v in _STATE_TO_PROTO.items()}
+
+
+def readiness_to_proto(readiness: Readiness) -> pb.Readiness:
+    return pb.Readiness(
+        state=_STATE_TO_PROTO[readiness.state], message=readiness.message, terminal=readiness.terminal
+    )
+
+
+def readiness_from_proto(msg: pb.Readiness) -> Readiness:
+    state = _STATE_FROM_PROTO.get(msg.state, State.ERROR)
+    return Readiness(state=state, message=msg.message, terminal=msg.terminal)
+
+
+def observed_to_proto(observed: Observed) -> pb.Observed:
+    return pb.Observed(object_json=dump(observed.object), readiness=readiness_to_proto(observed.readiness))
+
+
+def observed_from_proto(msg: pb.Observed) -> Observed:
+    return Observed(object=load(msg.object_json), readiness=readiness_from_proto(msg.readiness))
+
+
+# --- actions and results --------------------------------------------------------------------------
+
+
+def action_to_proto(action: Action) -> pb.Action:
+    if isinstance(action, Apply):
+        return pb.Action(
+            resource_name=action.resource,
+            apply_object_json=dump(action.object),
+            expect_absent=action.expect_absent,
+        )
+    return pb.Action(resource_name=action.resource, delete=ref_to_proto(action.object))
+
+
+def action_from_proto(msg: pb.Action) -> Action:
+    if msg.WhichOneof("kind") == "apply_object_json":
+        return Apply(
+            resource=msg.resource_name, object=load(msg.apply_object_json), expect_absent=msg.expect_absent
+        )
+    return Delete(object=ref_from_proto(msg.delete), resource=msg.resource_name)
+
+
+def action_target(action: Action) -> tuple[str, str]:
+    """(apiVersion, kind) of the object an action is about."""
+    if isinstance(action, Apply):
+        return str(action.object.get("apiVersion", "")), str(action.object.get("kind", ""))
+    return action.object.api_version, action.object.kind
+
+
+def result_to_proto(result: ActionResult, observed: Observed | None = None) -> pb.ActionResult:
+    msg = pb.ActionResult(
+        resource_name=result.resource,
+        object=ref_to_proto(result.object),
+        ok=result.ok,
+        error_message=result.error,
+        terminal=result.terminal,
+    )
+    if observed is not None:
+        msg.observed.CopyFrom(observed_to_proto(observed))
+    return msg
+
+
+def result_from_proto(msg: pb.ActionResult) -> ActionResult:
+    return ActionResult(
+        object=ref_from_proto(msg.object),
+        resource=msg.resource_name,
+        ok=msg.ok,
+        error=msg.error_message,
+        terminal=msg.terminal,
+    )
+
+
+# --- verdicts -------------------------------------------------------------------------------------
+
+_VERDICT_TO_PROTO = {
+    VerdictState.READY: pb.VERDICT_STATE_READY,
+    VerdictState.IN_PROGRESS: pb.VERDICT_STATE_IN_PROGRESS,
+    VerdictState.BLOCKED: pb.VERDICT_STATE_BLOCKED,
+    VerdictState.ERROR: pb.VERDICT_STATE_ERROR,
+}
+_VERDICT_FROM_PROTO = {v: k for k, v in _VERDICT_TO_PROTO.items()}
+
+
+def verdict_to_proto(verdict: Verdict) -> pb.Verdict:
+    msg = pb.Verdict(
+        resource_name=verdict.resource,
+        state=_VERDICT_TO_PROTO[verdict.state],
+        reason=verdict.reason.value,
+        message=verdict.message,
+        terminal=verdict.terminal,
+        blocked_on=list(verdict.blocked_on),
+    )
+    if verdict.object is not None:
+        msg.object.CopyFrom(ref_to_proto(verdict.object))
+    return msg
+
+
+def verdict_from_proto(msg: pb.Verdict) -> Verdict:
+    return Verdict(
+        resource=msg.resource_name,
+        state=_VERDICT_FROM_PROTO.get(msg.state, VerdictState.ERROR),
+        reason=Reason(msg.reason),
+        message=msg.message,
+        blocked_on=tuple(msg.blocked_on),
+        object=ref_from_proto(msg.object) if msg.HasField("object") else None,
+    )
+
+
+def objects_json(objects: Iterable[JSONObject]) -> list[bytes]:
+    return [dump(o) for o in objects]

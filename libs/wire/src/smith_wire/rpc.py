@@ -1,0 +1,74 @@
+"""Traced gRPC servers and channels with the standard health service, and the deadlines every call uses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from smith_telemetry import client_interceptors, server_interceptors, setup_tracing
+
+# Every call has a deadline (seconds). Apply covers a server-side apply per object, run concurrently.
+PLAN_DEADLINE: Final = 10.0
+ASSESS_DEADLINE: Final = 10.0
+APPLY_DEADLINE: Final = 30.0
+REPORT_DEADLINE: Final = 15.0
+
+Register = Callable[[grpc.aio.Server], None]
+
+
+async def start_server(
+    registrations: Sequence[Register], *, address: str = "127.0.0.1:0"
+) -> tuple[grpc.aio.Server, int]:
+    """Start a traced server with `registrations` and the gRPC health service; returns it and its port."""
+    server = grpc.aio.server(interceptors=server_interceptors())
+    for register in registrations:
+        register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(address)
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    return server, port
+
+
+def channel(target: str) -> grpc.aio.Channel:
+    """A traced channel to `target` (host:port)."""
+    return grpc.aio.insecure_channel(target, interceptors=client_interceptors())
+
+
+def run_service(
+    name: str,
+    registrations: Sequence[Register],
+    *,
+    default_address: str,
+    started: Callable[[int], Awaitable[None]] | None = None,
+    stopping: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """The whole life of one gRPC service process: logging, tracing, serve on $SMITH_LISTEN
+    (default `default_address`), run `started(port)`, and on SIGTERM/SIGINT `stopping()` then stop."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    setup_tracing(name)
+
+    async def serve() -> None:
+        server, port = await start_server(
+            registrations, address=os.environ.get("SMITH_LISTEN", default_address)
+        )
+        logging.info("%s serving gRPC on port %d", name, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if started is not None:
+            await started(port)
+        await stop.wait()
+        if stopping is not None:
+            await stopping()
+        await server.stop(grace=2)
+
+    asyncio.run(serve())

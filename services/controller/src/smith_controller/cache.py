@@ -1,0 +1,127 @@
+"""The objects Smith manages, as watched from the API server: one list+watch per kind, selected by the
+BundleName label, indexed by Bundle. A reconcile reads its children here, never from the API server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+import aiohttp
+
+from smith_engine.model import BUNDLE_NAME_LABEL, GroupKind, JSONObject
+from smith_kube import ApiError, GoneError, KubeClient, UnservedKindError
+
+log = logging.getLogger("smith.controller.cache")
+
+BundleKey = tuple[str, str]  # (namespace, bundle name)
+Notify = Callable[[BundleKey], None]
+RETRY_SECONDS = 1.0
+
+
+def bundle_of(obj: JSONObject) -> BundleKey | None:
+    meta = obj.get("metadata", {})
+    name = (meta.get("labels") or {}).get(BUNDLE_NAME_LABEL)
+    return (str(meta.get("namespace", "")), str(name)) if name else None
+
+
+class ChildCache:
+    def __init__(self, kube: KubeClient, notify: Notify) -> None:
+        self.kube = kube
+        self.notify = notify
+        self._objects: dict[tuple[GroupKind, str], JSONObject] = {}  # (kind, uid) -> object
+        self._by_bundle: dict[BundleKey, set[tuple[GroupKind, str]]] = defaultdict(set)
+        self._watches: dict[GroupKind, asyncio.Task[None]] = {}
+        self._synced: dict[GroupKind, asyncio.Event] = {}
+
+    def children(self, key: BundleKey) -> list[JSONObject]:
+        return [self._objects[k] for k in sorted(self._by_bundle.get(key, ()))]
+
+    def watched(self) -> frozenset[GroupKind]:
+        return frozenset(self._watches)
+
+    async def synced(self) -> None:
+        """Wait until every watched kind has been listed once."""
+        await asyncio.gather(*(e.wait() for e in self._synced.values()))
+
+    def watch(self, kinds: frozenset[GroupKind]) -> None:
+        """Watch exactly `kinds`: start the new ones, stop the ones no executor serves any more."""
+        for kind in kinds - self._watches.keys():
+            self._synced[kind] = asyncio.Event()
+            self._watches[kind] = asyncio.create_task(self._run(kind), name=f"watch {kind}")
+        for kind in self._watches.keys() - kinds:
+            self._watches.pop(kind).cancel()
+            self._synced.pop(kind, None)
+
+    async def stop(self) -> None:
+        tasks = list(self._watches.values())
+        self._watches.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- one kind ---------------------------------------------------------------------------------
+
+    def _put(self, kind: GroupKind, obj: JSONObject) -> None:
+        uid = obj["metadata"]["uid"]
+        old = self._objects.get((kind, uid))
+        old_key, new_key = (bundle_of(old) if old else None), bundle_of(obj)
+        self._objects[(kind, uid)] = obj
+        if old_key and old_key != new_key:
+            self._by_bundle[old_key].discard((kind, uid))
+            self.notify(old_key)
+        if new_key:
+            self._by_bundle[new_key].add((kind, uid))
+            self.notify(new_key)
+
+    def _drop(self, kind: GroupKind, uid: str) -> None:
+        old = self._objects.pop((kind, uid), None)
+        if old is not None and (key := bundle_of(old)):
+            self._by_bundle[key].discard((kind, uid))
+            self.notify(key)
+
+    async def _run(self, kind: GroupKind) -> None:
+        while True:
+            try:
+                api_version = await self.kube.preferred_version(kind.group)
+                await self.kube.resource(api_version, kind.kind)
+                resource_version = await self._relist(kind, api_version)
+                self._synced[kind].set()
+                while True:
+                    async for event in self.kube.watch(
+                        api_version,
+                        kind.kind,
+                        resource_version=resource_version,
+                        label_selector=BUNDLE_NAME_LABEL,
+                        timeout_seconds=300,
+                    ):
+                        resource_version = event.object["metadata"].get("resourceVersion", resource_version)
+                        if event.type == "DELETED":
+                            self._drop(kind, event.object["metadata"]["uid"])
+                        elif event.type != "BOOKMARK":
+                            self._put(kind, event.object)
+            except asyncio.CancelledError:
+                raise
+            except UnservedKindError:
+                self._synced[kind].set()  # nothing to wait for; applies report the kind is not served
+                log.info("%s is not served by the API server; not watching it", kind)
+                return
+            except (GoneError, ApiError, aiohttp.ClientError, TimeoutError, OSError) as e:
+                if not isinstance(e, GoneError):
+                    log.warning("watch of %s failed (%s); listing again", kind, e)
+                    await asyncio.sleep(RETRY_SECONDS)
+
+    async def _relist(self, kind: GroupKind, api_version: str) -> str:
+        listing = await self.kube.list(api_version, kind.kind, label_selector=BUNDLE_NAME_LABEL)
+        fresh = {o["metadata"]["uid"]: o for o in listing.get("items", [])}
+        for kind_, uid in [k for k in self._objects if k[0] == kind and k[1] not in fresh]:
+            self._drop(kind_, uid)
+        for obj in fresh.values():
+            obj.setdefault("apiVersion", api_version)
+            obj.setdefault("kind", kind.kind)
+            self._put(kind, obj)
+        return str(listing.get("metadata", {}).get("resourceVersion", ""))

@@ -1,0 +1,168 @@
+"""The kopf operator: Bundle and Executor events feed the controller's state; the controller's own
+watches feed the managed objects. Each change marks the Bundles it concerns for a reconcile."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import kopf
+
+from smith_controller.cache import BundleKey, ChildCache
+from smith_controller.reconciler import Peers, reconcile
+from smith_controller.scheduler import Scheduler
+from smith_engine.model import GROUP, VERSION, JSONObject
+from smith_engine.routing import ExecutorInfo, RoutingTable
+from smith_kube import KubeClient, KubeConfig
+
+log = logging.getLogger("smith.controller")
+
+
+@dataclass(frozen=True)
+class Settings:
+    planner: str = "127.0.0.1:7401"
+    status: str = "127.0.0.1:7402"
+    namespace: str = "smith-system"  # where Executor resources live
+    concurrency: int = 16
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            planner=os.environ.get("SMITH_PLANNER", "127.0.0.1:7401"),
+            status=os.environ.get("SMITH_STATUS", "127.0.0.1:7402"),
+            namespace=os.environ.get("SMITH_NAMESPACE", "smith-system"),
+            concurrency=int(os.environ.get("SMITH_CONCURRENCY", "16")),
+        )
+
+
+@dataclass
+class Controller:
+    kube_config: KubeConfig
+    settings: Settings = field(default_factory=Settings)
+    bundles: dict[BundleKey, JSONObject] = field(default_factory=dict)
+    routing: RoutingTable = field(default_factory=RoutingTable)
+
+    async def start(self) -> None:
+        self.kube = KubeClient(self.kube_config)
+        self.peers = Peers.connect(
+            planner=self.settings.planner, status=self.settings.status, routing=self.routing
+        )
+        self.cache = ChildCache(self.kube, self._child_changed)
+        self.scheduler: Scheduler[BundleKey] = Scheduler(self._work, concurrency=self.settings.concurrency)
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+        await self.cache.stop()
+        await self.peers.close()
+        await self.kube.close()
+
+    # --- events -----------------------------------------------------------------------------------
+
+    def bundle_event(self, event_type: str | None, body: JSONObject) -> None:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if event_type == "DELETED":
+            self.bundles.pop(key, None)
+            self.scheduler.forget(key)
+            return
+        old = self.bundles.get(key)
+        self.bundles[key] = body
+        # Our own status writes come back as events too; only a new generation (or a first sight)
+        # needs work. Children's changes arrive through the cache.
+        if old is None or old["metadata"].get("generation") != meta.get("generation"):
+            self.scheduler.trigger(key)
+
+    def executor_event(self, event_type: str | None, body: JSONObject) -> None:
+        if body["metadata"].get("namespace") != self.settings.namespace:
+            return
+        name = body["metadata"]["name"]
+        changed = (
+            self.routing.remove(name)
+            if event_type == "DELETED"
+            else self.routing.update(ExecutorInfo.of(body))
+        )
+        if changed:
+            log.info(
+                "routing changed: %s",
+                {str(k): self.routing.endpoint(k) for k in sorted(self.routing.kinds())},
+            )
+            self.cache.watch(self.routing.kinds())
+            for key in self.bundles:
+                self.scheduler.trigger(key)
+
+    def _child_changed(self, key: BundleKey) -> None:
+        if key in self.bundles:
+            self.scheduler.trigger(key)
+
+    async def _work(self, key: BundleKey) -> bool:
+        await self.cache.synced()
+        bundle = self.bundles.get(key)
+        if bundle is None or bundle["metadata"].get("deletionTimestamp"):
+            return False
+        try:
+            return await reconcile(self.peers, bundle, self.cache.children(key))
+        except grpc.aio.AioRpcError as e:
+            log.warning("reconcile of %s/%s: %s %s", *key, e.code().name, e.details())
+            return True
+        except Exception:
+            log.exception("reconcile of %s/%s failed", *key)
+            return True
+
+
+def build_registry(controller: Controller) -> kopf.OperatorRegistry:
+    """kopf handlers bound to `controller` (an explicit registry: no module-level state)."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # Smith reports through Bundle status, not kopf's events
+        settings.watching.server_timeout = 300
+        await controller.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await controller.stop()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        config = controller.kube_config
+        return kopf.ConnectionInfo(
+            server=config.server,
+            ca_data=config.ca_pem,
+            insecure=config.insecure,
+            token=config.token,
+            certificate_data=config.cert_pem,
+            private_key_data=config.key_pem,
+            default_namespace=config.namespace,
+        )
+
+    @kopf.on.event(GROUP, VERSION, "bundles", registry=registry)
+    async def bundle_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        controller.bundle_event(event.get("type"), _plain(body))
+
+    @kopf.on.event(GROUP, VERSION, "executors", registry=registry)
+    async def executor_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        controller.executor_event(event.get("type"), _plain(body))
+
+    return registry
+
+
+def _plain(body: kopf.Body) -> JSONObject:
+    return dict(body.items())
+
+
+async def run(
+    controller: Controller, *, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None
+) -> None:
+    """Run the operator until `stop` is set (or forever)."""
+    await kopf.operator(
+        registry=build_registry(controller),
+        clusterwide=True,
+        standalone=True,
+        stop_flag=stop,
+        ready_flag=ready,
+    )

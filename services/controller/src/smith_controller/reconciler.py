@@ -1,0 +1,210 @@
+"""One reconcile of one Bundle, in four numbered steps inside one trace. It holds no logic of its own:
+the planner decides, executors act, the status service writes. Every gRPC call has a deadline, and a
+service that does not answer becomes a retriable error on the resources it was asked about."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from opentelemetry import trace
+from smith_wire.convert import (
+    action_from_proto,
+    action_target,
+    action_to_proto,
+    dump,
+    readiness_to_proto,
+    ref_to_proto,
+)
+from smith_wire.rpc import APPLY_DEADLINE, ASSESS_DEADLINE, PLAN_DEADLINE, REPORT_DEADLINE, channel
+
+from smith.v1 import (
+    common_pb2,
+    executor_pb2,
+    executor_pb2_grpc,
+    planner_pb2,
+    planner_pb2_grpc,
+    status_pb2,
+    status_pb2_grpc,
+)
+from smith_engine.model import GroupKind, JSONObject, ObjectRef
+from smith_engine.planner import Action, Apply
+from smith_engine.readiness import retriable
+from smith_engine.routing import RoutingTable
+
+log = logging.getLogger("smith.controller")
+tracer = trace.get_tracer("smith.controller")
+
+
+@dataclass
+class Peers:
+    """gRPC stubs of the planner, the status service and the executors (one channel per endpoint)."""
+
+    planner: planner_pb2_grpc.PlannerAsyncStub
+    status: status_pb2_grpc.StatusAsyncStub
+    routing: RoutingTable
+    _executors: dict[str, executor_pb2_grpc.ExecutorAsyncStub] = field(default_factory=dict)
+    _channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    @classmethod
+    def connect(cls, *, planner: str, status: str, routing: RoutingTable) -> Peers:
+        planner_channel, status_channel = channel(planner), channel(status)
+        peers = cls(
+            planner_pb2_grpc.PlannerStub(planner_channel), status_pb2_grpc.StatusStub(status_channel), routing
+        )
+        peers._channels += [planner_channel, status_channel]
+        return peers
+
+    def executor(self, endpoint: str) -> executor_pb2_grpc.ExecutorAsyncStub:
+        if (stub := self._executors.get(endpoint)) is None:
+            ch = channel(endpoint)
+            self._channels.append(ch)
+            stub = self._executors[endpoint] = executor_pb2_grpc.ExecutorStub(ch)
+        return stub
+
+    async def close(self) -> None:
+        for ch in self._channels:
+            await ch.close()
+
+
+def bundle_ref(bundle: JSONObject) -> common_pb2.BundleRef:
+    meta = bundle["metadata"]
+    return common_pb2.BundleRef(
+        namespace=meta["namespace"],
+        name=meta["name"],
+        uid=meta.get("uid", ""),
+        generation=meta.get("generation", 0),
+    )
+
+
+def _rpc_problem(endpoint: str, error: grpc.aio.AioRpcError) -> str:
+    return f"executor at {endpoint} did not answer: {error.code().name} {error.details() or ''}".strip()
+
+
+async def reconcile(peers: Peers, bundle: JSONObject, children: Sequence[JSONObject]) -> bool:
+    """Converge `bundle` one step; True when something failed in a way worth retrying."""
+    meta = bundle["metadata"]
+    with tracer.start_as_current_span(f"reconcile {meta['namespace']}/{meta['name']}") as span:
+        span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
+        span.set_attribute("smith.generation", int(meta.get("generation", 0)))
+
+        # 1. assess: readiness of every observed child, from the executor serving its kind
+        observed = await _assess(peers, children)
+
+        # 2. plan
+        request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed)
+        try:
+            plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
+        except grpc.aio.AioRpcError as e:
+            if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            span.set_attribute("smith.verdict", "InvalidBundle")
+            await _report(peers, bundle, invalid=e.details() or "invalid bundle")
+            return False
+
+        # 3. apply and delete, grouped by executor, all executors at once
+        results = await _execute(peers, bundle, [action_from_proto(a) for a in plan.actions])
+
+        # 4. report
+        await _report(peers, bundle, verdicts=plan.verdicts, results=results)
+        retry = any(not r.ok and not r.terminal for r in results) or any(
+            v.state == common_pb2.VERDICT_STATE_ERROR and not v.terminal for v in plan.verdicts
+        )
+        span.set_attribute("smith.retry", retry)
+        return retry
+
+
+async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_pb2.Observed]:
+    readiness: list[common_pb2.Readiness] = [common_pb2.Readiness()] * len(children)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, child in enumerate(children):
+        endpoint = peers.routing.endpoint(GroupKind.of(child))
+        if endpoint is None:
+            readiness[i] = readiness_to_proto(retriable(f"no live executor serves {GroupKind.of(child)}"))
+        else:
+            groups[endpoint].append(i)
+
+    async def ask(endpoint: str, indices: list[int]) -> None:
+        request = executor_pb2.AssessRequest(objects_json=[dump(children[i]) for i in indices])
+        try:
+            answer = await peers.executor(endpoint).Assess(request, timeout=ASSESS_DEADLINE)
+        except grpc.aio.AioRpcError as e:
+            for i in indices:
+                readiness[i] = readiness_to_proto(retriable(_rpc_problem(endpoint, e)))
+            return
+        for i, r in zip(indices, answer.readiness, strict=True):
+            readiness[i] = r
+
+    await asyncio.gather(*(ask(e, ix) for e, ix in groups.items()))
+    return [
+        common_pb2.Observed(object_json=dump(c), readiness=r)
+        for c, r in zip(children, readiness, strict=True)
+    ]
+
+
+async def _execute(
+    peers: Peers, bundle: JSONObject, actions: Sequence[Action]
+) -> list[common_pb2.ActionResult]:
+    results: list[common_pb2.ActionResult] = []
+    batches: dict[tuple[str, bool], list[Action]] = defaultdict(list)
+    for action in actions:
+        api_version, kind = action_target(action)
+        group_kind = GroupKind(api_version.rpartition("/")[0], kind)
+        endpoint = peers.routing.endpoint(group_kind)
+        if endpoint is None:
+            results.append(_failed(action, f"no live executor serves {group_kind}"))
+        else:
+            batches[(endpoint, isinstance(action, Apply))].append(action)
+
+    async def send(endpoint: str, applying: bool, batch: list[Action]) -> list[common_pb2.ActionResult]:
+        stub, ref = peers.executor(endpoint), bundle_ref(bundle)
+        protos = [action_to_proto(a) for a in batch]
+        try:
+            if applying:
+                applied = await stub.Apply(
+                    executor_pb2.ApplyRequest(bundle=ref, actions=protos), timeout=APPLY_DEADLINE
+                )
+                return list(applied.results)
+            deleted = await stub.Delete(
+                executor_pb2.DeleteRequest(bundle=ref, actions=protos), timeout=APPLY_DEADLINE
+            )
+            return list(deleted.results)
+        except grpc.aio.AioRpcError as e:
+            return [_failed(a, _rpc_problem(endpoint, e)) for a in batch]
+
+    for answered in await asyncio.gather(*(send(e, applying, b) for (e, applying), b in batches.items())):
+        results.extend(answered)
+    return results
+
+
+def _failed(action: Action, message: str) -> common_pb2.ActionResult:
+    ref = ObjectRef.of(action.object) if isinstance(action, Apply) else action.object
+    return common_pb2.ActionResult(
+        resource_name=action.resource,
+        object=ref_to_proto(ref),
+        ok=False,
+        error_message=message,
+        terminal=False,
+    )
+
+
+async def _report(
+    peers: Peers,
+    bundle: JSONObject,
+    *,
+    verdicts: Sequence[common_pb2.Verdict] = (),
+    results: Sequence[common_pb2.ActionResult] = (),
+    invalid: str = "",
+) -> None:
+    request = status_pb2.ReportRequest(
+        bundle=bundle_ref(bundle),
+        previous_status_json=dump(bundle.get("status") or {}),
+        verdicts=verdicts,
+        results=results,
+        invalid_bundle_message=invalid,
+    )
+    await peers.status.Report(request, timeout=REPORT_DEADLINE)

@@ -1,0 +1,70 @@
+"""Per-Bundle work scheduling: bursts of events for one Bundle coalesce into one reconcile (plus one
+more if something arrived while it ran), Bundles reconcile concurrently up to a limit, and a
+reconcile that hit a retriable error is run again after an exponential back-off. No polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+Key = TypeVar("Key", bound=Hashable)
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 60.0
+
+
+class Scheduler(Generic[Key]):
+    def __init__(self, work: Callable[[Key], Awaitable[bool]], *, concurrency: int = 16) -> None:
+        """`work(key)` reconciles one key and returns True when it should be retried later."""
+        self._work = work
+        self._limit = asyncio.Semaphore(concurrency)
+        self._dirty: set[Key] = set()
+        self._running: dict[Key, asyncio.Task[None]] = {}
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._failures: dict[Key, int] = {}
+
+    @property
+    def depth(self) -> int:
+        """Keys waiting for a reconcile (the work queue's depth)."""
+        return len(self._dirty)
+
+    def trigger(self, key: Key) -> None:
+        self._dirty.add(key)
+        if (timer := self._timers.pop(key, None)) is not None:
+            timer.cancel()
+        if key not in self._running:
+            self._running[key] = asyncio.create_task(self._loop(key), name=f"reconcile {key}")
+
+    def forget(self, key: Key) -> None:
+        self._dirty.discard(key)
+        self._failures.pop(key, None)
+        if (timer := self._timers.pop(key, None)) is not None:
+            timer.cancel()
+
+    async def _loop(self, key: Key) -> None:
+        try:
+            while key in self._dirty:
+                self._dirty.discard(key)
+                async with self._limit:
+                    retry = await self._work(key)
+                if retry:
+                    failures = self._failures[key] = self._failures.get(key, 0) + 1
+                    delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
+                    self._timers[key] = asyncio.get_running_loop().call_later(delay, self.trigger, key)
+                else:
+                    self._failures.pop(key, None)
+        finally:
+            self._running.pop(key, None)
+
+    async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,2 @@
+"""Smith's executor for built-in kinds (ConfigMap, Secret, Service, ServiceAccount, Deployment,
+Ingress, HorizontalPodAutoscaler, PodDisruptionBudget, PodPreset)."""

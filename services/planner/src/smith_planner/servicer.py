@@ -1,0 +1,37 @@
+"""Planner servicer: converts proto <-> model, maps invalid bundles to INVALID_ARGUMENT; nothing else."""
+
+from __future__ import annotations
+
+import grpc
+from opentelemetry import trace
+from smith_wire.convert import action_to_proto, load, observed_from_proto, verdict_to_proto
+
+from smith.v1 import planner_pb2, planner_pb2_grpc
+from smith_engine.errors import InvalidBundleError
+from smith_engine.planner import Apply, plan_bundle
+from smith_engine.validation import load_bundle
+
+
+class PlannerServicer(planner_pb2_grpc.PlannerServicer):
+    async def Plan(  # noqa: N802 - gRPC method name
+        self, request: planner_pb2.PlanRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> planner_pb2.PlanResponse:
+        span = trace.get_current_span()
+        try:
+            bundle = load_bundle(load(request.bundle_json))
+        except InvalidBundleError as e:
+            span.set_attribute("smith.verdict", "InvalidBundle")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        plan = plan_bundle(bundle, [observed_from_proto(o) for o in request.observed])
+        span.set_attribute("smith.bundle", f"{bundle.namespace}/{bundle.name}")
+        span.set_attribute("smith.actions.apply", sum(isinstance(a, Apply) for a in plan.actions))
+        span.set_attribute("smith.actions.delete", sum(not isinstance(a, Apply) for a in plan.actions))
+        return planner_pb2.PlanResponse(
+            actions=[action_to_proto(a) for a in plan.actions],
+            verdicts=[verdict_to_proto(v) for v in plan.verdicts],
+            order=list(plan.order),
+        )
+
+
+def register(server: grpc.aio.Server) -> None:
+    planner_pb2_grpc.add_PlannerServicer_to_server(PlannerServicer(), server)

@@ -1,0 +1,62 @@
+"""Status servicer: computes the Bundle's status with the pure engine and writes the status
+subresource only when it differs from what the Bundle already has."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+from opentelemetry import trace
+from smith_wire.convert import dump, load, result_from_proto, verdict_from_proto
+from smith_wire.rpc import Register
+
+from smith.v1 import status_pb2, status_pb2_grpc
+from smith_engine.model import API_VERSION, BUNDLE_KIND
+from smith_engine.status import bundle_status
+from smith_kube import ApiError, KubeClient, NotFoundError
+from smith_kube.client import JSON_PATCH
+
+
+class StatusServicer(status_pb2_grpc.StatusServicer):
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    async def Report(  # noqa: N802 - gRPC method name
+        self, request: status_pb2.ReportRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> status_pb2.ReportResponse:
+        previous = load(request.previous_status_json)
+        status = bundle_status(
+            previous=previous,
+            generation=request.bundle.generation,
+            verdicts=[verdict_from_proto(v) for v in request.verdicts],
+            results=[result_from_proto(r) for r in request.results],
+            invalid=request.invalid_bundle_message,
+            now=datetime.now(UTC),
+        )
+        span = trace.get_current_span()
+        span.set_attribute("smith.bundle", f"{request.bundle.namespace}/{request.bundle.name}")
+        ready = next((c["status"] for c in status["conditions"] if c["type"] == "Ready"), "Unknown")
+        span.set_attribute("smith.verdict", "Ready" if ready == "True" else "NotReady")
+        if status == previous:
+            return status_pb2.ReportResponse(status_json=dump(status), changed=False)
+        patch = [{"op": "add", "path": "/status", "value": status}]
+        try:
+            await self.kube.patch(
+                API_VERSION,
+                BUNDLE_KIND,
+                request.bundle.name,
+                patch,
+                namespace=request.bundle.namespace,
+                content_type=JSON_PATCH,
+                subresource="status",
+            )
+        except NotFoundError:
+            return status_pb2.ReportResponse(status_json=dump(status), changed=False)
+        except ApiError as e:
+            code = grpc.StatusCode.UNAVAILABLE if e.retriable else grpc.StatusCode.FAILED_PRECONDITION
+            await context.abort(code, str(e))
+        return status_pb2.ReportResponse(status_json=dump(status), changed=True)
+
+    @staticmethod
+    def registration(kube: KubeClient) -> Register:
+        return lambda server: status_pb2_grpc.add_StatusServicer_to_server(StatusServicer(kube), server)

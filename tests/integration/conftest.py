@@ -1,0 +1,119 @@
+"""The whole of Smith, running in the test session's event loop against the local control plane:
+planner, status and executor-core gRPC servers on free ports and the kopf controller, wired the way
+their `__main__`s wire them. Tests can stop and restart the controller and the executor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest_asyncio
+import yaml
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from smith_controller.operator import Controller, Settings, run
+from smith_executor import registration
+from smith_executor.servicer import ExecutorServicer, registry_assessor
+from smith_planner.servicer import register as register_planner
+from smith_status.servicer import StatusServicer
+from smith_telemetry import setup_tracing
+from smith_wire.rpc import start_server
+
+from smith_engine.readiness import BUILTIN
+from smith_kube import ConflictError, KubeClient, KubeConfig
+from support import ROOT
+
+EXECUTORS_NAMESPACE = "smith-system"
+
+
+async def install_crds(kube: KubeClient) -> None:
+    for path in sorted((ROOT / "deploy" / "crds").glob("*.yaml")):
+        with contextlib.suppress(ConflictError):
+            await kube.create(yaml.safe_load(path.read_text()))
+    for plural in ("bundles", "executors"):
+        for _ in range(100):
+            crd = await kube.get(
+                "apiextensions.k8s.io/v1", "CustomResourceDefinition", f"{plural}.smith.atlassian.com"
+            )
+            conditions = (crd.get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                break
+            await asyncio.sleep(0.1)
+    kube.forget()
+
+
+@dataclass
+class System:
+    kube_config: KubeConfig
+    kube: KubeClient
+    spans: InMemorySpanExporter
+    servers: list[grpc.aio.Server] = field(default_factory=list)
+    planner_port: int = 0
+    status_port: int = 0
+    executor: grpc.aio.Server | None = None
+    controller_task: asyncio.Task[None] | None = None
+    controller_stop: asyncio.Event | None = None
+
+    async def start_executor(self) -> None:
+        servicer = ExecutorServicer(self.kube, kinds=sorted(BUILTIN), assess=registry_assessor(BUILTIN))
+        self.executor, port = await start_server([servicer.registration()])
+        await registration.publish(
+            self.kube, name="core", endpoint=f"127.0.0.1:{port}", kinds=sorted(BUILTIN)
+        )
+
+    async def kill_executor(self) -> None:
+        """Stop the executor's server without withdrawing its registration, as a crash would."""
+        assert self.executor is not None
+        await self.executor.stop(grace=None)
+        self.executor = None
+
+    async def start_controller(self) -> None:
+        settings = Settings(
+            planner=f"127.0.0.1:{self.planner_port}",
+            status=f"127.0.0.1:{self.status_port}",
+            namespace=EXECUTORS_NAMESPACE,
+        )
+        self.controller_stop, ready = asyncio.Event(), asyncio.Event()
+        self.controller_task = asyncio.create_task(
+            run(Controller(self.kube_config, settings), stop=self.controller_stop, ready=ready)
+        )
+        await asyncio.wait_for(ready.wait(), 30)
+
+    async def kill_controller(self) -> None:
+        assert self.controller_task is not None and self.controller_stop is not None
+        self.controller_stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self.controller_task, 30)
+        self.controller_task = None
+
+
+@pytest_asyncio.fixture(scope="session")
+async def smith(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[System]:
+    spans = InMemorySpanExporter()
+    setup_tracing("smith-tests", processors=[SimpleSpanProcessor(spans)])
+    await install_crds(kube)
+    with contextlib.suppress(ConflictError):
+        await kube.create(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": EXECUTORS_NAMESPACE}}
+        )
+    config = KubeConfig.load(kubeconfig)
+    client = KubeClient(config)
+    system = System(kube_config=config, kube=client, spans=spans)
+    planner, system.planner_port = await start_server([register_planner])
+    status, system.status_port = await start_server([StatusServicer.registration(client)])
+    system.servers += [planner, status]
+    await system.start_executor()
+    await system.start_controller()
+    try:
+        yield system
+    finally:
+        if system.controller_task is not None:
+            await system.kill_controller()
+        for server in [*system.servers, *([system.executor] if system.executor else [])]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await server.stop(grace=None)
+        await client.close()
