@@ -84,7 +84,8 @@ class System:
         await asyncio.wait_for(ready.wait(), 30)
 
     async def kill_controller(self) -> None:
-        assert self.controller_task is not None and self.controller_stop is not None
+        assert self.controller_task is not None
+        assert self.controller_stop is not None
         self.controller_stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(self.controller_task, 30)

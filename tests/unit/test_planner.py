@@ -107,6 +107,13 @@ def test_secret_string_data_compares_as_data() -> None:
     assert plan_bundle(b, [observed(b, obj)]).actions == ()
 
 
+def test_secret_with_a_key_added_by_hand_is_applied_again() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"t": "eA=="}}
+    b = bundle(resource("s", secret))
+    obj = apply_of(plan_bundle(b, []), "s")
+    assert applied(plan_bundle(b, [observed(b, {**obj, "data": {"t": "eA==", "extra": "eQ=="}})])) == ["s"]
+
+
 def test_references_are_resolved_with_their_type() -> None:
     b = bundle(
         resource("db", config_map("db")),

@@ -151,7 +151,7 @@ def _plan_resource(
     if existing is not None and (problem := ownership_problem(existing.object, bundle)):
         return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, problem), None
     desired = desired_object(bundle, resource, values)
-    if existing is None or not is_subset(desired, existing.object):
+    if existing is None or not up_to_date(desired, existing.object):
         if existing is not None and _being_deleted(existing.object):
             return verdict(
                 VerdictState.IN_PROGRESS, Reason.WAITING, "waiting for the old object to be deleted"
@@ -216,6 +216,18 @@ def desired_object(bundle: Bundle, resource: Resource, values: Mapping[str, JSON
         for key, text in obj.pop("stringData").items():
             data[key] = base64.b64encode(str(text).encode()).decode()
     return obj
+
+
+# Fields whose whole value is the Bundle's, for these kinds: keys someone else added are drift too.
+EXACT_FIELDS: Mapping[GroupKind, tuple[str, ...]] = {SECRET: ("data",)}
+
+
+def up_to_date(desired: JSONObject, actual: JSONObject) -> bool:
+    """Whether applying `desired` would change nothing that is the Bundle's to say."""
+    exact = EXACT_FIELDS.get(GroupKind.of(desired), ())
+    return is_subset(desired, actual) and all(
+        set(desired.get(f) or {}) == set(actual.get(f) or {}) for f in exact
+    )
 
 
 def is_subset(desired: JSON, actual: JSON) -> bool:
