@@ -4,7 +4,7 @@ SHELL := bash
 UV ?= uv
 RUN := $(UV) run --frozen
 
-.PHONY: help sync run test unit integration lint typecheck proto proto-check controlplane cluster-up cluster-down bench clean
+.PHONY: help sync run plan test unit integration lint typecheck proto proto-check controlplane cluster-up cluster-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -12,7 +12,10 @@ help: ## list the targets
 sync: ## install the workspace (all libs, services and dev tools) into .venv
 	$(UV) sync --frozen --all-packages
 
-run: sync ## validate the sample bundles and print their plans
+run: sync controlplane ## Smith end to end: local control plane, all services, the sample Bundles, live status
+	$(RUN) python tools/run.py $(ARGS)
+
+plan: sync ## dry run: validate the sample bundles and print how they would converge, wave by wave
 	$(RUN) python tools/plan_samples.py deploy/samples
 
 test: sync lint typecheck proto-check ## lint, type check, proto drift check, then every test

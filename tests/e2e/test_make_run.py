@@ -1,0 +1,28 @@
+"""`make run` (tools/run.py) brings the sample Bundles it can serve to Ready from nothing, and leaves
+no process behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from support import ROOT
+
+pytestmark = pytest.mark.controlplane
+
+
+def test_make_run_converges_the_samples_and_cleans_up() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "run.py")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "all 3 Bundles are Ready" in done.stdout
+    assert "skipping shop.yaml" in done.stdout
+    leftovers = subprocess.run(["pgrep", "-f", "python -m smith_"], capture_output=True, text=True)
+    assert leftovers.stdout == ""

@@ -1,0 +1,198 @@
+"""`make run`: Smith end to end. Start a full local control plane (or use $KUBECONFIG with --cluster),
+install the CRDs, start every service as its own process, apply the sample Bundles whose kinds the
+running executors serve, and show each Bundle's status live (from a watch) until all are Ready.
+Ctrl-C stops everything; nothing is left running."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from smith_controlplane.plane import ControlPlane
+from smith_engine.model import API_VERSION, GroupKind
+from smith_engine.readiness import BUILTIN
+from smith_kube import ConflictError, KubeClient, KubeConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_NAMESPACE = "smith-demo"
+SERVICES = ("smith_planner", "smith_status", "smith_executor_core", "smith_controller")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def services(kubeconfig: Path, logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    ports = {"planner": free_port(), "status": free_port(), "executor": free_port()}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "SMITH_PLANNER": f"127.0.0.1:{ports['planner']}",
+        "SMITH_STATUS": f"127.0.0.1:{ports['status']}",
+    }
+    listen = {
+        "smith_planner": ports["planner"],
+        "smith_status": ports["status"],
+        "smith_executor_core": ports["executor"],
+    }
+    logs.mkdir(parents=True, exist_ok=True)
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for module in SERVICES:
+            own = {**env, "SMITH_LISTEN": f"127.0.0.1:{listen[module]}"} if module in listen else env
+            with (logs / f"{module}.log").open("wb") as out:
+                started.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", module], env=own, stdout=out, stderr=subprocess.STDOUT
+                    )
+                )
+        print(f"services started: {', '.join(SERVICES)} (logs in {logs})")
+        yield started
+    finally:
+        for process in reversed(started):
+            process.send_signal(signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def servable(bundle: dict[str, Any]) -> list[str]:
+    """Kinds in `bundle` that no executor of this run serves."""
+    missing = []
+    for item in bundle["spec"]["resources"]:
+        spec = item["spec"]
+        obj = spec.get("object", spec)
+        if GroupKind.of(obj) not in BUILTIN:
+            missing.append(str(GroupKind.of(obj)))
+    return missing
+
+
+async def install(kube: KubeClient, samples: list[dict[str, Any]]) -> None:
+    for path in sorted((ROOT / "deploy" / "crds").glob("*.yaml")):
+        with contextlib.suppress(ConflictError):
+            await kube.create(yaml.safe_load(path.read_text()))
+    for name in ("smith-system", DEMO_NAMESPACE):
+        with contextlib.suppress(ConflictError):
+            await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    await asyncio.sleep(1)  # let the new CRDs be served
+    kube.forget()
+    for sample in samples:
+        sample["metadata"]["namespace"] = DEMO_NAMESPACE
+        for _ in range(50):
+            try:
+                await kube.apply(sample, field_manager="smith-demo")
+                break
+            except Exception:
+                await asyncio.sleep(0.2)
+                kube.forget()
+
+
+def line(bundle: dict[str, Any]) -> str:
+    status = bundle.get("status") or {}
+    conditions = {c["type"]: c for c in status.get("conditions") or []}
+    ready = conditions.get("Ready", {})
+    error = conditions.get("Error", {})
+    parts = [f"{bundle['metadata']['name']:<14} Ready={ready.get('status', '?'):<5}"]
+    states = []
+    for entry in status.get("resourceStatuses") or []:
+        active = next((c["type"] for c in entry["conditions"] if c["status"] == "True"), "?")
+        states.append(f"{entry['name']}:{active}")
+    parts.append(" ".join(states))
+    if error.get("status") == "True":
+        parts.append(f"\n{'':<15}error: {error.get('message', '')}")
+    return " ".join(parts)
+
+
+async def show(kube: KubeClient, names: list[str], *, exit_when_ready: bool) -> None:
+    """Print the Bundles' status whenever a watch event changes it; return when all are Ready."""
+    latest: dict[str, dict[str, Any]] = {}
+    listing = await kube.list(API_VERSION, "Bundle", DEMO_NAMESPACE)
+    version = listing["metadata"]["resourceVersion"]
+    for item in listing["items"]:
+        latest[item["metadata"]["name"]] = item
+    while True:
+        async for event in kube.watch(API_VERSION, "Bundle", DEMO_NAMESPACE, resource_version=version):
+            version = event.object["metadata"].get("resourceVersion", version)
+            if event.type == "BOOKMARK":
+                continue
+            latest[event.object["metadata"]["name"]] = event.object
+            print("\n".join(line(latest[n]) for n in names if n in latest), end="\n\n", flush=True)
+            ready = [
+                n
+                for n in names
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in (latest.get(n, {}).get("status") or {}).get("conditions") or []
+                )
+            ]
+            if exit_when_ready and len(ready) == len(names):
+                print(f"all {len(names)} Bundles are Ready")
+                return
+
+
+async def demo(kubeconfig: Path, *, exit_when_ready: bool) -> None:
+    samples = []
+    for path in sorted((ROOT / "deploy" / "samples").glob("*.yaml")):
+        sample = yaml.safe_load(path.read_text())
+        if missing := servable(sample):
+            print(f"skipping {path.name}: needs an executor for {', '.join(sorted(set(missing)))}")
+            continue
+        samples.append(sample)
+    async with KubeClient(KubeConfig.load(kubeconfig)) as kube:
+        await install(kube, samples)
+        print(
+            f"applied {len(samples)} Bundles to namespace {DEMO_NAMESPACE}: "
+            f"{', '.join(s['metadata']['name'] for s in samples)}\n"
+        )
+        await show(kube, [s["metadata"]["name"] for s in samples], exit_when_ready=exit_when_ready)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__)
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="use $KUBECONFIG (or ~/.kube/config) instead of starting a local control plane",
+    )
+    parser.add_argument(
+        "--watch", action="store_true", help="keep showing status after all Bundles are Ready"
+    )
+    args = parser.parse_args()
+    logs = ROOT / ".smith" / "run"
+    with contextlib.ExitStack() as stack:
+        if args.cluster:
+            kubeconfig = Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
+        else:
+            print(
+                "starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)..."
+            )
+            plane = stack.enter_context(ControlPlane(full=True, nodes=2))
+            kubeconfig = plane.kubeconfig
+            print(f"control plane ready: {plane.server} (kubeconfig {kubeconfig})")
+        stack.enter_context(services(kubeconfig, logs))
+        try:
+            asyncio.run(demo(kubeconfig, exit_when_ready=not args.watch))
+        except KeyboardInterrupt:
+            print("\nstopping")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
