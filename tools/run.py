@@ -181,7 +181,7 @@ def main() -> int:
             kubeconfig = Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
         else:
             print(
-                "starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)..."
+                "starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
             )
             plane = stack.enter_context(ControlPlane(full=True, nodes=2))
             kubeconfig = plane.kubeconfig

@@ -26,18 +26,28 @@ async def dry_run(kube: KubeClient, doc: dict[str, Any], namespace: str | None =
     return await kube.request("PATCH", path, params=params, body=doc, content_type=APPLY_PATCH)
 
 
-@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: str(p.relative_to(ROOT)))
-async def test_manifest_is_accepted_by_the_api_server(kube: KubeClient, smith: Any, path: Path) -> None:
-    for doc in yaml.safe_load_all(path.read_text()):
-        accepted = await dry_run(kube, doc)
-        assert accepted["metadata"]["name"] == doc["metadata"]["name"]
+DOCS = [(p, d) for p in MANIFESTS for d in yaml.safe_load_all(p.read_text())]
+SAMPLES = [(p, yaml.safe_load(p.read_text())) for p in sorted(ROOT.glob("deploy/samples/*.yaml"))]
 
 
-@pytest.mark.parametrize("path", sorted(ROOT.glob("deploy/samples/*.yaml")), ids=lambda p: p.name)
-async def test_sample_bundle_is_accepted_and_keeps_its_description(
-    kube: KubeClient, smith: Any, namespace: str, path: Path
+def doc_id(entry: tuple[Path, dict[str, Any]]) -> str:
+    return f"{entry[0].relative_to(ROOT)}:{entry[1]['kind']}"
+
+
+@pytest.mark.parametrize("entry", DOCS, ids=doc_id)
+async def test_manifest_is_accepted_by_the_api_server(
+    kube: KubeClient, smith: Any, entry: tuple[Path, dict[str, Any]]
 ) -> None:
-    doc = yaml.safe_load(path.read_text())
+    _, doc = entry
+    accepted = await dry_run(kube, doc)
+    assert accepted["metadata"]["name"] == doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("entry", SAMPLES, ids=lambda e: e[0].name)
+async def test_sample_bundle_is_accepted_and_keeps_its_description(
+    kube: KubeClient, smith: Any, namespace: str, entry: tuple[Path, dict[str, Any]]
+) -> None:
+    _, doc = entry
     accepted = await dry_run(kube, doc, namespace)
     assert accepted["spec"] == doc["spec"]
     assert accepted.get("description") == doc.get("description")
