@@ -273,6 +273,7 @@ async def test_status_tracks_progress_blocking_and_generation(
         "metadata": {"name": "web"},
         "spec": {
             "replicas": 1,
+            "paused": True,
             "selector": {"matchLabels": {"app": "web"}},
             "template": {
                 "metadata": {"labels": {"app": "web"}},
@@ -280,7 +281,8 @@ async def test_status_tracks_progress_blocking_and_generation(
             },
         },
     }
-    # No controller-manager on the minimal plane: the Deployment never rolls out, so its dependent waits.
+    # A paused Deployment never rolls out (nor does any on the minimal plane, which has no
+    # controller-manager), so its dependent waits.
     await kube.create(
         bundle("progress", namespace, resource("web", deployment), resource("after", depends_on=["web"]))
     )
