@@ -63,6 +63,22 @@ async def until_condition(
     return seen
 
 
+def deployment_object(
+    name: str, *, replicas: int, paused: bool = False, env_from: list[Json] | None = None
+) -> Json:
+    container: Json = {"name": name, "image": f"registry.example.com/{name}:1"}
+    if env_from:
+        container["envFrom"] = env_from
+    spec: Json = {
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
+    }
+    if paused:
+        spec["paused"] = True
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": spec}
+
+
 async def edit_bundle(kube: KubeClient, namespace: str, name: str, change: Any) -> Json:
     """Read the Bundle, let `change` edit its spec in place, and write it back (as `kubectl edit` does)."""
     current = await get_bundle(kube, namespace, name)
@@ -267,20 +283,7 @@ async def test_invalid_bundle_gets_an_error_and_creates_nothing(
 async def test_status_tracks_progress_blocking_and_generation(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 1,
-            "paused": True,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": "registry.example.com/web:1"}]},
-            },
-        },
-    }
+    deployment = deployment_object("web", replicas=1, paused=True)
     # A paused Deployment never rolls out (nor does any on the minimal plane, which has no
     # controller-manager), so its dependent waits.
     await kube.create(
@@ -338,30 +341,8 @@ async def test_deployment_with_config_and_secret_becomes_available(
         "metadata": {"name": "creds"},
         "stringData": {"token": "t"},
     }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "app"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "app"}},
-            "template": {
-                "metadata": {"labels": {"app": "app"}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": "registry.example.com/app:1",
-                            "envFrom": [
-                                {"configMapRef": {"name": "settings"}},
-                                {"secretRef": {"name": "creds"}},
-                            ],
-                        }
-                    ]
-                },
-            },
-        },
-    }
+    envs = [{"configMapRef": {"name": "settings"}}, {"secretRef": {"name": "creds"}}]
+    deployment = deployment_object("app", replicas=2, env_from=envs)
     await kube.create(
         bundle(
             "rollout",
