@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +56,8 @@ class System:
     planner_port: int = 0
     status_port: int = 0
     executor: grpc.aio.Server | None = None
-    controller_task: asyncio.Task[None] | None = None
-    controller_stop: asyncio.Event | None = None
+    controller_thread: threading.Thread | None = None
+    controller_stop: threading.Event | None = None
 
     async def start_executor(self) -> None:
         servicer = ExecutorServicer(self.kube, kinds=sorted(BUILTIN), assess=registry_assessor(BUILTIN))
@@ -72,24 +73,31 @@ class System:
         self.executor = None
 
     async def start_controller(self) -> None:
+        """Run the controller's kopf operator in a thread with its own event loop, as its own process
+        would: kopf's shutdown cancels the tasks of the loop it runs in."""
         settings = Settings(
             planner=f"127.0.0.1:{self.planner_port}",
             status=f"127.0.0.1:{self.status_port}",
             namespace=EXECUTORS_NAMESPACE,
         )
-        self.controller_stop, ready = asyncio.Event(), asyncio.Event()
-        self.controller_task = asyncio.create_task(
-            run(Controller(self.kube_config, settings), stop=self.controller_stop, ready=ready)
+        controller = Controller(self.kube_config, settings)
+        self.controller_stop, ready = threading.Event(), threading.Event()
+        stop = self.controller_stop
+        self.controller_thread = threading.Thread(
+            target=lambda: asyncio.run(run(controller, stop=stop, ready=ready)),
+            name="controller",
+            daemon=True,
         )
-        await asyncio.wait_for(ready.wait(), 30)
+        self.controller_thread.start()
+        assert await asyncio.to_thread(ready.wait, 30), "the controller did not start"
 
     async def kill_controller(self) -> None:
-        assert self.controller_task is not None
+        assert self.controller_thread is not None
         assert self.controller_stop is not None
         self.controller_stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(self.controller_task, 30)
-        self.controller_task = None
+        await asyncio.to_thread(self.controller_thread.join, 30)
+        assert not self.controller_thread.is_alive(), "the controller did not stop"
+        self.controller_thread = None
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -112,7 +120,7 @@ async def smith(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[System]:
     try:
         yield system
     finally:
-        if system.controller_task is not None:
+        if system.controller_thread is not None:
             await system.kill_controller()
         for server in [*system.servers, *([system.executor] if system.executor else [])]:
             with contextlib.suppress(asyncio.CancelledError):

@@ -414,3 +414,23 @@ async def test_a_dead_executor_is_a_retriable_error_and_the_bundle_converges_whe
         if o["metadata"]["name"].startswith("p")
     )
     assert names == ["p1", "p2"]
+
+
+async def test_restarting_the_controller_mid_way_loses_and_duplicates_nothing(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    names = [f"step-{i}" for i in range(6)]
+    chain = [resource(n, depends_on=[names[i - 1]] if i else []) for i, n in enumerate(names)]
+    await kube.create(bundle("restart", namespace, *chain))
+
+    async def started() -> bool:
+        return await exists(kube, "v1", "ConfigMap", "step-0", namespace)
+
+    await eventually(started, what="the first object")
+    first_uid = (await kube.get("v1", "ConfigMap", "step-0", namespace))["metadata"]["uid"]
+    await smith.kill_controller()
+    await smith.start_controller()
+    await until_condition(kube, namespace, "restart", "Ready")
+    made = (await kube.list("v1", "ConfigMap", namespace, label_selector=BUNDLE_NAME_LABEL))["items"]
+    assert sorted(o["metadata"]["name"] for o in made) == names
+    assert (await kube.get("v1", "ConfigMap", "step-0", namespace))["metadata"]["uid"] == first_uid

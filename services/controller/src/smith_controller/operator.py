@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,10 +156,11 @@ def _plain(body: kopf.Body) -> JSONObject:
     return dict(body.items())
 
 
-async def run(
-    controller: Controller, *, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None
-) -> None:
-    """Run the operator until `stop` is set (or forever)."""
+Flag = asyncio.Event | threading.Event
+
+
+async def run(controller: Controller, *, stop: Flag | None = None, ready: Flag | None = None) -> None:
+    """Run the operator until `stop` is set (or forever); `ready` is set once it is serving."""
     await kopf.operator(
         registry=build_registry(controller),
         clusterwide=True,
