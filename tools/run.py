@@ -1,4 +1,5 @@
-"""`make run`: Smith end to end. Start a full local control plane (or use $KUBECONFIG with --cluster),
+"""`make run`: Smith end to end. Start a full local control plane (or, when $KUBECONFIG or --context
+is given, use that cluster),
 install the CRDs, start every service as its own process, apply the sample Bundles whose kinds the
 running executors serve, and show each Bundle's status live (from a watch) until all are Ready.
 Ctrl-C stops everything; nothing is left running."""
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import os
 import signal
@@ -164,12 +166,41 @@ async def demo(kubeconfig: Path, *, exit_when_ready: bool) -> None:
         await show(kube, [s["metadata"]["name"] for s in samples], exit_when_ready=exit_when_ready)
 
 
+def cluster_kubeconfig(context: str | None, workdir: Path) -> Path:
+    """A kubeconfig for the chosen cluster that every service reads the same way (one context, inline)."""
+    config = KubeConfig.load(context=context)
+    workdir.mkdir(parents=True, exist_ok=True)
+    user: dict[str, Any] = {}
+    if config.token:
+        user["token"] = config.token
+    if config.cert_pem and config.key_pem:
+        user["client-certificate-data"] = base64.b64encode(config.cert_pem).decode()
+        user["client-key-data"] = base64.b64encode(config.key_pem).decode()
+    cluster: dict[str, Any] = {"server": config.server, "insecure-skip-tls-verify": config.insecure}
+    if config.ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(config.ca_pem).decode()
+    path = workdir / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "smith",
+                "clusters": [{"name": "smith", "cluster": cluster}],
+                "users": [{"name": "smith", "user": user}],
+                "contexts": [{"name": "smith", "context": {"cluster": "smith", "user": "smith"}}],
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__)
+    parser.add_argument("--context", help="run against this context of $KUBECONFIG / ~/.kube/config")
     parser.add_argument(
-        "--cluster",
-        action="store_true",
-        help="use $KUBECONFIG (or ~/.kube/config) instead of starting a local control plane",
+        "--local", action="store_true", help="start a local control plane even if $KUBECONFIG is set"
     )
     parser.add_argument(
         "--watch", action="store_true", help="keep showing status after all Bundles are Ready"
@@ -177,8 +208,9 @@ def main() -> int:
     args = parser.parse_args()
     logs = ROOT / ".smith" / "run"
     with contextlib.ExitStack() as stack:
-        if args.cluster:
-            kubeconfig = Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
+        if not args.local and (args.context or os.environ.get("KUBECONFIG")):
+            kubeconfig = cluster_kubeconfig(args.context, ROOT / ".smith" / "run")
+            print(f"using the cluster of {kubeconfig}")
         else:
             print(
                 "starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
