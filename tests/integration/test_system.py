@@ -434,3 +434,38 @@ async def test_restarting_the_controller_mid_way_loses_and_duplicates_nothing(
     made = (await kube.list("v1", "ConfigMap", namespace, label_selector=BUNDLE_NAME_LABEL))["items"]
     assert sorted(o["metadata"]["name"] for o in made) == names
     assert (await kube.get("v1", "ConfigMap", "step-0", namespace))["metadata"]["uid"] == first_uid
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (
+            {
+                "apiVersion": "settings.k8s.io/v1alpha1",
+                "kind": "PodPreset",
+                "metadata": {"name": "pp"},
+                "spec": {},
+            },
+            "does not serve PodPreset in settings.k8s.io/v1alpha1",
+        ),
+        (
+            {**deployment_object("old", replicas=1), "apiVersion": "apps/v1beta1"},
+            "does not serve Deployment in apps/v1beta1 (versions of group apps it serves: apps/v1)",
+        ),
+    ],
+    ids=["podpreset", "retired-version"],
+)
+async def test_kind_the_server_does_not_serve_is_a_clear_error_on_that_resource(
+    kube: KubeClient, namespace: str, smith: Any, obj: Json, expected: str
+) -> None:
+    await kube.create(bundle("unserved", namespace, resource("x", obj), resource("fine")))
+    done = await until_condition(kube, namespace, "unserved", "Error")
+    error = resource_condition(done, "x", "Error")
+    assert error["reason"] == "TerminalError"
+    assert expected in error["message"]
+
+    async def fine_ready() -> bool:
+        got = await get_bundle(kube, namespace, "unserved")
+        return resource_condition(got, "fine", "Ready").get("status") == "True"
+
+    await eventually(fine_ready, what="the rest of the bundle to proceed")
