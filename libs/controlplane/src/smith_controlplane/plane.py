@@ -352,6 +352,7 @@ class ControlPlane:
             try:
                 self.api("POST", "/api/v1/nodes", node)
             except urllib.error.HTTPError as e:
+                e.close()
                 if e.code != 409:
                     raise
 
@@ -384,6 +385,9 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
         with urllib.request.urlopen(url, context=context, timeout=2) as response:
             return bool(response.status == 200)
+    except urllib.error.HTTPError as e:
+        e.close()  # an error answer (503 while starting) still holds its connection
+        return False
     except (OSError, urllib.error.URLError):
         return False
 
