@@ -15,6 +15,7 @@ class ExecutorInfo:
     endpoint: str
     kinds: frozenset[GroupKind]
     heartbeat: str = ""
+    fallback: bool = False  # serves a kind only when no other executor does (the dynamic executor)
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> ExecutorInfo:
@@ -37,15 +38,20 @@ class RoutingTable:
         """Record an executor; True when routing changed (not just its heartbeat)."""
         old = self.executors.get(info.name)
         self.executors[info.name] = info
-        return old is None or (old.endpoint, old.kinds) != (info.endpoint, info.kinds)
+        return old is None or (old.endpoint, old.kinds, old.fallback) != (
+            info.endpoint,
+            info.kinds,
+            info.fallback,
+        )
 
     def remove(self, name: str) -> bool:
         return self.executors.pop(name, None) is not None
 
     def endpoint(self, group_kind: GroupKind) -> str | None:
-        """The endpoint serving `group_kind`; with several, the one with the latest heartbeat."""
+        """The endpoint serving `group_kind`: a specific executor before a fallback one, then the one
+        with the latest heartbeat."""
         serving = [e for e in self.executors.values() if group_kind in e.kinds and e.endpoint]
-        return max(serving, key=lambda e: (e.heartbeat, e.name)).endpoint if serving else None
+        return max(serving, key=lambda e: (not e.fallback, e.heartbeat, e.name)).endpoint if serving else None
 
     def kinds(self) -> frozenset[GroupKind]:
         return frozenset(k for e in self.executors.values() for k in e.kinds)

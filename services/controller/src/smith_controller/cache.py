@@ -7,18 +7,16 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable
-
-import aiohttp
+from collections.abc import Callable, Sequence
 
 from smith_engine.model import BUNDLE_NAME_LABEL, GroupKind, JSONObject
-from smith_kube import ApiError, GoneError, KubeClient, UnservedKindError
+from smith_kube import KubeClient, UnservedKindError, WatchEvent
+from smith_kube.informer import run_informer
 
 log = logging.getLogger("smith.controller.cache")
 
 BundleKey = tuple[str, str]  # (namespace, bundle name)
 Notify = Callable[[BundleKey], None]
-RETRY_SECONDS = 1.0
 
 
 def bundle_of(obj: JSONObject) -> BundleKey | None:
@@ -85,43 +83,31 @@ class ChildCache:
             self.notify(key)
 
     async def _run(self, kind: GroupKind) -> None:
-        while True:
-            try:
-                api_version = await self.kube.preferred_version(kind.group)
-                await self.kube.resource(api_version, kind.kind)
-                resource_version = await self._relist(kind, api_version)
-                self._synced[kind].set()
-                while True:
-                    async for event in self.kube.watch(
-                        api_version,
-                        kind.kind,
-                        resource_version=resource_version,
-                        label_selector=BUNDLE_NAME_LABEL,
-                        timeout_seconds=300,
-                    ):
-                        resource_version = event.object["metadata"].get("resourceVersion", resource_version)
-                        if event.type == "DELETED":
-                            self._drop(kind, event.object["metadata"]["uid"])
-                        elif event.type != "BOOKMARK":
-                            self._put(kind, event.object)
-            except asyncio.CancelledError:
-                raise
-            except UnservedKindError:
-                self._synced[kind].set()  # nothing to wait for; applies report the kind is not served
-                log.info("%s is not served by the API server; not watching it", kind)
-                return
-            except (GoneError, ApiError, aiohttp.ClientError, TimeoutError, OSError) as e:
-                if not isinstance(e, GoneError):
-                    log.warning("watch of %s failed (%s); listing again", kind, e)
-                    await asyncio.sleep(RETRY_SECONDS)
+        try:
+            api_version = await self.kube.preferred_version(kind.group)
+            await self.kube.resource(api_version, kind.kind)
+            await run_informer(
+                self.kube,
+                api_version,
+                kind.kind,
+                on_list=lambda items: self._relisted(kind, items),
+                on_event=lambda event: self._changed(kind, event),
+                label_selector=BUNDLE_NAME_LABEL,
+                synced=self._synced[kind],
+            )
+        except UnservedKindError:
+            self._synced[kind].set()  # nothing to wait for; applies report that the kind is not served
+            log.info("%s is not served by the API server; not watching it", kind)
 
-    async def _relist(self, kind: GroupKind, api_version: str) -> str:
-        listing = await self.kube.list(api_version, kind.kind, label_selector=BUNDLE_NAME_LABEL)
-        fresh = {o["metadata"]["uid"]: o for o in listing.get("items", [])}
+    def _relisted(self, kind: GroupKind, items: Sequence[JSONObject]) -> None:
+        fresh = {o["metadata"]["uid"]: o for o in items}
         for kind_, uid in [k for k in self._objects if k[0] == kind and k[1] not in fresh]:
             self._drop(kind_, uid)
         for obj in fresh.values():
-            obj.setdefault("apiVersion", api_version)
-            obj.setdefault("kind", kind.kind)
             self._put(kind, obj)
-        return str(listing.get("metadata", {}).get("resourceVersion", ""))
+
+    def _changed(self, kind: GroupKind, event: WatchEvent) -> None:
+        if event.type == "DELETED":
+            self._drop(kind, event.object["metadata"]["uid"])
+        else:
+            self._put(kind, event.object)

@@ -1,0 +1,56 @@
+"""List, then watch from the list's resourceVersion, forever: the informer loop every Smith watcher
+runs. A stale resourceVersion (410) or a broken connection lists again; nothing is missed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+import aiohttp
+
+from smith_kube.client import ApiError, GoneError, JSONObject, KubeClient, WatchEvent
+
+log = logging.getLogger("smith.kube.informer")
+RETRY_SECONDS = 1.0
+
+
+async def run_informer(
+    kube: KubeClient,
+    api_version: str,
+    kind: str,
+    *,
+    on_list: Callable[[Sequence[JSONObject]], None],
+    on_event: Callable[[WatchEvent], None],
+    label_selector: str | None = None,
+    synced: asyncio.Event | None = None,
+) -> None:
+    """`on_list` gets every object after each (re)list; `on_event` each change after it. Runs until
+    cancelled; UnservedKindError (the kind is not served) propagates."""
+    while True:
+        try:
+            listing = await kube.list(api_version, kind, label_selector=label_selector)
+            items = listing.get("items", [])
+            for item in items:  # list items carry no apiVersion/kind of their own
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+            on_list(items)
+            if synced is not None:
+                synced.set()
+            version = str(listing.get("metadata", {}).get("resourceVersion", ""))
+            while True:
+                async for event in kube.watch(
+                    api_version,
+                    kind,
+                    resource_version=version,
+                    label_selector=label_selector,
+                    timeout_seconds=300,
+                ):
+                    version = event.object.get("metadata", {}).get("resourceVersion", version)
+                    if event.type != "BOOKMARK":
+                        on_event(event)
+        except GoneError:
+            continue
+        except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as e:
+            log.warning("watch of %s %s failed (%s); listing again", api_version, kind, e)
+            await asyncio.sleep(RETRY_SECONDS)
