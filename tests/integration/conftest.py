@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from smith_controller.operator import Controller, Settings, run
 from smith_executor import registration
-from smith_executor.servicer import ExecutorServicer, registry_assessor
+from smith_executor.servicer import ExecutorServicer, RegistryFamily
+from smith_executor_dynamic.catalog import CrdCatalog
 from smith_planner.servicer import register as register_planner
 from smith_status.servicer import StatusServicer
 from smith_telemetry import setup_tracing
@@ -56,15 +57,27 @@ class System:
     planner_port: int = 0
     status_port: int = 0
     executor: grpc.aio.Server | None = None
+    background: list[asyncio.Task[None]] = field(default_factory=list)
     controller_thread: threading.Thread | None = None
     controller_stop: threading.Event | None = None
 
     async def start_executor(self) -> None:
-        servicer = ExecutorServicer(self.kube, kinds=sorted(BUILTIN), assess=registry_assessor(BUILTIN))
-        self.executor, port = await start_server([servicer.registration()])
-        await registration.publish(
-            self.kube, name="core", endpoint=f"127.0.0.1:{port}", kinds=sorted(BUILTIN)
-        )
+        family = RegistryFamily(BUILTIN)
+        self.executor, port = await start_server([ExecutorServicer(self.kube, family).registration()])
+        await registration.publish(self.kube, name="core", endpoint=f"127.0.0.1:{port}", kinds=family.kinds())
+
+    async def start_dynamic_executor(self) -> None:
+        catalog = CrdCatalog()
+        server, port = await start_server([ExecutorServicer(self.kube, catalog).registration()])
+        self.servers.append(server)
+
+        async def republish() -> None:
+            await registration.publish(
+                self.kube, name="dynamic", endpoint=f"127.0.0.1:{port}", kinds=catalog.kinds(), fallback=True
+            )
+
+        await republish()
+        self.background.append(asyncio.create_task(catalog.follow(self.kube, republish)))
 
     async def kill_executor(self) -> None:
         """Stop the executor's server without withdrawing its registration, as a crash would."""
@@ -116,12 +129,17 @@ async def smith(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[System]:
     status, system.status_port = await start_server([StatusServicer.registration(client)])
     system.servers += [planner, status]
     await system.start_executor()
+    await system.start_dynamic_executor()
     await system.start_controller()
     try:
         yield system
     finally:
         if system.controller_thread is not None:
             await system.kill_controller()
+        for task in system.background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for server in [*system.servers, *([system.executor] if system.executor else [])]:
             with contextlib.suppress(asyncio.CancelledError):
                 await server.stop(grace=None)

@@ -198,36 +198,46 @@ READY_WHEN_PATH: Final = f"{GROUP}/CrReadyWhenFieldPath"
 READY_WHEN_VALUE: Final = f"{GROUP}/CrReadyWhenFieldValue"
 
 
-def custom_resource_check(crd: JSONObject) -> ReadinessCheck:
-    """The check for objects of `crd`, from its annotations (see the README's readiness table)."""
+def crd_problem(crd: JSONObject) -> str | None:
+    """Why objects of `crd` cannot be managed by Smith (not enabled, or badly annotated), or None."""
     annotations: Mapping[str, str] = crd.get("metadata", {}).get("annotations") or {}
-    crd_name = crd.get("metadata", {}).get("name", "?")
+    name = crd.get("metadata", {}).get("name", "?")
     path, value = annotations.get(READY_WHEN_PATH), annotations.get(READY_WHEN_VALUE)
     if path is not None and value is not None:
         try:
-            segments = parse_path(path)
+            parse_path(path)
         except PathSyntaxError as e:
-            return _always(terminal(f"CRD {crd_name} has an invalid {READY_WHEN_PATH} {path!r}: {e}"))
-
-        def field_equals(obj: JSONObject, now: datetime) -> Readiness:
-            found = lookup(obj, segments)
-            if isinstance(found, Unresolved):
-                return in_progress(f"waiting for {path} to be {value!r} ({found.reason})")
-            if str(found) == value:
-                return READY
-            return in_progress(f"{path} is {found!r}, waiting for {value!r}")
-
-        return field_equals
+            return f"CRD {name} has an invalid {READY_WHEN_PATH} {path!r}: {e}"
+        return None
     if path is not None or value is not None:
-        return _always(terminal(f"CRD {crd_name} must set both {READY_WHEN_PATH} and {READY_WHEN_VALUE}"))
+        return f"CRD {name} must set both {READY_WHEN_PATH} and {READY_WHEN_VALUE}"
     if annotations.get(SUPPORT_ENABLED) == "true":
-        return exists
-    return _always(
-        terminal(
-            f'CRD {crd_name} is not enabled for Smith: annotate it with {SUPPORT_ENABLED}: "true" '
-            f"or with {READY_WHEN_PATH} and {READY_WHEN_VALUE}"
-        )
+        return None
+    return (
+        f'CRD {name} is not enabled for Smith: annotate it with {SUPPORT_ENABLED}: "true" '
+        f"or with {READY_WHEN_PATH} and {READY_WHEN_VALUE}"
     )
+
+
+def custom_resource_check(crd: JSONObject) -> ReadinessCheck:
+    """The check for objects of `crd`, from its annotations (see the README's readiness table)."""
+    if (problem := crd_problem(crd)) is not None:
+        return _always(terminal(problem))
+    annotations: Mapping[str, str] = crd.get("metadata", {}).get("annotations") or {}
+    path, value = annotations.get(READY_WHEN_PATH), annotations.get(READY_WHEN_VALUE)
+    if path is None or value is None:
+        return exists
+    segments = parse_path(path)
+
+    def field_equals(obj: JSONObject, now: datetime) -> Readiness:
+        found = lookup(obj, segments)
+        if isinstance(found, Unresolved):
+            return in_progress(f"waiting for {path} to be {value!r} ({found.reason})")
+        if str(found) == value:
+            return READY
+        return in_progress(f"{path} is {found!r}, waiting for {value!r}")
+
+    return field_equals
 
 
 def _always(readiness: Readiness) -> ReadinessCheck:

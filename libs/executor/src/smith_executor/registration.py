@@ -1,5 +1,6 @@
-"""An executor announces itself with an `Executor` resource: its gRPC endpoint, the kinds it serves and
-a heartbeat. The controller routes by these, so a new or upgraded executor needs no restart elsewhere."""
+"""An executor announces itself with an `Executor` resource: its gRPC endpoint, the kinds it serves,
+whether it is a fallback, and a heartbeat. The controller routes by these, so a new or upgraded
+executor needs no restart elsewhere."""
 
 from __future__ import annotations
 
@@ -23,23 +24,27 @@ def smith_namespace() -> str:
 
 
 def executor_object(
-    *, name: str, namespace: str, endpoint: str, kinds: Sequence[GroupKind]
+    *, name: str, namespace: str, endpoint: str, kinds: Sequence[GroupKind], fallback: bool = False
 ) -> dict[str, object]:
     return {
         "apiVersion": API_VERSION,
         "kind": EXECUTOR_KIND,
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"endpoint": endpoint, "kinds": [{"group": k.group, "kind": k.kind} for k in kinds]},
+        "spec": {
+            "endpoint": endpoint,
+            "kinds": [{"group": k.group, "kind": k.kind} for k in sorted(kinds)],
+            "fallback": fallback,
+        },
     }
 
 
-async def publish(kube: KubeClient, *, name: str, endpoint: str, kinds: Sequence[GroupKind]) -> None:
+async def publish(
+    kube: KubeClient, *, name: str, endpoint: str, kinds: Sequence[GroupKind], fallback: bool = False
+) -> None:
     """Create or update this executor's Executor resource and stamp its heartbeat."""
     namespace = smith_namespace()
-    await kube.apply(
-        executor_object(name=name, namespace=namespace, endpoint=endpoint, kinds=kinds),
-        field_manager=f"smith-executor-{name}",
-    )
+    body = executor_object(name=name, namespace=namespace, endpoint=endpoint, kinds=kinds, fallback=fallback)
+    await kube.apply(body, field_manager=f"smith-executor-{name}")
     await heartbeat(kube, name=name, namespace=namespace)
 
 

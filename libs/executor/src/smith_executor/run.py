@@ -5,25 +5,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from smith_wire.rpc import run_service
 
-from smith_engine.model import GroupKind
 from smith_executor import registration
-from smith_executor.servicer import Assess, ExecutorServicer
+from smith_executor.servicer import ExecutorServicer, Family
 from smith_kube import KubeClient, KubeConfig
 
+Republish = Callable[[], Coroutine[Any, Any, None]]
+Background = Callable[[KubeClient, Republish], Coroutine[Any, Any, None]]
 
-def run_executor(*, name: str, kinds: Sequence[GroupKind], assess: Assess, default_address: str) -> None:
+
+def run_executor(
+    *,
+    name: str,
+    family: Family | Callable[[KubeClient], Family],
+    default_address: str,
+    fallback: bool = False,
+    background: Background | None = None,
+) -> None:
+    """Serve `family` (or the family made from the executor's API client) and keep its Executor
+    resource current. `background(kube, republish)` runs beside the server, e.g. a watch of CRDs
+    that calls `republish()` when the kinds served change."""
     kube = KubeClient(KubeConfig.auto())
-    servicer = ExecutorServicer(kube, kinds=kinds, assess=assess)
+    served = family(kube) if callable(family) else family
+    servicer = ExecutorServicer(kube, served)
     tasks: list[asyncio.Task[None]] = []
 
     async def started(port: int) -> None:
         endpoint = os.environ.get("SMITH_ADVERTISE", f"127.0.0.1:{port}")
-        await registration.publish(kube, name=name, endpoint=endpoint, kinds=kinds)
+
+        async def republish() -> None:
+            await registration.publish(
+                kube, name=name, endpoint=endpoint, kinds=served.kinds(), fallback=fallback
+            )
+
+        await republish()
         tasks.append(asyncio.create_task(registration.keep_alive(kube, name=name)))
+        if background is not None:
+            tasks.append(asyncio.create_task(background(kube, republish)))
 
     async def stopping() -> None:
         for task in tasks:

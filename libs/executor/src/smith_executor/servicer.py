@@ -4,8 +4,10 @@ kinds of one family. Never takes over an object another controller (or nobody) c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import grpc
 from opentelemetry import trace
@@ -25,17 +27,36 @@ FIELD_MANAGER = "smith"
 SECRET = GroupKind("", "Secret")
 tracer = trace.get_tracer("smith.executor")
 
-Assess = Callable[[JSONObject], Readiness]
+
+class Family(Protocol):
+    """The kinds one executor serves and what it knows about them."""
+
+    def kinds(self) -> Sequence[GroupKind]: ...
+
+    def assess(self, obj: JSONObject) -> Readiness: ...
+
+    def refusal(self, obj: JSONObject) -> str | None:
+        """Why an object of a served kind must not be applied at all (a terminal error), or None."""
+        ...
 
 
-def registry_assessor(registry: Mapping[GroupKind, ReadinessCheck]) -> Assess:
-    def assess(obj: JSONObject) -> Readiness:
-        check = registry.get(GroupKind.of(obj))
+@dataclass(frozen=True)
+class RegistryFamily:
+    """A fixed set of kinds with their readiness checks (built-in kinds, Service Catalog)."""
+
+    registry: Mapping[GroupKind, ReadinessCheck]
+
+    def kinds(self) -> Sequence[GroupKind]:
+        return sorted(self.registry)
+
+    def assess(self, obj: JSONObject) -> Readiness:
+        check = self.registry.get(GroupKind.of(obj))
         if check is None:
             return terminal(f"this executor does not serve {GroupKind.of(obj)}")
         return check(obj, datetime.now(UTC))
 
-    return assess
+    def refusal(self, obj: JSONObject) -> str | None:
+        return None
 
 
 def _failure(ref: ObjectRef, resource: str, error: Exception) -> ActionResult:
@@ -50,10 +71,9 @@ def _failure(ref: ObjectRef, resource: str, error: Exception) -> ActionResult:
 
 
 class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
-    def __init__(self, kube: KubeClient, *, kinds: Sequence[GroupKind], assess: Assess) -> None:
+    def __init__(self, kube: KubeClient, family: Family) -> None:
         self.kube = kube
-        self.kinds = tuple(kinds)
-        self.assess = assess
+        self.family = family
 
     def registration(self) -> Register:
         return lambda server: executor_pb2_grpc.add_ExecutorServicer_to_server(self, server)
@@ -62,14 +82,14 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         self, request: executor_pb2.KindsServedRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.KindsServedResponse:
         return executor_pb2.KindsServedResponse(
-            kinds=[executor_pb2.GroupKind(group=k.group, kind=k.kind) for k in self.kinds]
+            kinds=[executor_pb2.GroupKind(group=k.group, kind=k.kind) for k in self.family.kinds()]
         )
 
     async def Assess(  # noqa: N802
         self, request: executor_pb2.AssessRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.AssessResponse:
         return executor_pb2.AssessResponse(
-            readiness=[readiness_to_proto(self.assess(load(o))) for o in request.objects_json]
+            readiness=[readiness_to_proto(self.family.assess(load(o))) for o in request.objects_json]
         )
 
     async def Apply(  # noqa: N802
@@ -102,6 +122,11 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                     "smith.action": "apply",
                 }
             )
+            if refusal := self.family.refusal(obj):
+                span.set_attribute("smith.verdict", "Refused")
+                return ActionResult(
+                    object=ref, resource=action.resource, ok=False, error=refusal, terminal=True
+                ), None
             try:
                 if action.expect_absent and (problem := await self._foreign(obj, bundle)):
                     span.set_attribute("smith.verdict", "NotOwned")
@@ -117,7 +142,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 return failure, None
             span.set_attribute("smith.verdict", "Applied")
             return ActionResult(object=ObjectRef.of(applied), resource=action.resource), Observed(
-                applied, self.assess(applied)
+                applied, self.family.assess(applied)
             )
 
     async def _foreign(self, obj: JSONObject, bundle: Bundle) -> str | None:

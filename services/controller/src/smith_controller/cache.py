@@ -83,9 +83,20 @@ class ChildCache:
             self.notify(key)
 
     async def _run(self, kind: GroupKind) -> None:
-        try:
-            api_version = await self.kube.preferred_version(kind.group)
-            await self.kube.resource(api_version, kind.kind)
+        delay = 1.0
+        while True:
+            try:
+                api_version = await self.kube.preferred_version(kind.group)
+                await self.kube.resource(api_version, kind.kind)
+            except UnservedKindError:
+                # An executor announced a kind the API server does not serve (yet: a CRD that is
+                # still being established, or a retired one). Nothing to wait for meanwhile.
+                self._synced[kind].set()
+                log.info("%s is not served by the API server; looking again in %.0fs", kind, delay)
+                await asyncio.sleep(delay)
+                delay = min(60.0, delay * 2)
+                self.kube.forget()
+                continue
             await run_informer(
                 self.kube,
                 api_version,
@@ -95,9 +106,6 @@ class ChildCache:
                 label_selector=BUNDLE_NAME_LABEL,
                 synced=self._synced[kind],
             )
-        except UnservedKindError:
-            self._synced[kind].set()  # nothing to wait for; applies report that the kind is not served
-            log.info("%s is not served by the API server; not watching it", kind)
 
     def _relisted(self, kind: GroupKind, items: Sequence[JSONObject]) -> None:
         fresh = {o["metadata"]["uid"]: o for o in items}

@@ -2,7 +2,7 @@
 and register as Executor `core` in $SMITH_NAMESPACE (default smith-system)."""
 
 from smith_executor.run import run_executor
-from smith_executor.servicer import registry_assessor
+from smith_executor.servicer import RegistryFamily
 
 from smith_engine.readiness import BUILTIN
 
@@ -10,9 +10,7 @@ NAME = "core"
 
 
 def main() -> None:
-    run_executor(
-        name=NAME, kinds=sorted(BUILTIN), assess=registry_assessor(BUILTIN), default_address="127.0.0.1:7410"
-    )
+    run_executor(name=NAME, family=RegistryFamily(BUILTIN), default_address="127.0.0.1:7410")
 
 
 if __name__ == "__main__":
