@@ -1,0 +1,89 @@
+"""Helpers for tests against the running system: Bundles as a user writes them, and waiting for
+their status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smith_engine.model import API_VERSION
+from smith_kube import KubeClient, NotFoundError
+from support import eventually
+
+Json = dict[str, Any]
+
+
+def bundle(name: str, namespace: str, *resources: Json) -> Json:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Bundle",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"resources": list(resources)},
+    }
+
+
+async def get_bundle(kube: KubeClient, namespace: str, name: str) -> Json:
+    return await kube.get(API_VERSION, "Bundle", name, namespace)
+
+
+def condition(obj: Json, kind: str) -> Json:
+    found: Json = next(
+        (c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), {}
+    )
+    return found
+
+
+def resource_condition(obj: Json, name: str, kind: str) -> Json:
+    for entry in (obj.get("status") or {}).get("resourceStatuses") or []:
+        if entry["name"] == name:
+            found: Json = next((c for c in entry["conditions"] if c["type"] == kind), {})
+            return found
+    return {}
+
+
+async def until_condition(
+    kube: KubeClient, namespace: str, name: str, kind: str, *, within: float = 30
+) -> Json:
+    """Wait until the Bundle's condition `kind` is True; return the Bundle."""
+    seen: Json = {}
+
+    async def true() -> bool:
+        nonlocal seen
+        seen = await get_bundle(kube, namespace, name)
+        return condition(seen, kind).get("status") == "True"
+
+    try:
+        await eventually(true, within=within, what=f"Bundle {name} {kind}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last status: {seen.get('status')}") from None
+    return seen
+
+
+def deployment_object(
+    name: str, *, replicas: int, paused: bool = False, env_from: list[Json] | None = None
+) -> Json:
+    container: Json = {"name": name, "image": f"registry.example.com/{name}:1"}
+    if env_from:
+        container["envFrom"] = env_from
+    spec: Json = {
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
+    }
+    if paused:
+        spec["paused"] = True
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": spec}
+
+
+async def edit_bundle(kube: KubeClient, namespace: str, name: str, change: Any) -> Json:
+    """Read the Bundle, let `change` edit its spec in place, and write it back (as `kubectl edit` does)."""
+    current = await get_bundle(kube, namespace, name)
+    change(current["spec"])
+    return await kube.replace(current)
+
+
+async def exists(kube: KubeClient, api_version: str, kind: str, name: str, namespace: str) -> bool:
+    try:
+        await kube.get(api_version, kind, name, namespace)
+    except NotFoundError:
+        return False
+    return True
