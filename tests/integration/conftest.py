@@ -25,7 +25,8 @@ from smith_status.servicer import StatusServicer
 from smith_telemetry import setup_tracing
 from smith_wire.rpc import start_server
 
-from smith_engine.readiness import BUILTIN
+from fakes import Broker
+from smith_engine.readiness import BUILTIN, SERVICE_CATALOG
 from smith_kube import ConflictError, KubeClient, KubeConfig
 from support import ROOT
 
@@ -33,7 +34,9 @@ EXECUTORS_NAMESPACE = "smith-system"
 
 
 async def install_crds(kube: KubeClient) -> None:
-    for path in sorted((ROOT / "deploy" / "crds").glob("*.yaml")):
+    for path in sorted(
+        [*(ROOT / "deploy" / "crds").glob("*.yaml"), *(ROOT / "deploy" / "servicecatalog").glob("*.yaml")]
+    ):
         with contextlib.suppress(ConflictError):
             await kube.create(yaml.safe_load(path.read_text()))
     for plural in ("bundles", "executors"):
@@ -65,6 +68,16 @@ class System:
         family = RegistryFamily(BUILTIN)
         self.executor, port = await start_server([ExecutorServicer(self.kube, family).registration()])
         await registration.publish(self.kube, name="core", endpoint=f"127.0.0.1:{port}", kinds=family.kinds())
+
+    async def start_servicecatalog(self) -> None:
+        """The Service Catalog executor, and the fake broker that provisions what it applies."""
+        family = RegistryFamily(SERVICE_CATALOG)
+        server, port = await start_server([ExecutorServicer(self.kube, family).registration()])
+        self.servers.append(server)
+        await registration.publish(
+            self.kube, name="servicecatalog", endpoint=f"127.0.0.1:{port}", kinds=family.kinds()
+        )
+        self.background.append(asyncio.create_task(Broker(self.kube).run()))
 
     async def start_dynamic_executor(self) -> None:
         catalog = CrdCatalog()
@@ -130,6 +143,7 @@ async def smith(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[System]:
     system.servers += [planner, status]
     await system.start_executor()
     await system.start_dynamic_executor()
+    await system.start_servicecatalog()
     await system.start_controller()
     try:
         yield system

@@ -4,9 +4,11 @@ watches feed the managed objects. Each change marks the Bundles it concerns for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +18,11 @@ import kopf
 from smith_controller.cache import BundleKey, ChildCache
 from smith_controller.reconciler import Peers, reconcile
 from smith_controller.scheduler import Scheduler
-from smith_engine.model import GROUP, VERSION, JSONObject
+from smith_engine.model import GROUP, VERSION, GroupKind, JSONObject
+from smith_engine.planner import SERVICE_BINDING
+from smith_engine.references import binding_secret_name
 from smith_engine.routing import ExecutorInfo, RoutingTable
-from smith_kube import KubeClient, KubeConfig
+from smith_kube import KubeClient, KubeConfig, NotFoundError
 
 log = logging.getLogger("smith.controller")
 
@@ -105,13 +109,28 @@ class Controller:
         if bundle is None or bundle["metadata"].get("deletionTimestamp"):
             return False
         try:
-            return await reconcile(self.peers, bundle, self.cache.children(key))
+            children = self.cache.children(key)
+            return await reconcile(
+                self.peers, bundle, children, secrets=await self._binding_secrets(children)
+            )
         except grpc.aio.AioRpcError as e:
             log.warning("reconcile of %s/%s: %s %s", *key, e.code().name, e.details())
             return True
         except Exception:
             log.exception("reconcile of %s/%s failed", *key)
             return True
+
+    async def _binding_secrets(self, children: Sequence[JSONObject]) -> list[JSONObject]:
+        """The Secrets the Bundle's ServiceBindings wrote (read when needed: they carry no Smith label)."""
+        found: list[JSONObject] = []
+        for binding in (c for c in children if GroupKind.of(c) == SERVICE_BINDING):
+            with contextlib.suppress(NotFoundError):
+                found.append(
+                    await self.kube.get(
+                        "v1", "Secret", binding_secret_name(binding), binding["metadata"]["namespace"]
+                    )
+                )
+        return found
 
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:

@@ -33,7 +33,7 @@ from smith.v1 import (
 )
 from smith_engine.model import GroupKind, JSONObject, ObjectRef
 from smith_engine.planner import Action, Apply
-from smith_engine.readiness import retriable
+from smith_engine.readiness import READY, retriable
 from smith_engine.routing import RoutingTable
 
 log = logging.getLogger("smith.controller")
@@ -85,8 +85,13 @@ def _rpc_problem(endpoint: str, error: grpc.aio.AioRpcError) -> str:
     return f"executor at {endpoint} did not answer: {error.code().name} {error.details() or ''}".strip()
 
 
-async def reconcile(peers: Peers, bundle: JSONObject, children: Sequence[JSONObject]) -> bool:
-    """Converge `bundle` one step; True when something failed in a way worth retrying."""
+async def reconcile(
+    peers: Peers, bundle: JSONObject, children: Sequence[JSONObject], *, secrets: Sequence[JSONObject] = ()
+) -> bool:
+    """Converge `bundle` one step; True when something failed in a way worth retrying.
+
+    `secrets` are the Secrets of the Bundle's ServiceBindings, for `bindsecret` references.
+    """
     meta = bundle["metadata"]
     with tracer.start_as_current_span(f"reconcile {meta['namespace']}/{meta['name']}") as span:
         span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
@@ -94,6 +99,8 @@ async def reconcile(peers: Peers, bundle: JSONObject, children: Sequence[JSONObj
 
         # 1. assess: readiness of every observed child, from the executor serving its kind
         observed = await _assess(peers, children)
+        ready = readiness_to_proto(READY)
+        observed += [common_pb2.Observed(object_json=dump(s), readiness=ready) for s in secrets]
 
         # 2. plan
         request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed)
