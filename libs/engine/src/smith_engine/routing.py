@@ -27,6 +27,7 @@ class ExecutorInfo:
             endpoint=str(spec.get("endpoint", "")),
             kinds=kinds,
             heartbeat=heartbeat,
+            fallback=bool(spec.get("fallback", False)),
         )
 
 

@@ -1,0 +1,64 @@
+"""Routing: which executor serves a kind, from the Executor resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smith_engine.model import GroupKind
+from smith_engine.routing import ExecutorInfo, RoutingTable
+
+INSTANCE = GroupKind("servicecatalog.k8s.io", "ServiceInstance")
+
+
+def executor(
+    name: str, endpoint: str, *kinds: GroupKind, fallback: bool = False, beat: str = ""
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "endpoint": endpoint,
+            "kinds": [{"group": k.group, "kind": k.kind} for k in kinds],
+            "fallback": fallback,
+        },
+        "status": {"heartbeatTime": beat},
+    }
+
+
+def table(*objs: dict[str, Any]) -> RoutingTable:
+    routing = RoutingTable()
+    for obj in objs:
+        routing.update(ExecutorInfo.of(obj))
+    return routing
+
+
+def test_a_specific_executor_wins_over_a_fallback_whatever_the_heartbeats() -> None:
+    routing = table(
+        executor("servicecatalog", "sc:1", INSTANCE, beat="2026-01-01T00:00:00Z"),
+        executor("dynamic", "dyn:1", INSTANCE, fallback=True, beat="2026-12-01T00:00:00Z"),
+    )
+    assert routing.endpoint(INSTANCE) == "sc:1"
+
+
+def test_the_fallback_serves_what_no_one_else_does() -> None:
+    widget = GroupKind("x.io", "Widget")
+    assert table(executor("dynamic", "dyn:1", widget, fallback=True)).endpoint(widget) == "dyn:1"
+
+
+def test_among_equals_the_latest_heartbeat_wins() -> None:
+    routing = table(
+        executor("a", "a:1", INSTANCE, beat="2026-01-01T00:00:00Z"),
+        executor("b", "b:1", INSTANCE, beat="2026-02-01T00:00:00Z"),
+    )
+    assert routing.endpoint(INSTANCE) == "b:1"
+
+
+def test_a_kind_no_one_serves_has_no_endpoint() -> None:
+    assert table().endpoint(INSTANCE) is None
+
+
+def test_only_a_change_of_routing_counts_as_a_change() -> None:
+    routing = table(executor("a", "a:1", INSTANCE, beat="1"))
+    assert not routing.update(ExecutorInfo.of(executor("a", "a:1", INSTANCE, beat="2")))
+    assert routing.update(ExecutorInfo.of(executor("a", "a:2", INSTANCE, beat="3")))
+    assert routing.remove("a")
+    assert routing.endpoint(INSTANCE) is None
