@@ -21,14 +21,21 @@ from typing import Any
 
 import yaml
 
-from smith_controlplane.plane import ControlPlane
-from smith_engine.model import API_VERSION, GroupKind
-from smith_engine.readiness import BUILTIN
+from smith_controlplane.plane import ControlPlane, die_with_parent
+from smith_engine.model import API_VERSION
 from smith_kube import ConflictError, KubeClient, KubeConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_NAMESPACE = "smith-demo"
-SERVICES = ("smith_planner", "smith_status", "smith_executor_core", "smith_controller")
+SERVICES = (
+    "smith_planner",
+    "smith_status",
+    "smith_executor_core",
+    "smith_executor_servicecatalog",
+    "smith_executor_dynamic",
+    "smith_controller",
+)
+CRDS = ("deploy/crds", "deploy/servicecatalog", "deploy/samples/crds")
 
 
 def free_port() -> int:
@@ -40,30 +47,33 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def services(kubeconfig: Path, logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    ports = {"planner": free_port(), "status": free_port(), "executor": free_port()}
+    """Every service as its own process on free ports, plus the fake controllers the samples need
+    (tests/fakes.py: a Service Catalog broker, the Sleeper and Postgresql controllers)."""
+    listen = {module: free_port() for module in SERVICES if module != "smith_controller"}
     env = {
         **os.environ,
         "KUBECONFIG": str(kubeconfig),
-        "SMITH_PLANNER": f"127.0.0.1:{ports['planner']}",
-        "SMITH_STATUS": f"127.0.0.1:{ports['status']}",
+        "SMITH_PLANNER": f"127.0.0.1:{listen['smith_planner']}",
+        "SMITH_STATUS": f"127.0.0.1:{listen['smith_status']}",
     }
-    listen = {
-        "smith_planner": ports["planner"],
-        "smith_status": ports["status"],
-        "smith_executor_core": ports["executor"],
-    }
+    commands = {module: [sys.executable, "-m", module] for module in SERVICES}
+    commands["fakes"] = [sys.executable, str(ROOT / "tests" / "fakes.py")]
     logs.mkdir(parents=True, exist_ok=True)
     started: list[subprocess.Popen[bytes]] = []
     try:
-        for module in SERVICES:
-            own = {**env, "SMITH_LISTEN": f"127.0.0.1:{listen[module]}"} if module in listen else env
-            with (logs / f"{module}.log").open("wb") as out:
+        for name, command in commands.items():
+            own = {**env, "SMITH_LISTEN": f"127.0.0.1:{listen[name]}"} if name in listen else env
+            with (logs / f"{name}.log").open("wb") as out:
                 started.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", module], env=own, stdout=out, stderr=subprocess.STDOUT
+                        command,
+                        env=own,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        preexec_fn=die_with_parent,  # nothing outlives `make run`, even when it is killed
                     )
                 )
-        print(f"services started: {', '.join(SERVICES)} (logs in {logs})")
+        print(f"started {', '.join(commands)} (logs in {logs})")
         yield started
     finally:
         for process in reversed(started):
@@ -75,19 +85,8 @@ def services(kubeconfig: Path, logs: Path) -> Iterator[list[subprocess.Popen[byt
                 process.kill()
 
 
-def servable(bundle: dict[str, Any]) -> list[str]:
-    """Kinds in `bundle` that no executor of this run serves."""
-    missing = []
-    for item in bundle["spec"]["resources"]:
-        spec = item["spec"]
-        obj = spec.get("object", spec)
-        if GroupKind.of(obj) not in BUILTIN:
-            missing.append(str(GroupKind.of(obj)))
-    return missing
-
-
 async def install(kube: KubeClient, samples: list[dict[str, Any]]) -> None:
-    for path in sorted((ROOT / "deploy" / "crds").glob("*.yaml")):
+    for path in sorted(f for directory in CRDS for f in (ROOT / directory).glob("*.yaml")):
         with contextlib.suppress(ConflictError):
             await kube.create(yaml.safe_load(path.read_text()))
     for name in ("smith-system", DEMO_NAMESPACE):
@@ -150,13 +149,9 @@ async def show(kube: KubeClient, names: list[str], *, exit_when_ready: bool) -> 
 
 
 async def demo(kubeconfig: Path, *, exit_when_ready: bool) -> None:
-    samples = []
-    for path in sorted((ROOT / "deploy" / "samples").glob("*.yaml")):
-        sample = yaml.safe_load(path.read_text())
-        if missing := servable(sample):
-            print(f"skipping {path.name}: needs an executor for {', '.join(sorted(set(missing)))}")
-            continue
-        samples.append(sample)
+    samples = [
+        yaml.safe_load(path.read_text()) for path in sorted((ROOT / "deploy" / "samples").glob("*.yaml"))
+    ]
     async with KubeClient(KubeConfig.load(kubeconfig)) as kube:
         await install(kube, samples)
         print(

@@ -24,8 +24,7 @@ def test_make_run_converges_the_samples_and_cleans_up() -> None:
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "all 3 Bundles are Ready" in done.stdout
-    assert "skipping shop.yaml" in done.stdout
+    assert "all 6 Bundles are Ready" in done.stdout
     leftovers = subprocess.run(["pgrep", "-f", "python -m smith_"], capture_output=True, text=True)
     assert leftovers.stdout == ""
 
@@ -45,4 +44,4 @@ def test_make_run_uses_the_cluster_kubeconfig_names(control_plane: ControlPlane)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "using the cluster of" in done.stdout
     assert "starting a local control plane" not in done.stdout
-    assert "all 3 Bundles are Ready" in done.stdout
+    assert "all 6 Bundles are Ready" in done.stdout

@@ -15,7 +15,14 @@ from support import ROOT
 
 pytestmark = pytest.mark.controlplane
 
-MANIFESTS = sorted([*ROOT.glob("services/*/deploy/*.yaml"), *ROOT.glob("deploy/crds/*.yaml")])
+MANIFESTS = sorted(
+    [
+        *ROOT.glob("services/*/deploy/*.yaml"),
+        *ROOT.glob("deploy/crds/*.yaml"),
+        *ROOT.glob("deploy/servicecatalog/*.yaml"),
+        *ROOT.glob("deploy/samples/crds/*.yaml"),
+    ]
+)
 
 
 async def dry_run(kube: KubeClient, doc: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
