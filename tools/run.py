@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from smith_controlplane.plane import ControlPlane, die_with_parent
+from smith_controlplane.plane import ControlPlane, dying_with_parent
 from smith_engine.model import API_VERSION
 from smith_kube import ConflictError, KubeClient, KubeConfig
 
@@ -65,12 +65,9 @@ def services(kubeconfig: Path, logs: Path) -> Iterator[list[subprocess.Popen[byt
             own = {**env, "SMITH_LISTEN": f"127.0.0.1:{listen[name]}"} if name in listen else env
             with (logs / f"{name}.log").open("wb") as out:
                 started.append(
+                    # nothing outlives `make run`, even when it is killed
                     subprocess.Popen(
-                        command,
-                        env=own,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        preexec_fn=die_with_parent,  # nothing outlives `make run`, even when it is killed
+                        dying_with_parent(command), env=own, stdout=out, stderr=subprocess.STDOUT
                     )
                 )
         print(f"started {', '.join(commands)} (logs in {logs})")

@@ -9,7 +9,6 @@ Children die with the process that started them (PR_SET_PDEATHSIG) unless the pl
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -72,11 +71,12 @@ def free_port() -> int:
         return port
 
 
-def die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGKILL us when our parent dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+def dying_with_parent(command: Sequence[str]) -> list[str]:
+    """`command`, made to receive SIGKILL when the process that started it dies (PR_SET_PDEATHSIG,
+    set by util-linux's setpriv just before it execs the command). Not a preexec_fn: forking a
+    process with threads (tests run kopf in one) and running Python before exec can crash the child."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *command] if setpriv else list(command)
 
 
 @dataclass
@@ -216,14 +216,14 @@ class ControlPlane:
         assert self.bin_dir is not None and self.workdir is not None
         log = self.workdir / f"{name}.log"
         with log.open("ab") as out:
+            command = [str(self.bin_dir / name), *args]
             popen = subprocess.Popen(
-                [str(self.bin_dir / name), *args],
+                command if self.detached else dying_with_parent(command),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
                 start_new_session=True,
-                preexec_fn=None if self.detached else die_with_parent,
             )
         process = Process(name, popen, log)
         self.processes.append(process)
