@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,24 +16,11 @@ from support import ROOT
 pytestmark = pytest.mark.controlplane
 
 
-def test_make_run_converges_the_samples_and_cleans_up() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "run.py")],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "all 6 Bundles are Ready" in done.stdout
-    leftovers = subprocess.run(["pgrep", "-f", "python -m smith_"], capture_output=True, text=True)
-    assert leftovers.stdout == ""
-
-
-@pytest.mark.fullplane
-def test_make_run_uses_the_cluster_kubeconfig_names(control_plane: ControlPlane) -> None:
-    """With $KUBECONFIG set, make run starts no control plane of its own and runs against that one."""
-    env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)}
+def make_run(kubeconfig: Path | None) -> subprocess.CompletedProcess[str]:
+    """`make run` (tools/run.py) as a user runs it, with or without $KUBECONFIG."""
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    if kubeconfig is not None:
+        env["KUBECONFIG"] = str(kubeconfig)
     done = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "run.py")],
         capture_output=True,
@@ -42,6 +30,21 @@ def test_make_run_uses_the_cluster_kubeconfig_names(control_plane: ControlPlane)
         env=env,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "all 6 Bundles are Ready" in done.stdout
+    return done
+
+
+def test_make_run_converges_the_samples_and_cleans_up() -> None:
+    done = make_run(None)
+    assert "starting a local control plane" in done.stdout
+    mine = f"{sys.executable} -m smith_"  # this checkout's services only, not another run's
+    leftovers = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True)
+    assert leftovers.stdout == ""
+
+
+@pytest.mark.fullplane
+def test_make_run_uses_the_cluster_kubeconfig_names(control_plane: ControlPlane) -> None:
+    """With $KUBECONFIG set, make run starts no control plane of its own and runs against that one."""
+    done = make_run(control_plane.kubeconfig)
     assert "using the cluster of" in done.stdout
     assert "starting a local control plane" not in done.stdout
-    assert "all 6 Bundles are Ready" in done.stdout

@@ -11,41 +11,11 @@ from typing import Any
 import pytest
 
 from smith_kube import ConflictError, KubeClient, NotFoundError, UnservedKindError, WatchEvent
-from support import eventually
+from support import crd_object, eventually
 
 pytestmark = pytest.mark.controlplane
 
 Json = dict[str, Any]
-
-
-def crd(group: str, kind: str, plural: str) -> Json:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
 
 
 async def install_crd(kube: KubeClient, definition: Json) -> None:
@@ -74,7 +44,7 @@ def config_map(name: str, namespace: str, **data: str) -> Json:
 
 
 async def test_custom_resource_status_lives_in_its_own_subresource(kube: KubeClient, namespace: str) -> None:
-    await install_crd(kube, crd("plane.smith.test", "Sleeper", "sleepers"))
+    await install_crd(kube, crd_object("plane.smith.test", "Sleeper"))
     created = await kube.create(
         {
             "apiVersion": "plane.smith.test/v1",

@@ -13,36 +13,11 @@ from live import bundle, condition, deployment_object, get_bundle, resource_cond
 from smith_engine.model import API_VERSION
 from smith_engine.readiness import READY_WHEN_PATH, READY_WHEN_VALUE, SUPPORT_ENABLED
 from smith_kube import ConflictError, KubeClient, NotFoundError
-from support import config_map, eventually, resource
+from support import config_map, crd_object, eventually, resource
 
 pytestmark = pytest.mark.controlplane
 
 Json = dict[str, Any]
-
-
-def crd(kind: str, group: str, **annotations: str) -> Json:
-    plural = kind.lower() + "s"
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}", "annotations": annotations},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                    },
-                }
-            ],
-        },
-    }
 
 
 def unique_group() -> str:
@@ -88,7 +63,7 @@ async def test_custom_resource_becomes_ready_from_its_status_and_feeds_a_depende
 ) -> None:
     group = unique_group()
     await install(
-        kube, crd("Sleeper", group, **{READY_WHEN_PATH: "{$.status.state}", READY_WHEN_VALUE: "Awake"})
+        kube, crd_object(group, "Sleeper", **{READY_WHEN_PATH: "{$.status.state}", READY_WHEN_VALUE: "Awake"})
     )
     app = deployment_object("app", replicas=1)
     app["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "ADDR", "value": "!{addr}"}]
@@ -138,7 +113,7 @@ async def test_crd_installed_after_the_bundle_is_learnt_without_a_restart(
     waiting = await until_condition(kube, namespace, "early", "Error")
     assert condition(waiting, "Error")["reason"] == "RetriableError"
     assert "no live executor serves Widget" in resource_condition(waiting, "thing", "Error")["message"]
-    await install(kube, crd("Widget", group, **{SUPPORT_ENABLED: "true"}))
+    await install(kube, crd_object(group, "Widget", **{SUPPORT_ENABLED: "true"}))
     await until_condition(kube, namespace, "early", "Ready", within=60)
     assert (await kube.get("v1", "ConfigMap", "after", namespace))["metadata"]["name"] == "after"
 
@@ -147,7 +122,7 @@ async def test_custom_resource_of_a_crd_not_enabled_is_refused(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:
     group = unique_group()
-    await install(kube, crd("Gadget", group))
+    await install(kube, crd_object(group, "Gadget"))
 
     async def served() -> bool:
         executor = await kube.get(API_VERSION, "Executor", "dynamic", "smith-system")
