@@ -11,75 +11,20 @@ import asyncio
 import base64
 import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from smith_controlplane.plane import ControlPlane, dying_with_parent
+from smith_controlplane.plane import ControlPlane
+from smith_controlplane.services import running_services
 from smith_engine.model import API_VERSION
 from smith_kube import ConflictError, KubeClient, KubeConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_NAMESPACE = "smith-demo"
-SERVICES = (
-    "smith_planner",
-    "smith_status",
-    "smith_executor_core",
-    "smith_executor_servicecatalog",
-    "smith_executor_dynamic",
-    "smith_controller",
-)
 CRDS = ("deploy/crds", "deploy/servicecatalog", "deploy/samples/crds")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def services(kubeconfig: Path, logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Every service as its own process on free ports, plus the fake controllers the samples need
-    (tests/fakes.py: a Service Catalog broker, the Sleeper and Postgresql controllers)."""
-    listen = {module: free_port() for module in SERVICES if module != "smith_controller"}
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(kubeconfig),
-        "SMITH_PLANNER": f"127.0.0.1:{listen['smith_planner']}",
-        "SMITH_STATUS": f"127.0.0.1:{listen['smith_status']}",
-    }
-    commands = {module: [sys.executable, "-m", module] for module in SERVICES}
-    commands["fakes"] = [sys.executable, str(ROOT / "tests" / "fakes.py")]
-    logs.mkdir(parents=True, exist_ok=True)
-    started: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, command in commands.items():
-            own = {**env, "SMITH_LISTEN": f"127.0.0.1:{listen[name]}"} if name in listen else env
-            with (logs / f"{name}.log").open("wb") as out:
-                started.append(
-                    # nothing outlives `make run`, even when it is killed
-                    subprocess.Popen(
-                        dying_with_parent(command), env=own, stdout=out, stderr=subprocess.STDOUT
-                    )
-                )
-        print(f"started {', '.join(commands)} (logs in {logs})")
-        yield started
-    finally:
-        for process in reversed(started):
-            process.send_signal(signal.SIGTERM)
-        for process in started:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 async def install(kube: KubeClient, samples: list[dict[str, Any]]) -> None:
@@ -210,7 +155,9 @@ def main() -> int:
             plane = stack.enter_context(ControlPlane(full=True, nodes=2))
             kubeconfig = plane.kubeconfig
             print(f"control plane ready: {plane.server} (kubeconfig {kubeconfig})")
-        stack.enter_context(services(kubeconfig, logs))
+        fakes = {"fakes": [sys.executable, str(ROOT / "tests" / "fakes.py")]}
+        started = stack.enter_context(running_services(kubeconfig, logs, extra=fakes))
+        print(f"started {', '.join(started)} (logs in {logs})")
         try:
             asyncio.run(demo(kubeconfig, exit_when_ready=not args.watch))
         except KeyboardInterrupt:
