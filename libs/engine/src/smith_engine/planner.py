@@ -77,6 +77,7 @@ class Apply:
     resource: str
     object: JSONObject
     expect_absent: bool = False  # not observed: create it, and never take over one that appeared meanwhile
+    observed_version: str = ""  # the observed object's resourceVersion: tells an update from a no-op
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,8 @@ def _plan_resource(
             return verdict(
                 VerdictState.IN_PROGRESS, Reason.WAITING, "waiting for the old object to be deleted"
             ), None
-        apply = Apply(resource.name, desired, expect_absent=existing is None)
+        version = "" if existing is None else existing.object["metadata"].get("resourceVersion", "")
+        apply = Apply(resource.name, desired, expect_absent=existing is None, observed_version=version)
         return verdict(VerdictState.IN_PROGRESS, Reason.APPLYING, "applying"), apply
     return verdict(*_from_readiness(existing.readiness), existing.readiness.message), None
 

@@ -33,6 +33,16 @@ class BundleReason(StrEnum):
     STUCK = "NoProgressPossible"
 
 
+class Outcome(StrEnum):
+    """What an action did to the cluster."""
+
+    NONE = ""  # failed, or never sent
+    CREATED = "Created"
+    UPDATED = "Updated"
+    UNCHANGED = "Unchanged"
+    DELETED = "Deleted"
+
+
 @dataclass(frozen=True, slots=True)
 class ActionResult:
     """What an executor reports for one action."""
@@ -42,6 +52,7 @@ class ActionResult:
     ok: bool = True
     error: str = ""
     terminal: bool = False
+    outcome: Outcome = Outcome.NONE
 
 
 def rfc3339(moment: datetime) -> str:

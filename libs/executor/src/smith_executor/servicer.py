@@ -4,6 +4,7 @@ kinds of one family. Never takes over an object another controller (or nobody) c
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Protocol
 
 import grpc
 from opentelemetry import trace
+from prometheus_client import Counter
 from smith_wire.convert import action_from_proto, load, readiness_to_proto, result_to_proto
 from smith_wire.rpc import Register
 
@@ -19,11 +21,15 @@ from smith_engine import planner
 from smith_engine.model import Bundle, GroupKind, JSONObject, ObjectRef
 from smith_engine.planner import Observed, ownership_problem
 from smith_engine.readiness import Readiness, ReadinessCheck, terminal
-from smith_engine.status import ActionResult
+from smith_engine.status import ActionResult, Outcome
 from smith_kube import ApiError, ConflictError, KubeClient, NotFoundError, UnservedKindError
 from smith_kube.client import JSON_PATCH
 
 FIELD_MANAGER = "smith"
+ACTIONS = Counter(
+    "smith_actions", "Actions executed, by kind, action and outcome", ["kind", "action", "outcome"]
+)
+log = logging.getLogger("smith.executor")
 SECRET = GroupKind("", "Secret")
 tracer = trace.get_tracer("smith.executor")
 
@@ -105,8 +111,11 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
     async def Delete(  # noqa: N802
         self, request: executor_pb2.DeleteRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.DeleteResponse:
+        bundle = Bundle(namespace=request.bundle.namespace, name=request.bundle.name, uid=request.bundle.uid)
         actions = [action_from_proto(a) for a in request.actions]
-        results = await asyncio.gather(*(self._delete(a) for a in actions if isinstance(a, planner.Delete)))
+        results = await asyncio.gather(
+            *(self._delete(bundle, a) for a in actions if isinstance(a, planner.Delete))
+        )
         return executor_pb2.DeleteResponse(results=[result_to_proto(r) for r in results])
 
     # --- one object -------------------------------------------------------------------------------
@@ -117,6 +126,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         with tracer.start_as_current_span("apply") as span:
             span.set_attributes(
                 {
+                    "smith.bundle": f"{bundle.namespace}/{bundle.name}",
                     "smith.resource": action.resource,
                     "smith.kind": str(GroupKind.of(obj)),
                     "smith.action": "apply",
@@ -124,35 +134,67 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             )
             if refusal := self.family.refusal(obj):
                 span.set_attribute("smith.verdict", "Refused")
-                return ActionResult(
+                failure = ActionResult(
                     object=ref, resource=action.resource, ok=False, error=refusal, terminal=True
-                ), None
+                )
+                return self._done(failure, bundle, "apply"), None
             try:
-                if action.expect_absent and (problem := await self._foreign(obj, bundle)):
-                    span.set_attribute("smith.verdict", "NotOwned")
-                    return ActionResult(
-                        object=ref, resource=action.resource, ok=False, error=problem, terminal=True
-                    ), None
+                before = action.observed_version
+                if action.expect_absent:
+                    problem, before = await self._foreign(obj, bundle)
+                    if problem:
+                        span.set_attribute("smith.verdict", "NotOwned")
+                        failure = ActionResult(
+                            object=ref, resource=action.resource, ok=False, error=problem, terminal=True
+                        )
+                        return self._done(failure, bundle, "apply"), None
                 applied: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER)
                 if GroupKind.of(obj) == SECRET:
                     applied = await self._drop_foreign_secret_keys(obj, applied)
             except Exception as e:
                 failure = _failure(ref, action.resource, e)
                 span.set_attribute("smith.error", failure.error)
-                return failure, None
-            span.set_attribute("smith.verdict", "Applied")
-            return ActionResult(object=ObjectRef.of(applied), resource=action.resource), Observed(
-                applied, self.family.assess(applied)
+                return self._done(failure, bundle, "apply"), None
+            after = applied["metadata"].get("resourceVersion", "")
+            outcome = (
+                Outcome.CREATED if not before else Outcome.UNCHANGED if after == before else Outcome.UPDATED
             )
+            span.set_attribute("smith.verdict", str(outcome))
+            result = ActionResult(object=ObjectRef.of(applied), resource=action.resource, outcome=outcome)
+            return self._done(result, bundle, "apply"), Observed(applied, self.family.assess(applied))
 
-    async def _foreign(self, obj: JSONObject, bundle: Bundle) -> str | None:
-        """Why an object that exists although we did not observe it must be left alone, if it must."""
+    def _done(self, result: ActionResult, bundle: Bundle, action: str) -> ActionResult:
+        """Count and log one finished action: one line each, with the trace id (see smith_telemetry)."""
+        ref = result.object
+        outcome = str(result.outcome) if result.ok else "Failed"
+        ACTIONS.labels(kind=ref.kind, action=action, outcome=outcome).inc()
+        where = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
+        fields: dict[str, object] = {
+            "bundle": f"{bundle.namespace}/{bundle.name}",
+            "resource": result.resource,
+            "action": action,
+            "kind": ref.kind,
+            "object": where,
+            "outcome": outcome,
+        }
+        if result.ok:
+            log.info("%s %s %s", outcome.lower(), ref.kind, where, extra={"fields": fields})
+        else:
+            fields |= {"error": result.error, "terminal": result.terminal}
+            log.warning(
+                "%s %s %s failed: %s", action, ref.kind, where, result.error, extra={"fields": fields}
+            )
+        return result
+
+    async def _foreign(self, obj: JSONObject, bundle: Bundle) -> tuple[str | None, str]:
+        """Why an object that exists although we did not observe it must be left alone (None when it
+        need not), and its resourceVersion ("" when it does not exist)."""
         meta = obj["metadata"]
         try:
             current = await self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         except NotFoundError:
-            return None
-        return ownership_problem(current, bundle)
+            return None, ""
+        return ownership_problem(current, bundle), current["metadata"].get("resourceVersion", "")
 
     async def _drop_foreign_secret_keys(self, desired: JSONObject, applied: JSONObject) -> JSONObject:
         """A Secret's data is what the Bundle says: keys someone else added are removed."""
@@ -167,18 +209,29 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             "v1", "Secret", meta["name"], patch, namespace=meta["namespace"], content_type=JSON_PATCH
         )
 
-    async def _delete(self, action: planner.Delete) -> ActionResult:
+    async def _delete(self, bundle: Bundle, action: planner.Delete) -> ActionResult:
         ref = action.object
         with tracer.start_as_current_span("delete") as span:
             span.set_attributes(
-                {"smith.kind": f"{ref.kind}", "smith.action": "delete", "smith.object": ref.name}
+                {
+                    "smith.bundle": f"{bundle.namespace}/{bundle.name}",
+                    "smith.kind": str(GroupKind(ref.api_version.rpartition("/")[0], ref.kind)),
+                    "smith.action": "delete",
+                    "smith.object": ref.name,
+                }
             )
+            outcome = Outcome.DELETED
             try:
                 await self.kube.delete(
                     ref.api_version, ref.kind, ref.name, namespace=ref.namespace, uid=ref.uid
                 )
             except (NotFoundError, ConflictError):
-                pass  # gone already, or replaced by a newer object with another uid: not ours to delete
+                outcome = Outcome.UNCHANGED  # gone already, or replaced by a newer object: not ours
             except Exception as e:
-                return _failure(ref, action.resource, e)
-            return ActionResult(object=ref, resource=action.resource)
+                failure = _failure(ref, action.resource, e)
+                span.set_attribute("smith.error", failure.error)
+                return self._done(failure, bundle, "delete")
+            span.set_attribute("smith.verdict", str(outcome))
+            return self._done(
+                ActionResult(object=ref, resource=action.resource, outcome=outcome), bundle, "delete"
+            )

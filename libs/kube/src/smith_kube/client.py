@@ -7,13 +7,15 @@ so callers never handle aiohttp's exceptions for API answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import aiohttp
+from prometheus_client import Counter
 
 from smith_kube.config import KubeConfig
 
@@ -96,6 +98,27 @@ class WatchEvent:
     object: JSONObject
 
 
+API_ERRORS = Counter(
+    "smith_kube_api_errors", "Kubernetes API requests that failed, by verb and HTTP code", ["verb", "code"]
+)
+
+
+def _raise_for(status: int, text: str, method: str, path: str) -> None:
+    if status >= 400:
+        API_ERRORS.labels(verb=method, code=str(status)).inc()
+        raise _ERRORS.get(status, ApiError)(status, _decode(text), method=method, path=path)
+
+
+@contextlib.contextmanager
+def _counting_failures(method: str) -> Iterator[None]:
+    """Count requests that got no answer at all (connection refused, timeout) as code `none`."""
+    try:
+        yield
+    except (aiohttp.ClientError, TimeoutError):
+        API_ERRORS.labels(verb=method, code="none").inc()
+        raise
+
+
 class KubeClient:
     """One connection pool to one API server. Use as an async context manager, or call `close()`."""
 
@@ -141,16 +164,21 @@ class KubeClient:
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": content_type} if data is not None else {}
         limit = self._timeout if request_timeout is None else aiohttp.ClientTimeout(total=request_timeout)
-        async with self._http().request(
-            method, path, params=params, data=data, headers=headers, timeout=limit
-        ) as response:
-            text = await response.text()
-            payload = _decode(text)
-            if response.status >= 400:
-                raise _ERRORS.get(response.status, ApiError)(
-                    response.status, payload, method=method, path=path
-                )
-            return payload
+        with _counting_failures(method):
+            async with self._http().request(
+                method, path, params=params, data=data, headers=headers, timeout=limit
+            ) as response:
+                text = await response.text()
+                _raise_for(response.status, text, method, path)
+                return _decode(text)
+
+    async def request_text(self, method: str, path: str) -> str:
+        """A non-JSON answer as text (e.g. the API server's own /metrics)."""
+        with _counting_failures(method):
+            async with self._http().request(method, path, headers={"Accept": "text/plain"}) as response:
+                text = await response.text()
+                _raise_for(response.status, text, method, path)
+                return text
 
     # --- discovery --------------------------------------------------------------------------------
 
@@ -309,10 +337,7 @@ class KubeClient:
         endless = aiohttp.ClientTimeout(total=None, sock_connect=10)
         async with self._http().get(path, params=params, timeout=endless) as response:
             if response.status >= 400:
-                payload = _decode(await response.text())
-                raise _ERRORS.get(response.status, ApiError)(
-                    response.status, payload, method="WATCH", path=path
-                )
+                _raise_for(response.status, await response.text(), "WATCH", path)
             buffer = b""
             async for chunk in response.content.iter_any():
                 buffer += chunk
@@ -326,6 +351,7 @@ def _event(raw: Mapping[str, Any], path: str) -> WatchEvent:
     if raw.get("type") == "ERROR":
         status = raw.get("object") or {}
         code = int(status.get("code", 500))
+        API_ERRORS.labels(verb="WATCH", code=str(code)).inc()
         raise _ERRORS.get(code, ApiError)(code, status, method="WATCH", path=path)
     return WatchEvent(type=raw["type"], object=raw["object"])
 

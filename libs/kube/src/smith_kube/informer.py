@@ -24,12 +24,13 @@ async def run_informer(
     on_event: Callable[[WatchEvent], None],
     label_selector: str | None = None,
     synced: asyncio.Event | None = None,
+    namespace: str | None = None,
 ) -> None:
     """`on_list` gets every object after each (re)list; `on_event` each change after it. Runs until
-    cancelled; UnservedKindError (the kind is not served) propagates."""
+    cancelled; UnservedKindError (the kind is not served) propagates. `namespace` limits it to one."""
     while True:
         try:
-            listing = await kube.list(api_version, kind, label_selector=label_selector)
+            listing = await kube.list(api_version, kind, namespace, label_selector=label_selector)
             items = listing.get("items", [])
             for item in items:  # list items carry no apiVersion/kind of their own
                 item.setdefault("apiVersion", api_version)
@@ -42,6 +43,7 @@ async def run_informer(
                 async for event in kube.watch(
                     api_version,
                     kind,
+                    namespace,
                     resource_version=version,
                     label_selector=label_selector,
                     timeout_seconds=300,

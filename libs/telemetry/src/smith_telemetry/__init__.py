@@ -65,7 +65,10 @@ def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
-    return list(aio_client_interceptors())  # type: ignore[no-untyped-call]
+    """Tracing, and counting failed calls (smith_grpc_client_errors_total)."""
+    from smith_telemetry.metrics import ErrorCounter
+
+    return [*aio_client_interceptors(), ErrorCounter()]  # type: ignore[no-untyped-call]
 
 
 def tracer(name: str) -> trace.Tracer:

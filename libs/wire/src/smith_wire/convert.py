@@ -11,7 +11,7 @@ from smith.v1 import common_pb2 as pb
 from smith_engine.model import JSONObject, ObjectRef
 from smith_engine.planner import Action, Apply, Delete, Observed, Reason, Verdict, VerdictState
 from smith_engine.readiness import Readiness, State
-from smith_engine.status import ActionResult
+from smith_engine.status import ActionResult, Outcome
 
 
 def dump(obj: Any) -> bytes:
@@ -75,6 +75,7 @@ def action_to_proto(action: Action) -> pb.Action:
             resource_name=action.resource,
             apply_object_json=dump(action.object),
             expect_absent=action.expect_absent,
+            observed_resource_version=action.observed_version,
         )
     return pb.Action(resource_name=action.resource, delete=ref_to_proto(action.object))
 
@@ -82,7 +83,10 @@ def action_to_proto(action: Action) -> pb.Action:
 def action_from_proto(msg: pb.Action) -> Action:
     if msg.WhichOneof("kind") == "apply_object_json":
         return Apply(
-            resource=msg.resource_name, object=load(msg.apply_object_json), expect_absent=msg.expect_absent
+            resource=msg.resource_name,
+            object=load(msg.apply_object_json),
+            expect_absent=msg.expect_absent,
+            observed_version=msg.observed_resource_version,
         )
     return Delete(object=ref_from_proto(msg.delete), resource=msg.resource_name)
 
@@ -101,6 +105,7 @@ def result_to_proto(result: ActionResult, observed: Observed | None = None) -> p
         ok=result.ok,
         error_message=result.error,
         terminal=result.terminal,
+        outcome=_OUTCOME_TO_PROTO[result.outcome],
     )
     if observed is not None:
         msg.observed.CopyFrom(observed_to_proto(observed))
@@ -114,7 +119,18 @@ def result_from_proto(msg: pb.ActionResult) -> ActionResult:
         ok=msg.ok,
         error=msg.error_message,
         terminal=msg.terminal,
+        outcome=_OUTCOME_FROM_PROTO.get(msg.outcome, Outcome.NONE),
     )
+
+
+_OUTCOME_TO_PROTO = {
+    Outcome.NONE: pb.OUTCOME_UNSPECIFIED,
+    Outcome.CREATED: pb.OUTCOME_CREATED,
+    Outcome.UPDATED: pb.OUTCOME_UPDATED,
+    Outcome.UNCHANGED: pb.OUTCOME_UNCHANGED,
+    Outcome.DELETED: pb.OUTCOME_DELETED,
+}
+_OUTCOME_FROM_PROTO = {v: k for k, v in _OUTCOME_TO_PROTO.items()}
 
 
 # --- verdicts -------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from typing import Final
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from smith_telemetry import client_interceptors, server_interceptors, setup_tracing
+from smith_telemetry.logs import setup_logging
+from smith_telemetry.metrics import metrics_address, serve_http
 
 # Every call has a deadline (seconds). Apply covers a server-side apply per object, run concurrently.
 PLAN_DEADLINE: Final = 10.0
@@ -42,6 +44,13 @@ def channel(target: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(target, interceptors=client_interceptors())
 
 
+def beside(address: str, offset: int = 1000) -> str:
+    """The default metrics address of a service listening on `address`: same host, port + `offset`
+    (port 0 stays 0: any free port)."""
+    host, _, port = address.rpartition(":")
+    return f"{host}:{int(port) + offset if int(port) else 0}"
+
+
 def run_service(
     name: str,
     registrations: Sequence[Register],
@@ -51,15 +60,19 @@ def run_service(
     stopping: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """The whole life of one gRPC service process: logging, tracing, serve on $SMITH_LISTEN
-    (default `default_address`), run `started(port)`, and on SIGTERM/SIGINT `stopping()` then stop."""
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    (default `default_address`) with metrics and probes on $SMITH_METRICS (default: the gRPC port +
+    1000), run `started(port)`, and on SIGTERM/SIGINT `stopping()` then stop."""
+    setup_logging(name)
     setup_tracing(name)
 
     async def serve() -> None:
-        server, port = await start_server(
-            registrations, address=os.environ.get("SMITH_LISTEN", default_address)
-        )
+        address = os.environ.get("SMITH_LISTEN", default_address)
+        server, port = await start_server(registrations, address=address)
         logging.info("%s serving gRPC on port %d", name, port)
+        http = None
+        if (metrics := metrics_address(beside(address))) is not None:
+            http, metrics_port = await serve_http(metrics)
+            logging.info("%s serving metrics and probes on port %d", name, metrics_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -70,5 +83,7 @@ def run_service(
         if stopping is not None:
             await stopping()
         await server.stop(grace=2)
+        if http is not None:
+            await http.cleanup()
 
     asyncio.run(serve())

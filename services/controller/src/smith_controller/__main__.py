@@ -1,7 +1,8 @@
 """`python -m smith_controller`: run the controller against $KUBECONFIG (or in-cluster credentials).
 
 Peers: $SMITH_PLANNER (default 127.0.0.1:7401), $SMITH_STATUS (127.0.0.1:7402); executors are found
-through Executor resources in $SMITH_NAMESPACE (default smith-system)."""
+through Executor resources in $SMITH_NAMESPACE (default smith-system). Metrics and the liveness and
+readiness probes (/metrics, /healthz, /readyz) on $SMITH_METRICS (default 127.0.0.1:8400)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,32 @@ import asyncio
 import logging
 
 from smith_telemetry import setup_tracing
+from smith_telemetry.logs import setup_logging
+from smith_telemetry.metrics import metrics_address, serve_http
 
 from smith_controller.operator import Controller, Settings, run
 from smith_kube import KubeConfig
 
+log = logging.getLogger("smith.controller")
+
+
+async def serve(controller: Controller) -> None:
+    ready = asyncio.Event()
+    http = None
+    if (address := metrics_address("127.0.0.1:8400")) is not None:
+        http, port = await serve_http(address, ready=lambda: ready.is_set() and controller.synced())
+        log.info("smith-controller serving metrics and probes on port %d", port)
+    try:
+        await run(controller, ready=ready)
+    finally:
+        if http is not None:
+            await http.cleanup()
+
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s smith-controller %(levelname)s %(message)s")
+    setup_logging("smith-controller")
     setup_tracing("smith-controller")
-    controller = Controller(KubeConfig.auto(), Settings.from_env())
-    asyncio.run(run(controller))
+    asyncio.run(serve(Controller(KubeConfig.auto(), Settings.from_env())))
 
 
 if __name__ == "__main__":

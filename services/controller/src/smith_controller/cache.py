@@ -26,9 +26,11 @@ def bundle_of(obj: JSONObject) -> BundleKey | None:
 
 
 class ChildCache:
-    def __init__(self, kube: KubeClient, notify: Notify) -> None:
+    def __init__(self, kube: KubeClient, notify: Notify, *, namespace: str | None = None) -> None:
+        """`namespace` limits the watches to one namespace (a single-namespace install)."""
         self.kube = kube
         self.notify = notify
+        self.namespace = namespace
         self._objects: dict[tuple[GroupKind, str], JSONObject] = {}  # (kind, uid) -> object
         self._by_bundle: dict[BundleKey, set[tuple[GroupKind, str]]] = defaultdict(set)
         self._watches: dict[GroupKind, asyncio.Task[None]] = {}
@@ -39,6 +41,10 @@ class ChildCache:
 
     def watched(self) -> frozenset[GroupKind]:
         return frozenset(self._watches)
+
+    def is_synced(self) -> bool:
+        """True when every watched kind has been listed once."""
+        return all(e.is_set() for e in self._synced.values())
 
     async def synced(self) -> None:
         """Wait until every watched kind has been listed once."""
@@ -105,6 +111,7 @@ class ChildCache:
                 on_event=lambda event: self._changed(kind, event),
                 label_selector=BUNDLE_NAME_LABEL,
                 synced=self._synced[kind],
+                namespace=self.namespace,
             )
 
     def _relisted(self, kind: GroupKind, items: Sequence[JSONObject]) -> None:

@@ -8,12 +8,15 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import grpc
 import kopf
+from prometheus_client import Gauge, Histogram
 
 from smith_controller.cache import BundleKey, ChildCache
 from smith_controller.reconciler import Peers, reconcile
@@ -25,6 +28,17 @@ from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_kube import KubeClient, KubeConfig, NotFoundError
 
 log = logging.getLogger("smith.controller")
+RECONCILES = Histogram(
+    "smith_reconcile_duration_seconds",
+    "Time of one reconcile of one Bundle, by result (ok, retry, error)",
+    ["result"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+QUEUE_DEPTH = Gauge("smith_work_queue_depth", "Bundles waiting for a reconcile")
+BUNDLES = Gauge("smith_bundles", "Bundles the controller knows")
+HEARTBEAT = Gauge(
+    "smith_executor_heartbeat_timestamp_seconds", "Last heartbeat of each registered executor", ["executor"]
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,7 @@ class Settings:
     status: str = "127.0.0.1:7402"
     namespace: str = "smith-system"  # where Executor resources live
     concurrency: int = 16
+    watch_namespace: str = ""  # "": every namespace; else only this one (single-namespace install)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,6 +56,7 @@ class Settings:
             status=os.environ.get("SMITH_STATUS", "127.0.0.1:7402"),
             namespace=os.environ.get("SMITH_NAMESPACE", "smith-system"),
             concurrency=int(os.environ.get("SMITH_CONCURRENCY", "16")),
+            watch_namespace=os.environ.get("SMITH_WATCH_NAMESPACE", ""),
         )
 
 
@@ -56,8 +72,16 @@ class Controller:
         self.peers = Peers.connect(
             planner=self.settings.planner, status=self.settings.status, routing=self.routing
         )
-        self.cache = ChildCache(self.kube, self._child_changed)
+        self.cache = ChildCache(
+            self.kube, self._child_changed, namespace=self.settings.watch_namespace or None
+        )
         self.scheduler: Scheduler[BundleKey] = Scheduler(self._work, concurrency=self.settings.concurrency)
+        QUEUE_DEPTH.set_function(lambda: self.scheduler.depth)
+        BUNDLES.set_function(lambda: len(self.bundles))
+
+    def synced(self) -> bool:
+        """Ready to reconcile: started, with every watched kind listed once."""
+        return hasattr(self, "cache") and self.cache.is_synced()
 
     async def stop(self) -> None:
         await self.scheduler.stop()
@@ -85,6 +109,11 @@ class Controller:
         if body["metadata"].get("namespace") != self.settings.namespace:
             return
         name = body["metadata"]["name"]
+        if event_type == "DELETED":
+            with contextlib.suppress(KeyError):
+                HEARTBEAT.remove(name)
+        elif beat := (body.get("status") or {}).get("heartbeatTime"):
+            HEARTBEAT.labels(executor=name).set(_epoch(str(beat)))
         changed = (
             self.routing.remove(name)
             if event_type == "DELETED"
@@ -108,17 +137,22 @@ class Controller:
         bundle = self.bundles.get(key)
         if bundle is None or bundle["metadata"].get("deletionTimestamp"):
             return False
+        began, result = time.perf_counter(), "error"
         try:
             children = self.cache.children(key)
-            return await reconcile(
+            retry = await reconcile(
                 self.peers, bundle, children, secrets=await self._binding_secrets(children)
             )
+            result = "retry" if retry else "ok"
+            return retry
         except grpc.aio.AioRpcError as e:
             log.warning("reconcile of %s/%s: %s %s", *key, e.code().name, e.details())
             return True
         except Exception:
             log.exception("reconcile of %s/%s failed", *key)
             return True
+        finally:
+            RECONCILES.labels(result=result).observe(time.perf_counter() - began)
 
     async def _binding_secrets(self, children: Sequence[JSONObject]) -> list[JSONObject]:
         """The Secrets the Bundle's ServiceBindings wrote (read when needed: they carry no Smith label)."""
@@ -131,6 +165,10 @@ class Controller:
                     )
                 )
         return found
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:
@@ -180,9 +218,11 @@ Flag = asyncio.Event | threading.Event
 
 async def run(controller: Controller, *, stop: Flag | None = None, ready: Flag | None = None) -> None:
     """Run the operator until `stop` is set (or forever); `ready` is set once it is serving."""
+    only = controller.settings.watch_namespace
     await kopf.operator(
         registry=build_registry(controller),
-        clusterwide=True,
+        clusterwide=not only,
+        namespaces=sorted({only, controller.settings.namespace}) if only else [],
         standalone=True,
         stop_flag=stop,
         ready_flag=ready,

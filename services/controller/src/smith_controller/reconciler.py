@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from opentelemetry import trace
+from prometheus_client import Gauge
 from smith_wire.convert import (
     action_from_proto,
     action_target,
@@ -38,6 +39,19 @@ from smith_engine.routing import RoutingTable
 
 log = logging.getLogger("smith.controller")
 tracer = trace.get_tracer("smith.controller")
+REACHABLE = Gauge(
+    "smith_executor_reachable",
+    "1 when the last call to the executor at this endpoint was answered",
+    ["endpoint"],
+)
+
+
+def _answered(endpoint: str, error: grpc.aio.AioRpcError | None = None) -> None:
+    reachable = error is None or error.code() not in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
+    REACHABLE.labels(endpoint=endpoint).set(1 if reachable else 0)
 
 
 @dataclass
@@ -140,9 +154,11 @@ async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_p
         try:
             answer = await peers.executor(endpoint).Assess(request, timeout=ASSESS_DEADLINE)
         except grpc.aio.AioRpcError as e:
+            _answered(endpoint, e)
             for i in indices:
                 readiness[i] = readiness_to_proto(retriable(_rpc_problem(endpoint, e)))
             return
+        _answered(endpoint)
         for i, r in zip(indices, answer.readiness, strict=True):
             readiness[i] = r
 
@@ -172,16 +188,18 @@ async def _execute(
         protos = [action_to_proto(a) for a in batch]
         try:
             if applying:
-                applied = await stub.Apply(
+                answer: executor_pb2.ApplyResponse | executor_pb2.DeleteResponse = await stub.Apply(
                     executor_pb2.ApplyRequest(bundle=ref, actions=protos), timeout=APPLY_DEADLINE
                 )
-                return list(applied.results)
-            deleted = await stub.Delete(
-                executor_pb2.DeleteRequest(bundle=ref, actions=protos), timeout=APPLY_DEADLINE
-            )
-            return list(deleted.results)
+            else:
+                answer = await stub.Delete(
+                    executor_pb2.DeleteRequest(bundle=ref, actions=protos), timeout=APPLY_DEADLINE
+                )
         except grpc.aio.AioRpcError as e:
+            _answered(endpoint, e)
             return [_failed(a, _rpc_problem(endpoint, e)) for a in batch]
+        _answered(endpoint)
+        return list(answer.results)
 
     for answered in await asyncio.gather(*(send(e, applying, b) for (e, applying), b in batches.items())):
         results.extend(answered)

@@ -24,11 +24,12 @@ class Scheduler(Generic[Key]):
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
+        self._waiting = 0
 
     @property
     def depth(self) -> int:
-        """Keys waiting for a reconcile (the work queue's depth)."""
-        return len(self._dirty)
+        """Keys waiting for a reconcile (the work queue's depth): marked, or waiting for a free slot."""
+        return len(self._dirty) + self._waiting
 
     def trigger(self, key: Key) -> None:
         self._dirty.add(key)
@@ -47,8 +48,15 @@ class Scheduler(Generic[Key]):
         try:
             while key in self._dirty:
                 self._dirty.discard(key)
-                async with self._limit:
+                self._waiting += 1
+                try:
+                    await self._limit.acquire()
+                finally:
+                    self._waiting -= 1
+                try:
                     retry = await self._work(key)
+                finally:
+                    self._limit.release()
                 if retry:
                     failures = self._failures[key] = self._failures.get(key, 0) + 1
                     delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))

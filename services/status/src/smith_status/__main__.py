@@ -1,5 +1,5 @@
 """`python -m smith_status`: serve the status aggregator on $SMITH_LISTEN (default 127.0.0.1:7402),
-writing Bundle status with the credentials of $KUBECONFIG (or the in-cluster service account)."""
+writing Bundle status and Events with the credentials of $KUBECONFIG (or the in-cluster service account)."""
 
 from smith_wire.rpc import run_service
 
@@ -9,11 +9,14 @@ from smith_status.servicer import StatusServicer
 
 def main() -> None:
     kube = KubeClient(KubeConfig.auto())
+    servicer = StatusServicer(kube)
+
+    async def stopping() -> None:
+        await servicer.events.drain()
+        await kube.close()
+
     run_service(
-        "smith-status",
-        [StatusServicer.registration(kube)],
-        default_address="127.0.0.1:7402",
-        stopping=kube.close,
+        "smith-status", [servicer.registration()], default_address="127.0.0.1:7402", stopping=stopping
     )
 
 

@@ -11,28 +11,33 @@ from smith_wire.convert import dump, load, result_from_proto, verdict_from_proto
 from smith_wire.rpc import Register
 
 from smith.v1 import status_pb2, status_pb2_grpc
+from smith_engine.events import notices
 from smith_engine.model import API_VERSION, BUNDLE_KIND
 from smith_engine.status import bundle_status
 from smith_kube import ApiError, KubeClient, NotFoundError
 from smith_kube.client import JSON_PATCH
+from smith_status.events import EventRecorder
 
 
 class StatusServicer(status_pb2_grpc.StatusServicer):
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
+        self.events = EventRecorder(kube)
 
     async def Report(  # noqa: N802 - gRPC method name
         self, request: status_pb2.ReportRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> status_pb2.ReportResponse:
         previous = load(request.previous_status_json)
+        results = [result_from_proto(r) for r in request.results]
         status = bundle_status(
             previous=previous,
             generation=request.bundle.generation,
             verdicts=[verdict_from_proto(v) for v in request.verdicts],
-            results=[result_from_proto(r) for r in request.results],
+            results=results,
             invalid=request.invalid_bundle_message,
             now=datetime.now(UTC),
         )
+        self.events.post(request.bundle, notices(previous, status, results))
         span = trace.get_current_span()
         span.set_attribute("smith.bundle", f"{request.bundle.namespace}/{request.bundle.name}")
         ready = next((c["status"] for c in status["conditions"] if c["type"] == "Ready"), "Unknown")
@@ -57,6 +62,5 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
             await context.abort(code, str(e))
         return status_pb2.ReportResponse(status_json=dump(status), changed=True)
 
-    @staticmethod
-    def registration(kube: KubeClient) -> Register:
-        return lambda server: status_pb2_grpc.add_StatusServicer_to_server(StatusServicer(kube), server)
+    def registration(self) -> Register:
+        return lambda server: status_pb2_grpc.add_StatusServicer_to_server(self, server)

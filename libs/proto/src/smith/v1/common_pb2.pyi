@@ -43,6 +43,32 @@ READINESS_STATE_IN_PROGRESS: ReadinessState.ValueType  # 2
 READINESS_STATE_ERROR: ReadinessState.ValueType  # 3
 Global___ReadinessState: _TypeAlias = ReadinessState  # noqa: Y015
 
+class _Outcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Outcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OUTCOME_UNSPECIFIED: _Outcome.ValueType  # 0
+    """nothing known: the action failed, or was never sent"""
+    OUTCOME_CREATED: _Outcome.ValueType  # 1
+    OUTCOME_UPDATED: _Outcome.ValueType  # 2
+    OUTCOME_UNCHANGED: _Outcome.ValueType  # 3
+    """applied, and the API server changed nothing"""
+    OUTCOME_DELETED: _Outcome.ValueType  # 4
+
+class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper):
+    """What an action did to the cluster (for events, logs and metrics)."""
+
+OUTCOME_UNSPECIFIED: Outcome.ValueType  # 0
+"""nothing known: the action failed, or was never sent"""
+OUTCOME_CREATED: Outcome.ValueType  # 1
+OUTCOME_UPDATED: Outcome.ValueType  # 2
+OUTCOME_UNCHANGED: Outcome.ValueType  # 3
+"""applied, and the API server changed nothing"""
+OUTCOME_DELETED: Outcome.ValueType  # 4
+Global___Outcome: _TypeAlias = Outcome  # noqa: Y015
+
 class _VerdictState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -224,6 +250,7 @@ class Action(_message.Message):
     APPLY_OBJECT_JSON_FIELD_NUMBER: _builtins.int
     DELETE_FIELD_NUMBER: _builtins.int
     EXPECT_ABSENT_FIELD_NUMBER: _builtins.int
+    OBSERVED_RESOURCE_VERSION_FIELD_NUMBER: _builtins.int
     resource_name: _builtins.str
     """The bundle resource the action is for; empty for the deletion of an object the Bundle no longer lists."""
     apply_object_json: _builtins.bytes
@@ -231,6 +258,10 @@ class Action(_message.Message):
     expect_absent: _builtins.bool
     """For an apply: the object was not observed, so create it, and if something else already made
     it, check who controls it before touching it (Smith never takes over objects).
+    """
+    observed_resource_version: _builtins.str
+    """For an apply of an observed object: its resourceVersion then, so the executor can tell an
+    update from a no-op.
     """
     @_builtins.property
     def delete(self) -> Global___ObjectRef:
@@ -243,10 +274,11 @@ class Action(_message.Message):
         apply_object_json: _builtins.bytes = ...,
         delete: Global___ObjectRef | None = ...,
         expect_absent: _builtins.bool = ...,
+        observed_resource_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["apply_object_json", b"apply_object_json", "delete", b"delete", "kind", b"kind"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["apply_object_json", b"apply_object_json", "delete", b"delete", "expect_absent", b"expect_absent", "kind", b"kind", "resource_name", b"resource_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["apply_object_json", b"apply_object_json", "delete", b"delete", "expect_absent", b"expect_absent", "kind", b"kind", "observed_resource_version", b"observed_resource_version", "resource_name", b"resource_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["apply_object_json", "delete"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
@@ -266,10 +298,12 @@ class ActionResult(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     TERMINAL_FIELD_NUMBER: _builtins.int
     OBSERVED_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
     resource_name: _builtins.str
     ok: _builtins.bool
     error_message: _builtins.str
     terminal: _builtins.bool
+    outcome: Global___Outcome.ValueType
     @_builtins.property
     def object(self) -> Global___ObjectRef: ...
     @_builtins.property
@@ -285,10 +319,11 @@ class ActionResult(_message.Message):
         error_message: _builtins.str = ...,
         terminal: _builtins.bool = ...,
         observed: Global___Observed | None = ...,
+        outcome: Global___Outcome.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["object", b"object", "observed", b"observed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_message", b"error_message", "object", b"object", "observed", b"observed", "ok", b"ok", "resource_name", b"resource_name", "terminal", b"terminal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_message", b"error_message", "object", b"object", "observed", b"observed", "ok", b"ok", "outcome", b"outcome", "resource_name", b"resource_name", "terminal", b"terminal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

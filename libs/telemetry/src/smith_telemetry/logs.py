@@ -1,0 +1,61 @@
+"""Logging for Smith's services: one JSON object per line when stderr is not a terminal (plain text on
+a terminal), each with the trace and span id of the current span so a log line leads to its trace.
+
+Structured fields go in `extra={"fields": {...}}`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
+
+
+def _trace_ids() -> dict[str, str]:
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **_trace_ids(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__(f"%(asctime)s {service} %(levelname)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        ids = _trace_ids()
+        return f"{text} trace={ids['trace_id']}" if ids else text
+
+
+def setup_logging(service: str, *, json_lines: bool | None = None, level: int = logging.INFO) -> None:
+    """Log to stderr: JSON lines unless stderr is a terminal (or `json_lines` says otherwise)."""
+    as_json = not sys.stderr.isatty() if json_lines is None else json_lines
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter(service) if as_json else TextFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,79 @@
+"""Kubernetes Events on the Bundle (what `kubectl describe bundle` shows), like native controllers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from prometheus_client import Counter
+
+from smith.v1 import common_pb2
+from smith_engine.events import Notice
+from smith_engine.model import API_VERSION, BUNDLE_KIND, JSONObject
+from smith_kube import ApiError, KubeClient
+
+log = logging.getLogger("smith.status")
+EVENTS = Counter("smith_events_posted", "Events posted on Bundles, by type and reason", ["type", "reason"])
+COMPONENT = "smith"
+
+
+def event(bundle: common_pb2.BundleRef, notice: Notice, *, now: datetime, instance: str) -> JSONObject:
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{bundle.name}.", "namespace": bundle.namespace},
+        "involvedObject": {
+            "apiVersion": API_VERSION,
+            "kind": BUNDLE_KIND,
+            "namespace": bundle.namespace,
+            "name": bundle.name,
+            "uid": bundle.uid,
+        },
+        "type": notice.type,
+        "reason": notice.reason,
+        "message": notice.message[:1024],
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": instance,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+
+
+class EventRecorder:
+    """Posts events in the background, like client-go's recorder: the status report does not wait for
+    them, and a failure to post one is logged, never an error of the report."""
+
+    def __init__(self, kube: KubeClient, *, concurrency: int = 16) -> None:
+        self.kube = kube
+        self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
+        self._limit = asyncio.Semaphore(concurrency)
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def post(self, bundle: common_pb2.BundleRef, notices: Sequence[Notice]) -> None:
+        now = datetime.now(UTC)
+        for notice in notices:
+            task = asyncio.create_task(self._post(event(bundle, notice, now=now, instance=self.instance)))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for the events posted so far (on shutdown)."""
+        await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def _post(self, body: JSONObject) -> None:
+        try:
+            async with self._limit:
+                await self.kube.create(body)
+        except ApiError as e:
+            log.warning(
+                "could not post event %s on %s: %s", body["reason"], body["involvedObject"]["name"], e
+            )
+            return
+        EVENTS.labels(type=body["type"], reason=body["reason"]).inc()

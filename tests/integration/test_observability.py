@@ -1,0 +1,149 @@
+"""What a platform team sees of Smith at work: Events on the Bundle, Prometheus metrics and probes,
+and traces that never carry Secret data. Against the real control plane, with every service running."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client import REGISTRY
+from smith_telemetry.metrics import serve_http
+
+from live import Json, bundle, edit_bundle, until_condition
+from smith_kube import KubeClient
+from support import config_map, eventually, resource
+
+pytestmark = pytest.mark.controlplane
+
+
+async def bundle_events(kube: KubeClient, namespace: str, name: str) -> list[Json]:
+    listing = await kube.list("v1", "Event", namespace)
+    return [
+        e
+        for e in listing["items"]
+        if e["involvedObject"].get("kind") == "Bundle" and e["involvedObject"].get("name") == name
+    ]
+
+
+async def until_event(kube: KubeClient, namespace: str, name: str, reason: str, text: str) -> Json:
+    found: list[Json] = []
+
+    async def seen() -> bool:
+        events = await bundle_events(kube, namespace, name)
+        found[:] = [e for e in events if e["reason"] == reason and text in e["message"]]
+        return bool(found)
+
+    await eventually(seen, what=f"a {reason} event about {text}")
+    return found[0]
+
+
+async def test_created_updated_and_deleted_objects_are_events_on_the_bundle(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    created = await kube.create(bundle("told", namespace, resource("keep"), resource("drop")))
+    await until_condition(kube, namespace, "told", "Ready")
+    event = await until_event(kube, namespace, "told", "Created", "ConfigMap keep")
+    assert event["type"] == "Normal"
+    assert event["involvedObject"]["uid"] == created["metadata"]["uid"]
+    assert event["source"]["component"] == "smith"
+
+    def change(spec: Json) -> None:
+        spec["resources"] = [resource("keep", config_map("keep", {"k": "new"}))]
+
+    await edit_bundle(kube, namespace, "told", change)
+    await until_event(kube, namespace, "told", "Updated", "ConfigMap keep")
+    await until_event(kube, namespace, "told", "Deleted", "ConfigMap drop")
+    events = await bundle_events(kube, namespace, "told")
+    assert [e["reason"] for e in events].count("Created") == 2, "one event per object, not per reconcile"
+
+
+async def test_an_invalid_bundle_gets_one_warning_event(kube: KubeClient, namespace: str, smith: Any) -> None:
+    await kube.create(
+        bundle("loop", namespace, resource("a", depends_on=["b"]), resource("b", depends_on=["a"]))
+    )
+    await until_condition(kube, namespace, "loop", "Error")
+    warning = await until_event(kube, namespace, "loop", "InvalidBundle", "cycle")
+    assert warning["type"] == "Warning"
+    assert len(await bundle_events(kube, namespace, "loop")) == 1
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_reconciles_and_actions_are_counted_in_prometheus_metrics(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    created = sample("smith_actions_total", kind="ConfigMap", action="apply", outcome="Created")
+    reconciles = sample("smith_reconcile_duration_seconds_count", result="ok")
+    await kube.create(bundle("counted", namespace, resource("one"), resource("two", depends_on=["one"])))
+    await until_condition(kube, namespace, "counted", "Ready")
+    assert sample("smith_actions_total", kind="ConfigMap", action="apply", outcome="Created") >= created + 2
+    assert sample("smith_reconcile_duration_seconds_count", result="ok") >= reconciles + 2
+    assert REGISTRY.get_sample_value("smith_work_queue_depth") is not None
+    assert sample("smith_executor_reachable", endpoint=smith.executor_endpoint) == 1.0
+
+
+async def test_metrics_and_probes_are_served_over_http() -> None:
+    ready = False
+    runner, port = await serve_http("127.0.0.1:0", ready=lambda: ready)
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            async with http.get("/metrics") as response:
+                text = await response.text()
+                assert response.status == 200
+                assert "smith_actions_total" in text
+                assert "smith_kube_api_errors_total" in text
+            async with http.get("/healthz") as response:
+                assert response.status == 200
+            async with http.get("/readyz") as response:
+                assert response.status == 503
+            ready = True
+            async with http.get("/readyz") as response:
+                assert response.status == 200
+    finally:
+        await runner.cleanup()
+
+
+async def test_traces_carry_bundle_resource_kind_action_and_verdict_but_never_secret_data(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    password = "hunter2-never-in-a-trace"
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "creds"},
+        "data": {"password": base64.b64encode(password.encode()).decode()},
+    }
+    user = config_map("user", {"password": "!{pw}"})
+    await kube.create(
+        bundle(
+            "secretive",
+            namespace,
+            resource("creds", secret),
+            resource(
+                "user",
+                user,
+                depends_on=["creds"],
+                references=[{"name": "pw", "resource": "creds", "path": "data.password"}],
+            ),
+        )
+    )
+    await until_condition(kube, namespace, "secretive", "Ready")
+    spans = [s for s in smith.spans.get_finished_spans() if _about(s, f"{namespace}/secretive")]
+    applies = [s for s in spans if s.name == "apply"]
+    assert {(s.attributes or {}).get("smith.resource") for s in applies} >= {"creds", "user"}
+    assert all(
+        {"smith.bundle", "smith.kind", "smith.action", "smith.verdict"} <= set(s.attributes or {})
+        for s in applies
+    )
+    everything = json.dumps([json.loads(s.to_json()) for s in smith.spans.get_finished_spans()])
+    assert password not in everything
+    assert base64.b64encode(password.encode()).decode() not in everything
+
+
+def _about(span: Any, bundle_key: str) -> bool:
+    return (span.attributes or {}).get("smith.bundle") == bundle_key

@@ -1,0 +1,46 @@
+"""Structured logs: one JSON object per line, with the trace id of the span the line was logged in."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from opentelemetry.sdk.trace import TracerProvider
+from smith_telemetry.logs import JsonFormatter, TextFormatter
+
+
+def logged(formatter: logging.Formatter, emit: object = None) -> str:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    logger = logging.getLogger("smith.test.logs")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("reconcile ns/b") as span:
+        logger.info(
+            "created %s", "ConfigMap ns/a", extra={"fields": {"bundle": "ns/b", "outcome": "Created"}}
+        )
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    logger.info("outside any span")
+    return stream.getvalue() + trace_id
+
+
+def test_json_lines_carry_message_fields_and_the_current_trace_id() -> None:
+    *lines, trace_id = logged(JsonFormatter("smith-executor-core")).split("\n")
+    inside, outside = (json.loads(line) for line in lines)
+    assert inside["message"] == "created ConfigMap ns/a"
+    assert inside["service"] == "smith-executor-core"
+    assert inside["level"] == "info"
+    assert (inside["bundle"], inside["outcome"]) == ("ns/b", "Created")
+    assert inside["trace_id"] == trace_id
+    assert len(inside["span_id"]) == 16
+    assert "trace_id" not in outside
+
+
+def test_text_lines_on_a_terminal_end_with_the_trace_id() -> None:
+    *lines, trace_id = logged(TextFormatter("smith-status")).split("\n")
+    assert lines[0].endswith(f"created ConfigMap ns/a trace={trace_id}")
+    assert "trace=" not in lines[1]
