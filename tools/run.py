@@ -1,8 +1,8 @@
 """`make run`: Smith end to end. Start a full local control plane (or, when $KUBECONFIG or --context
-is given, use that cluster),
-install the CRDs, start every service as its own process, apply the sample Bundles whose kinds the
-running executors serve, and show each Bundle's status live (from a watch) until all are Ready.
-Ctrl-C stops everything; nothing is left running."""
+is given, use that cluster), install Smith as deploy/base describes it (on the local plane: CRDs,
+namespace, ServiceAccounts and least-privilege RBAC, each service running as its own ServiceAccount),
+start every service as its own process, apply the sample Bundles, and show each Bundle's status live
+(from a watch) until all are Ready. Ctrl-C stops everything; nothing is left running."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from typing import Any
 
 import yaml
 
+from smith_controlplane.install import install_base, service_kubeconfigs
 from smith_controlplane.plane import ControlPlane
 from smith_controlplane.services import running_services
 from smith_engine.model import API_VERSION
-from smith_kube import ConflictError, KubeClient, KubeConfig
+from smith_kube import KubeClient, KubeConfig
+from smith_kube.manifests import create_all
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_NAMESPACE = "smith-demo"
@@ -28,14 +30,8 @@ CRDS = ("deploy/crds", "deploy/servicecatalog", "deploy/samples/crds")
 
 
 async def install(kube: KubeClient, samples: list[dict[str, Any]]) -> None:
-    for path in sorted(f for directory in CRDS for f in (ROOT / directory).glob("*.yaml")):
-        with contextlib.suppress(ConflictError):
-            await kube.create(yaml.safe_load(path.read_text()))
-    for name in ("smith-system", DEMO_NAMESPACE):
-        with contextlib.suppress(ConflictError):
-            await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    await asyncio.sleep(1)  # let the new CRDs be served
-    kube.forget()
+    files = [f for directory in CRDS for f in (ROOT / directory).glob("*.yaml")]
+    await create_all(kube, files, namespaces=["smith-system", DEMO_NAMESPACE])
     for sample in samples:
         sample["metadata"]["namespace"] = DEMO_NAMESPACE
         for _ in range(50):
@@ -144,6 +140,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     logs = ROOT / ".smith" / "run"
+    accounts: dict[str, Path] = {}
     with contextlib.ExitStack() as stack:
         if not args.local and (args.context or os.environ.get("KUBECONFIG")):
             kubeconfig = cluster_kubeconfig(args.context, ROOT / ".smith" / "run")
@@ -155,8 +152,11 @@ def main() -> int:
             plane = stack.enter_context(ControlPlane(full=True, nodes=2))
             kubeconfig = plane.kubeconfig
             print(f"control plane ready: {plane.server} (kubeconfig {kubeconfig})")
+            install_base(plane, ROOT / "deploy" / "base")
+            accounts = service_kubeconfigs(plane, logs / "accounts")
+            print("installed deploy/base; each service runs as its own ServiceAccount (least privilege)")
         fakes = {"fakes": [sys.executable, str(ROOT / "tests" / "fakes.py")]}
-        started = stack.enter_context(running_services(kubeconfig, logs, extra=fakes))
+        started = stack.enter_context(running_services(kubeconfig, logs, extra=fakes, kubeconfigs=accounts))
         print(f"started {', '.join(started)} (logs in {logs})")
         try:
             asyncio.run(demo(kubeconfig, exit_when_ready=not args.watch))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import grpc
 import pytest_asyncio
-import yaml
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from smith_controller.operator import Controller, Settings, run
@@ -27,28 +26,16 @@ from smith_wire.rpc import start_server
 
 from fakes import Broker
 from smith_engine.readiness import BUILTIN, SERVICE_CATALOG
-from smith_kube import ConflictError, KubeClient, KubeConfig
+from smith_kube import KubeClient, KubeConfig
+from smith_kube.manifests import create_all
 from support import ROOT
 
 EXECUTORS_NAMESPACE = "smith-system"
 
 
 async def install_crds(kube: KubeClient) -> None:
-    for path in sorted(
-        [*(ROOT / "deploy" / "crds").glob("*.yaml"), *(ROOT / "deploy" / "servicecatalog").glob("*.yaml")]
-    ):
-        with contextlib.suppress(ConflictError):
-            await kube.create(yaml.safe_load(path.read_text()))
-    for plural in ("bundles", "executors"):
-        for _ in range(100):
-            crd = await kube.get(
-                "apiextensions.k8s.io/v1", "CustomResourceDefinition", f"{plural}.smith.atlassian.com"
-            )
-            conditions = (crd.get("status") or {}).get("conditions") or []
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                break
-            await asyncio.sleep(0.1)
-    kube.forget()
+    files = [*(ROOT / "deploy" / "crds").glob("*.yaml"), *(ROOT / "deploy" / "servicecatalog").glob("*.yaml")]
+    await create_all(kube, files, namespaces=[EXECUTORS_NAMESPACE])
 
 
 @dataclass
@@ -60,6 +47,7 @@ class System:
     planner_port: int = 0
     status_port: int = 0
     executor: grpc.aio.Server | None = None
+    executor_endpoint: str = ""
     background: list[asyncio.Task[None]] = field(default_factory=list)
     controller_thread: threading.Thread | None = None
     controller_stop: threading.Event | None = None
@@ -67,7 +55,10 @@ class System:
     async def start_executor(self) -> None:
         family = RegistryFamily(BUILTIN)
         self.executor, port = await start_server([ExecutorServicer(self.kube, family).registration()])
-        await registration.publish(self.kube, name="core", endpoint=f"127.0.0.1:{port}", kinds=family.kinds())
+        self.executor_endpoint = f"127.0.0.1:{port}"
+        await registration.publish(
+            self.kube, name="core", endpoint=self.executor_endpoint, kinds=family.kinds()
+        )
 
     async def start_servicecatalog(self) -> None:
         """The Service Catalog executor, and the fake broker that provisions what it applies."""
@@ -131,15 +122,11 @@ async def smith(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[System]:
     spans = InMemorySpanExporter()
     setup_tracing("smith-tests", processors=[SimpleSpanProcessor(spans)])
     await install_crds(kube)
-    with contextlib.suppress(ConflictError):
-        await kube.create(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": EXECUTORS_NAMESPACE}}
-        )
     config = KubeConfig.load(kubeconfig)
     client = KubeClient(config)
     system = System(kube_config=config, kube=client, spans=spans)
     planner, system.planner_port = await start_server([register_planner])
-    status, system.status_port = await start_server([StatusServicer.registration(client)])
+    status, system.status_port = await start_server([StatusServicer(client).registration()])
     system.servers += [planner, status]
     await system.start_executor()
     await system.start_dynamic_executor()

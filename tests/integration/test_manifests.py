@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from smith_controlplane.plane import ControlPlane
 from smith_kube import KubeClient
 from smith_kube.client import APPLY_PATCH
 from support import ROOT
@@ -58,3 +59,66 @@ async def test_sample_bundle_is_accepted_and_keeps_its_description(
     accepted = await dry_run(kube, doc, namespace)
     assert accepted["spec"] == doc["spec"]
     assert accepted.get("description") == doc.get("description")
+
+
+KUSTOMIZATIONS = sorted(
+    p.parent for p in [*ROOT.glob("deploy/**/Kustomization"), *ROOT.glob("services/*/deploy/Kustomization")]
+)
+
+
+@pytest.mark.parametrize(
+    "directory",
+    [d for d in KUSTOMIZATIONS if "components" not in d.parts],
+    ids=lambda d: str(d.relative_to(ROOT)),
+)
+def test_kustomization_is_accepted_by_the_api_server(
+    control_plane: ControlPlane, smith: Any, directory: Path
+) -> None:
+    """`kubectl apply --dry-run=server -k`: built by kubectl's kustomize, validated by the API server."""
+    done = control_plane.kubectl(
+        "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-k", str(directory), check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "(server dry run)" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "directory",
+    [ROOT / "deploy" / "base", ROOT / "deploy" / "overlays" / "single-namespace"],
+    ids=lambda d: d.name,
+)
+def test_every_deployment_runs_hardened_with_metrics_and_probes(
+    control_plane: ControlPlane, directory: Path
+) -> None:
+    built = list(yaml.safe_load_all(control_plane.kubectl("kustomize", str(directory)).stdout))
+    deployments = [d for d in built if d and d["kind"] == "Deployment"]
+    assert len(deployments) == len(list(ROOT.glob("services/*/pyproject.toml")))
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert {"name": "SMITH_METRICS", "value": "0.0.0.0:9090"} in container["env"]
+        assert container["readinessProbe"]
+        assert container["livenessProbe"]
+        assert pod["serviceAccountName"] == deployment["metadata"]["name"]
+
+
+def test_the_single_namespace_overlay_grants_nothing_cluster_wide_but_reading_crds(
+    control_plane: ControlPlane,
+) -> None:
+    built = [
+        d
+        for d in yaml.safe_load_all(
+            control_plane.kubectl("kustomize", str(ROOT / "deploy" / "overlays" / "single-namespace")).stdout
+        )
+        if d
+    ]
+    cluster_bindings = [d for d in built if d["kind"] == "ClusterRoleBinding"]
+    assert [b["roleRef"]["name"] for b in cluster_bindings] == ["smith-executor-dynamic-crds"]
+    (controller,) = [
+        d for d in built if d["kind"] == "Deployment" and d["metadata"]["name"] == "smith-controller"
+    ]
+    env = controller["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "SMITH_WATCH_NAMESPACE", "value": "smith-system"} in env

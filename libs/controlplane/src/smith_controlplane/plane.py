@@ -321,6 +321,20 @@ class ControlPlane:
             "current-context": "smith-local",
         }
 
+    def service_account_kubeconfig(self, namespace: str, name: str, path: Path) -> Path:
+        """Write a kubeconfig at `path` that acts as ServiceAccount `namespace/name` (a fresh token
+        from the TokenRequest API): what a Pod of that ServiceAccount would be allowed to do."""
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 24 * 3600},
+        }
+        answer = self.api("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", request)
+        config = self.kubeconfig_dict()
+        config["users"] = [{"name": "smith-admin", "user": {"token": answer["status"]["token"]}}]
+        path.write_text(yaml.safe_dump(config))
+        return path
+
     # --- API access for set-up (tests use smith_kube) ----------------------------------------------
 
     def api(self, method: str, path: str, body: Any = None) -> dict[str, Any]:

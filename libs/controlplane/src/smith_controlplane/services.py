@@ -30,9 +30,14 @@ def running_services(
     *,
     extra: Mapping[str, Sequence[str]] | None = None,
     env: Mapping[str, str] | None = None,
+    metrics: dict[str, int] | None = None,
+    kubeconfigs: Mapping[str, Path] | None = None,
 ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     """Start every service (and the `extra` commands, by name); stop them all on exit. Logs go to
-    `logs/<name>.log`; `env` adds variables (e.g. OTEL_*) to every process."""
+    `logs/<name>.log`; `env` adds variables (e.g. OTEL_*) to every process. Each service's metrics and
+    probes are on a free port too: `metrics` (given or not) maps each service to it. `kubeconfigs`
+    gives a service credentials of its own (e.g. its ServiceAccount's token) instead of `kubeconfig`."""
+    metrics = {} if metrics is None else metrics
     listen = {module: free_port() for module in SERVICES if module != "smith_controller"}
     base = {
         **os.environ,
@@ -47,7 +52,11 @@ def running_services(
     started: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, command in commands.items():
-            own = {**base, "SMITH_LISTEN": f"127.0.0.1:{listen[name]}"} if name in listen else base
+            own = {**base, "SMITH_LISTEN": f"127.0.0.1:{listen[name]}"} if name in listen else dict(base)
+            if name in (kubeconfigs or {}):
+                own["KUBECONFIG"] = str((kubeconfigs or {})[name])
+            if name in SERVICES:
+                own["SMITH_METRICS"] = f"127.0.0.1:{metrics.setdefault(name, free_port())}"
             with (logs / f"{name}.log").open("wb") as out:
                 started[name] = subprocess.Popen(
                     dying_with_parent(command), env=own, stdout=out, stderr=subprocess.STDOUT

@@ -1,0 +1,43 @@
+"""Install YAML manifests the way `kubectl create -f` would, for local runs, tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+from smith_kube.client import ConflictError, KubeClient
+
+CRD_API = "apiextensions.k8s.io/v1"
+
+
+async def create_all(kube: KubeClient, files: Iterable[Path], *, namespaces: Iterable[str] = ()) -> None:
+    """Create `namespaces` and every object of every file (each may hold several documents); objects
+    that exist are left alone. Returns once every CRD among them is Established and served."""
+    for name in namespaces:
+        with contextlib.suppress(ConflictError):
+            await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    crds = []
+    for path in sorted(files):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc:
+                continue
+            with contextlib.suppress(ConflictError):
+                await kube.create(doc)
+            if doc["kind"] == "CustomResourceDefinition":
+                crds.append(doc["metadata"]["name"])
+    await asyncio.gather(*(_established(kube, name) for name in crds))
+    kube.forget()
+
+
+async def _established(kube: KubeClient, name: str, *, within: float = 30) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            crd = await kube.get(CRD_API, "CustomResourceDefinition", name)
+            conditions = (crd.get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                return
+            await asyncio.sleep(0.1)

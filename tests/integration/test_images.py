@@ -1,0 +1,68 @@
+"""One image per service: each Dockerfile installs only its own package (and the libraries it needs)
+and runs as a non-root user. Without a container engine here, the test runs each Dockerfile's own
+install command into an empty virtual environment and imports the service from it: a service whose
+package misses a dependency, or needs another service, fails here."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from support import ROOT
+
+SERVICES = sorted(p.parent for p in ROOT.glob("services/*/Dockerfile"))
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    lines = [ln for ln in dockerfile.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1]) for ln in lines]
+
+
+def package(service: Path) -> str:
+    name: str = tomllib.loads((service / "pyproject.toml").read_text())["project"]["name"]
+    return name
+
+
+def test_every_service_has_a_dockerfile() -> None:
+    assert {p.name for p in SERVICES} == {p.parent.name for p in ROOT.glob("services/*/pyproject.toml")}
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda p: p.name)
+def test_the_image_runs_its_own_service_as_a_non_root_user(service: Path) -> None:
+    steps = instructions(service / "Dockerfile")
+    final = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
+    user = [arg for op, arg in final if op == "USER"]
+    assert user, "the final stage sets a USER"
+    assert user[-1].split(":")[0] not in ("0", "root")
+    assert [arg for op, arg in final if op == "CMD"] == [
+        f'["python", "-m", "{package(service).replace("-", "_")}"]'
+    ]
+    installs = [arg for op, arg in steps if op == "RUN" and "uv sync" in arg]
+    assert installs == [f"uv sync --frozen --no-dev --no-editable --package {package(service)}"]
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda p: p.name)
+def test_the_image_install_holds_the_service_and_nothing_of_the_others(service: Path, tmp_path: Path) -> None:
+    (install,) = [arg for op, arg in instructions(service / "Dockerfile") if op == "RUN" and "uv sync" in arg]
+    uv = os.environ.get("UV", "uv")
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv"), "UV_LINK_MODE": "copy"}
+    env.pop("VIRTUAL_ENV", None)
+    subprocess.run([uv, *shlex.split(install)[1:], "--quiet"], cwd=ROOT, env=env, check=True, timeout=300)
+    python = tmp_path / "venv" / "bin" / "python"
+    module = package(service).replace("-", "_")
+    subprocess.run([python, "-c", f"import {module}.__main__"], check=True, timeout=120, cwd=tmp_path)
+    installed = subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(' '.join(d.name for d in m.distributions()))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    others = {package(s) for s in SERVICES} - {package(service)}
+    assert not others & set(installed), "an image holds only its own service"
+    assert not re.search(r"\b(pytest|mypy|ruff)\b", " ".join(installed)), "no development tools in an image"
