@@ -49,7 +49,7 @@ cluster-down: sync ## stop the local control plane started by cluster-up
 	$(RUN) python -m smith_controlplane down
 
 bench: sync ## benchmarks (see bench/)
-	$(RUN) python -m bench
+	$(RUN) python -m bench $(ARGS)
 
 clean: ## remove caches (not the control plane binaries)
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis

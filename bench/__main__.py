@@ -1,4 +1,6 @@
-"""`make bench`: run every benchmark, print a table and write bench/results/<time>.json."""
+"""`make bench`: run every benchmark, print a table and write bench/results/<time>.json.
+
+`make bench ARGS="--counts 10,100 --repeats 2 --idle-seconds 30"` scales it down."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import controlplane
+from bench import controlplane, system
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -17,14 +19,32 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measured figure")
+    parser.add_argument("--counts", default="10,100,500", help="Bundle counts for the throughput figure")
+    parser.add_argument("--idle-seconds", type=float, default=60.0, help="how long to count idle writes")
+    parser.add_argument("--only", choices=["controlplane", "system"], help="run one benchmark")
     args = parser.parse_args()
-    figures = {"controlplane": controlplane.run(repeats=args.repeats)}
-    print(controlplane.report(figures["controlplane"]))
+    began = time.perf_counter()
+    figures: dict[str, object] = {}
+    if args.only in (None, "controlplane"):
+        figures["controlplane"] = plane = controlplane.run(repeats=args.repeats)
+        print(controlplane.report(plane))
+    if args.only in (None, "system"):
+        counts = [int(c) for c in args.counts.split(",")]
+        figures["system"] = smith = system.run(
+            repeats=args.repeats, counts=counts, idle_seconds=args.idle_seconds
+        )
+        print(system.report(smith))
     RESULTS.mkdir(exist_ok=True)
-    machine = {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform()}
+    machine = {
+        "cpus": len(os.sched_getaffinity(0)),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
     out = RESULTS / time.strftime("%Y%m%dT%H%M%S.json")
-    out.write_text(json.dumps({"machine": machine, "figures": figures}, indent=2))
-    print(f"\nwritten to {out}")
+    out.write_text(
+        json.dumps({"machine": machine, "seconds": time.perf_counter() - began, "figures": figures}, indent=2)
+    )
+    print(f"\n{time.perf_counter() - began:.0f} s in all; written to {out}")
 
 
 if __name__ == "__main__":

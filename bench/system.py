@@ -1,0 +1,465 @@
+"""Smith as a whole, against a local control plane, every service its own process: how fast it
+converges compared with a plain client doing the same job, how that grows with the number of
+Bundles, what it costs when idle, how fast it reacts, its memory, and where a reconcile's time goes.
+
+Every figure stands next to a baseline measured in the same run; nothing here is asserted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.controlplane import rss_mib
+from smith_controlplane.plane import ControlPlane
+from smith_controlplane.services import running_services
+from smith_kube import KubeClient, KubeConfig
+from smith_kube.manifests import create_all
+
+ROOT = Path(__file__).resolve().parent.parent
+API = "smith.atlassian.com/v1"
+Json = dict[str, Any]
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE", "DELETECOLLECTION"})
+
+
+# --- shapes ---------------------------------------------------------------------------------------
+
+
+def layered(waves: int, width: int, prefix: str = "r") -> list[list[str]]:
+    """Names in waves; every resource depends on every resource of the wave before."""
+    return [[f"{prefix}{w}-{i}" for i in range(width)] for w in range(waves)]
+
+
+SHAPES = {"chain (depth 10)": (10, 1), "fan-out (width 50)": (1, 50), "layered (5 waves x 10)": (5, 10)}
+
+
+def config_map(name: str, namespace: str | None = None, value: str = "v") -> Json:
+    meta: Json = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": value}}
+
+
+def bundle(name: str, namespace: str, waves: list[list[str]]) -> Json:
+    resources = []
+    for w, wave in enumerate(waves):
+        for n in wave:
+            item: Json = {"name": n, "spec": {"object": config_map(n)}}
+            if w:
+                item["dependsOn"] = waves[w - 1]
+            resources.append(item)
+    return {
+        "apiVersion": API,
+        "kind": "Bundle",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"resources": resources},
+    }
+
+
+def is_ready(obj: Json) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# --- the system under test ------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    kube: KubeClient
+    pids: dict[str, int]
+    plane_pids: dict[str, int]
+    metrics: dict[str, int]  # each service's metrics port
+    results: dict[str, Any] = field(default_factory=dict)
+
+    async def controller_metrics(self, http: aiohttp.ClientSession) -> dict[str, float]:
+        """The controller's own metrics: name{labels} -> value (empty while it is not ready)."""
+        base = f"http://127.0.0.1:{self.metrics['smith_controller']}"
+        try:
+            async with http.get(f"{base}/readyz") as ready:
+                if ready.status != 200:
+                    return {}
+            async with http.get(f"{base}/metrics") as response:
+                text = await response.text()
+        except aiohttp.ClientError:
+            return {}
+        return {
+            k: float(v) for k, _, v in (ln.rpartition(" ") for ln in text.splitlines()) if k[:6] == "smith_"
+        }
+
+    async def settled(self, executors: int = 3) -> None:
+        """Wait until the controller is ready, knows every executor, and has had nothing to do for 1 s."""
+        quiet, last = 0, -1.0
+        async with aiohttp.ClientSession() as http:
+            while quiet < 10:
+                seen = await self.controller_metrics(http)
+                beats = sum(k.startswith("smith_executor_heartbeat_timestamp_seconds{") for k in seen)
+                done = sum(
+                    v for k, v in seen.items() if k.startswith("smith_reconcile_duration_seconds_count")
+                )
+                idle = bool(seen) and beats >= executors and seen.get("smith_work_queue_depth") == 0
+                quiet = quiet + 1 if idle and done == last else 0
+                last = done
+                await asyncio.sleep(0.1)
+
+    async def namespace(self) -> str:
+        name = f"b-{uuid.uuid4().hex[:8]}"
+        await self.kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        return name
+
+    async def until_ready(self, namespace: str, names: set[str]) -> None:
+        """Wait (by watching, not polling) until every named Bundle in `namespace` is Ready."""
+        listing = await self.kube.list(API, "Bundle", namespace)
+        pending = names - {b["metadata"]["name"] for b in listing["items"] if is_ready(b)}
+        version = listing["metadata"]["resourceVersion"]
+        while pending:
+            async for event in self.kube.watch(API, "Bundle", namespace, resource_version=version):
+                version = event.object["metadata"].get("resourceVersion", version)
+                if event.type != "BOOKMARK" and is_ready(event.object):
+                    pending.discard(event.object["metadata"]["name"])
+                if not pending:
+                    return
+
+    # 1. convergence latency vs the floor -----------------------------------------------------------
+
+    async def smith_once(self, waves: list[list[str]], namespaces: list[str] | None = None) -> float:
+        namespace = await self.namespace()
+        if namespaces is not None:
+            namespaces.append(namespace)
+        began = time.perf_counter()
+        await self.kube.create(bundle("b", namespace, waves))
+        await self.until_ready(namespace, {"b"})
+        return time.perf_counter() - began
+
+    async def floor_once(self, waves: list[list[str]]) -> float:
+        """A plain client doing the same job: each wave created concurrently, after the one before."""
+        namespace = await self.namespace()
+        began = time.perf_counter()
+        for wave in waves:
+            await asyncio.gather(*(self.kube.create(config_map(n, namespace)) for n in wave))
+        return time.perf_counter() - began
+
+    async def latency(self, repeats: int) -> None:
+        table = {}
+        for label, (depth, width) in SHAPES.items():
+            waves = layered(depth, width)
+            smith = [await self.smith_once(waves) for _ in range(repeats)]
+            floor = [await self.floor_once(waves) for _ in range(repeats)]
+            table[label] = {
+                "smith_median_s": statistics.median(smith),
+                "smith_p95_s": pct(smith, 0.95),
+                "floor_median_s": statistics.median(floor),
+                "floor_p95_s": pct(floor, 0.95),
+                "ratio_median": statistics.median(smith) / statistics.median(floor),
+            }
+        self.results["latency"] = table
+
+    # 2. throughput and scale ------------------------------------------------------------------------
+
+    async def throughput(self, counts: list[int]) -> str:
+        rows = {}
+        namespace = ""
+        for count in counts:
+            # each Bundle: 10 objects of its own, 5 and then 5 depending on them
+            shapes = [layered(2, 5, prefix=f"b{i}-r") for i in range(count)]
+            namespace = await self.namespace()
+            began = time.perf_counter()
+            await asyncio.gather(
+                *(self.kube.create(bundle(f"b{i}", namespace, waves)) for i, waves in enumerate(shapes))
+            )
+            await self.until_ready(namespace, {f"b{i}" for i in range(count)})
+            seconds = time.perf_counter() - began
+            floor = await self.floor_once([[n for waves in shapes for n in waves[w]] for w in range(2)])
+            rows[count] = {
+                "seconds": seconds,
+                "objects_per_s": count * 10 / seconds,
+                "floor_seconds": floor,
+                "floor_objects_per_s": count * 10 / floor,
+                "ratio": seconds / floor,
+            }
+        base = counts[0]
+        for count in counts:
+            rows[count]["time_vs_smallest"] = rows[count]["seconds"] / rows[base]["seconds"]
+            rows[count]["count_vs_smallest"] = count / base
+        self.results["throughput"] = rows
+        return namespace  # the largest set stays for the idle, reaction and footprint figures
+
+    # 3. idle cost -----------------------------------------------------------------------------------
+
+    async def writes(self) -> dict[str, float]:
+        """Write requests the API server has served so far, by resource (its own metrics)."""
+        text = await self.kube.request_text("GET", "/metrics")
+        total: dict[str, float] = defaultdict(float)
+        for line in text.splitlines():
+            if line.startswith("apiserver_request_total{") and any(
+                f'verb="{v}"' in line for v in WRITE_VERBS
+            ):
+                labels, value = line.rsplit(" ", 1)
+                resource = labels.partition('resource="')[2].partition('"')[0]
+                total[resource] += float(value)
+        return total
+
+    async def idle(self, seconds: float) -> None:
+        """API writes and CPU while nothing changes; the control plane's own CPU is the baseline."""
+        await asyncio.sleep(5)  # let the last status writes land
+        everything = {**self.pids, **self.plane_pids}
+        writes, cpu = await self.writes(), cpu_seconds(everything)
+        await asyncio.sleep(seconds)
+        writes_after, cpu_after = await self.writes(), cpu_seconds(everything)
+        used = {n: cpu_after[n] - cpu[n] for n in cpu}
+        self.results["idle"] = {
+            "seconds": seconds,
+            "api_writes": {r: n - writes.get(r, 0) for r, n in writes_after.items() if n > writes.get(r, 0)},
+            "cpu_seconds": {n: used[n] for n in self.pids},
+            "plane_cpu_seconds": {n: used[n] for n in self.plane_pids},
+        }
+
+    # 4. reaction time -------------------------------------------------------------------------------
+
+    async def changed(self, namespace: str, write: Json, target: str, value: str) -> float:
+        """Seconds from writing `write` until a watch shows ConfigMap `target` holding `value`."""
+        since = write["metadata"]["resourceVersion"]  # resourceVersions are etcd revisions: watch from here
+        began = time.perf_counter()
+        await self.kube.replace(write)
+        async for event in self.kube.watch("v1", "ConfigMap", namespace, resource_version=since):
+            obj = event.object
+            if obj.get("metadata", {}).get("name") == target and (obj.get("data") or {}).get("k") == value:
+                break
+        return time.perf_counter() - began
+
+    async def reaction(self, namespace: str, repeats: int) -> None:
+        """Smith: a Bundle's resource changed. Floor: a plain client replacing the object itself."""
+        smith, floor = [], []
+        for i in range(repeats):
+            current = await self.kube.get(API, "Bundle", f"b{i}", namespace)
+            resource = current["spec"]["resources"][0]["spec"]["object"]
+            resource["data"]["k"] = f"changed-{i}"
+            smith.append(await self.changed(namespace, current, resource["metadata"]["name"], f"changed-{i}"))
+            plain = config_map(f"plain-{i}", namespace)
+            await self.kube.create(plain)
+            plain = await self.kube.get("v1", "ConfigMap", f"plain-{i}", namespace)
+            plain["data"]["k"] = f"changed-{i}"
+            floor.append(await self.changed(namespace, plain, f"plain-{i}", f"changed-{i}"))
+        self.results["reaction"] = {
+            "median_s": statistics.median(smith),
+            "p95_s": pct(smith, 0.95),
+            "floor_median_s": statistics.median(floor),
+            "floor_p95_s": pct(floor, 0.95),
+            "ratio_median": statistics.median(smith) / statistics.median(floor),
+            "repeats": repeats,
+        }
+
+    # 5. footprint -----------------------------------------------------------------------------------
+
+    def rss_mib(self) -> dict[str, float]:
+        return {name: rss_mib(pid) for name, pid in self.pids.items()}
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds of each process so far (/proc/<pid>/stat fields 14 and 15)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, pid in pids.items():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        out[name] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def traced_share(logs: Path, names: list[str]) -> dict[str, float]:
+    """Where a reconcile's time goes, from the spans the services printed (console exporter): the
+    reconciles whose root span is one of `names`."""
+    spans: list[Json] = []
+    decoder = json.JSONDecoder()
+    for log in logs.glob("*.log"):
+        text = log.read_text(errors="replace")
+        pos = text.find('{\n    "name"')
+        while pos != -1:
+            try:
+                span, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError:
+                end = pos + 1
+            else:
+                spans.append(span)
+            pos = text.find('{\n    "name"', end)
+
+    def seconds(span: Json) -> float:
+        return (
+            datetime.fromisoformat(span["end_time"]) - datetime.fromisoformat(span["start_time"])
+        ).total_seconds()
+
+    roots = [s for s in spans if s["name"] in names]
+    total = sum(seconds(s) for s in roots) or 1.0
+    root_ids = {s["context"]["span_id"] for s in roots}
+    traces = {s["context"]["trace_id"] for s in roots}
+    children = [s for s in spans if s.get("parent_id") in root_ids]
+
+    def share(prefix: str) -> float:
+        return sum(seconds(s) for s in children if s["name"].startswith(prefix)) / total
+
+    api = [s for s in spans if s["name"] in ("apply", "delete") and s["context"]["trace_id"] in traces]
+
+    def covered(group: list[Json]) -> float:
+        """Wall-clock time covered by (possibly concurrent) spans."""
+        spans_at = sorted(
+            (datetime.fromisoformat(s["start_time"]), datetime.fromisoformat(s["end_time"])) for s in group
+        )
+        total, end = 0.0, None
+        for start, stop in spans_at:
+            if end is None or start > end:
+                total += (stop - start).total_seconds()
+                end = stop
+            elif stop > end:
+                total += (stop - end).total_seconds()
+                end = stop
+        return total
+
+    return {
+        "reconciles": float(len(roots)),
+        "median reconcile ms": statistics.median(seconds(s) for s in roots) * 1000 if roots else 0.0,
+        "planner (Plan)": share("/smith.v1.Planner/"),
+        "executors (Assess/Apply/Delete)": share("/smith.v1.Executor/"),
+        "status (Report)": share("/smith.v1.Status/"),
+        "API calls inside executors (wall-clock, concurrent ones once)": sum(
+            covered([s for s in api if s["context"]["trace_id"] == t]) for t in traces
+        )
+        / total,
+    }
+
+
+@contextlib.contextmanager
+def system(
+    plane: ControlPlane, kube: KubeClient, logs: Path, env: dict[str, str] | None = None
+) -> Iterator[Bench]:
+    metrics: dict[str, int] = {}
+    with running_services(plane.kubeconfig, logs, env=env, metrics=metrics) as started:
+        yield Bench(
+            kube=kube,
+            pids={name: p.pid for name, p in started.items()},
+            plane_pids={p.name: p.popen.pid for p in plane.processes},
+            metrics=metrics,
+        )
+
+
+async def measure(
+    plane: ControlPlane, *, repeats: int, counts: list[int], idle_seconds: float
+) -> dict[str, Any]:
+    logs = ROOT / ".smith" / "bench"
+    async with KubeClient(KubeConfig.load(plane.kubeconfig)) as kube:
+        await create_all(kube, (ROOT / "deploy" / "crds").glob("*.yaml"), namespaces=["smith-system"])
+        with system(plane, kube, logs / "plain") as bench:
+            await bench.settled()
+            empty = bench.rss_mib()
+            await bench.latency(repeats)
+            namespace = await bench.throughput(counts)
+            await bench.idle(idle_seconds)
+            loaded = bench.rss_mib()
+            bench.results["footprint"] = {
+                "bundles": counts[-1],
+                "objects": counts[-1] * 10,
+                "rss_mib": loaded,
+                "rss_empty_mib": empty,
+                "kib_per_bundle": {n: (loaded[n] - empty[n]) * 1024 / counts[-1] for n in loaded},
+            }
+            await bench.reaction(namespace, repeats=max(repeats, 5))
+            results = bench.results
+        # Traced: a new set of processes (exporting spans to their logs) first settles the Bundles
+        # that exist (re-assessing every one), then converges fresh ones; only those are counted.
+        traced: list[str] = []
+        with system(plane, kube, logs / "traced", env={"OTEL_TRACES_EXPORTER": "console"}) as bench:
+            await bench.settled()
+            for _ in range(repeats):
+                await bench.smith_once(layered(5, 10, prefix="t"), namespaces=traced)
+        results["where_time_goes"] = traced_share(logs / "traced", [f"reconcile {ns}/b" for ns in traced])
+    return results
+
+
+def run(*, repeats: int = 3, counts: list[int] | None = None, idle_seconds: float = 60.0) -> dict[str, Any]:
+    with ControlPlane() as plane:
+        return asyncio.run(
+            measure(plane, repeats=repeats, counts=counts or [10, 100, 500], idle_seconds=idle_seconds)
+        )
+
+
+def report(r: dict[str, Any]) -> str:
+    lines = [
+        "",
+        "Convergence latency: create Bundle -> Ready; floor: a plain client creating the objects by wave",
+        f"  {'shape':<24}{'smith median':>14}{'p95':>9}{'floor median':>14}{'p95':>9}{'ratio':>8}",
+    ]
+    for label, row in r["latency"].items():
+        lines.append(
+            f"  {label:<24}{row['smith_median_s']:>13.3f}s{row['smith_p95_s']:>8.3f}s"
+            f"{row['floor_median_s']:>13.3f}s{row['floor_p95_s']:>8.3f}s{row['ratio_median']:>7.1f}x"
+        )
+    lines += [
+        "",
+        "Throughput: N Bundles of 10 ConfigMaps (2 waves) created at once -> all Ready; floor as above",
+        f"  {'bundles':>8}{'seconds':>10}{'objects/s':>11}{'floor obj/s':>13}{'ratio':>8}"
+        f"{'time x':>9}{'count x':>9}",
+    ]
+    for count, row in r["throughput"].items():
+        lines.append(
+            f"  {count:>8}{row['seconds']:>10.2f}{row['objects_per_s']:>11.1f}"
+            f"{row['floor_objects_per_s']:>13.1f}{row['ratio']:>7.1f}x{row['time_vs_smallest']:>9.1f}{row['count_vs_smallest']:>9.1f}"
+        )
+    idle = r["idle"]
+    writes = idle["api_writes"]
+    plane_own = writes.get("leases", 0)  # kube-apiserver renews its identity lease every 10 s
+    heartbeats = writes.get("executors", 0)
+    smith = sum(n for r, n in writes.items() if r not in ("leases", "executors"))
+    lines += [
+        "",
+        f"Idle cost over {idle['seconds']:.0f}s with the largest set converged (apiserver_request_total):",
+        f"  API writes by Smith to Bundles, Events or managed objects: {smith:.0f}; executor heartbeats: "
+        f"{heartbeats:.0f} (one per executor per 5 min); the API server's own lease renewals "
+        f"(baseline): {plane_own:.0f}",
+        "  CPU seconds, Smith: " + ", ".join(f"{n} {s:.2f}" for n, s in idle["cpu_seconds"].items()),
+        "  CPU seconds, control plane (baseline): "
+        + ", ".join(f"{n} {s:.2f}" for n, s in idle["plane_cpu_seconds"].items()),
+    ]
+    react = r["reaction"]
+    lines += [
+        "",
+        "Reaction: one resource of a converged Bundle changed -> object updated; floor: the object replaced",
+        f"  smith median {react['median_s'] * 1000:.0f} ms, p95 {react['p95_s'] * 1000:.0f} ms; "
+        f"floor median {react['floor_median_s'] * 1000:.0f} ms, p95 {react['floor_p95_s'] * 1000:.0f} ms; "
+        f"ratio {react['ratio_median']:.1f}x",
+    ]
+    foot = r["footprint"]
+    lines += [
+        "",
+        f"Footprint with {foot['bundles']} Bundles / {foot['objects']} objects "
+        "(RSS MiB with no Bundles as the baseline -> loaded; KiB per Bundle)",
+    ]
+    for name, rss in foot["rss_mib"].items():
+        empty, per = foot["rss_empty_mib"][name], foot["kib_per_bundle"][name]
+        lines.append(f"  {name:<32}{empty:>7.0f} -> {rss:>6.0f}  {per:>7.1f}")
+    where = r["where_time_goes"]
+    lines += [
+        "",
+        f"Where a reconcile's time goes ({where['reconciles']:.0f} traced reconciles, median "
+        f"{where['median reconcile ms']:.1f} ms; share of their time)",
+    ]
+    for label, value in where.items():
+        if label not in ("reconciles", "median reconcile ms"):
+            lines.append(f"  {label:<56}{value * 100:>6.1f}%")
+    return "\n".join(lines)
