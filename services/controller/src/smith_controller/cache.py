@@ -71,6 +71,8 @@ class ChildCache:
     # --- one kind ---------------------------------------------------------------------------------
 
     def _put(self, kind: GroupKind, obj: JSONObject) -> None:
+        # managedFields is most of an object's size and nothing Smith decides depends on it
+        obj["metadata"].pop("managedFields", None)
         uid = obj["metadata"]["uid"]
         old = self._objects.get((kind, uid))
         old_key, new_key = (bundle_of(old) if old else None), bundle_of(obj)
