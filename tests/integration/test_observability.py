@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
+from smith_telemetry.logs import JsonFormatter, TraceIds
 from smith_telemetry.metrics import serve_http
+from smith_wire.rpc import start_server
 
 from live import Json, bundle, edit_bundle, until_condition
-from smith_kube import KubeClient
+from smith_kube import KubeClient, NotFoundError
 from support import config_map, eventually, resource
 
 pytestmark = pytest.mark.controlplane
@@ -147,3 +152,46 @@ async def test_traces_carry_bundle_resource_kind_action_and_verdict_but_never_se
 
 def _about(span: Any, bundle_key: str) -> bool:
     return (span.attributes or {}).get("smith.bundle") == bundle_key
+
+
+async def test_every_grpc_server_answers_the_standard_health_check() -> None:
+    server, port = await start_server([])
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub: Any = health_pb2_grpc.HealthStub(channel)  # the stubs type the sync API only
+            answer = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await server.stop(grace=None)
+
+
+async def test_failed_api_requests_are_counted_by_verb_and_code(kube: KubeClient, namespace: str) -> None:
+    before = sample("smith_kube_api_errors_total", verb="GET", code="404")
+    with pytest.raises(NotFoundError):
+        await kube.get("v1", "ConfigMap", "not-there", namespace)
+    assert sample("smith_kube_api_errors_total", verb="GET", code="404") == before + 1
+
+
+async def test_each_action_is_one_structured_log_line_with_its_trace(
+    kube: KubeClient, namespace: str, smith: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="smith.executor")
+    caplog.handler.addFilter(TraceIds())
+    await kube.create(bundle("logged", namespace, resource("line")))
+    await until_condition(kube, namespace, "logged", "Ready")
+    (record,) = [
+        r
+        for r in caplog.records
+        if getattr(r, "fields", {}).get("bundle") == f"{namespace}/logged"
+        and r.fields["outcome"] == "Created"  # type: ignore[attr-defined]
+    ]
+    assert record.fields == {  # type: ignore[attr-defined]
+        "bundle": f"{namespace}/logged",
+        "resource": "line",
+        "action": "apply",
+        "kind": "ConfigMap",
+        "object": f"{namespace}/line",
+        "outcome": "Created",
+    }
+    line = json.loads(JsonFormatter("smith-executor-core").format(record))
+    assert len(line["trace_id"]) == 32

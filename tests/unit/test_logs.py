@@ -7,7 +7,7 @@ import json
 import logging
 
 from opentelemetry.sdk.trace import TracerProvider
-from smith_telemetry.logs import JsonFormatter, TextFormatter
+from smith_telemetry.logs import JsonFormatter, TextFormatter, TraceIds
 
 
 def logged(formatter: logging.Formatter, emit: object = None) -> str:
@@ -44,3 +44,12 @@ def test_text_lines_on_a_terminal_end_with_the_trace_id() -> None:
     *lines, trace_id = logged(TextFormatter("smith-status")).split("\n")
     assert lines[0].endswith(f"created ConfigMap ns/a trace={trace_id}")
     assert "trace=" not in lines[1]
+
+
+def test_a_record_stamped_in_its_span_keeps_the_trace_id_when_formatted_later() -> None:
+    tracer = TracerProvider().get_tracer("test")
+    record = logging.LogRecord("smith.executor", logging.INFO, __file__, 1, "deleted %s", ("x",), None)
+    with tracer.start_as_current_span("delete") as span:
+        TraceIds().filter(record)
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    assert json.loads(JsonFormatter("smith-executor-core").format(record))["trace_id"] == trace_id

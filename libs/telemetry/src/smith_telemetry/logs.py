@@ -14,11 +14,24 @@ from typing import Any
 from opentelemetry import trace
 
 
-def _trace_ids() -> dict[str, str]:
+def _trace_ids(record: logging.LogRecord | None = None) -> dict[str, str]:
+    """The ids a record was stamped with (see TraceIds), else those of the current span."""
+    stamped = getattr(record, "trace_ids", None)
+    if stamped is not None:
+        return dict(stamped)
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return {}
     return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
+
+
+class TraceIds(logging.Filter):
+    """Stamps each record with the trace and span id of the span it was logged in, for handlers that
+    format it later (or elsewhere) than where it was logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.trace_ids = _trace_ids()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,7 +46,7 @@ class JsonFormatter(logging.Formatter):
             "service": self.service,
             "logger": record.name,
             "message": record.getMessage(),
-            **_trace_ids(),
+            **_trace_ids(record),
             **getattr(record, "fields", {}),
         }
         if record.exc_info:
@@ -47,7 +60,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        ids = _trace_ids()
+        ids = _trace_ids(record)
         return f"{text} trace={ids['trace_id']}" if ids else text
 
 
@@ -55,6 +68,7 @@ def setup_logging(service: str, *, json_lines: bool | None = None, level: int = 
     """Log to stderr: JSON lines unless stderr is a terminal (or `json_lines` says otherwise)."""
     as_json = not sys.stderr.isatty() if json_lines is None else json_lines
     handler = logging.StreamHandler()
+    handler.addFilter(TraceIds())
     handler.setFormatter(JsonFormatter(service) if as_json else TextFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
