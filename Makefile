@@ -48,7 +48,7 @@ cluster-up: sync controlplane ## start a local control plane in the background; 
 cluster-down: sync ## stop the local control plane started by cluster-up
 	$(RUN) python -m smith_controlplane down
 
-bench: sync ## benchmarks (see bench/)
+bench: sync controlplane ## benchmarks (see bench/ and README "Performance")
 	$(RUN) python -m bench $(ARGS)
 
 clean: ## remove caches (not the control plane binaries)

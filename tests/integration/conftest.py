@@ -89,13 +89,15 @@ class System:
         await self.executor.stop(grace=None)
         self.executor = None
 
-    async def start_controller(self) -> None:
+    async def start_controller(self, *, watch_namespace: str = "") -> None:
         """Run the controller's kopf operator in a thread with its own event loop, as its own process
-        would: kopf's shutdown cancels the tasks of the loop it runs in."""
+        would: kopf's shutdown cancels the tasks of the loop it runs in. `watch_namespace` limits it
+        to one namespace, as the single-namespace install does."""
         settings = Settings(
             planner=f"127.0.0.1:{self.planner_port}",
             status=f"127.0.0.1:{self.status_port}",
             namespace=EXECUTORS_NAMESPACE,
+            watch_namespace=watch_namespace,
         )
         controller = Controller(self.kube_config, settings)
         self.controller_stop, ready = threading.Event(), threading.Event()

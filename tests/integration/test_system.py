@@ -3,6 +3,7 @@ as the design says. Each test works in its own namespace."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -401,3 +402,24 @@ async def test_kind_the_server_does_not_serve_is_a_clear_error_on_that_resource(
         return resource_condition(got, "fine", "Ready").get("status") == "True"
 
     await eventually(fine_ready, what="the rest of the bundle to proceed")
+
+
+async def test_a_controller_limited_to_one_namespace_leaves_the_others_alone(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    other = f"{namespace}-other"
+    await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}})
+    await smith.kill_controller()
+    try:
+        await smith.start_controller(watch_namespace=namespace)
+        await kube.create(bundle("theirs", other, resource("there")))  # first: it would be done first
+        await kube.create(bundle("mine", namespace, resource("here")))
+        await until_condition(kube, namespace, "mine", "Ready")
+        await asyncio.sleep(1)  # and some more time for it to be (wrongly) picked up
+        assert "status" not in await get_bundle(kube, other, "theirs")
+        assert not await exists(kube, "v1", "ConfigMap", "there", other)
+    finally:
+        await smith.kill_controller()
+        await smith.start_controller()
+    await until_condition(kube, other, "theirs", "Ready")
+    await kube.delete("v1", "Namespace", other)
