@@ -7,6 +7,7 @@ Every figure stands next to a baseline measured in the same run; nothing here is
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -52,11 +53,19 @@ def config_map(name: str, namespace: str | None = None, value: str = "v") -> Jso
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": value}}
 
 
+def member(name: str, namespace: str | None = None) -> Json:
+    """The object of one resource: ConfigMaps and Secrets in turn (by the name's last number)."""
+    obj = config_map(name, namespace)
+    if int(name.rsplit("-", 1)[1]) % 2:
+        obj |= {"kind": "Secret", "data": {"k": base64.b64encode(b"v").decode()}}
+    return obj
+
+
 def bundle(name: str, namespace: str, waves: list[list[str]]) -> Json:
     resources = []
     for w, wave in enumerate(waves):
         for n in wave:
-            item: Json = {"name": n, "spec": {"object": config_map(n)}}
+            item: Json = {"name": n, "spec": {"object": member(n)}}
             if w:
                 item["dependsOn"] = waves[w - 1]
             resources.append(item)
@@ -155,7 +164,7 @@ class Bench:
         namespace = await self.namespace()
         began = time.perf_counter()
         for wave in waves:
-            await asyncio.gather(*(self.kube.create(config_map(n, namespace)) for n in wave))
+            await asyncio.gather(*(self.kube.create(member(n, namespace)) for n in wave))
         return time.perf_counter() - began
 
     async def latency(self, repeats: int) -> None:
@@ -412,7 +421,7 @@ def report(r: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Throughput: N Bundles of 10 ConfigMaps (2 waves) created at once -> all Ready; floor as above",
+        "Throughput: N Bundles of 10 ConfigMaps and Secrets (2 waves) at once -> all Ready; floor as above",
         f"  {'bundles':>8}{'seconds':>10}{'objects/s':>11}{'floor obj/s':>13}{'ratio':>8}"
         f"{'time x':>9}{'count x':>9}",
     ]
