@@ -3,9 +3,13 @@ and traces that never carry Secret data. Against the real control plane, with ev
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,6 +22,7 @@ from smith_telemetry.metrics import serve_http
 from smith_wire.rpc import start_server
 
 from live import Json, bundle, edit_bundle, until_condition
+from smith_controlplane.plane import free_port
 from smith_kube import KubeClient, NotFoundError
 from support import config_map, eventually, resource
 
@@ -195,3 +200,54 @@ async def test_each_action_is_one_structured_log_line_with_its_trace(
     }
     line = json.loads(JsonFormatter("smith-executor-core").format(record))
     assert len(line["trace_id"]) == 32
+
+
+async def test_service_processes_serve_metrics_and_probes(
+    kubeconfig: Path, namespace: str, smith: Any
+) -> None:
+    """The planner and a controller (limited to a namespace of its own, so it leaves the test system's
+    Bundles alone) as processes, the way they run in a Pod: ready once serving, metrics on their port."""
+    ports = {"smith_planner": free_port(), "smith_controller": free_port()}
+    base = {**os.environ, "KUBECONFIG": str(kubeconfig), "SMITH_WATCH_NAMESPACE": namespace}
+    env = {
+        "smith_planner": {
+            **base,
+            "SMITH_LISTEN": "127.0.0.1:0",
+            "SMITH_METRICS": f"127.0.0.1:{ports['smith_planner']}",
+        },
+        "smith_controller": {
+            **base,
+            "SMITH_PLANNER": f"127.0.0.1:{smith.planner_port}",
+            "SMITH_STATUS": f"127.0.0.1:{smith.status_port}",
+            "SMITH_METRICS": f"127.0.0.1:{ports['smith_controller']}",
+        },
+    }
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", module, env=env[module], stderr=asyncio.subprocess.DEVNULL
+        )
+        for module in ports
+    ]
+    try:
+        async with aiohttp.ClientSession() as http:
+            for module, port in ports.items():
+
+                async def ready(port: int = port) -> bool:
+                    try:
+                        async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                            return response.status == 200
+                    except aiohttp.ClientError:
+                        return False
+
+                await eventually(ready, what=f"{module} to be ready")
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert response.status == 200
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    assert "process_resident_memory_bytes" in await response.text()
+            async with http.get(f"http://127.0.0.1:{ports['smith_controller']}/metrics") as response:
+                assert "smith_work_queue_depth 0.0" in await response.text()
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            assert await asyncio.wait_for(process.wait(), 15) == 0, "a service stops cleanly on SIGTERM"
