@@ -1,5 +1,6 @@
 """`make run` (tools/run.py) brings the sample Bundles it can serve to Ready from nothing, and leaves
-no process behind."""
+no process behind. On its own plane every service runs as its own ServiceAccount (deploy/base's
+least-privilege RBAC), so this is also the test that those permissions suffice."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ def make_run(kubeconfig: Path | None) -> subprocess.CompletedProcess[str]:
 def test_make_run_converges_the_samples_and_cleans_up() -> None:
     done = make_run(None)
     assert "starting a local control plane" in done.stdout
+    # the six samples converge with each service holding only its own ServiceAccount's permissions
+    assert "each service runs as its own ServiceAccount" in done.stdout
     mine = f"{sys.executable} -m smith_"  # this checkout's services only, not another run's
     leftovers = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True)
     assert leftovers.stdout == ""
