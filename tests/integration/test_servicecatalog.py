@@ -81,9 +81,15 @@ async def test_app_reads_the_binding_credentials_through_bindsecret(
         {"name": "QUEUE_URL", "value": "https://queue.queue.example.com"},
         {"name": "QUEUE_PASSWORD", "value": "s3cr3t"},
     ]
-    status = await get_bundle(kube, namespace, "catalog")
-    assert resource_condition(status, "queue", "Ready")["status"] == "True"
-    assert resource_condition(status, "binding", "Ready")["status"] == "True"
+
+    # the status write of the reconcile that applied the Deployment may still be on its way
+    async def both_ready() -> bool:
+        status = await get_bundle(kube, namespace, "catalog")
+        return all(
+            resource_condition(status, n, "Ready").get("status") == "True" for n in ("queue", "binding")
+        )
+
+    await eventually(both_ready, what="the instance and the binding Ready in the Bundle's status")
 
 
 async def test_failing_instance_is_an_error_naming_the_resource_and_the_broker_message(
