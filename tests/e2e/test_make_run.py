@@ -38,8 +38,12 @@ def make_run(kubeconfig: Path | None) -> subprocess.CompletedProcess[str]:
 def test_make_run_converges_the_samples_and_cleans_up() -> None:
     done = make_run(None)
     assert "starting a local control plane" in done.stdout
-    # the six samples converge with each service holding only its own ServiceAccount's permissions
+    # the six samples converge with each service holding only its own ServiceAccount's permissions,
+    # and nothing was refused on the way (a missing permission would show as errors in the logs)
     assert "each service runs as its own ServiceAccount" in done.stdout
+    for log in (ROOT / ".smith" / "run").glob("smith_*.log"):
+        errors = [line for line in log.read_text().splitlines() if '"level": "error"' in line]
+        assert not errors, f"{log.name}: {errors[:3]}"
     mine = f"{sys.executable} -m smith_"  # this checkout's services only, not another run's
     leftovers = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True)
     assert leftovers.stdout == ""

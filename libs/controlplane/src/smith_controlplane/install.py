@@ -5,6 +5,7 @@ so local runs and tests use exactly the permissions a real deployment has."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -19,7 +20,7 @@ def account(module: str) -> str:
     return module.replace("_", "-")
 
 
-def install_base(plane: ControlPlane, base: Path) -> list[dict[str, object]]:
+def install_base(plane: ControlPlane, base: Path) -> list[dict[str, Any]]:
     """Apply everything `base` (a kustomization) holds except its Deployments, which run here as
     local processes; returns what was applied."""
     built = plane.kubectl("kustomize", str(base)).stdout

@@ -179,6 +179,9 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # Smith reports through Bundle status, not kopf's events
         settings.watching.server_timeout = 300
+        # Limited to a namespace, Smith has no right to list namespaces or CRDs cluster-wide: serve the
+        # namespaces given and the resources found at start (Smith's CRDs are installed before it).
+        settings.scanning.disabled = bool(controller.settings.watch_namespace)
         await controller.start()
 
     @kopf.on.cleanup(registry=registry)
