@@ -25,6 +25,7 @@ MANAGED = "someone"  # a namespace Bundles live in
 ALLOWED: dict[str, list[Check]] = {
     "smith-controller": [
         ("watch", "smith.atlassian.com", "bundles", "", ""),
+        ("watch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""),
         ("list", "smith.atlassian.com", "executors", NAMESPACE, ""),
         ("watch", "", "configmaps", "", ""),
         ("list", "apps", "deployments", "", ""),
