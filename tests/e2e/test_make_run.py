@@ -58,9 +58,10 @@ async def test_make_run_converges_the_samples_and_cleans_up() -> None:
     assert leftovers == b""
 
 
-@pytest.mark.fullplane
-async def test_make_run_uses_the_cluster_kubeconfig_names(control_plane: ControlPlane) -> None:
-    """With $KUBECONFIG set, make run starts no control plane of its own and runs against that one."""
-    done = await make_run(control_plane.kubeconfig)
+async def test_make_run_uses_the_cluster_kubeconfig_names() -> None:
+    """With $KUBECONFIG set, make run starts no control plane of its own and runs against that one
+    (a cluster of the test's own: the session's plane has the test system's Smith running on it)."""
+    with ControlPlane(full=True, nodes=2) as cluster:
+        done = await make_run(cluster.kubeconfig)
     assert "using the cluster of" in done
     assert "starting a local control plane" not in done
