@@ -28,6 +28,7 @@ from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_kube import KubeClient, KubeConfig, NotFoundError
 
 log = logging.getLogger("smith.controller")
+CLOSE_GRACE = 0.25  # seconds
 RECONCILES = Histogram(
     "smith_reconcile_duration_seconds",
     "Time of one reconcile of one Bundle, by result (ok, retry, error)",
@@ -230,3 +231,6 @@ async def run(controller: Controller, *, stop: Flag | None = None, ready: Flag |
         stop_flag=stop,
         ready_flag=ready,
     )
+    # TLS connections closed on the way out (ours and kopf's) finish closing in the next loop turns;
+    # give them those before the loop goes, as aiohttp advises, so none is left to the garbage collector.
+    await asyncio.sleep(CLOSE_GRACE)
