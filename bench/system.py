@@ -26,6 +26,7 @@ import aiohttp
 from bench.controlplane import rss_mib
 from smith_controlplane.plane import ControlPlane
 from smith_controlplane.services import running_services
+from smith_engine.conditions import condition_true
 from smith_kube import KubeClient, KubeConfig
 from smith_kube.manifests import create_all
 
@@ -75,13 +76,6 @@ def bundle(name: str, namespace: str, waves: list[list[str]]) -> Json:
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"resources": resources},
     }
-
-
-def is_ready(obj: Json) -> bool:
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in (obj.get("status") or {}).get("conditions") or []
-    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -138,12 +132,12 @@ class Bench:
     async def until_ready(self, namespace: str, names: set[str]) -> None:
         """Wait (by watching, not polling) until every named Bundle in `namespace` is Ready."""
         listing = await self.kube.list(API, "Bundle", namespace)
-        pending = names - {b["metadata"]["name"] for b in listing["items"] if is_ready(b)}
+        pending = names - {b["metadata"]["name"] for b in listing["items"] if condition_true(b, "Ready")}
         version = listing["metadata"]["resourceVersion"]
         while pending:
             async for event in self.kube.watch(API, "Bundle", namespace, resource_version=version):
                 version = event.object["metadata"].get("resourceVersion", version)
-                if event.type != "BOOKMARK" and is_ready(event.object):
+                if event.type != "BOOKMARK" and condition_true(event.object, "Ready"):
                     pending.discard(event.object["metadata"]["name"])
                 if not pending:
                     return

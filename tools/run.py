@@ -20,6 +20,7 @@ import yaml
 from smith_controlplane.install import install_base, service_kubeconfigs
 from smith_controlplane.plane import ControlPlane
 from smith_controlplane.services import running_services
+from smith_engine.conditions import condition_true
 from smith_engine.model import API_VERSION
 from smith_kube import KubeClient, KubeConfig
 from smith_kube.manifests import create_all
@@ -73,14 +74,7 @@ async def show(kube: KubeClient, names: list[str], *, exit_when_ready: bool) -> 
                 continue
             latest[event.object["metadata"]["name"]] = event.object
             print("\n".join(line(latest[n]) for n in names if n in latest), end="\n\n", flush=True)
-            ready = [
-                n
-                for n in names
-                if any(
-                    c["type"] == "Ready" and c["status"] == "True"
-                    for c in (latest.get(n, {}).get("status") or {}).get("conditions") or []
-                )
-            ]
+            ready = [n for n in names if condition_true(latest.get(n, {}), "Ready")]
             if exit_when_ready and len(ready) == len(names):
                 print(f"all {len(names)} Bundles are Ready")
                 return

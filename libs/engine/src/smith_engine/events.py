@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from smith_engine.conditions import by_type
 from smith_engine.model import JSONObject
 from smith_engine.status import ActionResult, BundleReason, ConditionType, Outcome
 
@@ -61,10 +62,8 @@ def _for(resource: str) -> str:
 
 def _error(holder: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The Error condition of a status or resource status, when it is True."""
-    for condition in holder.get("conditions") or []:
-        if isinstance(condition, Mapping) and condition.get("type") == ConditionType.ERROR:
-            return condition if condition.get("status") == "True" else None
-    return None
+    error = by_type(holder.get("conditions")).get(ConditionType.ERROR)
+    return error if error is not None and error.get("status") == "True" else None
 
 
 def _resource_errors(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
+from smith_engine.conditions import conditions_of
 from smith_engine.model import GROUP, GroupKind, JSONObject
 from smith_engine.references import PathSyntaxError, Unresolved, lookup, parse_path
 
@@ -71,11 +72,6 @@ def merge_registries(*registries: Mapping[GroupKind, ReadinessCheck]) -> dict[Gr
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _conditions(obj: JSONObject) -> dict[str, Mapping[str, Any]]:
-    found = (obj.get("status") or {}).get("conditions") or []
-    return {str(c.get("type")): c for c in found if isinstance(c, Mapping)}
-
-
 def _describe(condition: Mapping[str, Any]) -> str:
     parts = [str(condition.get(k)) for k in ("reason", "message") if condition.get(k)]
     return ": ".join(parts) or f"{condition.get('type')} is {condition.get('status')}"
@@ -100,7 +96,7 @@ def exists(obj: JSONObject, now: datetime) -> Readiness:
 
 def deployment(obj: JSONObject, now: datetime) -> Readiness:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    progressing = _conditions(obj).get("Progressing")
+    progressing = conditions_of(obj).get("Progressing")
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         return terminal(f"rollout failed: {_describe(progressing)}")
     generation = int(obj.get("metadata", {}).get("generation", 0))
@@ -123,7 +119,7 @@ SCALING_INACTIVE_GRACE: Final = timedelta(minutes=5)
 
 
 def horizontal_pod_autoscaler(obj: JSONObject, now: datetime) -> Readiness:
-    conditions = _conditions(obj)
+    conditions = conditions_of(obj)
     able, active = conditions.get("AbleToScale"), conditions.get("ScalingActive")
     if able is None or active is None:
         return in_progress("waiting for the AbleToScale and ScalingActive conditions")
@@ -145,7 +141,7 @@ _INSTANCE_IN_FLIGHT: Final = frozenset(
 
 
 def service_instance(obj: JSONObject, now: datetime) -> Readiness:
-    conditions = _conditions(obj)
+    conditions = conditions_of(obj)
     failed, ready = conditions.get("Failed"), conditions.get("Ready")
     if failed and failed.get("status") == "True":
         return terminal(f"provisioning failed: {_describe(failed)}")
@@ -160,7 +156,7 @@ def service_instance(obj: JSONObject, now: datetime) -> Readiness:
 
 
 def service_binding(obj: JSONObject, now: datetime) -> Readiness:
-    conditions = _conditions(obj)
+    conditions = conditions_of(obj)
     failed, ready = conditions.get("Failed"), conditions.get("Ready")
     if failed and failed.get("status") == "True":
         return terminal(f"binding failed: {_describe(failed)}")

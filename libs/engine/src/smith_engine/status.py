@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from smith_engine.conditions import by_type
 from smith_engine.model import JSONObject, ObjectRef
 from smith_engine.planner import Reason, Verdict, VerdictState
 
@@ -83,7 +84,7 @@ def bundle_status(
     """The Bundle's new status. `invalid` is the message of an InvalidBundleError, if there was one."""
     verdicts = merge_results(verdicts, results)
     stamp = rfc3339(now)
-    old_conditions = _by_type(previous.get("conditions"))
+    old_conditions = by_type(previous.get("conditions"))
     conditions = [
         _condition(t, s, r, m, old=old_conditions, stamp=stamp)
         for t, s, r, m in _bundle_conditions(verdicts, results, invalid)
@@ -92,7 +93,7 @@ def bundle_status(
         str(r.get("name")): r for r in previous.get("resourceStatuses") or [] if isinstance(r, Mapping)
     }
     resource_statuses = [
-        _resource_status(v, old=_by_type(old_resources.get(v.resource, {}).get("conditions")), stamp=stamp)
+        _resource_status(v, old=by_type(old_resources.get(v.resource, {}).get("conditions")), stamp=stamp)
         for v in verdicts
     ]
     status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
@@ -200,7 +201,3 @@ def _condition(
     if message:
         condition["message"] = message
     return condition
-
-
-def _by_type(conditions: Any) -> dict[str, Mapping[str, Any]]:
-    return {str(c.get("type")): c for c in conditions or [] if isinstance(c, Mapping)}

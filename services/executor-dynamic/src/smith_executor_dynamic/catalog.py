@@ -10,6 +10,7 @@ from typing import Any
 
 from smith_executor.run import Republish
 
+from smith_engine.conditions import condition_true
 from smith_engine.model import GROUP, GroupKind, JSONObject
 from smith_engine.readiness import Readiness, crd_problem, custom_resource_check, terminal
 from smith_kube import KubeClient, WatchEvent
@@ -26,8 +27,7 @@ def group_kind(crd: JSONObject) -> GroupKind:
 
 
 def established(crd: JSONObject) -> bool:
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    return condition_true(crd, "Established")
 
 
 class CrdCatalog:

@@ -11,9 +11,10 @@ from smith_wire.convert import dump, load, result_from_proto, verdict_from_proto
 from smith_wire.rpc import Register
 
 from smith.v1 import status_pb2, status_pb2_grpc
+from smith_engine.conditions import by_type
 from smith_engine.events import notices
 from smith_engine.model import API_VERSION, BUNDLE_KIND
-from smith_engine.status import bundle_status
+from smith_engine.status import ConditionType, bundle_status
 from smith_kube import ApiError, KubeClient, NotFoundError
 from smith_kube.client import JSON_PATCH
 from smith_status.events import EventRecorder
@@ -40,8 +41,8 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
         self.events.post(request.bundle, notices(previous, status, results))
         span = trace.get_current_span()
         span.set_attribute("smith.bundle", f"{request.bundle.namespace}/{request.bundle.name}")
-        ready = next((c["status"] for c in status["conditions"] if c["type"] == "Ready"), "Unknown")
-        span.set_attribute("smith.verdict", "Ready" if ready == "True" else "NotReady")
+        ready = by_type(status["conditions"]).get(ConditionType.READY, {}).get("status") == "True"
+        span.set_attribute("smith.verdict", "Ready" if ready else "NotReady")
         if status == previous:
             return status_pb2.ReportResponse(status_json=dump(status), changed=False)
         patch = [{"op": "add", "path": "/status", "value": status}]
