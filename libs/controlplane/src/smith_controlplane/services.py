@@ -53,8 +53,8 @@ def running_services(
     try:
         for name, command in commands.items():
             own = {**base, "SMITH_LISTEN": f"127.0.0.1:{listen[name]}"} if name in listen else dict(base)
-            if name in (kubeconfigs or {}):
-                own["KUBECONFIG"] = str((kubeconfigs or {})[name])
+            if kubeconfigs and name in kubeconfigs:
+                own["KUBECONFIG"] = str(kubeconfigs[name])
             if name in SERVICES:
                 own["SMITH_METRICS"] = f"127.0.0.1:{metrics.setdefault(name, free_port())}"
             with (logs / f"{name}.log").open("wb") as out:

@@ -122,6 +122,9 @@ class Bundle:
     def dependencies(self) -> dict[str, frozenset[str]]:
         return {r.name: r.dependencies for r in self.resources}
 
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
 
 def group_of(api_version: str) -> str:
     """`apps/v1` -> `apps`; `v1` -> `` (the core group)."""

@@ -13,7 +13,7 @@ from typing import Protocol
 import grpc
 from opentelemetry import trace
 from prometheus_client import Counter
-from smith_wire.convert import action_from_proto, load, readiness_to_proto, result_to_proto
+from smith_wire.convert import action_from_proto, bundle_from_proto, load, readiness_to_proto, result_to_proto
 from smith_wire.rpc import Register
 
 from smith.v1 import executor_pb2, executor_pb2_grpc
@@ -101,7 +101,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
     async def Apply(  # noqa: N802
         self, request: executor_pb2.ApplyRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.ApplyResponse:
-        bundle = Bundle(namespace=request.bundle.namespace, name=request.bundle.name, uid=request.bundle.uid)
+        bundle = bundle_from_proto(request.bundle)
         actions = [action_from_proto(a) for a in request.actions]
         results = await asyncio.gather(
             *(self._apply(bundle, a) for a in actions if isinstance(a, planner.Apply))
@@ -111,7 +111,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
     async def Delete(  # noqa: N802
         self, request: executor_pb2.DeleteRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.DeleteResponse:
-        bundle = Bundle(namespace=request.bundle.namespace, name=request.bundle.name, uid=request.bundle.uid)
+        bundle = bundle_from_proto(request.bundle)
         actions = [action_from_proto(a) for a in request.actions]
         results = await asyncio.gather(
             *(self._delete(bundle, a) for a in actions if isinstance(a, planner.Delete))
@@ -126,7 +126,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         with tracer.start_as_current_span("apply") as span:
             span.set_attributes(
                 {
-                    "smith.bundle": f"{bundle.namespace}/{bundle.name}",
+                    "smith.bundle": str(bundle),
                     "smith.resource": action.resource,
                     "smith.kind": str(GroupKind.of(obj)),
                     "smith.action": "apply",
@@ -170,7 +170,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         ACTIONS.labels(kind=ref.kind, action=action, outcome=outcome).inc()
         where = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
         fields: dict[str, object] = {
-            "bundle": f"{bundle.namespace}/{bundle.name}",
+            "bundle": str(bundle),
             "resource": result.resource,
             "action": action,
             "kind": ref.kind,
@@ -214,8 +214,8 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         with tracer.start_as_current_span("delete") as span:
             span.set_attributes(
                 {
-                    "smith.bundle": f"{bundle.namespace}/{bundle.name}",
-                    "smith.kind": str(GroupKind(ref.api_version.rpartition("/")[0], ref.kind)),
+                    "smith.bundle": str(bundle),
+                    "smith.kind": str(ref.key.group_kind),
                     "smith.action": "delete",
                     "smith.object": ref.name,
                 }

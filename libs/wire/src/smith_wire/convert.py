@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from smith.v1 import common_pb2 as pb
-from smith_engine.model import JSONObject, ObjectRef
+from smith_engine.model import Bundle, JSONObject, ObjectRef
 from smith_engine.planner import Action, Apply, Delete, Observed, Reason, Verdict, VerdictState
 from smith_engine.readiness import Readiness, State
 from smith_engine.status import ActionResult, Outcome
@@ -35,6 +35,11 @@ def ref_from_proto(msg: pb.ObjectRef) -> ObjectRef:
     return ObjectRef(
         api_version=msg.api_version, kind=msg.kind, namespace=msg.namespace, name=msg.name, uid=msg.uid
     )
+
+
+def bundle_from_proto(msg: pb.BundleRef) -> Bundle:
+    """The Bundle an executor acts for: its identity only, no resources."""
+    return Bundle(namespace=msg.namespace, name=msg.name, uid=msg.uid, generation=msg.generation)
 
 
 # --- readiness ------------------------------------------------------------------------------------

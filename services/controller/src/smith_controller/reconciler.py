@@ -32,7 +32,7 @@ from smith.v1 import (
     status_pb2,
     status_pb2_grpc,
 )
-from smith_engine.model import GroupKind, JSONObject, ObjectRef
+from smith_engine.model import GroupKind, JSONObject, ObjectRef, group_of
 from smith_engine.planner import Action, Apply
 from smith_engine.readiness import READY, retriable
 from smith_engine.routing import RoutingTable
@@ -176,7 +176,7 @@ async def _execute(
     batches: dict[tuple[str, bool], list[Action]] = defaultdict(list)
     for action in actions:
         api_version, kind = action_target(action)
-        group_kind = GroupKind(api_version.rpartition("/")[0], kind)
+        group_kind = GroupKind(group_of(api_version), kind)
         endpoint = peers.routing.endpoint(group_kind)
         if endpoint is None:
             results.append(_failed(action, f"no live executor serves {group_kind}"))

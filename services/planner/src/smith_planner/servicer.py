@@ -23,7 +23,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             span.set_attribute("smith.verdict", "InvalidBundle")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         plan = plan_bundle(bundle, [observed_from_proto(o) for o in request.observed])
-        span.set_attribute("smith.bundle", f"{bundle.namespace}/{bundle.name}")
+        span.set_attribute("smith.bundle", str(bundle))
         span.set_attribute("smith.actions.apply", sum(isinstance(a, Apply) for a in plan.actions))
         span.set_attribute("smith.actions.delete", sum(not isinstance(a, Apply) for a in plan.actions))
         return planner_pb2.PlanResponse(
