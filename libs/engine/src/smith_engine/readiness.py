@@ -15,6 +15,7 @@ from typing import Any, Final
 from smith_engine.conditions import conditions_of
 from smith_engine.model import GROUP, GroupKind, JSONObject
 from smith_engine.references import PathSyntaxError, Unresolved, lookup, parse_path
+from smith_engine.times import parse_rfc3339
 
 
 class State(StrEnum):
@@ -77,15 +78,6 @@ def _describe(condition: Mapping[str, Any]) -> str:
     return ": ".join(parts) or f"{condition.get('type')} is {condition.get('status')}"
 
 
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 # --- checks ---------------------------------------------------------------------------------------
 
 
@@ -126,7 +118,7 @@ def horizontal_pod_autoscaler(obj: JSONObject, now: datetime) -> Readiness:
     if able.get("status") == "False":
         return retriable(f"AbleToScale is False: {_describe(able)}")
     if active.get("status") == "False":
-        since = _parse_time(active.get("lastTransitionTime"))
+        since = parse_rfc3339(active.get("lastTransitionTime"))
         if since is not None and now - since > SCALING_INACTIVE_GRACE:
             return retriable(f"ScalingActive has been False for over 5 minutes: {_describe(active)}")
         return in_progress(f"ScalingActive is False: {_describe(active)}")

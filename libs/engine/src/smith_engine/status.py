@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from smith_engine.conditions import by_type
 from smith_engine.model import JSONObject, ObjectRef
 from smith_engine.planner import Reason, Verdict, VerdictState
+from smith_engine.times import rfc3339
 
 
 class ConditionType(StrEnum):
@@ -54,10 +55,6 @@ class ActionResult:
     error: str = ""
     terminal: bool = False
     outcome: Outcome = Outcome.NONE
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def merge_results(verdicts: Sequence[Verdict], results: Sequence[ActionResult]) -> tuple[Verdict, ...]:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from smith_engine.model import API_VERSION, GroupKind
-from smith_engine.status import rfc3339
+from smith_engine.times import rfc3339
 from smith_kube import KubeClient
 
 EXECUTOR_KIND = "Executor"

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import grpc
@@ -25,6 +24,7 @@ from smith_engine.model import GROUP, VERSION, GroupKind, JSONObject
 from smith_engine.planner import SERVICE_BINDING
 from smith_engine.references import binding_secret_name
 from smith_engine.routing import ExecutorInfo, RoutingTable
+from smith_engine.times import parse_rfc3339
 from smith_kube import KubeClient, KubeConfig, NotFoundError
 
 log = logging.getLogger("smith.controller")
@@ -113,8 +113,8 @@ class Controller:
         if event_type == "DELETED":
             with contextlib.suppress(KeyError):
                 HEARTBEAT.remove(name)
-        elif beat := (body.get("status") or {}).get("heartbeatTime"):
-            HEARTBEAT.labels(executor=name).set(_epoch(str(beat)))
+        elif (beat := parse_rfc3339((body.get("status") or {}).get("heartbeatTime"))) is not None:
+            HEARTBEAT.labels(executor=name).set(beat.timestamp())
         changed = (
             self.routing.remove(name)
             if event_type == "DELETED"
@@ -166,10 +166,6 @@ class Controller:
                     )
                 )
         return found
-
-
-def _epoch(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:

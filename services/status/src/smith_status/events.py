@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from smith.v1 import common_pb2
 from smith_engine.events import Notice
 from smith_engine.model import API_VERSION, BUNDLE_KIND, JSONObject
+from smith_engine.times import rfc3339
 from smith_kube import ApiError, KubeClient
 
 log = logging.getLogger("smith.status")
@@ -22,7 +23,7 @@ COMPONENT = "smith"
 
 
 def event(bundle: common_pb2.BundleRef, notice: Notice, *, now: datetime, instance: str) -> JSONObject:
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = rfc3339(now)
     return {
         "apiVersion": "v1",
         "kind": "Event",
