@@ -62,21 +62,27 @@ def line(bundle: dict[str, Any]) -> str:
 
 async def show(kube: KubeClient, names: list[str], *, exit_when_ready: bool) -> None:
     """Print the Bundles' status whenever a watch event changes it; return when all are Ready."""
-    latest: dict[str, dict[str, Any]] = {}
     listing = await kube.list(API_VERSION, "Bundle", DEMO_NAMESPACE)
+    latest = {item["metadata"]["name"]: item for item in listing["items"]}
     version = listing["metadata"]["resourceVersion"]
-    for item in listing["items"]:
-        latest[item["metadata"]["name"]] = item
+
+    def done() -> bool:
+        """Print the latest state; True once every Bundle is Ready (and we are to stop then)."""
+        print("\n".join(line(latest[n]) for n in names if n in latest), end="\n\n", flush=True)
+        if exit_when_ready and all(condition_true(latest.get(n, {}), "Ready") for n in names):
+            print(f"all {len(names)} Bundles are Ready")
+            return True
+        return False
+
+    if done():  # already converged: no event may ever come
+        return
     while True:
         async for event in kube.watch(API_VERSION, "Bundle", DEMO_NAMESPACE, resource_version=version):
             version = event.object["metadata"].get("resourceVersion", version)
             if event.type == "BOOKMARK":
                 continue
             latest[event.object["metadata"]["name"]] = event.object
-            print("\n".join(line(latest[n]) for n in names if n in latest), end="\n\n", flush=True)
-            ready = [n for n in names if condition_true(latest.get(n, {}), "Ready")]
-            if exit_when_ready and len(ready) == len(names):
-                print(f"all {len(names)} Bundles are Ready")
+            if done():
                 return
 
 

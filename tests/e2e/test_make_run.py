@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,24 +24,32 @@ async def make_run(kubeconfig: Path | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     if kubeconfig is not None:
         env["KUBECONFIG"] = str(kubeconfig)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "tools" / "run.py"),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), 240)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    text = out.decode(errors="replace")
-    assert process.returncode == 0, text[-6000:]
+    with tempfile.TemporaryFile() as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "tools" / "run.py"), cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+        timed_out = False
+        try:
+            await asyncio.wait_for(process.wait(), 240)
+        except TimeoutError:
+            timed_out = True
+            process.kill()
+            await process.wait()
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    assert not timed_out, f"make run did not finish in 240 s:\n{text[-6000:]}{logs()}"
+    assert process.returncode == 0, text[-6000:] + logs()
     assert "all 6 Bundles are Ready" in text
     return text
+
+
+def logs() -> str:
+    """The last lines of every log make run left, to tell why it did not finish."""
+    tails = [
+        f"\n--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        for log in sorted((ROOT / ".smith" / "run").glob("*.log"))
+    ]
+    return "".join(tails)
 
 
 async def test_make_run_converges_the_samples_and_cleans_up() -> None:
