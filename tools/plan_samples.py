@@ -7,6 +7,7 @@ A dry run with no cluster: after each plan, every applied object is taken as REA
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,22 +19,19 @@ from smith_engine.errors import InvalidBundleError
 from smith_engine.model import Bundle
 from smith_engine.planner import Apply, Observed, Plan, VerdictState, plan_bundle
 from smith_engine.readiness import READY
-from smith_engine.references import parse_path
+from smith_engine.references import Unresolved, lookup, place
 from smith_engine.validation import load_bundle
 
 
 def with_examples(bundle: Bundle, name: str, obj: dict[str, Any]) -> dict[str, Any]:
     """`obj` with every field a reference reads from it filled with that reference's example."""
-    out = dict(obj)
+    out = copy.deepcopy(obj)
     for resource in bundle.resources:
         for ref in resource.references:
             if ref.resource != name or ref.example is None:
                 continue
-            *parents, last = parse_path(ref.path)
-            node: Any = out
-            for segment in parents:
-                node = node.setdefault(segment, {})
-            node.setdefault(last, ref.example)
+            if isinstance(lookup(out, ref.path), Unresolved):
+                place(out, ref.path, ref.example)
     return out
 
 

@@ -9,43 +9,42 @@ import pytest
 
 from smith_engine.model import Modifier, Reference
 from smith_engine.references import (
+    Ambiguous,
     MarkerSyntaxError,
     PathSyntaxError,
     Unresolved,
+    compile_path,
+    lookup,
     markers_in,
-    parse_path,
+    output_name,
+    outputs_in,
     resolve,
     substitute,
 )
 
 DB: dict[str, Any] = {
     "metadata": {"name": "db", "annotations": {"example.com/a.b": "dotted"}},
-    "spec": {"disk": "100GiB", "port": 5432},
+    "spec": {
+        "disk": "100GiB",
+        "port": 5432,
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 80}],
+    },
     "status": {"host": "db.internal", "ports": [{"port": 5432}, {"port": 5433}], "ready": True},
 }
 
 
 @pytest.mark.parametrize(
-    ("path", "segments"),
-    [
-        ("status.host", ("status", "host")),
-        ("{$.status.host}", ("status", "host")),
-        ("$.status.host", ("status", "host")),
-        ("{.status.host}", ("status", "host")),
-        ("spec", ("spec",)),
-        ("status.ports[1].port", ("status", "ports", 1, "port")),
-        ("metadata.annotations['example.com/a.b']", ("metadata", "annotations", "example.com/a.b")),
-        ('data["tls.crt"]', ("data", "tls.crt")),
-    ],
+    "path",
+    ["status.host", "{$.status.host}", "$.status.host", "{.status.host}", ".status.host", " status.host "],
 )
-def test_paths_parse_in_both_syntaxes(path: str, segments: tuple[Any, ...]) -> None:
-    assert parse_path(path) == segments
+def test_every_spelling_of_a_path_reads_the_same_field(path: str) -> None:
+    assert lookup(DB, path) == "db.internal"
 
 
-@pytest.mark.parametrize("path", ["", "{}", "a[", "a['b"])
+@pytest.mark.parametrize("path", ["", "{}", "a[", "a['b", "spec.ports[?(@.protocol==]"])
 def test_bad_paths_are_rejected(path: str) -> None:
     with pytest.raises(PathSyntaxError):
-        parse_path(path)
+        compile_path(path)
 
 
 @pytest.mark.parametrize(
@@ -53,10 +52,16 @@ def test_bad_paths_are_rejected(path: str) -> None:
     [
         ("status.host", "db.internal"),
         ("{$.spec.port}", 5432),
-        ("spec", {"disk": "100GiB", "port": 5432}),
+        ("spec.disk", "100GiB"),
         ("status.ports[1].port", 5433),
         ("status.ready", True),
         ("metadata.annotations['example.com/a.b']", "dotted"),
+        ('metadata.annotations["example.com/a.b"]', "dotted"),
+        ("status.ports[?(@.port==5433)].port", 5433),
+        ('spec.ports[?(@.protocol=="TCP")].port', 80),  # Smith's README
+        ("status.ports[-1].port", 5433),
+        ("$..disk", "100GiB"),
+        ("status.ports[0:1].port", 5432),
     ],
 )
 def test_resolve_reads_the_value_at_the_path(path: str, value: Any) -> None:
@@ -68,6 +73,45 @@ def test_a_path_not_there_yet_is_unresolved_not_a_crash(path: str) -> None:
     found = resolve(Reference("r", "db", path), target=DB)
     assert isinstance(found, Unresolved)
     assert "is not set" in found.reason
+
+
+@pytest.mark.parametrize("path", ["spec.ports[*].port", "$..port", "status.ports[?(@.port>1)].port"])
+def test_a_path_selecting_several_values_is_ambiguous(path: str) -> None:
+    found = resolve(Reference("r", "db", path), target=DB)
+    assert isinstance(found, Ambiguous)
+    assert "exactly one" in found.reason
+
+
+def test_a_resolved_map_is_a_copy_not_the_observed_object() -> None:
+    found = lookup(DB, "spec")
+    assert isinstance(found, dict)
+    found["disk"] = "changed"
+    assert DB["spec"]["disk"] == "100GiB"
+
+
+def test_output_markers_of_smiths_first_form_are_found_and_substituted() -> None:
+    obj = {
+        "labels": "{{podpreset1#spec.selector.matchLabels}}",
+        "port": '{{service1#spec.ports[?(@.protocol=="TCP")].port}}',
+        "text": "secret {{binding1#spec.secretName}}!",
+        "template": "{{ .Values.x }} and {{#each}} stay",
+    }
+    assert outputs_in(obj) == {
+        ("podpreset1", "spec.selector.matchLabels"),
+        ("service1", 'spec.ports[?(@.protocol=="TCP")].port'),
+        ("binding1", "spec.secretName"),
+    }
+    values = {
+        output_name("podpreset1", "spec.selector.matchLabels"): {"role": "app"},
+        output_name("service1", 'spec.ports[?(@.protocol=="TCP")].port'): 80,
+        output_name("binding1", "spec.secretName"): "secret1",
+    }
+    assert substitute(obj, values) == {
+        "labels": {"role": "app"},
+        "port": 80,
+        "text": "secret secret1!",
+        "template": "{{ .Values.x }} and {{#each}} stay",
+    }
 
 
 def test_whole_marker_keeps_the_value_type() -> None:

@@ -19,6 +19,7 @@ from smith_engine.errors import (
     InvalidPathError,
     MalformedMarkerError,
     MissingFieldError,
+    OutputNotDependencyError,
     SelfDependencyError,
     UndeclaredReferenceError,
     UnknownDependencyError,
@@ -219,12 +220,57 @@ def test_reference_declared_twice_is_reported() -> None:
     assert err == DuplicateReferenceError(resource="b", reference="r")
 
 
-def test_incomplete_reference_is_reported() -> None:
+def test_reference_without_a_resource_is_reported() -> None:
     err = only_problem(
-        bundle_object(resource("a"), resource("b", references=[{"name": "r", "resource": "a"}]))
+        bundle_object(resource("a"), resource("b", references=[{"name": "r", "path": "data"}]))
     )
     assert isinstance(err, InvalidFieldError)
     assert err.field == "references[0]"
+
+
+@pytest.mark.parametrize(
+    "ref", [{"resource": "a"}, {"name": "r", "resource": "a"}, {"resource": "a", "path": "x"}]
+)
+def test_reference_with_only_a_resource_is_a_dependency_as_in_smith(ref: dict[str, str]) -> None:
+    b = bundle(resource("a"), resource("b", references=[ref]))
+    assert b.by_name["b"].dependencies == {"a"}
+
+
+def test_marker_of_a_reference_without_path_is_reported() -> None:
+    obj = config_map("b", {"x": "!{r}"})
+    err = only_problem(
+        bundle_object(resource("a"), resource("b", obj, references=[{"name": "r", "resource": "a"}]))
+    )
+    assert isinstance(err, UndeclaredReferenceError)
+
+
+def test_output_marker_of_smiths_first_form_becomes_a_reference() -> None:
+    obj = config_map("b", {"x": "{{a#data.k}}"})
+    b = bundle(resource("a"), resource("b", obj, depends_on=["a"]))
+    assert b.by_name["b"].references == (Reference(name="a#data.k", resource="a", path="data.k"),)
+
+
+def test_output_marker_must_read_a_dependency() -> None:
+    obj = config_map("b", {"x": "{{a#data.k}}"})
+    err = only_problem(bundle_object(resource("a"), resource("b", obj)))
+    assert err == OutputNotDependencyError(resource="b", marker="{{a#data.k}}", target="a")
+
+
+def test_output_marker_with_a_bad_path_is_reported() -> None:
+    obj = config_map("b", {"x": "{{a#data[}}"})
+    err = only_problem(bundle_object(resource("a"), resource("b", obj, depends_on=["a"])))
+    assert isinstance(err, InvalidPathError)
+
+
+def test_a_controller_owner_reference_in_an_object_is_refused() -> None:
+    obj = config_map("a")
+    obj["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "u", "controller": True}
+    ]
+    err = only_problem(bundle_object(resource("a", obj)))
+    assert isinstance(err, InvalidFieldError)
+    assert err.field == "metadata.ownerReferences"
+    assert "controller" in err.message
 
 
 def test_every_problem_is_reported_at_once() -> None:

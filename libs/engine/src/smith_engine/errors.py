@@ -192,6 +192,22 @@ class InvalidPathError(BundleError):
         )
 
 
+@dataclass
+class OutputNotDependencyError(BundleError):
+    """A `{{resource#path}}` marker naming a resource this one does not depend on."""
+
+    resource: str
+    marker: str
+    target: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"resource {self.resource!r}: {self.marker} reads resource {self.target!r}, which is not "
+            f"one of its dependencies (add it to dependsOn)"
+        )
+
+
 class InvalidBundleError(Exception):
     """Every problem found in a Bundle, in a stable order."""
 

@@ -79,13 +79,18 @@ class ObjectRef:
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """`!{name}` in the resource's object takes the value at `path` of the dependency `resource`."""
+    """`!{name}` in the resource's object takes the value at `path` of the dependency `resource`.
+    Without a name or a path it only says "depends on" (as in Smith)."""
 
     name: str
     resource: str
     path: str
     modifier: Modifier | None = None
     example: JSON = None
+
+    @property
+    def carries_value(self) -> bool:
+        return bool(self.name and self.path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from smith_engine.model import (
     group_of,
 )
 from smith_engine.readiness import Readiness, State
-from smith_engine.references import Unresolved, binding_secret_name, resolve, substitute
+from smith_engine.references import Ambiguous, Unresolved, binding_secret_name, resolve, substitute
 
 SECRET = GroupKind("", "Secret")
 SERVICE_BINDING = GroupKind("servicecatalog.k8s.io", "ServiceBinding")
@@ -140,8 +140,14 @@ def _plan_resource(
             blocked_on=not_ready,
         ), None
     values: dict[str, JSON] = {}
-    for reference in resource.references:
+    for reference in (r for r in resource.references if r.carries_value):
         value = _resolve(bundle, reference, by_key=by_key)
+        if isinstance(value, Ambiguous):
+            return verdict(
+                VerdictState.ERROR,
+                Reason.TERMINAL_ERROR,
+                f"reference {reference.name!r} to {reference.resource!r}: {value.reason}",
+            ), None
         if isinstance(value, Unresolved):
             return verdict(
                 VerdictState.BLOCKED,
@@ -171,7 +177,9 @@ def _from_readiness(readiness: Readiness) -> tuple[VerdictState, Reason]:
     return VerdictState.ERROR, Reason.TERMINAL_ERROR if readiness.terminal else Reason.RETRIABLE_ERROR
 
 
-def _resolve(bundle: Bundle, reference: Reference, *, by_key: Mapping[ObjectKey, Observed]) -> JSON:
+def _resolve(
+    bundle: Bundle, reference: Reference, *, by_key: Mapping[ObjectKey, Observed]
+) -> JSON | Unresolved | Ambiguous:
     target = by_key[bundle.by_name[reference.resource].key].object
     secret = None
     if GroupKind.of(target) == SERVICE_BINDING:

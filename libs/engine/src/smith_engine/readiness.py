@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from smith_engine.conditions import conditions_of
 from smith_engine.model import GROUP, GroupKind, JSONObject
-from smith_engine.references import PathSyntaxError, Unresolved, lookup, parse_path
+from smith_engine.references import Ambiguous, PathSyntaxError, Unresolved, compile_path, lookup
 from smith_engine.times import parse_rfc3339
 
 
@@ -193,7 +193,7 @@ def crd_problem(crd: JSONObject) -> str | None:
     path, value = annotations.get(READY_WHEN_PATH), annotations.get(READY_WHEN_VALUE)
     if path is not None and value is not None:
         try:
-            parse_path(path)
+            compile_path(path)
         except PathSyntaxError as e:
             return f"CRD {name} has an invalid {READY_WHEN_PATH} {path!r}: {e}"
         return None
@@ -215,10 +215,11 @@ def custom_resource_check(crd: JSONObject) -> ReadinessCheck:
     path, value = annotations.get(READY_WHEN_PATH), annotations.get(READY_WHEN_VALUE)
     if path is None or value is None:
         return exists
-    segments = parse_path(path)
 
     def field_equals(obj: JSONObject, now: datetime) -> Readiness:
-        found = lookup(obj, segments)
+        found = lookup(obj, path)
+        if isinstance(found, Ambiguous):
+            return terminal(f"{READY_WHEN_PATH} of the CRD: {found.reason}")
         if isinstance(found, Unresolved):
             return in_progress(f"waiting for {path} to be {value!r} ({found.reason})")
         if str(found) == value:

@@ -1,4 +1,5 @@
-"""References: `!{name}` markers in an object, paths into a dependency, and substitution.
+"""References: `!{name}` markers (and Smith's first form, `{{resource#path}}`) in an object, paths
+into a dependency (Kubernetes JSONPath, through jsonpath-ng), and substitution.
 
 A string that is exactly one marker takes the referenced value with its type (a map stays a map, a
 number a number); markers inside a longer string are replaced by the value's text. A path that is
@@ -9,19 +10,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from jsonpath_ng.ext.parser import parse as jsonpath_parse
+
 from smith_engine.model import JSON, JSONObject, Modifier, Reference
 
 MARKER_NAME = r"[A-Za-z0-9_.\-]+"
 _MARKER: Final = re.compile(r"!\{(" + MARKER_NAME + r")\}")
 _WHOLE_MARKER: Final = re.compile(r"!\{(" + MARKER_NAME + r")\}\Z")
-
-PathSegment = str | int
+# Smith's first form, `{{resource#path}}`: the value at `path` of a dependency's object.
+_OUTPUT: Final = re.compile(r"\{\{([a-z0-9][-a-z0-9.]*)#([^{}]+?)\}\}")
 
 
 class PathSyntaxError(ValueError):
@@ -39,6 +44,13 @@ class MarkerSyntaxError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Unresolved:
     """Why a reference has no value yet."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ambiguous:
+    """A path that selects several values where one is needed: a mistake in the path, not a wait."""
 
     reason: str
 
@@ -74,6 +86,18 @@ def markers_in(value: JSON) -> frozenset[str]:
     return frozenset(names)
 
 
+def output_name(resource: str, path: str) -> str:
+    """The name under which a `{{resource#path}}` marker's value travels (never a valid `!{}` name)."""
+    return f"{resource}#{path}"
+
+
+def outputs_in(value: JSON) -> frozenset[tuple[str, str]]:
+    """(resource, path) of every `{{resource#path}}` marker in the strings of `value`."""
+    return frozenset(
+        (m.group(1), m.group(2).strip()) for text in _strings(value) for m in _OUTPUT.finditer(text)
+    )
+
+
 def _as_text(value: JSON) -> str:
     if isinstance(value, str):
         return value
@@ -83,11 +107,15 @@ def _as_text(value: JSON) -> str:
 
 
 def substitute(value: JSON, values: Mapping[str, JSON]) -> JSON:
-    """`value` with every marker replaced by `values[name]`; every marker's name must be in `values`."""
+    """`value` with every marker replaced by `values[name]`; every marker's name must be in `values`
+    (a `{{resource#path}}` marker's under `output_name(resource, path)`)."""
     if isinstance(value, str):
         if whole := _WHOLE_MARKER.match(value):
             return values[whole.group(1)]
-        return _MARKER.sub(lambda m: _as_text(values[m.group(1)]), value)
+        if whole := _OUTPUT.fullmatch(value):
+            return values[output_name(whole.group(1), whole.group(2).strip())]
+        text = _MARKER.sub(lambda m: _as_text(values[m.group(1)]), value)
+        return _OUTPUT.sub(lambda m: _as_text(values[output_name(m.group(1), m.group(2).strip())]), text)
     if isinstance(value, Mapping):
         return {k: substitute(v, values) for k, v in value.items()}
     if isinstance(value, list):
@@ -97,64 +125,45 @@ def substitute(value: JSON, values: Mapping[str, JSON]) -> JSON:
 
 # --- paths ----------------------------------------------------------------------------------------
 
-_SEGMENT: Final = re.compile(
-    r"""\.?(?P<field>[^.\[\]'"]+)       # a field name, after an optional dot
-      | \[(?P<index>-?\d+)\]              # [0]
-      | \['(?P<single>[^']*)'\]           # ['a.b/c']
-      | \["(?P<double>[^"]*)"\]           # ["a.b/c"]
-    """,
-    re.VERBOSE,
-)
 
-
-def parse_path(path: str) -> tuple[PathSegment, ...]:
-    """Parse a dotted path (`status.host`, `spec.ports[0]`) or a JSONPath (`{$.status.host}`, `$.spec`)."""
+def _jsonpath_text(path: str) -> str:
+    """Any of Smith's spellings of a path (`a.b`, `.a.b`, `{.a.b}`, `{$.a.b}`, `$.a.b`) as JSONPath."""
     text = path.strip()
     if text.startswith("{") and text.endswith("}"):
         text = text[1:-1].strip()
-    if text.startswith("$"):
-        text = text[1:]
     if not text:
         raise PathSyntaxError("the path is empty")
-    segments: list[PathSegment] = []
-    pos = 0
-    while pos < len(text):
-        match = _SEGMENT.match(text, pos)
-        if match is None or match.end() == pos:
-            raise PathSyntaxError(f"unexpected {text[pos:]!r}")
-        if (index := match.group("index")) is not None:
-            segments.append(int(index))
-        else:
-            segments.append(
-                next(
-                    g
-                    for g in (match.group("field"), match.group("single"), match.group("double"))
-                    if g is not None
-                )
-            )
-        pos = match.end()
-    return tuple(segments)
+    if text.startswith("$"):
+        return text
+    return "$" + text if text.startswith((".", "[")) else "$." + text
 
 
-def lookup(obj: JSON, segments: tuple[PathSegment, ...]) -> JSON | Unresolved:
-    """The value at `segments` in `obj`, or Unresolved saying the path is not set."""
-    current: Any = obj
-    for segment in segments:
-        if isinstance(current, list) and isinstance(segment, int) and -len(current) <= segment < len(current):
-            current = current[segment]
-            continue
-        if isinstance(current, Mapping) and isinstance(segment, str) and segment in current:
-            current = current[segment]
-            continue
-        return Unresolved(f"{_render(segments)} is not set")
-    return current
+@functools.lru_cache(maxsize=4096)
+def compile_path(path: str) -> Any:
+    """The compiled JSONPath (Kubernetes' dialect: filters, wildcards, `..`, slices); cached, since
+    the same few paths are read on every reconcile. Raises PathSyntaxError."""
+    text = _jsonpath_text(path)
+    try:
+        return jsonpath_parse(text)
+    except Exception as e:  # the library raises bare Exception subclasses of its own for syntax errors
+        raise PathSyntaxError(str(e) or type(e).__name__) from None
 
 
-def _render(segments: tuple[PathSegment, ...]) -> str:
-    out = ""
-    for s in segments:
-        out += f"[{s}]" if isinstance(s, int) else (f".{s}" if out else s)
-    return out
+def lookup(obj: JSON, path: str) -> JSON | Unresolved | Ambiguous:
+    """The one value at `path` in `obj`; Unresolved when there is none (yet), Ambiguous when the path
+    selects several."""
+    found = [m.value for m in compile_path(path).find(obj)]
+    if not found:
+        return Unresolved(f"{path} is not set")
+    if len(found) > 1:
+        shown = ", ".join(_as_text(v) for v in found[:5]) + (", ..." if len(found) > 5 else "")
+        return Ambiguous(f"{path} selects {len(found)} values ({shown}); a reference needs exactly one")
+    return copy.deepcopy(found[0])
+
+
+def place(obj: dict[str, Any], path: str, value: JSON) -> None:
+    """Set `path` in `obj` to `value`, creating what is missing (to fill in example values)."""
+    compile_path(path).update_or_create(obj, value)
 
 
 # --- resolution -----------------------------------------------------------------------------------
@@ -168,17 +177,18 @@ def binding_secret_name(binding: JSONObject) -> str:
 
 def resolve(
     reference: Reference, *, target: JSONObject, secret: JSONObject | None = None
-) -> JSON | Unresolved:
+) -> JSON | Unresolved | Ambiguous:
     """The value `reference` takes from its dependency `target` (`bindsecret`: the binding's `secret`)."""
-    segments = parse_path(reference.path)
     if reference.modifier is Modifier.BIND_SECRET:
         if secret is None:
             return Unresolved(f"the Secret {binding_secret_name(target)!r} of the binding does not exist yet")
-        value = lookup(secret, segments)
-        if isinstance(value, Unresolved) or not isinstance(value, str):
-            return value if isinstance(value, Unresolved) else Unresolved(f"{reference.path} is not a string")
+        value = lookup(secret, reference.path)
+        if isinstance(value, (Unresolved, Ambiguous)):
+            return value
+        if not isinstance(value, str):
+            return Unresolved(f"{reference.path} is not a string")
         try:
             return base64.b64decode(value, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
             return Unresolved(f"{reference.path} of the binding's Secret is not base64-encoded UTF-8 text")
-    return lookup(target, segments)
+    return lookup(target, reference.path)

@@ -24,6 +24,7 @@ from smith_engine.errors import (
     InvalidPathError,
     MalformedMarkerError,
     MissingFieldError,
+    OutputNotDependencyError,
     SelfDependencyError,
     UndeclaredReferenceError,
     UnknownDependencyError,
@@ -31,7 +32,14 @@ from smith_engine.errors import (
 )
 from smith_engine.graph import creation_waves
 from smith_engine.model import Bundle, JSONObject, Modifier, ObjectKey, Reference, Resource
-from smith_engine.references import MarkerSyntaxError, PathSyntaxError, markers_in, parse_path
+from smith_engine.references import (
+    MarkerSyntaxError,
+    PathSyntaxError,
+    compile_path,
+    markers_in,
+    output_name,
+    outputs_in,
+)
 
 _DNS1123_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _REFERENCE_NAME: Final = re.compile(r"[A-Za-z0-9_.\-]+\Z")
@@ -107,6 +115,11 @@ def _parse_resource(raw: Any, *, index: int, namespace: str) -> tuple[Resource |
     problems.extend(found)
     problems.extend(_object_problems(name, obj, namespace=namespace))
     problems.extend(_marker_problems(name, obj, references))
+    outputs, found = _output_references(
+        name, obj, dependencies={*depends_on, *(r.resource for r in references)}
+    )
+    problems.extend(found)
+    references += outputs
     resource = Resource(name=name, object=obj, depends_on=tuple(depends_on), references=references)
     return resource, problems
 
@@ -122,18 +135,16 @@ def _parse_references(resource: str, raw: Any) -> tuple[tuple[Reference, ...], l
         if not isinstance(item, Mapping):
             problems.append(InvalidFieldError(resource=resource, field=field, reason="must be an object"))
             continue
-        name, target, path = item.get("name"), item.get("resource"), item.get("path")
-        if not all(isinstance(v, str) and v for v in (name, target, path)):
+        name, target, path = item.get("name") or "", item.get("resource"), item.get("path") or ""
+        if not isinstance(target, str) or not target:
+            problems.append(InvalidFieldError(resource=resource, field=field, reason="needs a resource"))
+            continue
+        if not isinstance(name, str) or not isinstance(path, str):
             problems.append(
-                InvalidFieldError(
-                    resource=resource, field=field, reason="needs a name, a resource and a path"
-                )
+                InvalidFieldError(resource=resource, field=field, reason="name and path must be strings")
             )
             continue
-        assert isinstance(name, str)
-        assert isinstance(target, str)
-        assert isinstance(path, str)
-        if not _REFERENCE_NAME.match(name):
+        if name and not _REFERENCE_NAME.match(name):
             problems.append(
                 InvalidNameError(
                     resource=resource,
@@ -142,13 +153,16 @@ def _parse_references(resource: str, raw: Any) -> tuple[tuple[Reference, ...], l
                     reason="use letters, digits, '-', '_' or '.'",
                 )
             )
-        if name in seen:
+        if name and name in seen:
             problems.append(DuplicateReferenceError(resource=resource, reference=name))
         seen.add(name)
-        try:
-            parse_path(path)
-        except PathSyntaxError as e:
-            problems.append(InvalidPathError(resource=resource, reference=name, path=path, reason=str(e)))
+        if path:
+            try:
+                compile_path(path)
+            except PathSyntaxError as e:
+                problems.append(
+                    InvalidPathError(resource=resource, reference=name or target, path=path, reason=str(e))
+                )
         modifier: Modifier | None = None
         if (raw_modifier := item.get("modifier")) not in (None, ""):
             try:
@@ -157,7 +171,7 @@ def _parse_references(resource: str, raw: Any) -> tuple[tuple[Reference, ...], l
                 problems.append(
                     UnknownModifierError(
                         resource=resource,
-                        reference=name,
+                        reference=name or target,
                         modifier=str(raw_modifier),
                         known=tuple(m.value for m in Modifier),
                     )
@@ -165,6 +179,26 @@ def _parse_references(resource: str, raw: Any) -> tuple[tuple[Reference, ...], l
         references.append(
             Reference(name=name, resource=target, path=path, modifier=modifier, example=item.get("example"))
         )
+    return tuple(references), problems
+
+
+def _output_references(
+    resource: str, obj: JSONObject, *, dependencies: set[str]
+) -> tuple[tuple[Reference, ...], list[BundleError]]:
+    """The `{{resource#path}}` markers of Smith's first form, as references (each to a dependency)."""
+    references: list[Reference] = []
+    problems: list[BundleError] = []
+    for target, path in sorted(outputs_in(obj)):
+        marker = f"{{{{{target}#{path}}}}}"
+        if target not in dependencies:
+            problems.append(OutputNotDependencyError(resource=resource, marker=marker, target=target))
+            continue
+        try:
+            compile_path(path)
+        except PathSyntaxError as e:
+            problems.append(InvalidPathError(resource=resource, reference=marker, path=path, reason=str(e)))
+            continue
+        references.append(Reference(name=output_name(target, path), resource=target, path=path))
     return tuple(references), problems
 
 
@@ -179,6 +213,12 @@ def _object_problems(resource: str, obj: JSONObject, *, namespace: str) -> Itera
     name = metadata["name"]
     if (why := dns1123_problem(name)) is not None:
         yield InvalidNameError(resource=resource, field="metadata.name", name=name, reason=why)
+    if any(isinstance(o, Mapping) and o.get("controller") for o in metadata.get("ownerReferences") or []):
+        yield InvalidFieldError(
+            resource=resource,
+            field="metadata.ownerReferences",
+            reason="must not name a controller: Smith makes the Bundle the controller of every object",
+        )
     own_namespace = metadata.get("namespace")
     if own_namespace not in (None, "", namespace):
         yield ForeignNamespaceError(
@@ -194,7 +234,7 @@ def _marker_problems(
     except MarkerSyntaxError as e:
         yield MalformedMarkerError(resource=resource, text=e.text)
         return
-    declared = tuple(r.name for r in references)
+    declared = tuple(r.name for r in references if r.name and r.path)
     for marker in sorted(used - set(declared)):
         yield UndeclaredReferenceError(resource=resource, reference=marker, declared=declared)
 
