@@ -9,8 +9,9 @@ from typing import Any
 
 import yaml
 
-from smith_engine.model import BUNDLE_NAME_LABEL, Bundle
-from smith_engine.planner import Observed, owner_reference
+from smith_engine.changes import desired_hash
+from smith_engine.model import BUNDLE_NAME_LABEL, Bundle, ObjectKey
+from smith_engine.planner import Observed, desired_object, owner_reference
 from smith_engine.readiness import READY, Readiness, in_progress
 from smith_engine.validation import load_bundle
 
@@ -56,9 +57,16 @@ def bundle(*resources: Mapping[str, Any], name: str = "b") -> Bundle:
 
 
 def observed(
-    b: Bundle, obj: Mapping[str, Any], readiness: Readiness = READY, *, owned: bool = True, **fields: Any
+    b: Bundle,
+    obj: Mapping[str, Any],
+    readiness: Readiness = READY,
+    *,
+    owned: bool = True,
+    in_sync: bool = True,
+    **fields: Any,
 ) -> Observed:
-    """`obj` as the API server would hold it for bundle `b` (labelled and owned unless `owned=False`)."""
+    """`obj` as the API server would hold it for bundle `b` (labelled and owned unless `owned=False`);
+    unless `in_sync=False`, its executor knows it to match `obj` as Smith would apply it."""
     full: dict[str, Any] = {**obj, **fields}
     metadata = dict(full.get("metadata", {}))
     metadata.setdefault("namespace", b.namespace)
@@ -67,7 +75,20 @@ def observed(
         metadata["labels"] = {**metadata.get("labels", {}), BUNDLE_NAME_LABEL: b.name}
         metadata["ownerReferences"] = [owner_reference(b)]
     full["metadata"] = metadata
-    return Observed(object=full, readiness=readiness)
+    return Observed(
+        object=full, readiness=readiness, in_sync_with=_desired_hash_of(b, obj) if in_sync else ""
+    )
+
+
+def _desired_hash_of(b: Bundle, obj: Mapping[str, Any]) -> str:
+    """The desired hash an object is in sync with: its own when it is an object Smith applied (labelled),
+    else that of its resource as Smith would apply it (for resources that reference nothing)."""
+    if BUNDLE_NAME_LABEL in (obj.get("metadata", {}).get("labels") or {}):
+        return desired_hash(obj)
+    found = next((r for r in b.resources if r.key == ObjectKey.of(obj)), None)
+    if found is None or any(r.carries_value for r in found.references):
+        return desired_hash(obj)
+    return desired_hash(desired_object(b, found, {}))
 
 
 def waiting(message: str = "rolling out") -> Readiness:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from smith_engine.changes import desired_hash, digest
 from smith_engine.graph import creation_order, creation_waves
 from smith_engine.model import (
     API_VERSION,
@@ -56,6 +57,7 @@ class Reason(StrEnum):
 class Observed:
     object: JSONObject
     readiness: Readiness
+    in_sync_with: str = ""  # the desired hash its executor knows this object matches (see changes.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ class Apply:
     object: JSONObject
     expect_absent: bool = False  # not observed: create it, and never take over one that appeared meanwhile
     observed_version: str = ""  # the observed object's resourceVersion: tells an update from a no-op
+    observed_digest: str = ""  # changes.digest of the observed object: tells "in sync" after a dry run
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,18 +161,26 @@ def _plan_resource(
     if existing is not None and (problem := ownership_problem(existing.object, bundle)):
         return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, problem), None
     desired = desired_object(bundle, resource, values)
-    if existing is None or not up_to_date(desired, existing.object):
-        if existing is not None and _being_deleted(existing.object):
-            return verdict(
-                VerdictState.IN_PROGRESS, Reason.WAITING, "waiting for the old object to be deleted"
-            ), None
-        version = "" if existing is None else existing.object["metadata"].get("resourceVersion", "")
-        apply = Apply(resource.name, desired, expect_absent=existing is None, observed_version=version)
-        return verdict(VerdictState.IN_PROGRESS, Reason.APPLYING, "applying"), apply
-    return verdict(*_from_readiness(existing.readiness), existing.readiness.message), None
+    applying = verdict(VerdictState.IN_PROGRESS, Reason.APPLYING, "applying")
+    if existing is None:
+        return applying, Apply(resource.name, desired, expect_absent=True)
+    if existing.in_sync_with == desired_hash(desired):
+        return verdict(*verdict_of(existing.readiness), existing.readiness.message), None
+    if _being_deleted(existing.object):
+        return verdict(
+            VerdictState.IN_PROGRESS, Reason.WAITING, "waiting for the old object to be deleted"
+        ), None
+    # Not known to be in sync: the executor decides, from a dry run or from what it applied before.
+    return applying, Apply(
+        resource.name,
+        desired,
+        observed_version=existing.object["metadata"].get("resourceVersion", ""),
+        observed_digest=digest(existing.object),
+    )
 
 
-def _from_readiness(readiness: Readiness) -> tuple[VerdictState, Reason]:
+def verdict_of(readiness: Readiness) -> tuple[VerdictState, Reason]:
+    """The verdict on a resource whose object is in sync, from the object's readiness."""
     if readiness.state is State.READY:
         return VerdictState.READY, Reason.READY
     if readiness.state is State.IN_PROGRESS:
@@ -220,44 +231,12 @@ def desired_object(bundle: Bundle, resource: Resource, values: Mapping[str, JSON
     others = [o for o in metadata.get("ownerReferences") or [] if not o.get("controller")]
     metadata["ownerReferences"] = [*others, owner_reference(bundle)]
     if GroupKind.of(obj) == SECRET and "stringData" in obj:
-        # The API server stores stringData as base64 data; say it the same way so a converged
-        # Secret compares equal and is not re-applied on every event.
+        # The API server stores stringData as base64 data; say it the same way, so that Smith owns
+        # `data` keys (and a key removed from stringData is removed from the Secret).
         data = obj.setdefault("data", {})
         for key, text in obj.pop("stringData").items():
             data[key] = base64.b64encode(str(text).encode()).decode()
     return obj
-
-
-# Fields whose whole value is the Bundle's, for these kinds: keys someone else added are drift too.
-EXACT_FIELDS: Mapping[GroupKind, tuple[str, ...]] = {SECRET: ("data",)}
-
-
-def up_to_date(desired: JSONObject, actual: JSONObject) -> bool:
-    """Whether applying `desired` would change nothing that is the Bundle's to say."""
-    exact = EXACT_FIELDS.get(GroupKind.of(desired), ())
-    return is_subset(desired, actual) and all(
-        set(desired.get(f) or {}) == set(actual.get(f) or {}) for f in exact
-    )
-
-
-def is_subset(desired: JSON, actual: JSON) -> bool:
-    """Whether every field of `desired` has the same value in `actual`. Server defaults are ignored,
-    and so is an empty map, list or null the server drops (a ConfigMap's `data: {}`)."""
-    if isinstance(desired, Mapping):
-        return isinstance(actual, Mapping) and all(
-            is_subset(v, actual[k]) if k in actual else _empty(v) for k, v in desired.items()
-        )
-    if isinstance(desired, list):
-        return (
-            isinstance(actual, list)
-            and len(desired) == len(actual)
-            and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
-        )
-    return bool(desired == actual)
-
-
-def _empty(value: JSON) -> bool:
-    return value is None or (isinstance(value, (Mapping, list)) and not value)
 
 
 def _is_ours(obj: JSONObject, bundle: Bundle) -> bool:

@@ -14,7 +14,8 @@ from typing import Any
 
 from smith_engine.conditions import by_type
 from smith_engine.model import JSONObject, ObjectRef
-from smith_engine.planner import Reason, Verdict, VerdictState
+from smith_engine.planner import Reason, Verdict, VerdictState, verdict_of
+from smith_engine.readiness import Readiness
 from smith_engine.times import rfc3339
 
 
@@ -55,16 +56,22 @@ class ActionResult:
     error: str = ""
     terminal: bool = False
     outcome: Outcome = Outcome.NONE
+    readiness: Readiness | None = None  # of the object as the apply left it
 
 
 def merge_results(verdicts: Sequence[Verdict], results: Sequence[ActionResult]) -> tuple[Verdict, ...]:
-    """Verdicts with the failures of their resources' actions folded in."""
-    failed = {r.resource: r for r in results if r.resource and not r.ok}
+    """Verdicts with their resources' action results folded in: a failure is an error, and an applied
+    (or found in sync) object's readiness replaces "applying"."""
+    by_resource = {r.resource: r for r in results if r.resource}
     merged = []
     for v in verdicts:
-        if (r := failed.get(v.resource)) is not None:
-            reason = Reason.TERMINAL_ERROR if r.terminal else Reason.RETRIABLE_ERROR
-            v = replace(v, state=VerdictState.ERROR, reason=reason, message=r.error)
+        if (r := by_resource.get(v.resource)) is not None:
+            if not r.ok:
+                reason = Reason.TERMINAL_ERROR if r.terminal else Reason.RETRIABLE_ERROR
+                v = replace(v, state=VerdictState.ERROR, reason=reason, message=r.error)
+            elif r.readiness is not None:
+                state, reason = verdict_of(r.readiness)
+                v = replace(v, state=state, reason=reason, message=r.readiness.message, object=r.object)
         merged.append(v)
     return tuple(merged)
 

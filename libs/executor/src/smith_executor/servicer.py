@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,10 +19,12 @@ from smith_wire.rpc import Register
 
 from smith.v1 import executor_pb2, executor_pb2_grpc
 from smith_engine import planner
-from smith_engine.model import Bundle, GroupKind, JSONObject, ObjectRef
+from smith_engine.changes import desired_hash, differing_fields, digest, foreign_keys, in_sync
+from smith_engine.model import Bundle, GroupKind, JSONObject, ObjectKey, ObjectRef
 from smith_engine.planner import Observed, ownership_problem
 from smith_engine.readiness import Readiness, ReadinessCheck, terminal
 from smith_engine.status import ActionResult, Outcome
+from smith_executor.memo import Memo, MemoKey
 from smith_kube import ApiError, ConflictError, KubeClient, NotFoundError, UnservedKindError
 from smith_kube.client import JSON_PATCH
 
@@ -30,7 +33,6 @@ ACTIONS = Counter(
     "smith_actions", "Actions executed, by kind, action and outcome", ["kind", "action", "outcome"]
 )
 log = logging.getLogger("smith.executor")
-SECRET = GroupKind("", "Secret")
 tracer = trace.get_tracer("smith.executor")
 
 
@@ -65,6 +67,25 @@ class RegistryFamily:
         return None
 
 
+class UpdateCycleError(Exception):
+    """Another writer keeps changing fields Smith owns right after each apply."""
+
+
+def _memo_key(obj: JSONObject) -> MemoKey:
+    return (str(obj.get("metadata", {}).get("namespace") or ""), ObjectKey.of(obj))
+
+
+def last_writer(obj: JSONObject, *, besides: str) -> str:
+    """The field manager other than `besides` that wrote `obj` last (from its managedFields)."""
+    entries = [
+        e
+        for e in obj.get("metadata", {}).get("managedFields") or []
+        if e.get("manager") not in (besides, None)
+    ]
+    latest = max(entries, key=lambda e: str(e.get("time") or ""), default=None)
+    return str(latest["manager"]) if latest else ""
+
+
 def _failure(ref: ObjectRef, resource: str, error: Exception) -> ActionResult:
     if isinstance(error, UnservedKindError):
         return ActionResult(object=ref, resource=resource, ok=False, error=str(error), terminal=True)
@@ -77,9 +98,10 @@ def _failure(ref: ObjectRef, resource: str, error: Exception) -> ActionResult:
 
 
 class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
-    def __init__(self, kube: KubeClient, family: Family) -> None:
+    def __init__(self, kube: KubeClient, family: Family, *, memo: Memo | None = None) -> None:
         self.kube = kube
         self.family = family
+        self.memo = memo or Memo()
 
     def registration(self) -> Register:
         return lambda server: executor_pb2_grpc.add_ExecutorServicer_to_server(self, server)
@@ -94,8 +116,10 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
     async def Assess(  # noqa: N802
         self, request: executor_pb2.AssessRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.AssessResponse:
+        objects = [load(o) for o in request.objects_json]
         return executor_pb2.AssessResponse(
-            readiness=[readiness_to_proto(self.family.assess(load(o))) for o in request.objects_json]
+            readiness=[readiness_to_proto(self.family.assess(o)) for o in objects],
+            in_sync_with=[self.memo.in_sync_with(_memo_key(o), digest(o)) for o in objects],
         )
 
     async def Apply(  # noqa: N802
@@ -139,7 +163,6 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 )
                 return self._done(failure, bundle, "apply"), None
             try:
-                before = action.observed_version
                 if action.expect_absent:
                     problem, before = await self._foreign(obj, bundle)
                     if problem:
@@ -148,20 +171,71 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                             object=ref, resource=action.resource, ok=False, error=problem, terminal=True
                         )
                         return self._done(failure, bundle, "apply"), None
-                applied: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER)
-                if GroupKind.of(obj) == SECRET:
-                    applied = await self._drop_foreign_secret_keys(obj, applied)
+                    applied, wrote = await self._write(obj), True
+                else:
+                    before = action.observed_version
+                    applied, wrote = await self._ensure(action)
+            except UpdateCycleError as e:
+                span.set_attribute("smith.verdict", "UpdateCycle")
+                failure = ActionResult(
+                    object=ref, resource=action.resource, ok=False, error=str(e), terminal=True
+                )
+                return self._done(failure, bundle, "apply"), None
             except Exception as e:
                 failure = _failure(ref, action.resource, e)
                 span.set_attribute("smith.error", failure.error)
                 return self._done(failure, bundle, "apply"), None
             after = applied["metadata"].get("resourceVersion", "")
             outcome = (
-                Outcome.CREATED if not before else Outcome.UNCHANGED if after == before else Outcome.UPDATED
+                Outcome.CREATED
+                if not before
+                else Outcome.UNCHANGED
+                if not wrote or after == before
+                else Outcome.UPDATED
             )
             span.set_attribute("smith.verdict", str(outcome))
             result = ActionResult(object=ObjectRef.of(applied), resource=action.resource, outcome=outcome)
             return self._done(result, bundle, "apply"), Observed(applied, self.family.assess(applied))
+
+    async def _write(self, obj: JSONObject) -> JSONObject:
+        """Apply `obj` for real and remember the object it made as in sync with it."""
+        applied: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER)
+        if foreign_keys(obj, applied):
+            applied = await self._drop_foreign_secret_keys(obj, applied)
+        self.memo.synced(_memo_key(obj), digest=digest(applied), desired=desired_hash(obj))
+        return applied
+
+    async def _ensure(self, action: planner.Apply) -> tuple[JSONObject, bool]:
+        """Bring an existing object in line with the Bundle, writing only when that changes something.
+
+        Unless the Bundle changed since Smith last applied this object (then an apply is due anyway), a
+        server-side dry run shows the object as the apply would leave it, in the server's normal form;
+        equal to what is observed, nothing is written. A drift from an object Smith applied before is put
+        back, until it comes back too often: an update cycle, reported instead of fought."""
+        obj, key, wanted = action.object, _memo_key(action.object), desired_hash(action.object)
+        if not self.memo.applied_other(key, wanted):
+            predicted: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER, dry_run=True)
+            if in_sync(obj, predicted, action.observed_digest):
+                self.memo.synced(key, digest=action.observed_digest, desired=wanted)
+                return predicted, False
+            if stuck := self.memo.cycle(key, wanted):
+                raise UpdateCycleError(stuck)
+            if self.memo.drifted(key, wanted, now=time.monotonic()):
+                message = await self._cycle_message(obj, predicted)
+                self.memo.stuck(key, message)
+                raise UpdateCycleError(message)
+        return await self._write(obj), True
+
+    async def _cycle_message(self, obj: JSONObject, predicted: JSONObject) -> str:
+        meta = obj["metadata"]
+        current = await self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        fields = ", ".join(differing_fields(predicted, current)) or "some fields"
+        writer = last_writer(current, besides=FIELD_MANAGER)
+        by = f" by {writer!r}" if writer else ""
+        return (
+            f"update cycle: {fields} did not stick — changed again{by} right after each of Smith's last "
+            f"applies; Smith stops re-applying until the Bundle changes or the other writer stops"
+        )
 
     def _done(self, result: ActionResult, bundle: Bundle, action: str) -> ActionResult:
         """Count and log one finished action: one line each, with the trace id (see smith_telemetry)."""
@@ -198,9 +272,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
 
     async def _drop_foreign_secret_keys(self, desired: JSONObject, applied: JSONObject) -> JSONObject:
         """A Secret's data is what the Bundle says: keys someone else added are removed."""
-        extra = sorted(set(applied.get("data") or {}) - set(desired.get("data") or {}))
-        if not extra:
-            return applied
+        extra = foreign_keys(desired, applied)
         patch = [
             {"op": "remove", "path": f"/data/{key.replace('~', '~0').replace('/', '~1')}"} for key in extra
         ]

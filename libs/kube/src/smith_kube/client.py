@@ -289,13 +289,17 @@ class KubeClient:
         field_manager: str,
         force: bool = True,
         subresource: str | None = None,
+        dry_run: bool = False,
     ) -> JSONObject:
-        """Server-side apply: the server merges `obj` into what it holds, owning the fields `obj` names."""
+        """Server-side apply: the server merges `obj` into what it holds, owning the fields `obj` names.
+        With `dry_run`, nothing is stored: the answer is the object as the apply would leave it."""
         meta = obj["metadata"]
         path = await self._path(
             obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"], subresource
         )
         params = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        if dry_run:
+            params["dryRun"] = "All"
         return await self.request("PATCH", path, params=params, body=obj, content_type=APPLY_PATCH)
 
     async def delete(

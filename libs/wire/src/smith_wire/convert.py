@@ -64,11 +64,19 @@ def readiness_from_proto(msg: pb.Readiness) -> Readiness:
 
 
 def observed_to_proto(observed: Observed) -> pb.Observed:
-    return pb.Observed(object_json=dump(observed.object), readiness=readiness_to_proto(observed.readiness))
+    return pb.Observed(
+        object_json=dump(observed.object),
+        readiness=readiness_to_proto(observed.readiness),
+        in_sync_with=observed.in_sync_with,
+    )
 
 
 def observed_from_proto(msg: pb.Observed) -> Observed:
-    return Observed(object=load(msg.object_json), readiness=readiness_from_proto(msg.readiness))
+    return Observed(
+        object=load(msg.object_json),
+        readiness=readiness_from_proto(msg.readiness),
+        in_sync_with=msg.in_sync_with,
+    )
 
 
 # --- actions and results --------------------------------------------------------------------------
@@ -81,6 +89,7 @@ def action_to_proto(action: Action) -> pb.Action:
             apply_object_json=dump(action.object),
             expect_absent=action.expect_absent,
             observed_resource_version=action.observed_version,
+            observed_digest=action.observed_digest,
         )
     return pb.Action(resource_name=action.resource, delete=ref_to_proto(action.object))
 
@@ -92,6 +101,7 @@ def action_from_proto(msg: pb.Action) -> Action:
             object=load(msg.apply_object_json),
             expect_absent=msg.expect_absent,
             observed_version=msg.observed_resource_version,
+            observed_digest=msg.observed_digest,
         )
     return Delete(object=ref_from_proto(msg.delete), resource=msg.resource_name)
 
@@ -125,6 +135,7 @@ def result_from_proto(msg: pb.ActionResult) -> ActionResult:
         error=msg.error_message,
         terminal=msg.terminal,
         outcome=_OUTCOME_FROM_PROTO.get(msg.outcome, Outcome.NONE),
+        readiness=readiness_from_proto(msg.observed.readiness) if msg.HasField("observed") else None,
     )
 
 

@@ -18,7 +18,7 @@ import kopf
 from prometheus_client import Gauge, Histogram
 
 from smith_controller.cache import BundleKey, ChildCache
-from smith_controller.reconciler import Peers, reconcile
+from smith_controller.reconciler import Next, Peers, reconcile
 from smith_controller.scheduler import Scheduler
 from smith_engine.model import GROUP, VERSION, GroupKind, JSONObject
 from smith_engine.planner import SERVICE_BINDING
@@ -141,11 +141,13 @@ class Controller:
         began, result = time.perf_counter(), "error"
         try:
             children = self.cache.children(key)
-            retry = await reconcile(
+            step = await reconcile(
                 self.peers, bundle, children, secrets=await self._binding_secrets(children)
             )
-            result = "retry" if retry else "ok"
-            return retry
+            result = "retry" if step is Next.RETRY else "ok"
+            if step is Next.AGAIN:
+                self.scheduler.trigger(key)
+            return step is Next.RETRY
         except grpc.aio.AioRpcError as e:
             log.warning("reconcile of %s/%s: %s %s", *key, e.code().name, e.details())
             return True

@@ -9,6 +9,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import grpc
 from opentelemetry import trace
@@ -99,13 +100,20 @@ def _rpc_problem(endpoint: str, error: grpc.aio.AioRpcError) -> str:
     return f"executor at {endpoint} did not answer: {error.code().name} {error.details() or ''}".strip()
 
 
+class Next(StrEnum):
+    """What a reconcile asks of the scheduler."""
+
+    DONE = "done"  # wait for the next event
+    RETRY = "retry"  # something failed in a way worth retrying, after a back-off
+    AGAIN = "again"  # run again now: an apply found objects in sync that others wait for, and no
+    # watch event will say so (nothing was written)
+
+
 async def reconcile(
     peers: Peers, bundle: JSONObject, children: Sequence[JSONObject], *, secrets: Sequence[JSONObject] = ()
-) -> bool:
-    """Converge `bundle` one step; True when something failed in a way worth retrying.
-
-    `secrets` are the Secrets of the Bundle's ServiceBindings, for `bindsecret` references.
-    """
+) -> Next:
+    """Converge `bundle` one step. `secrets` are the Secrets of the Bundle's ServiceBindings, for
+    `bindsecret` references."""
     meta = bundle["metadata"]
     with tracer.start_as_current_span(f"reconcile {meta['namespace']}/{meta['name']}") as span:
         span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
@@ -125,7 +133,7 @@ async def reconcile(
                 raise
             span.set_attribute("smith.verdict", "InvalidBundle")
             await _report(peers, bundle, invalid=e.details() or "invalid bundle")
-            return False
+            return Next.DONE
 
         # 3. apply and delete, grouped by executor, all executors at once
         results = await _execute(peers, bundle, [action_from_proto(a) for a in plan.actions])
@@ -136,11 +144,19 @@ async def reconcile(
             v.state == common_pb2.VERDICT_STATE_ERROR and not v.terminal for v in plan.verdicts
         )
         span.set_attribute("smith.retry", retry)
-        return retry
+        if retry:
+            return Next.RETRY
+        blocked_on = {d for v in plan.verdicts for d in v.blocked_on}
+        found_in_sync = any(
+            r.ok and r.outcome == common_pb2.OUTCOME_UNCHANGED and r.resource_name in blocked_on
+            for r in results
+        )
+        return Next.AGAIN if found_in_sync else Next.DONE
 
 
 async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_pb2.Observed]:
     readiness: list[common_pb2.Readiness] = [common_pb2.Readiness()] * len(children)
+    in_sync: list[str] = [""] * len(children)
     groups: dict[str, list[int]] = defaultdict(list)
     for i, child in enumerate(children):
         endpoint = peers.routing.endpoint(GroupKind.of(child))
@@ -161,11 +177,13 @@ async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_p
         _answered(endpoint)
         for i, r in zip(indices, answer.readiness, strict=True):
             readiness[i] = r
+        for i, h in zip(indices, answer.in_sync_with, strict=False):  # empty from an older executor
+            in_sync[i] = h
 
     await asyncio.gather(*(ask(e, ix) for e, ix in groups.items()))
     return [
-        common_pb2.Observed(object_json=dump(c), readiness=r)
-        for c, r in zip(children, readiness, strict=True)
+        common_pb2.Observed(object_json=dump(c), readiness=r, in_sync_with=h)
+        for c, r, h in zip(children, readiness, in_sync, strict=True)
     ]
 
 

@@ -188,7 +188,12 @@ class Observed(_message.Message):
 
     OBJECT_JSON_FIELD_NUMBER: _builtins.int
     READINESS_FIELD_NUMBER: _builtins.int
+    IN_SYNC_WITH_FIELD_NUMBER: _builtins.int
     object_json: _builtins.bytes
+    in_sync_with: _builtins.str
+    """The hash of the desired object its executor knows this object to match ("" when not known):
+    the planner sends no apply for such an object.
+    """
     @_builtins.property
     def readiness(self) -> Global___Readiness: ...
     def __init__(
@@ -196,10 +201,11 @@ class Observed(_message.Message):
         *,
         object_json: _builtins.bytes = ...,
         readiness: Global___Readiness | None = ...,
+        in_sync_with: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["readiness", b"readiness"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["object_json", b"object_json", "readiness", b"readiness"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_sync_with", b"in_sync_with", "object_json", b"object_json", "readiness", b"readiness"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -251,6 +257,7 @@ class Action(_message.Message):
     DELETE_FIELD_NUMBER: _builtins.int
     EXPECT_ABSENT_FIELD_NUMBER: _builtins.int
     OBSERVED_RESOURCE_VERSION_FIELD_NUMBER: _builtins.int
+    OBSERVED_DIGEST_FIELD_NUMBER: _builtins.int
     resource_name: _builtins.str
     """The bundle resource the action is for; empty for the deletion of an object the Bundle no longer lists."""
     apply_object_json: _builtins.bytes
@@ -262,6 +269,10 @@ class Action(_message.Message):
     observed_resource_version: _builtins.str
     """For an apply of an observed object: its resourceVersion then, so the executor can tell an
     update from a no-op.
+    """
+    observed_digest: _builtins.str
+    """For an apply of an observed object: the digest of what it says (smith_engine.changes.digest), so
+    the executor can tell from a server-side dry run whether the apply would change anything.
     """
     @_builtins.property
     def delete(self) -> Global___ObjectRef:
@@ -275,10 +286,11 @@ class Action(_message.Message):
         delete: Global___ObjectRef | None = ...,
         expect_absent: _builtins.bool = ...,
         observed_resource_version: _builtins.str = ...,
+        observed_digest: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["apply_object_json", b"apply_object_json", "delete", b"delete", "kind", b"kind"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["apply_object_json", b"apply_object_json", "delete", b"delete", "expect_absent", b"expect_absent", "kind", b"kind", "observed_resource_version", b"observed_resource_version", "resource_name", b"resource_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["apply_object_json", b"apply_object_json", "delete", b"delete", "expect_absent", b"expect_absent", "kind", b"kind", "observed_digest", b"observed_digest", "observed_resource_version", b"observed_resource_version", "resource_name", b"resource_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["apply_object_json", "delete"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015

@@ -74,6 +74,8 @@ class ExecutorServicer:
 
     def Apply(self, request, context):
         """Applies (server-side, field manager `smith`) or deletes; actions in one call run concurrently.
+        An apply of an object not known to be in sync is first a server-side dry run: nothing is
+        written when it would change nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

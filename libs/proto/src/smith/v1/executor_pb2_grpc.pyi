@@ -35,7 +35,10 @@ class ExecutorStub:
     Assess: _grpc.UnaryUnaryMultiCallable[_executor_pb2.AssessRequest, _executor_pb2.AssessResponse]
     """Judges the readiness of objects the controller observed."""
     Apply: _grpc.UnaryUnaryMultiCallable[_executor_pb2.ApplyRequest, _executor_pb2.ApplyResponse]
-    """Applies (server-side, field manager `smith`) or deletes; actions in one call run concurrently."""
+    """Applies (server-side, field manager `smith`) or deletes; actions in one call run concurrently.
+    An apply of an object not known to be in sync is first a server-side dry run: nothing is
+    written when it would change nothing.
+    """
     Delete: _grpc.UnaryUnaryMultiCallable[_executor_pb2.DeleteRequest, _executor_pb2.DeleteResponse]
 
 @_typing.type_check_only
@@ -45,7 +48,10 @@ class ExecutorAsyncStub(ExecutorStub):
     Assess: _aio.UnaryUnaryMultiCallable[_executor_pb2.AssessRequest, _executor_pb2.AssessResponse]  # type: ignore[assignment]
     """Judges the readiness of objects the controller observed."""
     Apply: _aio.UnaryUnaryMultiCallable[_executor_pb2.ApplyRequest, _executor_pb2.ApplyResponse]  # type: ignore[assignment]
-    """Applies (server-side, field manager `smith`) or deletes; actions in one call run concurrently."""
+    """Applies (server-side, field manager `smith`) or deletes; actions in one call run concurrently.
+    An apply of an object not known to be in sync is first a server-side dry run: nothing is
+    written when it would change nothing.
+    """
     Delete: _aio.UnaryUnaryMultiCallable[_executor_pb2.DeleteRequest, _executor_pb2.DeleteResponse]  # type: ignore[assignment]
 
 class ExecutorServicer(metaclass=_abc_1.ABCMeta):
@@ -70,7 +76,10 @@ class ExecutorServicer(metaclass=_abc_1.ABCMeta):
         request: _executor_pb2.ApplyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_executor_pb2.ApplyResponse, _abc.Awaitable[_executor_pb2.ApplyResponse]]:
-        """Applies (server-side, field manager `smith`) or deletes; actions in one call run concurrently."""
+        """Applies (server-side, field manager `smith`) or deletes; actions in one call run concurrently.
+        An apply of an object not known to be in sync is first a server-side dry run: nothing is
+        written when it would change nothing.
+        """
 
     @_abc_1.abstractmethod
     def Delete(
