@@ -111,8 +111,10 @@ async def test_crd_installed_after_the_bundle_is_learnt_without_a_restart(
         )
     )
     waiting = await until_condition(kube, namespace, "early", "Error")
-    assert condition(waiting, "Error")["reason"] == "RetriableError"
-    assert "no live executor serves Widget" in resource_condition(waiting, "thing", "Error")["message"]
+    assert condition(waiting, "Error")["reason"] == "TerminalError"
+    message = resource_condition(waiting, "thing", "Error")["message"]
+    assert f"Smith does not manage Widget.{group}: it manages ConfigMap, " in message
+    assert "SupportEnabled" in message
     await install(kube, crd_object(group, "Widget", **{SUPPORT_ENABLED: "true"}))
     await until_condition(kube, namespace, "early", "Ready", within=60)
     assert (await kube.get("v1", "ConfigMap", "after", namespace))["metadata"]["name"] == "after"

@@ -4,9 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from smith_engine.model import GroupKind
+from smith_engine.readiness import READY_WHEN_PATH, READY_WHEN_VALUE, SUPPORT_ENABLED
+
+# Built-in kinds whose objects have no namespace. (Executors also ask discovery before they apply.)
+CLUSTER_SCOPED: Final = frozenset(
+    GroupKind(group, kind)
+    for group, kind in (
+        ("", "Namespace"),
+        ("", "Node"),
+        ("", "PersistentVolume"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+        ("storage.k8s.io", "StorageClass"),
+        ("storage.k8s.io", "CSIDriver"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition"),
+        ("scheduling.k8s.io", "PriorityClass"),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+        ("apiregistration.k8s.io", "APIService"),
+        ("networking.k8s.io", "IngressClass"),
+        ("node.k8s.io", "RuntimeClass"),
+        ("certificates.k8s.io", "CertificateSigningRequest"),
+    )
+)
+
+
+def cluster_scoped_problem(kind: GroupKind | str) -> str:
+    return (
+        f"{kind} is cluster-scoped: its objects cannot live in a Bundle, whose objects all live in "
+        "the Bundle's namespace"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +86,18 @@ class RoutingTable:
 
     def kinds(self) -> frozenset[GroupKind]:
         return frozenset(k for e in self.executors.values() for k in e.kinds)
+
+    def unserved(self, group_kind: GroupKind) -> tuple[str, bool]:
+        """Why no executor takes `group_kind` (which has no endpoint), and whether that is terminal:
+        only an empty table (no executor registered yet) is worth waiting for. Terminal or not, a
+        change of routing reconciles every Bundle again."""
+        if group_kind in CLUSTER_SCOPED:
+            return cluster_scoped_problem(group_kind), True
+        if not self.executors:
+            return f"no executor has registered yet to serve {group_kind}", False
+        managed = sorted({k for e in self.executors.values() if not e.fallback for k in e.kinds})
+        return (
+            f"Smith does not manage {group_kind}: it manages {', '.join(map(str, managed))}, and custom "
+            f'resources whose CRD is installed and annotated {SUPPORT_ENABLED}: "true" (or '
+            f"{READY_WHEN_PATH} and {READY_WHEN_VALUE})"
+        ), True

@@ -23,6 +23,7 @@ from smith_engine.changes import desired_hash, differing_fields, digest, foreign
 from smith_engine.model import Bundle, GroupKind, JSONObject, ObjectKey, ObjectRef
 from smith_engine.planner import Observed, ownership_problem
 from smith_engine.readiness import Readiness, ReadinessCheck, terminal
+from smith_engine.routing import cluster_scoped_problem
 from smith_engine.status import ActionResult, Outcome
 from smith_executor.memo import Memo, MemoKey
 from smith_kube import ApiError, ConflictError, KubeClient, NotFoundError, UnservedKindError
@@ -163,6 +164,13 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 )
                 return self._done(failure, bundle, "apply"), None
             try:
+                if not (await self.kube.resource(obj["apiVersion"], obj["kind"])).namespaced:
+                    span.set_attribute("smith.verdict", "Refused")
+                    scope = cluster_scoped_problem(GroupKind.of(obj))
+                    failure = ActionResult(
+                        object=ref, resource=action.resource, ok=False, error=scope, terminal=True
+                    )
+                    return self._done(failure, bundle, "apply"), None
                 if action.expect_absent:
                     problem, before = await self._foreign(obj, bundle)
                     if problem:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -34,12 +35,38 @@ class ApiError(Exception):
         self.status = status
         self.body: Mapping[str, Any] = body or {}
         self.reason = str(self.body.get("reason", ""))
-        self.message = str(self.body.get("message", "")) or f"HTTP {status}"
+        raw = str(self.body.get("message", "")) or f"HTTP {status}"
+        # A server-side apply whose object does not fit the kind's schema fails with a 500 that no
+        # retry can fix, worded with Go value dumps: say it plainly, and as the object's fault.
+        typed = _TYPED_PATCH.match(raw)
+        self.invalid_object = typed is not None
+        self.message = (
+            _GO_VALUE.sub(lambda m: _kind_of_go_value(m.group(1)), typed.group(1)) if typed else raw
+        )
         super().__init__(f"{method} {path}: {status} {self.reason}: {self.message}".strip())
 
     @property
     def retriable(self) -> bool:
-        return self.status in (408, 429) or self.status >= 500
+        return not self.invalid_object and (self.status in (408, 429) or self.status >= 500)
+
+
+_TYPED_PATCH: Final = re.compile(r"failed to create typed patch object \([^)]*\): \.?(.*)\Z", re.DOTALL)
+_GO_VALUE: Final = re.compile(r"&value\.valueUnstructured\{Value:(.*?)\}(?=$|[,;\n])")
+
+
+def _kind_of_go_value(text: str) -> str:
+    """What kind of JSON value a Go dump (`map[string]interface {}{...}`, `5`, `true`) shows."""
+    if text.startswith("map["):
+        return "object"
+    if text.startswith("[]"):
+        return "list"
+    if text in ("true", "false"):
+        return "boolean"
+    if text == "<nil>":
+        return "null"
+    if re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", text):
+        return "number"
+    return "string"
 
 
 class NotFoundError(ApiError):
@@ -251,10 +278,18 @@ class KubeClient:
         return await self.request("GET", await self._path(api_version, kind, namespace, name))
 
     async def list(
-        self, api_version: str, kind: str, namespace: str | None = None, *, label_selector: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> JSONObject:
-        params = {"labelSelector": label_selector} if label_selector else None
-        return await self.request("GET", await self._path(api_version, kind, namespace), params=params)
+        params = _selectors(label_selector, field_selector)
+        return await self.request(
+            "GET", await self._path(api_version, kind, namespace), params=params or None
+        )
 
     async def create(self, obj: Mapping[str, Any], *, namespace: str | None = None) -> JSONObject:
         ns = namespace or obj.get("metadata", {}).get("namespace")
@@ -326,15 +361,18 @@ class KubeClient:
         *,
         resource_version: str | None = None,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         timeout_seconds: int | None = None,
     ) -> AsyncIterator[WatchEvent]:
         """Events after `resource_version` until the server closes the stream. Raises GoneError when
         `resource_version` is too old; an ERROR event becomes the matching ApiError."""
-        params = {"watch": "true", "allowWatchBookmarks": "true"}
+        params = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            **_selectors(label_selector, field_selector),
+        }
         if resource_version:
             params["resourceVersion"] = resource_version
-        if label_selector:
-            params["labelSelector"] = label_selector
         if timeout_seconds is not None:
             params["timeoutSeconds"] = str(timeout_seconds)
         path = await self._path(api_version, kind, namespace)
@@ -349,6 +387,15 @@ class KubeClient:
                 for line in lines:
                     if line.strip():
                         yield _event(json.loads(line), path)
+
+
+def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
+    params = {}
+    if label_selector:
+        params["labelSelector"] = label_selector
+    if field_selector:
+        params["fieldSelector"] = field_selector
+    return params
 
 
 def _event(raw: Mapping[str, Any], path: str) -> WatchEvent:

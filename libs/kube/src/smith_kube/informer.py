@@ -23,6 +23,7 @@ async def run_informer(
     on_list: Callable[[Sequence[JSONObject]], None],
     on_event: Callable[[WatchEvent], None],
     label_selector: str | None = None,
+    field_selector: str | None = None,
     synced: asyncio.Event | None = None,
     namespace: str | None = None,
 ) -> None:
@@ -30,7 +31,9 @@ async def run_informer(
     cancelled; UnservedKindError (the kind is not served) propagates. `namespace` limits it to one."""
     while True:
         try:
-            listing = await kube.list(api_version, kind, namespace, label_selector=label_selector)
+            listing = await kube.list(
+                api_version, kind, namespace, label_selector=label_selector, field_selector=field_selector
+            )
             items = listing.get("items", [])
             for item in items:  # list items carry no apiVersion/kind of their own
                 item.setdefault("apiVersion", api_version)
@@ -46,6 +49,7 @@ async def run_informer(
                     namespace,
                     resource_version=version,
                     label_selector=label_selector,
+                    field_selector=field_selector,
                     timeout_seconds=300,
                 ):
                     version = event.object.get("metadata", {}).get("resourceVersion", version)

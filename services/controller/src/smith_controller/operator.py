@@ -17,6 +17,7 @@ import grpc
 import kopf
 from prometheus_client import Gauge, Histogram
 
+from smith_controller.blockers import BlockerWatches
 from smith_controller.cache import BundleKey, ChildCache
 from smith_controller.reconciler import Next, Peers, reconcile
 from smith_controller.scheduler import Scheduler
@@ -49,6 +50,7 @@ class Settings:
     namespace: str = "smith-system"  # where Executor resources live
     concurrency: int = 16
     watch_namespace: str = ""  # "": every namespace; else only this one (single-namespace install)
+    resync_seconds: float = 600.0  # every Bundle is reconciled at least this often (0: never)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,6 +60,7 @@ class Settings:
             namespace=os.environ.get("SMITH_NAMESPACE", "smith-system"),
             concurrency=int(os.environ.get("SMITH_CONCURRENCY", "16")),
             watch_namespace=os.environ.get("SMITH_WATCH_NAMESPACE", ""),
+            resync_seconds=float(os.environ.get("SMITH_RESYNC_SECONDS", "600")),
         )
 
 
@@ -77,6 +80,12 @@ class Controller:
             self.kube, self._child_changed, namespace=self.settings.watch_namespace or None
         )
         self.scheduler: Scheduler[BundleKey] = Scheduler(self._work, concurrency=self.settings.concurrency)
+        self.blockers = BlockerWatches(self.kube, self._child_changed)
+        self._resync = (
+            asyncio.create_task(self._resync_every(self.settings.resync_seconds), name="resync")
+            if self.settings.resync_seconds > 0
+            else None
+        )
         QUEUE_DEPTH.set_function(lambda: self.scheduler.depth)
         BUNDLES.set_function(lambda: len(self.bundles))
 
@@ -85,10 +94,26 @@ class Controller:
         return hasattr(self, "cache") and self.cache.is_synced()
 
     async def stop(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resync
+        await self.blockers.stop()
         await self.scheduler.stop()
         await self.cache.stop()
         await self.peers.close()
         await self.kube.close()
+
+    def resync(self) -> None:
+        """Mark every Bundle for a reconcile: the safety net for missed events and for verdicts that
+        change with time alone (an HPA's ScalingActive False for over five minutes)."""
+        for key in self.bundles:
+            self.scheduler.trigger(key)
+
+    async def _resync_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.resync()
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -98,6 +123,7 @@ class Controller:
         if event_type == "DELETED":
             self.bundles.pop(key, None)
             self.scheduler.forget(key)
+            self.blockers.set(key, ())
             return
         old = self.bundles.get(key)
         self.bundles[key] = body
@@ -144,10 +170,11 @@ class Controller:
             step = await reconcile(
                 self.peers, bundle, children, secrets=await self._binding_secrets(children)
             )
-            result = "retry" if step is Next.RETRY else "ok"
-            if step is Next.AGAIN:
+            self.blockers.set(key, step.blockers)
+            result = "retry" if step.next is Next.RETRY else "ok"
+            if step.next is Next.AGAIN:
                 self.scheduler.trigger(key)
-            return step is Next.RETRY
+            return step.next is Next.RETRY
         except grpc.aio.AioRpcError as e:
             log.warning("reconcile of %s/%s: %s %s", *key, e.code().name, e.details())
             return True

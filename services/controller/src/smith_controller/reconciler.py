@@ -109,9 +109,18 @@ class Next(StrEnum):
     # watch event will say so (nothing was written)
 
 
+@dataclass(frozen=True)
+class Step:
+    """What one reconcile leaves behind: what to ask of the scheduler, and the objects (not Smith's)
+    that block a resource, which the controller watches until they stop blocking."""
+
+    next: Next
+    blockers: tuple[ObjectRef, ...] = ()
+
+
 async def reconcile(
     peers: Peers, bundle: JSONObject, children: Sequence[JSONObject], *, secrets: Sequence[JSONObject] = ()
-) -> Next:
+) -> Step:
     """Converge `bundle` one step. `secrets` are the Secrets of the Bundle's ServiceBindings, for
     `bindsecret` references."""
     meta = bundle["metadata"]
@@ -133,10 +142,11 @@ async def reconcile(
                 raise
             span.set_attribute("smith.verdict", "InvalidBundle")
             await _report(peers, bundle, invalid=e.details() or "invalid bundle")
-            return Next.DONE
+            return Step(Next.DONE)
 
         # 3. apply and delete, grouped by executor, all executors at once
-        results = await _execute(peers, bundle, [action_from_proto(a) for a in plan.actions])
+        actions = [action_from_proto(a) for a in plan.actions]
+        results = await _execute(peers, bundle, actions)
 
         # 4. report
         await _report(peers, bundle, verdicts=plan.verdicts, results=results)
@@ -144,14 +154,26 @@ async def reconcile(
             v.state == common_pb2.VERDICT_STATE_ERROR and not v.terminal for v in plan.verdicts
         )
         span.set_attribute("smith.retry", retry)
+        blockers = _blockers(actions, results)
         if retry:
-            return Next.RETRY
+            return Step(Next.RETRY, blockers)
         blocked_on = {d for v in plan.verdicts for d in v.blocked_on}
         found_in_sync = any(
             r.ok and r.outcome == common_pb2.OUTCOME_UNCHANGED and r.resource_name in blocked_on
             for r in results
         )
-        return Next.AGAIN if found_in_sync else Next.DONE
+        return Step(Next.AGAIN if found_in_sync else Next.DONE, blockers)
+
+
+def _blockers(actions: Sequence[Action], results: Sequence[common_pb2.ActionResult]) -> tuple[ObjectRef, ...]:
+    """Objects a create found in the way (existing, and not Smith's to take): they carry no Smith label,
+    so only a watch of their own says when they change or go."""
+    creates = {a.resource: a for a in actions if isinstance(a, Apply) and a.expect_absent}
+    return tuple(
+        ObjectRef.of(creates[r.resource_name].object)
+        for r in results
+        if not r.ok and r.terminal and r.resource_name in creates
+    )
 
 
 async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_pb2.Observed]:
@@ -197,7 +219,7 @@ async def _execute(
         group_kind = GroupKind(group_of(api_version), kind)
         endpoint = peers.routing.endpoint(group_kind)
         if endpoint is None:
-            results.append(_failed(action, f"no live executor serves {group_kind}"))
+            results.append(_failed(action, *peers.routing.unserved(group_kind)))
         else:
             batches[(endpoint, isinstance(action, Apply))].append(action)
 
@@ -224,14 +246,14 @@ async def _execute(
     return results
 
 
-def _failed(action: Action, message: str) -> common_pb2.ActionResult:
+def _failed(action: Action, message: str, terminal: bool = False) -> common_pb2.ActionResult:
     ref = ObjectRef.of(action.object) if isinstance(action, Apply) else action.object
     return common_pb2.ActionResult(
         resource_name=action.resource,
         object=ref_to_proto(ref),
         ok=False,
         error_message=message,
-        terminal=False,
+        terminal=terminal,
     )
 
 

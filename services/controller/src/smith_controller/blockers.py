@@ -1,0 +1,79 @@
+"""Objects that block a Bundle's resource: an existing object Smith does not control, which carries no
+Smith label and so is in no watch of the child cache. Each is watched alone, by name, while it blocks,
+and any change to it (its controller reference pointed at the Bundle, an edit, its deletion) marks
+the Bundles it blocks for a reconcile. Level-triggered: no polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from smith_controller.cache import BundleKey, Notify
+from smith_engine.model import ObjectRef
+from smith_kube import KubeClient, UnservedKindError
+from smith_kube.informer import run_informer
+
+log = logging.getLogger("smith.controller.blockers")
+Target = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+
+
+class BlockerWatches:
+    def __init__(self, kube: KubeClient, notify: Notify) -> None:
+        self.kube = kube
+        self.notify = notify
+        self._tasks: dict[Target, asyncio.Task[None]] = {}
+        self._bundles: dict[Target, set[BundleKey]] = defaultdict(set)
+        self._by_bundle: dict[BundleKey, set[Target]] = {}
+
+    def watched(self) -> frozenset[Target]:
+        return frozenset(self._tasks)
+
+    def set(self, bundle: BundleKey, blockers: Iterable[ObjectRef]) -> None:
+        """The objects that block `bundle` now (none: stop watching for it)."""
+        new = {(r.api_version, r.kind, r.namespace, r.name) for r in blockers}
+        old = self._by_bundle.pop(bundle, set())
+        if new:
+            self._by_bundle[bundle] = new
+        for target in new - old:
+            self._bundles[target].add(bundle)
+            if target not in self._tasks:
+                self._tasks[target] = asyncio.create_task(self._watch(target), name=f"blocker {target}")
+        for target in old - new:
+            self._bundles[target].discard(bundle)
+            if not self._bundles[target]:
+                del self._bundles[target]
+                if (task := self._tasks.pop(target, None)) is not None:
+                    task.cancel()
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _changed(self, target: Target) -> None:
+        for bundle in list(self._bundles.get(target, ())):
+            self.notify(bundle)
+
+    async def _watch(self, target: Target) -> None:
+        api_version, kind, namespace, name = target
+        try:
+            # The first listing notifies too: the object may have changed between the reconcile that
+            # found it in the way and this watch's start.
+            await run_informer(
+                self.kube,
+                api_version,
+                kind,
+                on_list=lambda _: self._changed(target),
+                on_event=lambda _: self._changed(target),
+                field_selector=f"metadata.name={name}",
+                namespace=namespace or None,
+            )
+        except UnservedKindError:
+            log.info("not watching %s %s/%s: the kind is not served", kind, namespace, name)
