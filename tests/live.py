@@ -10,6 +10,7 @@ from smith_kube import KubeClient, NotFoundError
 from support import eventually
 
 Json = dict[str, Any]
+RESYNC_SECONDS = 2.0  # the test system's controller resyncs this often (so tests see resyncs)
 
 
 def bundle(name: str, namespace: str, *resources: Json) -> Json:

@@ -17,7 +17,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from smith_controller.operator import Controller, Settings, run
 from smith_executor import registration
-from smith_executor.servicer import ExecutorServicer, RegistryFamily
+from smith_executor.memo import Memo
+from smith_executor.servicer import ExecutorServicer, Family, RegistryFamily
 from smith_executor_dynamic.catalog import CrdCatalog
 from smith_planner.servicer import register as register_planner
 from smith_status.servicer import StatusServicer
@@ -25,6 +26,7 @@ from smith_telemetry import setup_tracing
 from smith_wire.rpc import start_server
 
 from fakes import Broker
+from live import RESYNC_SECONDS
 from smith_engine.readiness import BUILTIN, SERVICE_CATALOG
 from smith_kube import KubeClient, KubeConfig
 from smith_kube.manifests import create_all
@@ -49,12 +51,13 @@ class System:
     executor: grpc.aio.Server | None = None
     executor_endpoint: str = ""
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    executors: list[ExecutorServicer] = field(default_factory=list)
     controller_thread: threading.Thread | None = None
     controller_stop: threading.Event | None = None
 
     async def start_executor(self) -> None:
         family = RegistryFamily(BUILTIN)
-        self.executor, port = await start_server([ExecutorServicer(self.kube, family).registration()])
+        self.executor, port = await start_server([self._executor(family).registration()])
         self.executor_endpoint = f"127.0.0.1:{port}"
         await registration.publish(
             self.kube, name="core", endpoint=self.executor_endpoint, kinds=family.kinds()
@@ -63,7 +66,7 @@ class System:
     async def start_servicecatalog(self) -> None:
         """The Service Catalog executor, and the fake broker that provisions what it applies."""
         family = RegistryFamily(SERVICE_CATALOG)
-        server, port = await start_server([ExecutorServicer(self.kube, family).registration()])
+        server, port = await start_server([self._executor(family).registration()])
         self.servers.append(server)
         await registration.publish(
             self.kube, name="servicecatalog", endpoint=f"127.0.0.1:{port}", kinds=family.kinds()
@@ -72,7 +75,7 @@ class System:
 
     async def start_dynamic_executor(self) -> None:
         catalog = CrdCatalog()
-        server, port = await start_server([ExecutorServicer(self.kube, catalog).registration()])
+        server, port = await start_server([self._executor(catalog).registration()])
         self.servers.append(server)
 
         async def republish() -> None:
@@ -82,6 +85,16 @@ class System:
 
         await republish()
         self.background.append(asyncio.create_task(catalog.follow(self.kube, republish)))
+
+    def _executor(self, family: Family) -> ExecutorServicer:
+        servicer = ExecutorServicer(self.kube, family)
+        self.executors.append(servicer)
+        return servicer
+
+    def forget_applied(self) -> None:
+        """Empty every executor's memory of what it applied, as a restart would."""
+        for servicer in self.executors:
+            servicer.memo = Memo()
 
     async def kill_executor(self) -> None:
         """Stop the executor's server without withdrawing its registration, as a crash would."""
@@ -98,6 +111,7 @@ class System:
             status=f"127.0.0.1:{self.status_port}",
             namespace=EXECUTORS_NAMESPACE,
             watch_namespace=watch_namespace,
+            resync_seconds=RESYNC_SECONDS,
         )
         controller = Controller(self.kube_config, settings)
         self.controller_stop, ready = threading.Event(), threading.Event()

@@ -4,6 +4,7 @@ never touch what another owner controls."""
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -301,3 +302,24 @@ def test_repeated_planning_converges_in_wave_order(b: Bundle) -> None:
             break
     assert all(v.state is VerdictState.READY for v in plan_bundle(b, cluster.values()).verdicts)
     assert sorted(created) == sorted(r.name for r in b.resources)
+
+
+def test_a_dependency_the_bundle_changed_blocks_its_dependents_until_applied() -> None:
+    old = bundle(resource("a", config_map("a", {"k": "v1"})), resource("b", depends_on=["a"]))
+    new = bundle(resource("a", config_map("a", {"k": "v2"})), resource("b", depends_on=["a"]))
+    first = plan_bundle(old, [])
+    stored = observed(old, apply_of(first, "a"))
+    stored = replace(stored, last_applied=stored.in_sync_with)
+    plan = plan_bundle(new, [stored])
+    assert applied(plan) == ["a"]
+    assert plan.verdict("a").reason is Reason.APPLYING
+    assert plan.verdict("b").blocked_on == ("a",)
+
+
+def test_an_object_its_executor_does_not_know_is_checked_without_blocking_dependents() -> None:
+    b = bundle(resource("a"), resource("b", depends_on=["a"]))
+    first = plan_bundle(b, [])
+    unknown = observed(b, apply_of(first, "a"), in_sync=False)
+    plan = plan_bundle(b, [unknown])
+    assert applied(plan) == ["a", "b"], "a is checked by its executor, and b goes ahead"
+    assert plan.verdict("a").state is VerdictState.READY

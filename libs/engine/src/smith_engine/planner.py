@@ -58,6 +58,7 @@ class Observed:
     object: JSONObject
     readiness: Readiness
     in_sync_with: str = ""  # the desired hash its executor knows this object matches (see changes.py)
+    last_applied: str = ""  # the desired hash its executor last applied there, whatever it says now
 
 
 @dataclass(frozen=True, slots=True)

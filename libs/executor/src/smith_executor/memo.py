@@ -36,6 +36,11 @@ class Memo:
         entry = self._entries.get(key)
         return entry.desired if entry is not None and entry.digest == digest and not entry.cycle else ""
 
+    def last_applied(self, key: MemoKey) -> str:
+        """The desired hash last applied or found in sync for the object, whatever it says now; or ""."""
+        entry = self._entries.get(key)
+        return entry.desired if entry is not None else ""
+
     def applied_other(self, key: MemoKey, desired: str) -> bool:
         """Whether Smith last applied a different desired object here: the Bundle changed, so an apply
         is due and a dry run would only confirm it."""

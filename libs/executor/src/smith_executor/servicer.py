@@ -121,6 +121,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         return executor_pb2.AssessResponse(
             readiness=[readiness_to_proto(self.family.assess(o)) for o in objects],
             in_sync_with=[self.memo.in_sync_with(_memo_key(o), digest(o)) for o in objects],
+            last_applied=[self.memo.last_applied(_memo_key(o)) for o in objects],
         )
 
     async def Apply(  # noqa: N802

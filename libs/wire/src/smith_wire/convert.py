@@ -68,6 +68,7 @@ def observed_to_proto(observed: Observed) -> pb.Observed:
         object_json=dump(observed.object),
         readiness=readiness_to_proto(observed.readiness),
         in_sync_with=observed.in_sync_with,
+        last_applied=observed.last_applied,
     )
 
 
@@ -76,6 +77,7 @@ def observed_from_proto(msg: pb.Observed) -> Observed:
         object=load(msg.object_json),
         readiness=readiness_from_proto(msg.readiness),
         in_sync_with=msg.in_sync_with,
+        last_applied=msg.last_applied,
     )
 
 

@@ -179,6 +179,7 @@ def _blockers(actions: Sequence[Action], results: Sequence[common_pb2.ActionResu
 async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_pb2.Observed]:
     readiness: list[common_pb2.Readiness] = [common_pb2.Readiness()] * len(children)
     in_sync: list[str] = [""] * len(children)
+    last_applied: list[str] = [""] * len(children)
     groups: dict[str, list[int]] = defaultdict(list)
     for i, child in enumerate(children):
         endpoint = peers.routing.endpoint(GroupKind.of(child))
@@ -201,11 +202,13 @@ async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_p
             readiness[i] = r
         for i, h in zip(indices, answer.in_sync_with, strict=False):  # empty from an older executor
             in_sync[i] = h
+        for i, h in zip(indices, answer.last_applied, strict=False):
+            last_applied[i] = h
 
     await asyncio.gather(*(ask(e, ix) for e, ix in groups.items()))
     return [
-        common_pb2.Observed(object_json=dump(c), readiness=r, in_sync_with=h)
-        for c, r, h in zip(children, readiness, in_sync, strict=True)
+        common_pb2.Observed(object_json=dump(c), readiness=r, in_sync_with=h, last_applied=a)
+        for c, r, h, a in zip(children, readiness, in_sync, last_applied, strict=True)
     ]
 
 

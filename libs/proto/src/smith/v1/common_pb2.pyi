@@ -189,10 +189,15 @@ class Observed(_message.Message):
     OBJECT_JSON_FIELD_NUMBER: _builtins.int
     READINESS_FIELD_NUMBER: _builtins.int
     IN_SYNC_WITH_FIELD_NUMBER: _builtins.int
+    LAST_APPLIED_FIELD_NUMBER: _builtins.int
     object_json: _builtins.bytes
     in_sync_with: _builtins.str
     """The hash of the desired object its executor knows this object to match ("" when not known):
     the planner sends no apply for such an object.
+    """
+    last_applied: _builtins.str
+    """The hash of the desired object its executor last applied or found in sync here, whatever the
+    object says now ("" when it does not know): tells a Bundle change from a drift.
     """
     @_builtins.property
     def readiness(self) -> Global___Readiness: ...
@@ -202,10 +207,11 @@ class Observed(_message.Message):
         object_json: _builtins.bytes = ...,
         readiness: Global___Readiness | None = ...,
         in_sync_with: _builtins.str = ...,
+        last_applied: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["readiness", b"readiness"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_sync_with", b"in_sync_with", "object_json", b"object_json", "readiness", b"readiness"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_sync_with", b"in_sync_with", "last_applied", b"last_applied", "object_json", b"object_json", "readiness", b"readiness"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -102,6 +102,7 @@ class AssessResponse(_message.Message):
 
     READINESS_FIELD_NUMBER: _builtins.int
     IN_SYNC_WITH_FIELD_NUMBER: _builtins.int
+    LAST_APPLIED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def readiness(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Readiness]:
         """One per requested object, in order."""
@@ -112,15 +113,22 @@ class AssessResponse(_message.Message):
         match, from its last apply or dry run ("" when it does not know).
         """
 
+    @_builtins.property
+    def last_applied(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """One per requested object, in order: the hash of the desired object the executor last applied or
+        found in sync there, whatever the object says now ("" when it does not know).
+        """
+
     def __init__(
         self,
         *,
         readiness: _abc.Iterable[_common_pb2.Readiness] | None = ...,
         in_sync_with: _abc.Iterable[_builtins.str] | None = ...,
+        last_applied: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_sync_with", b"in_sync_with", "readiness", b"readiness"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_sync_with", b"in_sync_with", "last_applied", b"last_applied", "readiness", b"readiness"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

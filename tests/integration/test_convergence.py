@@ -1,0 +1,275 @@
+"""Convergence on the real control plane with the manifests platform teams apply: values the server
+rewrites into its normal form converge, a converged Bundle costs no writes, removed fields disappear,
+fields of other managers stay, hand edits are put back, and an update cycle is reported instead of
+fought. Resyncs (every RESYNC_SECONDS here) and watches on blocking objects heal without an edit."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from typing import Any
+
+import pytest
+
+from live import RESYNC_SECONDS, Json, bundle, edit_bundle, get_bundle, resource_condition, until_condition
+from smith_engine.model import API_VERSION, BUNDLE_NAME_LABEL
+from smith_kube import KubeClient
+from smith_kube.client import MERGE_PATCH
+from support import config_map, eventually, resource
+
+pytestmark = pytest.mark.controlplane
+
+KINDS = (("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"), ("apps/v1", "Deployment"))
+
+
+def web_app(name: str) -> list[Json]:
+    """What a team ships: config, a Secret written with stringData, a Deployment with requests and
+    limits the server rewrites (`cpu: "0.5"` is stored as `500m`, `1024Mi` as `1Gi`), probes on a named
+    port, and a Service whose targetPort is that name (int-or-string)."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{name}-creds"}}
+    secret["stringData"] = {"DB_PASSWORD": "hunter2"}
+    container = {
+        "name": "web",
+        "image": "registry.example.com/web:1.4.2",
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "envFrom": [{"configMapRef": {"name": f"{name}-config"}}, {"secretRef": {"name": f"{name}-creds"}}],
+        "resources": {
+            "requests": {"cpu": "0.5", "memory": "1024Mi"},
+            "limits": {"cpu": 1, "memory": "2Gi"},
+        },
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5},
+        "livenessProbe": {"tcpSocket": {"port": 8080}, "initialDelaySeconds": 10},
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": "http"}]},
+    }
+    return [
+        resource("config", config_map(f"{name}-config", {"LOG_LEVEL": "info", "WORKERS": "4"})),
+        resource("creds", secret),
+        resource("web", deployment, depends_on=["config", "creds"]),
+        resource("service", service, depends_on=["web"]),
+    ]
+
+
+async def versions(kube: KubeClient, namespace: str) -> dict[str, str]:
+    """resourceVersion of every object of the usual kinds in `namespace`, by kind/name."""
+    found = {}
+    for api_version, kind in KINDS:
+        for item in (await kube.list(api_version, kind, namespace))["items"]:
+            found[f"{kind}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+    return found
+
+
+def reconcile_traces(smith: Any, namespace: str, name: str) -> set[int]:
+    spans = smith.spans.get_finished_spans()
+    return {s.context.trace_id for s in spans if s.name == f"reconcile {namespace}/{name}"}
+
+
+def spans_in(smith: Any, traces: set[int], name: str) -> list[Any]:
+    return [s for s in smith.spans.get_finished_spans() if s.name == name and s.context.trace_id in traces]
+
+
+async def quiet_for_resyncs(
+    kube: KubeClient, smith: Any, namespace: str, name: str, *, count: int = 3
+) -> None:
+    """Wait for `count` more reconciles of a converged Bundle (resyncs: nothing else happens) and check
+    they wrote nothing: no object, not the Bundle's status, and no apply or dry run sent at all."""
+    objects, before = await versions(kube, namespace), await get_bundle(kube, namespace, name)
+    seen = reconcile_traces(smith, namespace, name)
+
+    async def resynced() -> bool:
+        return len(reconcile_traces(smith, namespace, name) - seen) >= count
+
+    await eventually(resynced, within=RESYNC_SECONDS * (count + 3), what=f"{count} resyncs")
+    new = reconcile_traces(smith, namespace, name) - seen
+    assert spans_in(smith, new, "apply") == [], "a converged Bundle sends no apply, not even a dry run"
+    assert await versions(kube, namespace) == objects, "no object was written"
+    after = await get_bundle(kube, namespace, name)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "nor the status"
+
+
+@pytest.mark.fullplane
+async def test_values_the_server_rewrites_converge_and_a_converged_bundle_writes_nothing(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    await kube.create(bundle("web", namespace, *web_app("web")))
+    done = await until_condition(kube, namespace, "web", "Ready", within=90)
+    assert [
+        resource_condition(done, n, "Ready")["status"] for n in ("config", "creds", "web", "service")
+    ] == ["True"] * 4
+    stored = await kube.get("apps/v1", "Deployment", "web", namespace)
+    container = stored["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}, "the server's normal form"
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    creds = await kube.get("v1", "Secret", "web-creds", namespace)
+    assert creds["data"] == {"DB_PASSWORD": base64.b64encode(b"hunter2").decode()}
+    await quiet_for_resyncs(kube, smith, namespace, "web")
+
+
+async def test_a_converged_bundle_writes_nothing_on_resync_after_the_executor_forgot(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """An executor that restarts knows nothing: one dry run per object tells it that all is in sync,
+    and from then on nothing is sent at all."""
+    await kube.create(
+        bundle("calm", namespace, *web_app("calm")[:2], resource("after", depends_on=["creds"]))
+    )
+    await until_condition(kube, namespace, "calm", "Ready")
+    smith.forget_applied()
+    objects = await versions(kube, namespace)
+    seen = reconcile_traces(smith, namespace, "calm")
+
+    async def checked_again() -> bool:
+        new = reconcile_traces(smith, namespace, "calm") - seen
+        return len(spans_in(smith, new, "apply")) >= 3
+
+    await eventually(checked_again, within=RESYNC_SECONDS * 4, what="the objects to be checked by dry run")
+    assert await versions(kube, namespace) == objects, "the dry runs wrote nothing"
+    await quiet_for_resyncs(kube, smith, namespace, "calm")
+
+
+async def test_fields_removed_from_the_bundle_disappear_and_other_managers_fields_stay(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    cm = config_map("settings", {"LOG_LEVEL": "info", "LEGACY_FLAG": "on"})
+    cm["metadata"] |= {"labels": {"team": "a", "tier": "web"}, "annotations": {"example.com/note": "x"}}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}}
+    secret["stringData"] = {"USER": "app", "OLD_TOKEN": "t0"}
+    await kube.create(bundle("trim", namespace, resource("settings", cm), resource("creds", secret)))
+    await until_condition(kube, namespace, "trim", "Ready")
+    # Another tool owns a key and a label of its own, by server-side apply, as kubectl or Argo CD would.
+    theirs = config_map("settings", {"OWNED_ELSEWHERE": "yes"})
+    theirs["metadata"] |= {"namespace": namespace, "labels": {"cost-center": "42"}}
+    await kube.apply(theirs, field_manager="other-tool", force=False)
+
+    def trim(spec: Json) -> None:
+        obj = spec["resources"][0]["spec"]["object"]
+        del obj["data"]["LEGACY_FLAG"]
+        del obj["metadata"]["labels"]["tier"]
+        del obj["metadata"]["annotations"]
+        del spec["resources"][1]["spec"]["object"]["stringData"]["OLD_TOKEN"]
+
+    await edit_bundle(kube, namespace, "trim", trim)
+
+    async def trimmed() -> bool:
+        got = await kube.get("v1", "ConfigMap", "settings", namespace)
+        creds = await kube.get("v1", "Secret", "creds", namespace)
+        return "LEGACY_FLAG" not in got["data"] and set(creds["data"]) == {"USER"}
+
+    await eventually(trimmed, what="the removed fields to disappear")
+    got = await kube.get("v1", "ConfigMap", "settings", namespace)
+    assert got["data"] == {"LOG_LEVEL": "info", "OWNED_ELSEWHERE": "yes"}
+    assert got["metadata"]["labels"] == {"team": "a", "cost-center": "42", BUNDLE_NAME_LABEL: "trim"}
+    assert "example.com/note" not in (got["metadata"].get("annotations") or {})
+    await until_condition(kube, namespace, "trim", "Ready")
+    await quiet_for_resyncs(kube, smith, namespace, "trim", count=2)
+    assert (await kube.get("v1", "ConfigMap", "settings", namespace))["data"]["OWNED_ELSEWHERE"] == "yes"
+
+
+async def test_a_hand_edit_of_a_smith_field_is_put_back_and_other_fields_are_left(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    await kube.create(bundle("kept", namespace, resource("cm", config_map("cm", {"MODE": "fast"}))))
+    await until_condition(kube, namespace, "kept", "Ready")
+    # kubectl edit: an update that changes Smith's field and adds one of its own
+    await patch_as(kube, namespace, "cm", {"data": {"MODE": "slow", "DEBUG": "1"}}, manager="kubectl-edit")
+
+    async def put_back() -> bool:
+        got = await kube.get("v1", "ConfigMap", "cm", namespace)
+        return bool(got["data"] == {"MODE": "fast", "DEBUG": "1"})
+
+    await eventually(put_back, what="MODE to be put back and DEBUG left alone")
+    done = await until_condition(kube, namespace, "kept", "Ready")
+    assert resource_condition(done, "cm", "Error").get("status") == "False", "one edit is no update cycle"
+
+
+async def patch_as(kube: KubeClient, namespace: str, name: str, patch: Json, *, manager: str) -> Json:
+    path = (await kube.resource("v1", "ConfigMap")).path(namespace, name)
+    return await kube.request(
+        "PATCH", path, params={"fieldManager": manager}, body=patch, content_type=MERGE_PATCH
+    )
+
+
+async def test_another_writer_fighting_smith_is_reported_as_an_update_cycle(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    await kube.create(bundle("fight", namespace, resource("cm", config_map("cm", {"MODE": "ours"}))))
+    await until_condition(kube, namespace, "fight", "Ready")
+
+    async def rewrite_forever() -> None:
+        """Another controller that wants MODE=theirs and sets it whenever it sees anything else."""
+        while True:
+            got = await kube.get("v1", "ConfigMap", "cm", namespace)
+            if got["data"].get("MODE") != "theirs":
+                await patch_as(kube, namespace, "cm", {"data": {"MODE": "theirs"}}, manager="rewriter")
+            await asyncio.sleep(0.05)
+
+    rewriter = asyncio.create_task(rewrite_forever())
+    try:
+        done = await until_condition(kube, namespace, "fight", "Error", within=60)
+    finally:
+        rewriter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rewriter
+    error = resource_condition(done, "cm", "Error")
+    assert error["reason"] == "TerminalError"
+    assert "update cycle: data.MODE did not stick" in error["message"]
+    assert "'rewriter'" in error["message"]
+
+    # Smith no longer fights: what the other writer left stays.
+    await asyncio.sleep(RESYNC_SECONDS * 1.5)
+    assert (await kube.get("v1", "ConfigMap", "cm", namespace))["data"]["MODE"] == "theirs"
+    # A change of the Bundle starts afresh.
+    await edit_bundle(
+        kube, namespace, "fight", lambda s: s["resources"][0]["spec"]["object"]["data"].update(MODE="new")
+    )
+    await until_condition(kube, namespace, "fight", "Ready")
+    assert (await kube.get("v1", "ConfigMap", "cm", namespace))["data"]["MODE"] == "new"
+
+
+@pytest.mark.parametrize("fix", ["adopt", "delete"])
+async def test_a_resource_blocked_by_an_object_is_rerun_when_that_object_changes_or_goes(
+    kube: KubeClient, namespace: str, smith: Any, fix: str
+) -> None:
+    stranger = config_map("taken", {"owner": "someone"})
+    stranger["metadata"]["namespace"] = namespace
+    await kube.create(stranger)
+    await kube.create(
+        bundle("blocked", namespace, resource("taken", config_map("taken", {"owner": "smith"})))
+    )
+    stuck = await until_condition(kube, namespace, "blocked", "Error")
+    assert "has no controller" in resource_condition(stuck, "taken", "Error")["message"]
+    await asyncio.sleep(RESYNC_SECONDS)  # a resync does not take the object over either
+    assert (await kube.get("v1", "ConfigMap", "taken", namespace))["data"] == {"owner": "someone"}
+
+    if fix == "adopt":
+        owner = {
+            "apiVersion": API_VERSION,
+            "kind": "Bundle",
+            "name": "blocked",
+            "uid": stuck["metadata"]["uid"],
+            "controller": True,
+        }
+        await kube.patch(
+            "v1", "ConfigMap", "taken", {"metadata": {"ownerReferences": [owner]}}, namespace=namespace
+        )
+    else:
+        await kube.delete("v1", "ConfigMap", "taken", namespace=namespace)
+    await until_condition(kube, namespace, "blocked", "Ready")
+    got = await kube.get("v1", "ConfigMap", "taken", namespace)
+    assert got["data"] == {"owner": "smith"}
+    assert got["metadata"]["labels"][BUNDLE_NAME_LABEL] == "blocked"
