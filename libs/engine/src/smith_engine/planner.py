@@ -165,19 +165,25 @@ def _plan_resource(
     applying = verdict(VerdictState.IN_PROGRESS, Reason.APPLYING, "applying")
     if existing is None:
         return applying, Apply(resource.name, desired, expect_absent=True)
-    if existing.in_sync_with == desired_hash(desired):
-        return verdict(*verdict_of(existing.readiness), existing.readiness.message), None
+    wanted = desired_hash(desired)
+    as_it_is = verdict(*verdict_of(existing.readiness), existing.readiness.message)
+    if existing.in_sync_with == wanted:
+        return as_it_is, None
     if _being_deleted(existing.object):
         return verdict(
             VerdictState.IN_PROGRESS, Reason.WAITING, "waiting for the old object to be deleted"
         ), None
-    # Not known to be in sync: the executor decides, from a dry run or from what it applied before.
-    return applying, Apply(
+    apply = Apply(
         resource.name,
         desired,
         observed_version=existing.object["metadata"].get("resourceVersion", ""),
         observed_digest=digest(existing.object),
     )
+    if existing.last_applied and existing.last_applied != wanted:
+        return applying, apply  # the Bundle changed: dependents wait until the new object is READY
+    # Unknown to its executor (restarted) or drifted from what it applied: most likely in sync, so the
+    # verdict stands on the object as it is while the executor checks, by dry run, and puts it back.
+    return as_it_is, apply
 
 
 def verdict_of(readiness: Readiness) -> tuple[VerdictState, Reason]:
