@@ -54,6 +54,7 @@ class System:
     executors: list[ExecutorServicer] = field(default_factory=list)
     controller_thread: threading.Thread | None = None
     controller_stop: threading.Event | None = None
+    controller: Controller | None = None
 
     async def start_executor(self) -> None:
         family = RegistryFamily(BUILTIN)
@@ -102,7 +103,9 @@ class System:
         await self.executor.stop(grace=None)
         self.executor = None
 
-    async def start_controller(self, *, watch_namespace: str = "") -> None:
+    async def start_controller(
+        self, *, watch_namespace: str = "", resync_seconds: float = RESYNC_SECONDS
+    ) -> None:
         """Run the controller's kopf operator in a thread with its own event loop, as its own process
         would: kopf's shutdown cancels the tasks of the loop it runs in. `watch_namespace` limits it
         to one namespace, as the single-namespace install does."""
@@ -111,9 +114,9 @@ class System:
             status=f"127.0.0.1:{self.status_port}",
             namespace=EXECUTORS_NAMESPACE,
             watch_namespace=watch_namespace,
-            resync_seconds=RESYNC_SECONDS,
+            resync_seconds=resync_seconds,
         )
-        controller = Controller(self.kube_config, settings)
+        controller = self.controller = Controller(self.kube_config, settings)
         self.controller_stop, ready = threading.Event(), threading.Event()
         stop = self.controller_stop
         self.controller_thread = threading.Thread(
@@ -131,6 +134,18 @@ class System:
         await asyncio.to_thread(self.controller_thread.join, 30)
         assert not self.controller_thread.is_alive(), "the controller did not stop"
         self.controller_thread = None
+
+
+@pytest_asyncio.fixture
+async def smith_without_resync(smith: System) -> AsyncIterator[System]:
+    """The system with a controller that never resyncs: what heals, heals by an event."""
+    await smith.kill_controller()
+    await smith.start_controller(resync_seconds=0)
+    try:
+        yield smith
+    finally:
+        await smith.kill_controller()
+        await smith.start_controller()
 
 
 @pytest_asyncio.fixture(scope="session")

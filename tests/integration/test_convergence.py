@@ -243,8 +243,9 @@ async def test_another_writer_fighting_smith_is_reported_as_an_update_cycle(
 
 @pytest.mark.parametrize("fix", ["adopt", "delete"])
 async def test_a_resource_blocked_by_an_object_is_rerun_when_that_object_changes_or_goes(
-    kube: KubeClient, namespace: str, smith: Any, fix: str
+    kube: KubeClient, namespace: str, smith_without_resync: Any, fix: str
 ) -> None:
+    smith = smith_without_resync
     stranger = config_map("taken", {"owner": "someone"})
     stranger["metadata"]["namespace"] = namespace
     await kube.create(stranger)
@@ -253,7 +254,8 @@ async def test_a_resource_blocked_by_an_object_is_rerun_when_that_object_changes
     )
     stuck = await until_condition(kube, namespace, "blocked", "Error")
     assert "has no controller" in resource_condition(stuck, "taken", "Error")["message"]
-    await asyncio.sleep(RESYNC_SECONDS)  # a resync does not take the object over either
+    target = ("v1", "ConfigMap", namespace, "taken")
+    assert target in smith.controller.blockers.watched(), "the object in the way is watched"
     assert (await kube.get("v1", "ConfigMap", "taken", namespace))["data"] == {"owner": "someone"}
 
     if fix == "adopt":
@@ -273,3 +275,4 @@ async def test_a_resource_blocked_by_an_object_is_rerun_when_that_object_changes
     got = await kube.get("v1", "ConfigMap", "taken", namespace)
     assert got["data"] == {"owner": "smith"}
     assert got["metadata"]["labels"][BUNDLE_NAME_LABEL] == "blocked"
+    assert target not in smith.controller.blockers.watched(), "and no longer once it does not block"
