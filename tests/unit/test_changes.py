@@ -127,3 +127,10 @@ def test_drift_from_something_smith_never_applied_is_not_counted() -> None:
     memo.synced(KEY, digest="d", desired="other")
     assert not memo.drifted(KEY, "h", now=1)
     assert not memo.drifted(KEY, "h", now=2)
+
+
+def test_memo_remembers_an_object_the_server_refused_until_the_bundle_changes_it() -> None:
+    memo = Memo()
+    memo.refuse(KEY, "h", "data.a: expected string, got number")
+    assert memo.invalid(KEY, "h") == "data.a: expected string, got number"
+    assert memo.invalid(KEY, "h2") == ""

@@ -1,6 +1,7 @@
 """What an executor remembers about the objects it applied: the digest each had when it was last
-known to be in sync with a desired hash (see smith_engine.changes), and the re-applies that an
-update cycle is made of. Memory only: after a restart each object costs one server-side dry run.
+known to be in sync with a desired hash (see smith_engine.changes), the re-applies that an update
+cycle is made of, and the desired objects the API server refused as invalid (so that a resync does
+not send them again). Memory only: after a restart each object costs one server-side dry run.
 
 An **update cycle** is another writer (a controller, a webhook) changing fields Smith owns right
 back after each apply: the same desired object re-applied `limit` times, each within `window`
@@ -29,6 +30,7 @@ class _Entry:
 class Memo:
     def __init__(self, *, capacity: int = 200_000, window: float = 60.0, limit: int = 3) -> None:
         self._entries: OrderedDict[MemoKey, _Entry] = OrderedDict()
+        self._invalid: OrderedDict[MemoKey, tuple[str, str]] = OrderedDict()
         self._capacity, self._window, self._limit = capacity, window, limit
 
     def in_sync_with(self, key: MemoKey, digest: str) -> str:
@@ -74,5 +76,13 @@ class Memo:
         if (entry := self._entries.get(key)) is not None:
             entry.cycle = message
 
-    def forget(self, key: MemoKey) -> None:
-        self._entries.pop(key, None)
+    def refuse(self, key: MemoKey, desired: str, message: str) -> None:
+        """The API server refused `desired` as invalid (a 4xx no retry can fix)."""
+        self._invalid[key] = (desired, message)
+        while len(self._invalid) > self._capacity:
+            self._invalid.popitem(last=False)
+
+    def invalid(self, key: MemoKey, desired: str) -> str:
+        """Why the server refused this very desired object, if it did; else ""."""
+        found = self._invalid.get(key)
+        return found[1] if found is not None and found[0] == desired else ""

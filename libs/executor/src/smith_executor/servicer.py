@@ -158,40 +158,37 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                     "smith.action": "apply",
                 }
             )
-            if refusal := self.family.refusal(obj):
-                span.set_attribute("smith.verdict", "Refused")
+
+            def refused(verdict: str, message: str) -> tuple[ActionResult, None]:
+                """A terminal failure: the object must not, or cannot, be applied as it is."""
+                span.set_attribute("smith.verdict", verdict)
                 failure = ActionResult(
-                    object=ref, resource=action.resource, ok=False, error=refusal, terminal=True
+                    object=ref, resource=action.resource, ok=False, error=message, terminal=True
                 )
                 return self._done(failure, bundle, "apply"), None
+
+            key, wanted = _memo_key(obj), desired_hash(obj)
+            if refusal := self.family.refusal(obj):
+                return refused("Refused", refusal)
+            if invalid := self.memo.invalid(key, wanted):
+                return refused("Invalid", invalid)  # the server refused this very object: ask it once
             try:
                 if not (await self.kube.resource(obj["apiVersion"], obj["kind"])).namespaced:
-                    span.set_attribute("smith.verdict", "Refused")
-                    scope = cluster_scoped_problem(GroupKind.of(obj))
-                    failure = ActionResult(
-                        object=ref, resource=action.resource, ok=False, error=scope, terminal=True
-                    )
-                    return self._done(failure, bundle, "apply"), None
+                    return refused("Refused", cluster_scoped_problem(GroupKind.of(obj)))
                 if action.expect_absent:
                     problem, before = await self._foreign(obj, bundle)
                     if problem:
-                        span.set_attribute("smith.verdict", "NotOwned")
-                        failure = ActionResult(
-                            object=ref, resource=action.resource, ok=False, error=problem, terminal=True
-                        )
-                        return self._done(failure, bundle, "apply"), None
+                        return refused("NotOwned", problem)
                     applied, wrote = await self._write(obj), True
                 else:
                     before = action.observed_version
                     applied, wrote = await self._ensure(action)
             except UpdateCycleError as e:
-                span.set_attribute("smith.verdict", "UpdateCycle")
-                failure = ActionResult(
-                    object=ref, resource=action.resource, ok=False, error=str(e), terminal=True
-                )
-                return self._done(failure, bundle, "apply"), None
+                return refused("UpdateCycle", str(e))
             except Exception as e:
                 failure = _failure(ref, action.resource, e)
+                if failure.terminal and isinstance(e, ApiError):
+                    self.memo.refuse(key, wanted, failure.error)
                 span.set_attribute("smith.error", failure.error)
                 return self._done(failure, bundle, "apply"), None
             after = applied["metadata"].get("resourceVersion", "")
