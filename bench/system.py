@@ -208,18 +208,55 @@ class Bench:
 
     # 3. idle cost -----------------------------------------------------------------------------------
 
-    async def writes(self) -> dict[str, float]:
-        """Write requests the API server has served so far, by resource (its own metrics)."""
+    async def writes(self, *, dry_run: bool = False) -> dict[str, float]:
+        """Write requests the API server has served so far, by resource (its own metrics); with
+        `dry_run`, the server-side dry runs instead (which write nothing)."""
         text = await self.kube.request_text("GET", "/metrics")
         total: dict[str, float] = defaultdict(float)
         for line in text.splitlines():
-            if line.startswith("apiserver_request_total{") and any(
-                f'verb="{v}"' in line for v in WRITE_VERBS
+            if (
+                line.startswith("apiserver_request_total{")
+                and any(f'verb="{v}"' in line for v in WRITE_VERBS)
+                and ('dry_run=""' not in line) == dry_run
             ):
                 labels, value = line.rsplit(" ", 1)
                 resource = labels.partition('resource="')[2].partition('"')[0]
                 total[resource] += float(value)
         return total
+
+    async def reconciles(self) -> tuple[float, float]:
+        """(count, seconds) of the controller's reconciles so far."""
+        async with aiohttp.ClientSession() as http:
+            seen = await self.controller_metrics(http)
+        count = sum(v for k, v in seen.items() if k.startswith("smith_reconcile_duration_seconds_count"))
+        total = sum(v for k, v in seen.items() if k.startswith("smith_reconcile_duration_seconds_sum"))
+        return count, total
+
+    async def change_detection(self, seconds: float) -> None:
+        """What deciding "nothing to apply" costs for converged Bundles. Cold: fresh executors know
+        nothing, so the first reconcile of every Bundle checks each object with one server-side dry
+        run. Warm: resyncs (every SMITH_RESYNC_SECONDS) find every object in the executors' memory and
+        send nothing. Writes must be 0 in both; the baseline is the same reconciles' count and time."""
+        began = time.perf_counter()
+        await self.settled()
+        bundles = len((await self.kube.list(API, "Bundle"))["items"])
+        cold_seconds = time.perf_counter() - began
+        cold = (await self.writes(), await self.writes(dry_run=True), await self.reconciles())
+        await asyncio.sleep(seconds)
+        warm = (await self.writes(), await self.writes(dry_run=True), await self.reconciles())
+        self.results["change_detection"] = {
+            "bundles": bundles,
+            "cold_settle_s": cold_seconds,
+            "cold_reconciles": cold[2][0],
+            "cold_reconcile_ms": 1000 * cold[2][1] / max(cold[2][0], 1),
+            "cold_dry_runs": ours(cold[1]),
+            "cold_writes": ours(cold[0]),
+            "warm_seconds": seconds,
+            "warm_reconciles": warm[2][0] - cold[2][0],
+            "warm_reconcile_ms": 1000 * (warm[2][1] - cold[2][1]) / max(warm[2][0] - cold[2][0], 1),
+            "warm_dry_runs": ours(warm[1]) - ours(cold[1]),
+            "warm_writes": ours(warm[0]) - ours(cold[0]),
+        }
 
     async def idle(self, seconds: float) -> None:
         """API writes and CPU while nothing changes; the control plane's own CPU is the baseline."""
@@ -275,6 +312,11 @@ class Bench:
 
     def rss_mib(self) -> dict[str, float]:
         return {name: rss_mib(pid) for name, pid in self.pids.items()}
+
+
+def ours(writes: dict[str, float]) -> float:
+    """Requests by Smith: all but the API server's own lease renewals and the executors' heartbeats."""
+    return sum(n for r, n in writes.items() if r not in ("leases", "executors"))
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -402,6 +444,10 @@ async def measure(
             }
             await bench.reaction(namespace, repeats=max(repeats, 5))
             results = bench.results
+        # Change detection: fresh processes (executors that remember nothing) with a short resync.
+        with system(plane, kube, logs / "resync", env={"SMITH_RESYNC_SECONDS": "10"}) as bench:
+            await bench.change_detection(seconds=max(idle_seconds / 2, 25))
+            results["change_detection"] = bench.results["change_detection"]
         # Traced: a new set of processes (exporting spans to their logs) first settles the Bundles
         # that exist (re-assessing every one), then converges fresh ones; only those are counted.
         traced: list[str] = []
@@ -456,6 +502,19 @@ def report(r: dict[str, Any]) -> str:
         "  CPU seconds, Smith: " + ", ".join(f"{n} {s:.2f}" for n, s in idle["cpu_seconds"].items()),
         "  CPU seconds, control plane (baseline): "
         + ", ".join(f"{n} {s:.2f}" for n, s in idle["plane_cpu_seconds"].items()),
+    ]
+    cd = r["change_detection"]
+    lines += [
+        "",
+        f"Change detection, all {cd['bundles']} converged Bundles of the run, fresh services, "
+        "resync every 10 s:",
+        f"  cold (executors remember nothing): {cd['cold_reconciles']:.0f} reconciles in "
+        f"{cd['cold_settle_s']:.1f} s, {cd['cold_reconcile_ms']:.1f} ms each, {cd['cold_dry_runs']:.0f} "
+        f"dry runs, {cd['cold_writes']:.0f} writes",
+        f"  warm ({cd['warm_seconds']:.0f} s of resyncs): {cd['warm_reconciles']:.0f} reconciles, "
+        f"{cd['warm_reconcile_ms']:.1f} ms each, {cd['warm_dry_runs']:.0f} dry runs, "
+        f"{cd['warm_writes']:.0f} writes; a warm reconcile costs "
+        f"{cd['warm_reconcile_ms'] / max(cd['cold_reconcile_ms'], 1e-9):.2f}x a cold one",
     ]
     react = r["reaction"]
     lines += [
