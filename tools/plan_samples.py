@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from smith_engine.changes import desired_hash
 from smith_engine.errors import InvalidBundleError
 from smith_engine.model import Bundle
 from smith_engine.planner import Apply, Observed, Plan, VerdictState, plan_bundle
@@ -46,8 +47,9 @@ def simulate(bundle: Bundle) -> tuple[list[list[str]], Plan]:
         if not applies:
             return waves, plan
         waves.append([a.resource for a in applies])
-        for a in applies:
-            cluster[a.resource] = Observed(with_examples(bundle, a.resource, dict(a.object)), READY)
+        for a in applies:  # as the executor would know it afterwards: in sync with what it applied
+            made = with_examples(bundle, a.resource, dict(a.object))
+            cluster[a.resource] = Observed(made, READY, in_sync_with=desired_hash(a.object))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -146,18 +146,15 @@ def _plan_resource(
     values: dict[str, JSON] = {}
     for reference in (r for r in resource.references if r.carries_value):
         value = _resolve(bundle, reference, by_key=by_key)
-        if isinstance(value, Ambiguous):
-            return verdict(
-                VerdictState.ERROR,
-                Reason.TERMINAL_ERROR,
-                f"reference {reference.name!r} to {reference.resource!r}: {value.reason}",
-            ), None
-        if isinstance(value, Unresolved):
-            return verdict(
-                VerdictState.BLOCKED,
-                Reason.REFERENCE_NOT_RESOLVED,
-                f"reference {reference.name!r} to {reference.resource!r}: {value.reason}",
-            ), None
+        if isinstance(value, (Ambiguous, Unresolved)):
+            # Several values is a mistake in the path; none is not yet (the dependency may fill it in).
+            state, reason = (
+                (VerdictState.ERROR, Reason.TERMINAL_ERROR)
+                if isinstance(value, Ambiguous)
+                else (VerdictState.BLOCKED, Reason.REFERENCE_NOT_RESOLVED)
+            )
+            message = f"reference {reference.name!r} to {reference.resource!r}: {value.reason}"
+            return verdict(state, reason, message), None
         values[reference.name] = value
     if existing is not None and (problem := ownership_problem(existing.object, bundle)):
         return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, problem), None
