@@ -237,25 +237,36 @@ class Bench:
         nothing, so the first reconcile of every Bundle checks each object with one server-side dry
         run. Warm: resyncs (every SMITH_RESYNC_SECONDS) find every object in the executors' memory and
         send nothing. Writes must be 0 in both; the baseline is the same reconciles' count and time."""
-        began = time.perf_counter()
+
+        async def snapshot() -> tuple[float, float, float, float, float]:
+            count, spent = await self.reconciles()
+            cpu = sum(cpu_seconds(self.pids).values())
+            return ours(await self.writes()), ours(await self.writes(dry_run=True)), count, spent, cpu
+
+        start, began = await snapshot(), time.perf_counter()
         await self.settled()
-        bundles = len((await self.kube.list(API, "Bundle"))["items"])
         cold_seconds = time.perf_counter() - began
-        cold = (await self.writes(), await self.writes(dry_run=True), await self.reconciles())
+        bundles = len((await self.kube.list(API, "Bundle"))["items"])
+        settled = await snapshot()
         await asyncio.sleep(seconds)
-        warm = (await self.writes(), await self.writes(dry_run=True), await self.reconciles())
+        end = await snapshot()
+
+        def phase(a: tuple[float, ...], b: tuple[float, ...]) -> dict[str, float]:
+            writes, dry_runs, count, spent, cpu = (y - x for x, y in zip(a, b, strict=True))
+            return {
+                "writes": writes,
+                "dry_runs": dry_runs,
+                "reconciles": count,
+                "reconcile_ms": 1000 * spent / max(count, 1),
+                "cpu_ms_per_reconcile": 1000 * cpu / max(count, 1),
+            }
+
         self.results["change_detection"] = {
             "bundles": bundles,
-            "cold_settle_s": cold_seconds,
-            "cold_reconciles": cold[2][0],
-            "cold_reconcile_ms": 1000 * cold[2][1] / max(cold[2][0], 1),
-            "cold_dry_runs": ours(cold[1]),
-            "cold_writes": ours(cold[0]),
+            "cold_seconds": cold_seconds,
             "warm_seconds": seconds,
-            "warm_reconciles": warm[2][0] - cold[2][0],
-            "warm_reconcile_ms": 1000 * (warm[2][1] - cold[2][1]) / max(warm[2][0] - cold[2][0], 1),
-            "warm_dry_runs": ours(warm[1]) - ours(cold[1]),
-            "warm_writes": ours(warm[0]) - ours(cold[0]),
+            "cold": phase(start, settled),
+            "warm": phase(settled, end),
         }
 
     async def idle(self, seconds: float) -> None:
@@ -504,18 +515,20 @@ def report(r: dict[str, Any]) -> str:
         + ", ".join(f"{n} {s:.2f}" for n, s in idle["plane_cpu_seconds"].items()),
     ]
     cd = r["change_detection"]
+    cold, warm = cd["cold"], cd["warm"]
     lines += [
         "",
-        f"Change detection, all {cd['bundles']} converged Bundles of the run, fresh services, "
-        "resync every 10 s:",
-        f"  cold (executors remember nothing): {cd['cold_reconciles']:.0f} reconciles in "
-        f"{cd['cold_settle_s']:.1f} s, {cd['cold_reconcile_ms']:.1f} ms each, {cd['cold_dry_runs']:.0f} "
-        f"dry runs, {cd['cold_writes']:.0f} writes",
-        f"  warm ({cd['warm_seconds']:.0f} s of resyncs): {cd['warm_reconciles']:.0f} reconciles, "
-        f"{cd['warm_reconcile_ms']:.1f} ms each, {cd['warm_dry_runs']:.0f} dry runs, "
-        f"{cd['warm_writes']:.0f} writes; a warm reconcile costs "
-        f"{cd['warm_reconcile_ms'] / max(cd['cold_reconcile_ms'], 1e-9):.2f}x a cold one",
+        f"Change detection: all {cd['bundles']} converged Bundles of the run, fresh services, resync 10 s",
+        f"  {'phase':<44}{'reconciles':>11}{'ms each':>9}{'CPU ms':>8}{'dry runs':>10}{'writes':>8}",
     ]
+    for label, row in (
+        (f"cold: executors remember nothing ({cd['cold_seconds']:.0f} s)", cold),
+        (f"warm: resyncs ({cd['warm_seconds']:.0f} s)", warm),
+    ):
+        lines.append(
+            f"  {label:<44}{row['reconciles']:>11.0f}{row['reconcile_ms']:>9.1f}"
+            f"{row['cpu_ms_per_reconcile']:>8.1f}{row['dry_runs']:>10.0f}{row['writes']:>8.0f}"
+        )
     react = r["reaction"]
     lines += [
         "",
