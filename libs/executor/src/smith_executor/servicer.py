@@ -179,10 +179,10 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                     problem, before = await self._foreign(obj, bundle)
                     if problem:
                         return refused("NotOwned", problem)
-                    applied, wrote = await self._write(obj), True
+                    applied, wrote = await self._write(obj, wanted), True
                 else:
                     before = action.observed_version
-                    applied, wrote = await self._ensure(action)
+                    applied, wrote = await self._ensure(action, wanted)
             except UpdateCycleError as e:
                 return refused("UpdateCycle", str(e))
             except Exception as e:
@@ -203,22 +203,23 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             result = ActionResult(object=ObjectRef.of(applied), resource=action.resource, outcome=outcome)
             return self._done(result, bundle, "apply"), Observed(applied, self.family.assess(applied))
 
-    async def _write(self, obj: JSONObject) -> JSONObject:
-        """Apply `obj` for real and remember the object it made as in sync with it."""
+    async def _write(self, obj: JSONObject, wanted: str) -> JSONObject:
+        """Apply `obj` (whose desired hash is `wanted`) for real, and remember the object it made as in
+        sync with it."""
         applied: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER)
         if foreign_keys(obj, applied):
             applied = await self._drop_foreign_secret_keys(obj, applied)
-        self.memo.synced(_memo_key(obj), digest=digest(applied), desired=desired_hash(obj))
+        self.memo.synced(_memo_key(obj), digest=digest(applied), desired=wanted)
         return applied
 
-    async def _ensure(self, action: planner.Apply) -> tuple[JSONObject, bool]:
+    async def _ensure(self, action: planner.Apply, wanted: str) -> tuple[JSONObject, bool]:
         """Bring an existing object in line with the Bundle, writing only when that changes something.
 
         Unless the Bundle changed since Smith last applied this object (then an apply is due anyway), a
         server-side dry run shows the object as the apply would leave it, in the server's normal form;
         equal to what is observed, nothing is written. A drift from an object Smith applied before is put
         back, until it comes back too often: an update cycle, reported instead of fought."""
-        obj, key, wanted = action.object, _memo_key(action.object), desired_hash(action.object)
+        obj, key = action.object, _memo_key(action.object)
         if not self.memo.applied_other(key, wanted):
             predicted: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER, dry_run=True)
             if in_sync(obj, predicted, action.observed_digest):
@@ -230,7 +231,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 message = await self._cycle_message(obj, predicted)
                 self.memo.stuck(key, message)
                 raise UpdateCycleError(message)
-        return await self._write(obj), True
+        return await self._write(obj, wanted), True
 
     async def _cycle_message(self, obj: JSONObject, predicted: JSONObject) -> str:
         meta = obj["metadata"]
