@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from live import RESYNC_SECONDS, Json, bundle, edit_bundle, get_bundle, resource_condition, until_condition
 from smith_engine.model import API_VERSION, BUNDLE_NAME_LABEL
+from smith_engine.times import rfc3339
 from smith_kube import KubeClient
 from smith_kube.client import MERGE_PATCH
 from support import config_map, eventually, resource
@@ -276,3 +278,97 @@ async def test_a_resource_blocked_by_an_object_is_rerun_when_that_object_changes
     assert got["data"] == {"owner": "smith"}
     assert got["metadata"]["labels"][BUNDLE_NAME_LABEL] == "blocked"
     assert target not in smith.controller.blockers.watched(), "and no longer once it does not block"
+
+
+def autoscaled(name: str) -> list[Json]:
+    """A Deployment and its HorizontalPodAutoscaler (autoscaling/v2), whose spec the server completes
+    with a default (`minReplicas: 1`) that the Bundle never mentions."""
+    deployment = web_app(name)[2]["spec"]["object"]
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "maxReplicas": 5,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                }
+            ],
+        },
+    }
+    return [resource("web", deployment), resource("hpa", hpa, depends_on=["web"])]
+
+
+async def test_an_hpa_the_server_fills_in_is_applied_once_and_then_left_alone(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    await kube.create(bundle("scaled", namespace, *autoscaled("web")))
+    await roll_out(kube, namespace, "web")
+
+    async def hpa_made() -> bool:
+        got = await get_bundle(kube, namespace, "scaled")
+        return resource_condition(got, "hpa", "InProgress").get("status") == "True"
+
+    await eventually(hpa_made, what="the HPA to be created and waiting for its conditions")
+    stored = await kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "web", namespace)
+    assert stored["spec"]["minReplicas"] == 1, "a server default"
+    await quiet_for_resyncs(kube, smith, namespace, "scaled", count=2)
+
+
+async def roll_out(kube: KubeClient, namespace: str, name: str) -> None:
+    """Say the Deployment's rollout is done, as the controller-manager would (this plane has none)."""
+
+    async def made() -> bool:
+        return bool((await kube.list("apps/v1", "Deployment", namespace))["items"])
+
+    await eventually(made, what=f"Deployment {name}")
+    replicas = dict.fromkeys(("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"), 2)
+    status = {"status": {"observedGeneration": 1, **replicas}}
+    await kube.patch("apps/v1", "Deployment", name, status, namespace=namespace, subresource="status")
+
+
+async def test_a_verdict_that_changes_with_time_alone_is_reached_by_resync(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """An HPA whose ScalingActive is False becomes an error once that has lasted 5 minutes: no event
+    says so, the resync does."""
+    await kube.create(bundle("slow", namespace, *autoscaled("web")))
+    await roll_out(kube, namespace, "web")
+
+    async def hpa_exists() -> bool:
+        return bool((await kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace))["items"])
+
+    await eventually(hpa_exists, what="the HPA")
+    almost = datetime.now(UTC) - timedelta(minutes=5) + timedelta(seconds=RESYNC_SECONDS)
+    conditions = [
+        {
+            "type": "AbleToScale",
+            "status": "True",
+            "reason": "SucceededGetScale",
+            "lastTransitionTime": rfc3339(almost),
+        },
+        {
+            "type": "ScalingActive",
+            "status": "False",
+            "reason": "FailedGetResourceMetric",
+            "message": "no metrics returned from resource metrics API",
+            "lastTransitionTime": rfc3339(almost),
+        },
+    ]
+    status = {"status": {"currentReplicas": 2, "desiredReplicas": 2, "conditions": conditions}}
+    await kube.patch(
+        "autoscaling/v2", "HorizontalPodAutoscaler", "web", status, namespace=namespace, subresource="status"
+    )
+
+    async def waiting() -> bool:
+        got = await get_bundle(kube, namespace, "slow")
+        return "ScalingActive is False" in resource_condition(got, "hpa", "InProgress").get("message", "")
+
+    await eventually(waiting, what="the HPA to wait while ScalingActive is False")
+    done = await until_condition(kube, namespace, "slow", "Error", within=RESYNC_SECONDS * 5)
+    error = resource_condition(done, "hpa", "Error")
+    assert error["reason"] == "RetriableError"
+    assert "ScalingActive has been False for over 5 minutes" in error["message"]
