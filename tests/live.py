@@ -3,10 +3,11 @@ their status."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from smith_engine.model import API_VERSION
-from smith_kube import KubeClient, NotFoundError
+from smith_kube import ConflictError, KubeClient, NotFoundError
 from support import eventually
 
 Json = dict[str, Any]
@@ -76,10 +77,14 @@ def deployment_object(
 
 
 async def edit_bundle(kube: KubeClient, namespace: str, name: str, change: Any) -> Json:
-    """Read the Bundle, let `change` edit its spec in place, and write it back (as `kubectl edit` does)."""
-    current = await get_bundle(kube, namespace, name)
-    change(current["spec"])
-    return await kube.replace(current)
+    """Read the Bundle, let `change` edit its spec in place, and write it back (as `kubectl edit` does);
+    when Smith wrote its status in between (409), read it again and redo the edit, as kubectl would."""
+    for _ in range(5):
+        current = await get_bundle(kube, namespace, name)
+        change(current["spec"])
+        with contextlib.suppress(ConflictError):
+            return await kube.replace(current)
+    raise AssertionError(f"Bundle {name} kept changing under the edit")
 
 
 async def exists(kube: KubeClient, api_version: str, kind: str, name: str, namespace: str) -> bool:
