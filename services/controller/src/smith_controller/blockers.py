@@ -25,6 +25,7 @@ class BlockerWatches:
         self.kube = kube
         self.notify = notify
         self._tasks: dict[Target, asyncio.Task[None]] = {}
+        self._ending: set[asyncio.Task[None]] = set()  # cancelled, not finished yet (closing a watch)
         self._bundles: dict[Target, set[BundleKey]] = defaultdict(set)
         self._by_bundle: dict[BundleKey, set[Target]] = {}
 
@@ -47,9 +48,13 @@ class BlockerWatches:
                 del self._bundles[target]
                 if (task := self._tasks.pop(target, None)) is not None:
                     task.cancel()
+                    self._ending.add(task)
+                    task.add_done_callback(self._ending.discard)
 
     async def stop(self) -> None:
-        tasks = list(self._tasks.values())
+        """Cancel every watch and wait until each has closed its connection, including the watches
+        cancelled earlier that have not finished yet."""
+        tasks = [*self._tasks.values(), *self._ending]
         self._tasks.clear()
         for task in tasks:
             task.cancel()

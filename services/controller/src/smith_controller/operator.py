@@ -98,8 +98,8 @@ class Controller:
             self._resync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._resync
+        await self.scheduler.stop()  # first: a reconcile still running could start a blocker's watch
         await self.blockers.stop()
-        await self.scheduler.stop()
         await self.cache.stop()
         await self.peers.close()
         await self.kube.close()
