@@ -85,10 +85,10 @@ def test_differing_fields_are_named_by_path() -> None:
 
 def test_memo_knows_an_object_in_sync_only_at_the_digest_it_saw() -> None:
     memo = Memo()
-    assert memo.in_sync_with(KEY, "d1") == ""
+    assert memo.known(KEY, "d1")[0] == ""
     memo.synced(KEY, digest="d1", desired="h1")
-    assert memo.in_sync_with(KEY, "d1") == "h1"
-    assert memo.in_sync_with(KEY, "d2") == ""
+    assert memo.known(KEY, "d1")[0] == "h1"
+    assert memo.known(KEY, "d2")[0] == ""
     assert memo.applied_other(KEY, "h2")
     assert not memo.applied_other(KEY, "h1")
     assert not memo.applied_other(("other", KEY[1]), "h1"), "unknown objects are checked by a dry run"
@@ -99,7 +99,7 @@ def test_memo_forgets_the_oldest_objects_beyond_its_capacity() -> None:
     keys = [("ns", ObjectKey.of({"kind": "ConfigMap", "metadata": {"name": n}})) for n in "abc"]
     for key in keys:
         memo.synced(key, digest="d", desired="h")
-    assert [memo.in_sync_with(k, "d") for k in keys] == ["", "h", "h"]
+    assert [memo.known(k, "d")[0] for k in keys] == ["", "h", "h"]
 
 
 def test_one_drift_is_put_back_but_repeated_drift_is_an_update_cycle() -> None:
@@ -109,7 +109,7 @@ def test_one_drift_is_put_back_but_repeated_drift_is_an_update_cycle() -> None:
     assert memo.drifted(KEY, "h", now=30)
     memo.stuck(KEY, "data.mode did not stick")
     assert memo.cycle(KEY, "h") == "data.mode did not stick"
-    assert memo.in_sync_with(KEY, "d") == "", "an object in a cycle is never taken as in sync"
+    assert memo.known(KEY, "d")[0] == "", "an object in a cycle is never taken as in sync"
     assert memo.cycle(KEY, "h2") == "", "a new desired object starts afresh"
     memo.synced(KEY, digest="d", desired="h")
     assert memo.cycle(KEY, "h") == "", "found in sync again: the cycle is over"

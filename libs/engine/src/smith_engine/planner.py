@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from smith_engine.changes import desired_hash, digest
+from smith_engine.changes import SECRET, desired_hash, digest
 from smith_engine.graph import creation_order, creation_waves
 from smith_engine.model import (
     API_VERSION,
@@ -32,7 +32,6 @@ from smith_engine.model import (
 from smith_engine.readiness import Readiness, State
 from smith_engine.references import Ambiguous, Unresolved, binding_secret_name, resolve, substitute
 
-SECRET = GroupKind("", "Secret")
 SERVICE_BINDING = GroupKind("servicecatalog.k8s.io", "ServiceBinding")
 
 

@@ -33,15 +33,13 @@ class Memo:
         self._invalid: OrderedDict[MemoKey, tuple[str, str]] = OrderedDict()
         self._capacity, self._window, self._limit = capacity, window, limit
 
-    def in_sync_with(self, key: MemoKey, digest: str) -> str:
-        """The desired hash the object with this digest is known to match, or ""."""
+    def known(self, key: MemoKey, digest: str) -> tuple[str, str]:
+        """(the desired hash the object with this digest is known to match, the desired hash last applied
+        or found in sync there whatever it says now); "" for what is not known."""
         entry = self._entries.get(key)
-        return entry.desired if entry is not None and entry.digest == digest and not entry.cycle else ""
-
-    def last_applied(self, key: MemoKey) -> str:
-        """The desired hash last applied or found in sync for the object, whatever it says now; or ""."""
-        entry = self._entries.get(key)
-        return entry.desired if entry is not None else ""
+        if entry is None:
+            return "", ""
+        return (entry.desired if entry.digest == digest and not entry.cycle else ""), entry.desired
 
     def applied_other(self, key: MemoKey, desired: str) -> bool:
         """Whether Smith last applied a different desired object here: the Bundle changed, so an apply

@@ -118,10 +118,11 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         self, request: executor_pb2.AssessRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.AssessResponse:
         objects = [load(o) for o in request.objects_json]
+        known = [self.memo.known(_memo_key(o), digest(o)) for o in objects]
         return executor_pb2.AssessResponse(
             readiness=[readiness_to_proto(self.family.assess(o)) for o in objects],
-            in_sync_with=[self.memo.in_sync_with(_memo_key(o), digest(o)) for o in objects],
-            last_applied=[self.memo.last_applied(_memo_key(o)) for o in objects],
+            in_sync_with=[in_sync for in_sync, _ in known],
+            last_applied=[last for _, last in known],
         )
 
     async def Apply(  # noqa: N802

@@ -6,12 +6,12 @@ the Bundles it blocks for a reconcile. Level-triggered: no polling."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
 
 from smith_controller.cache import BundleKey, Notify
+from smith_controller.tasks import cancel_and_wait
 from smith_engine.model import ObjectRef
 from smith_kube import KubeClient, UnservedKindError
 from smith_kube.informer import run_informer
@@ -56,11 +56,7 @@ class BlockerWatches:
         cancelled earlier that have not finished yet."""
         tasks = [*self._tasks.values(), *self._ending]
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
 
     def _changed(self, target: Target) -> None:
         for bundle in list(self._bundles.get(target, ())):

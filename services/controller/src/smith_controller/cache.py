@@ -4,11 +4,11 @@ BundleName label, indexed by Bundle. A reconcile reads its children here, never 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+from smith_controller.tasks import cancel_and_wait
 from smith_engine.model import BUNDLE_NAME_LABEL, GroupKind, JSONObject
 from smith_kube import KubeClient, UnservedKindError, WatchEvent
 from smith_kube.informer import run_informer
@@ -62,11 +62,7 @@ class ChildCache:
     async def stop(self) -> None:
         tasks = list(self._watches.values())
         self._watches.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
 
     # --- one kind ---------------------------------------------------------------------------------
 

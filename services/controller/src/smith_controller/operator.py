@@ -21,6 +21,7 @@ from smith_controller.blockers import BlockerWatches
 from smith_controller.cache import BundleKey, ChildCache
 from smith_controller.reconciler import Next, Peers, reconcile
 from smith_controller.scheduler import Scheduler
+from smith_controller.tasks import cancel_and_wait
 from smith_engine.model import GROUP, VERSION, GroupKind, JSONObject
 from smith_engine.planner import SERVICE_BINDING
 from smith_engine.references import binding_secret_name
@@ -94,10 +95,7 @@ class Controller:
         return hasattr(self, "cache") and self.cache.is_synced()
 
     async def stop(self) -> None:
-        if self._resync is not None:
-            self._resync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._resync
+        await cancel_and_wait([self._resync] if self._resync is not None else [])
         await self.scheduler.stop()  # first: a reconcile still running could start a blocker's watch
         await self.blockers.stop()
         await self.cache.stop()

@@ -5,9 +5,10 @@ reconcile that hit a retriable error is run again after an exponential back-off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
+
+from smith_controller.tasks import cancel_and_wait
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -70,9 +71,4 @@ class Scheduler(Generic[Key]):
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        tasks = list(self._running.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(list(self._running.values()))
