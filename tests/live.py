@@ -4,6 +4,7 @@ their status."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from smith_engine.model import API_VERSION
@@ -93,3 +94,26 @@ async def exists(kube: KubeClient, api_version: str, kind: str, name: str, names
     except NotFoundError:
         return False
     return True
+
+
+async def finished_trace(
+    smith: Any, namespace: str, name: str, holding: Callable[[list[Any]], bool], *, within: float = 10
+) -> list[Any]:
+    """The spans of the first finished reconcile of the Bundle whose trace satisfies `holding`.
+
+    Smith writes a Bundle's status inside the reconcile, so a test that has just seen the status may be
+    a moment ahead of the end of that reconcile's root span: wait for the trace instead of reading it.
+    """
+    found: list[Any] = []
+
+    async def done() -> bool:
+        nonlocal found
+        spans = smith.spans.get_finished_spans()
+        for root in (s for s in spans if s.name == f"reconcile {namespace}/{name}"):
+            found = [s for s in spans if s.context.trace_id == root.context.trace_id]
+            if holding(found):
+                return True
+        return False
+
+    await eventually(done, within=within, what=f"a finished reconcile of {name}")
+    return found

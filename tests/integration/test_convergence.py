@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,9 +77,12 @@ async def versions(kube: KubeClient, namespace: str) -> dict[str, str]:
     return found
 
 
-def reconcile_traces(smith: Any, namespace: str, name: str) -> set[int]:
+def reconcile_traces(smith: Any, namespace: str, name: str, *, since: int = 0) -> set[int]:
+    """The finished reconciles of the Bundle that started after `since` (time.time_ns()): one that was
+    in flight when a test saw the Bundle's status (written inside it) is not one that came after."""
     spans = smith.spans.get_finished_spans()
-    return {s.context.trace_id for s in spans if s.name == f"reconcile {namespace}/{name}"}
+    root = f"reconcile {namespace}/{name}"
+    return {s.context.trace_id for s in spans if s.name == root and (s.start_time or 0) > since}
 
 
 def spans_in(smith: Any, traces: set[int], name: str) -> list[Any]:
@@ -91,13 +95,13 @@ async def quiet_for_resyncs(
     """Wait for `count` more reconciles of a converged Bundle (resyncs: nothing else happens) and check
     they wrote nothing: no object, not the Bundle's status, and no apply or dry run sent at all."""
     objects, before = await versions(kube, namespace), await get_bundle(kube, namespace, name)
-    seen = reconcile_traces(smith, namespace, name)
+    since = time.time_ns()
 
     async def resynced() -> bool:
-        return len(reconcile_traces(smith, namespace, name) - seen) >= count
+        return len(reconcile_traces(smith, namespace, name, since=since)) >= count
 
     await eventually(resynced, within=RESYNC_SECONDS * (count + 3), what=f"{count} resyncs")
-    new = reconcile_traces(smith, namespace, name) - seen
+    new = reconcile_traces(smith, namespace, name, since=since)
     assert spans_in(smith, new, "apply") == [], "a converged Bundle sends no apply, not even a dry run"
     assert await versions(kube, namespace) == objects, "no object was written"
     after = await get_bundle(kube, namespace, name)
@@ -131,12 +135,11 @@ async def test_a_converged_bundle_writes_nothing_on_resync_after_the_executor_fo
         bundle("calm", namespace, *web_app("calm")[:2], resource("after", depends_on=["creds"]))
     )
     await until_condition(kube, namespace, "calm", "Ready")
+    objects, since = await versions(kube, namespace), time.time_ns()
     smith.forget_applied()
-    objects = await versions(kube, namespace)
-    seen = reconcile_traces(smith, namespace, "calm")
 
     async def checked_again() -> bool:
-        new = reconcile_traces(smith, namespace, "calm") - seen
+        new = reconcile_traces(smith, namespace, "calm", since=since)
         return len(spans_in(smith, new, "apply")) >= 3
 
     await eventually(checked_again, within=RESYNC_SECONDS * 4, what="the objects to be checked by dry run")
@@ -257,7 +260,11 @@ async def test_a_resource_blocked_by_an_object_is_rerun_when_that_object_changes
     stuck = await until_condition(kube, namespace, "blocked", "Error")
     assert "has no controller" in resource_condition(stuck, "taken", "Error")["message"]
     target = ("v1", "ConfigMap", namespace, "taken")
-    assert target in smith.controller.blockers.watched(), "the object in the way is watched"
+
+    async def watched() -> bool:  # the reconcile that wrote the status goes on to start the watch
+        return target in smith.controller.blockers.watched()
+
+    await eventually(watched, within=5, what="the object in the way to be watched")
     assert (await kube.get("v1", "ConfigMap", "taken", namespace))["data"] == {"owner": "someone"}
 
     if fix == "adopt":
@@ -277,7 +284,11 @@ async def test_a_resource_blocked_by_an_object_is_rerun_when_that_object_changes
     got = await kube.get("v1", "ConfigMap", "taken", namespace)
     assert got["data"] == {"owner": "smith"}
     assert got["metadata"]["labels"][BUNDLE_NAME_LABEL] == "blocked"
-    assert target not in smith.controller.blockers.watched(), "and no longer once it does not block"
+
+    async def unwatched() -> bool:
+        return target not in smith.controller.blockers.watched()
+
+    await eventually(unwatched, within=5, what="the watch to stop once the object does not block")
 
 
 def autoscaled(name: str) -> list[Json]:
