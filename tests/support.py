@@ -88,7 +88,11 @@ def _desired_hash_of(b: Bundle, obj: Mapping[str, Any]) -> str:
     found = next((r for r in b.resources if r.key == ObjectKey.of(obj)), None)
     if found is None or any(r.carries_value for r in found.references):
         return desired_hash(obj)
-    return desired_hash(desired_object(b, found, {}))
+    dependencies = [
+        {**b.by_name[d].object, "metadata": {**b.by_name[d].object["metadata"], "uid": f"uid-{d}"}}
+        for d in sorted(found.dependencies)
+    ]
+    return desired_hash(desired_object(b, found, {}, dependencies))
 
 
 def waiting(message: str = "rolling out") -> Readiness:

@@ -21,8 +21,9 @@ from smith_telemetry.logs import JsonFormatter, TraceIds
 from smith_telemetry.metrics import serve_http
 from smith_wire.rpc import start_server
 
-from live import Json, bundle, edit_bundle, until_condition
+from live import RESYNC_SECONDS, Json, bundle, edit_bundle, until_condition
 from smith_controlplane.plane import free_port
+from smith_engine.events import REASON_ANNOTATION, RESOURCE_ANNOTATION
 from smith_kube import KubeClient, NotFoundError
 from support import config_map, eventually, resource
 
@@ -75,13 +76,52 @@ async def test_an_invalid_bundle_gets_one_warning_event(kube: KubeClient, namesp
         bundle("loop", namespace, resource("a", depends_on=["b"]), resource("b", depends_on=["a"]))
     )
     await until_condition(kube, namespace, "loop", "Error")
-    warning = await until_event(kube, namespace, "loop", "InvalidBundle", "cycle")
+    warning = await until_event(kube, namespace, "loop", "BundleError", "cycle")
     assert warning["type"] == "Warning"
+    assert warning["metadata"]["annotations"] == {REASON_ANNOTATION: "InvalidBundle"}
     assert len(await bundle_events(kube, namespace, "loop")) == 1
 
 
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+async def test_transitions_are_events_and_metrics_as_in_smith(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """BundleReady, ResourceReady, ResourceError (Warning), with Smith's annotations, once per transition;
+    smith_bundle_transitions_total and smith_bundle_resource_transitions_total labelled as in Smith."""
+    labels = {"namespace": namespace, "name": "moves"}
+    await kube.create(bundle("moves", namespace, resource("cfg")))
+    await until_condition(kube, namespace, "moves", "Ready")
+    ready = await until_event(kube, namespace, "moves", "BundleReady", "")
+    assert ready["metadata"]["annotations"] == {REASON_ANNOTATION: "AllResourcesReady"}
+    cfg = await until_event(kube, namespace, "moves", "ResourceReady", "")
+    assert cfg["metadata"]["annotations"] == {REASON_ANNOTATION: "Ready", RESOURCE_ANNOTATION: "cfg"}
+    ready_type = {**labels, "type": "Ready", "reason": "AllResourcesReady"}
+    assert sample("smith_bundle_transitions_total", **ready_type) == 1
+    cfg_ready = {**labels, "resource": "cfg", "type": "Ready", "reason": "Ready"}
+    assert sample("smith_bundle_resource_transitions_total", **cfg_ready) == 1
+
+    bad = config_map("cfg", {"n": 1})  # not a string: the server refuses it, for good
+    await edit_bundle(kube, namespace, "moves", lambda s: s.update(resources=[resource("cfg", bad)]))
+    error = await until_event(kube, namespace, "moves", "ResourceError", "cfg")
+    assert error["type"] == "Warning"
+    assert error["metadata"]["annotations"] == {
+        REASON_ANNOTATION: "TerminalError",
+        RESOURCE_ANNOTATION: "cfg",
+    }
+    error_type = {**labels, "type": "Error", "reason": "TerminalError"}
+
+    async def counted() -> bool:
+        return sample("smith_bundle_transitions_total", **error_type) == 1
+
+    await eventually(counted, what="the Bundle's Error transition to be counted")
+    await asyncio.sleep(2 * RESYNC_SECONDS)  # resyncs of the same failure tell nothing new
+    events = await bundle_events(kube, namespace, "moves")
+    assert [e["reason"] for e in events].count("ResourceError") == 1
+    assert [e["reason"] for e in events].count("BundleReady") == 1
+    assert sample("smith_bundle_transitions_total", **error_type) == 1
+
+
+def sample(metric: str, /, **labels: str) -> float:
+    return REGISTRY.get_sample_value(metric, labels) or 0.0
 
 
 async def test_reconciles_and_actions_are_counted_in_prometheus_metrics(

@@ -30,6 +30,8 @@ ALLOWED: dict[str, list[Check]] = {
         ("watch", "", "configmaps", "", ""),
         ("list", "apps", "deployments", "", ""),
         ("get", "", "secrets", MANAGED, "binding-secret"),
+        ("patch", "smith.atlassian.com", "bundles", MANAGED, "b"),  # Smith's finalizer, nothing else
+        ("watch", "batch", "jobs", "", ""),
         ("watch", "crd.atlassian.com", "sleepers", "", ""),  # aggregated from deploy/samples/crds/rbac.yaml
     ],
     "smith-status": [
@@ -42,6 +44,14 @@ ALLOWED: dict[str, list[Check]] = {
         ("delete", "", "secrets", MANAGED, "s"),
         ("get", "", "services", MANAGED, "svc"),
         ("patch", "smith.atlassian.com", "executors/status", NAMESPACE, "core"),
+        ("patch", "apps", "statefulsets", MANAGED, "db"),
+        ("create", "batch", "jobs", MANAGED, ""),
+        ("delete", "", "persistentvolumeclaims", MANAGED, "data"),
+        ("patch", "rbac.authorization.k8s.io", "rolebindings", MANAGED, "readers"),
+        # Bundles carry Roles Smith cannot hold in advance: writing a Role needs every permission in it
+        # unless one may `escalate`, binding one needs its permissions unless one may `bind`. No other way.
+        ("escalate", "rbac.authorization.k8s.io", "roles", MANAGED, "reader"),
+        ("bind", "rbac.authorization.k8s.io", "clusterroles", "", "view"),
     ],
     "smith-executor-servicecatalog": [
         ("create", "servicecatalog.k8s.io", "serviceinstances", MANAGED, ""),
@@ -72,6 +82,8 @@ DENIED: dict[str, list[Check]] = {
         ("create", "servicecatalog.k8s.io", "serviceinstances", MANAGED, ""),
         ("patch", "smith.atlassian.com", "executors", NAMESPACE, "dynamic"),  # not its own registration
         ("create", "rbac.authorization.k8s.io", "clusterroles", "", ""),
+        ("escalate", "rbac.authorization.k8s.io", "clusterroles", "", "admin"),  # namespaced roles only
+        ("create", "rbac.authorization.k8s.io", "clusterrolebindings", "", ""),
     ],
     "smith-executor-servicecatalog": [("create", "", "configmaps", MANAGED, "")],
     "smith-executor-dynamic": [

@@ -176,11 +176,11 @@ async def test_a_controller_owner_reference_in_an_object_makes_the_bundle_invali
 async def test_what_smith_cannot_do_is_a_terminal_error_that_says_why(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:
-    role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
+    template = {  # a kind no executor serves
+        "apiVersion": "v1",
+        "kind": "PodTemplate",
         "metadata": {"name": "reader"},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+        "template": {"spec": {"containers": [{"name": "r", "image": "registry.example.com/r:1"}]}},
     }
     await kube.create(
         bundle(
@@ -189,7 +189,7 @@ async def test_what_smith_cannot_do_is_a_terminal_error_that_says_why(
             resource(
                 "ns", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"{namespace}-extra"}}
             ),
-            resource("role", role),
+            resource("template", template),
             resource("typo", config_map("typo", {"replicas": 5})),
             resource("fine", config_map("fine", {"k": "v"})),
         )
@@ -198,18 +198,18 @@ async def test_what_smith_cannot_do_is_a_terminal_error_that_says_why(
     async def all_reported() -> bool:
         got = await get_bundle(kube, namespace, "limits")
         return all(
-            resource_condition(got, n, "Error").get("status") == "True" for n in ("ns", "role", "typo")
+            resource_condition(got, n, "Error").get("status") == "True" for n in ("ns", "template", "typo")
         )
 
     await eventually(all_reported, what="every refusal to be reported")
     done = await get_bundle(kube, namespace, "limits")
-    errors = {n: resource_condition(done, n, "Error") for n in ("ns", "role", "typo")}
+    errors = {n: resource_condition(done, n, "Error") for n in ("ns", "template", "typo")}
     assert {e["reason"] for e in errors.values()} == {"TerminalError"}
     assert errors["ns"]["message"].startswith(
         "Namespace is cluster-scoped: its objects cannot live in a Bundle"
     )
-    assert errors["role"]["message"].startswith(
-        "Smith does not manage Role.rbac.authorization.k8s.io: it manages ConfigMap, "
+    assert errors["template"]["message"].startswith(
+        "Smith does not manage PodTemplate: it manages ConfigMap, "
     )
     assert errors["typo"]["message"] == "data.replicas: expected string, got number"
     assert condition(done, "Error")["reason"] == "TerminalError"

@@ -1,10 +1,11 @@
-"""Events on the Bundle: one per object created, updated or deleted; errors told once, when new."""
+"""Events on the Bundle: one per object created, updated or deleted; Smith's transition events
+(BundleReady, ResourceError, ...) told once per transition."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from smith_engine.events import Notice, notices
+from smith_engine.events import REASON_ANNOTATION, RESOURCE_ANNOTATION, Notice, notices, transitions
 from smith_engine.model import ObjectRef
 from smith_engine.planner import Reason, Verdict, VerdictState
 from smith_engine.status import ActionResult, Outcome, bundle_status
@@ -30,29 +31,74 @@ def test_created_updated_and_deleted_objects_are_normal_events_unchanged_ones_ar
         ActionResult(ObjectRef("v1", "Service", "ns", "same"), "web", outcome=Outcome.UNCHANGED),
     ]
     status = bundle_status(previous={}, generation=1, verdicts=[ready()], results=results, now=T0)
-    assert notices({}, status, results) == [
+    assert notices({}, status, results)[:3] == [
         Notice("Created", "created ConfigMap settings (resource 'settings')"),
         Notice("Updated", "updated Secret password (resource 'db')"),
         Notice("Deleted", "deleted Service old"),
     ]
 
 
+def names(told: list[Notice]) -> list[tuple[str, str, dict[str, str]]]:
+    return [(n.type, n.reason, dict(n.annotations)) for n in told]
+
+
+def test_transitions_are_told_as_smith_tells_them_once_each() -> None:
+    blocked = Verdict("app", VerdictState.BLOCKED, Reason.DEPENDENCIES_NOT_READY, "waiting for db")
+    rolling = Verdict("db", VerdictState.IN_PROGRESS, Reason.WAITING, "rolling out")
+    first = bundle_status(previous={}, generation=1, verdicts=[ready(), rolling, blocked], now=T0)
+    assert names(notices({}, first, [])) == [
+        ("Normal", "BundleInProgress", {REASON_ANNOTATION: "Converging"}),
+        ("Normal", "ResourceReady", {REASON_ANNOTATION: "Ready", RESOURCE_ANNOTATION: "settings"}),
+        (
+            "Normal",
+            "ResourceInProgress",
+            {REASON_ANNOTATION: "WaitingForReadiness", RESOURCE_ANNOTATION: "db"},
+        ),
+    ], "a resource becoming Blocked is not told"
+    assert [(t.resource, t.type, t.reason) for t in transitions({}, first)][-1] == (
+        "app",
+        "Blocked",
+        "DependenciesNotReady",
+    ), "but it is counted"
+    again = bundle_status(previous=first, generation=1, verdicts=[ready(), rolling, blocked], now=T0)
+    assert transitions(first, again) == [], "nothing moved: nothing told, nothing counted"
+
+    verdicts = [ready(), ready("db"), ready("app")]
+    done = bundle_status(previous=again, generation=1, verdicts=verdicts, now=T0)
+    assert names(notices(again, done, [])) == [
+        ("Normal", "BundleReady", {REASON_ANNOTATION: "AllResourcesReady"}),
+        ("Normal", "ResourceReady", {REASON_ANNOTATION: "Ready", RESOURCE_ANNOTATION: "db"}),
+        ("Normal", "ResourceReady", {REASON_ANNOTATION: "Ready", RESOURCE_ANNOTATION: "app"}),
+    ]
+
+
 def test_a_resource_error_is_a_warning_once_and_again_only_when_its_message_changes() -> None:
     first = bundle_status(previous={}, generation=1, verdicts=[failing("quota exceeded")], now=T0)
-    told = notices({}, first, [])
-    assert told == [Notice("RetriableError", "resource 'db': quota exceeded", warning=True)]
-    assert told[0].type == "Warning"
+    errors = [n for n in notices({}, first, []) if n.warning]
+    assert [(n.reason, n.message) for n in errors] == [
+        ("BundleError", "resource 'db': quota exceeded"),
+        ("ResourceError", "resource 'db': quota exceeded"),
+    ], "errors are warnings"
+    assert errors[1].annotations == {REASON_ANNOTATION: "RetriableError", RESOURCE_ANNOTATION: "db"}
+    assert errors[0].type == "Warning"
 
     same = bundle_status(previous=first, generation=1, verdicts=[failing("quota exceeded")], now=T0)
     assert notices(first, same, []) == []
 
     other = bundle_status(previous=same, generation=1, verdicts=[failing("forbidden")], now=T0)
-    assert notices(same, other, []) == [Notice("RetriableError", "resource 'db': forbidden", warning=True)]
+    assert [n.reason for n in notices(same, other, []) if n.warning] == ["BundleError", "ResourceError"]
 
 
 def test_an_invalid_bundle_is_one_warning_with_the_validation_message() -> None:
     invalid = bundle_status(previous={}, generation=2, verdicts=[], invalid="cycle: a -> b -> a", now=T0)
-    assert notices({}, invalid, []) == [Notice("InvalidBundle", "cycle: a -> b -> a", warning=True)]
+    assert notices({}, invalid, []) == [
+        Notice(
+            "BundleError",
+            "cycle: a -> b -> a",
+            warning=True,
+            annotations={REASON_ANNOTATION: "InvalidBundle"},
+        )
+    ]
     later = bundle_status(
         previous=invalid, generation=2, verdicts=[], invalid="cycle: a -> b -> a", now=T0 + timedelta(1)
     )
@@ -66,7 +112,6 @@ def test_a_failed_delete_of_a_removed_object_is_a_warning_while_failed_applies_c
         ActionResult(CM, "settings", ok=False, error="invalid"),
     ]
     status = bundle_status(previous={}, generation=1, verdicts=[ready()], results=results, now=T0)
-    assert notices({}, status, results) == [
-        Notice("RetriableError", "resource 'settings': invalid", warning=True),
-        Notice("DeleteFailed", "deleting Service old: forbidden", warning=True),
-    ]
+    told = notices({}, status, results)
+    assert [n.reason for n in told if n.warning] == ["BundleError", "ResourceError", "DeleteFailed"]
+    assert told[-1] == Notice("DeleteFailed", "deleting Service old: forbidden", warning=True)

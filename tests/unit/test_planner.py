@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smith_engine.changes import digest
+from smith_engine.deletion import DELETION_DELAY
 from smith_engine.model import BUNDLE_NAME_LABEL, Bundle
 from smith_engine.planner import (
     Apply,
@@ -19,11 +21,14 @@ from smith_engine.planner import (
     Plan,
     Reason,
     VerdictState,
+    dependency_reference,
     plan_bundle,
+    plan_teardown,
 )
 from smith_engine.readiness import READY, retriable, terminal
 from support import UID, bundle, config_map, observed, resource, waiting
 
+NOON = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 CHAIN = (resource("a"), resource("b", depends_on=["a"]), resource("c", depends_on=["b"]))
 
 
@@ -33,6 +38,10 @@ def applied(plan: Plan) -> list[str]:
 
 def apply_of(plan: Plan, name: str) -> dict[str, Any]:
     return dict(next(a.object for a in plan.actions if isinstance(a, Apply) and a.resource == name))
+
+
+def depends(obj: Observed, *, on: Observed) -> None:
+    obj.object["metadata"]["ownerReferences"].insert(0, dependency_reference(on.object))
 
 
 def converged(b: Bundle, plan: Plan) -> list[Observed]:
@@ -182,12 +191,89 @@ def test_bindsecret_reference_reads_the_binding_secret() -> None:
     assert apply_of(plan, "app")["data"]["pw"] == "hunter2"
 
 
-def test_object_removed_from_the_bundle_is_deleted() -> None:
+def deleted(plan: Plan) -> list[str]:
+    return [a.object.name for a in plan.actions if isinstance(a, Delete)]
+
+
+def test_object_removed_from_the_bundle_is_deleted_once_the_rest_is_ready() -> None:
     b = bundle(resource("a"))
     gone = observed(b, config_map("old"))
-    plan = plan_bundle(b, [gone])
-    deletes = [a for a in plan.actions if isinstance(a, Delete)]
-    assert [(d.object.kind, d.object.name) for d in deletes] == [("ConfigMap", "old")]
+    assert deleted(plan_bundle(b, [gone])) == [], "not while 'a' is not there yet"
+    assert deleted(plan_bundle(b, [gone, observed(b, config_map("a"), waiting())])) == [], "nor in progress"
+    plan = plan_bundle(b, [gone, observed(b, config_map("a"))])
+    assert deleted(plan) == ["old"]
+    assert [(p.object.kind, p.object.name, p.due) for p in plan.pending] == [("ConfigMap", "old", None)]
+
+
+def test_removed_objects_go_dependents_first() -> None:
+    b = bundle(resource("a"))
+    base, mid, top = (observed(b, config_map(n)) for n in ("base", "mid", "top"))
+    depends(mid, on=base)
+    depends(top, on=mid)
+    ready = observed(b, config_map("a"))
+    assert deleted(plan_bundle(b, [ready, base, mid, top])) == ["top"]
+    top.object["metadata"]["deletionTimestamp"] = "2026-11-26T00:00:00Z"
+    assert deleted(plan_bundle(b, [ready, base, mid, top])) == [], "top is still going"
+    assert deleted(plan_bundle(b, [ready, base, mid])) == ["mid"]
+
+
+def test_soft_deleted_object_waits_its_delay_from_when_it_was_first_seen_removed() -> None:
+    b = bundle(resource("a"))
+    gone = observed(b, config_map("old"))
+    gone.object["metadata"]["annotations"] = {DELETION_DELAY: "10m"}
+    ready = observed(b, config_map("a"))
+    first = plan_bundle(b, [ready, gone], now=NOON)
+    assert deleted(first) == []
+    (pending,) = first.pending
+    assert pending.due == NOON + timedelta(minutes=10)
+    assert first.wake_after == 600
+    status = [pending.as_status()]
+    assert status[0]["deletionDue"] == "2026-11-26T12:10:00Z"
+    later = plan_bundle(b, [ready, gone], now=NOON + timedelta(minutes=4), previous_pending=status)
+    assert (later.pending[0].due, later.wake_after) == (pending.due, 360), "the due time stays"
+    assert deleted(plan_bundle(b, [ready, gone], now=pending.due, previous_pending=status)) == ["old"]
+
+
+def test_a_delay_that_is_not_a_duration_keeps_the_object_and_says_why() -> None:
+    b = bundle(resource("a"))
+    gone = observed(b, config_map("old"))
+    gone.object["metadata"]["annotations"] = {DELETION_DELAY: "ten minutes"}
+    plan = plan_bundle(b, [observed(b, config_map("a")), gone])
+    assert deleted(plan) == []
+    assert "'ten minutes' is not a duration" in plan.pending[0].problem
+
+
+def test_objects_hold_an_owner_reference_to_what_they_depend_on() -> None:
+    b = bundle(resource("a"), resource("b", depends_on=["a"]))
+    a = observed(b, config_map("a"))
+    refs = apply_of(plan_bundle(b, [a]), "b")["metadata"]["ownerReferences"]
+    assert refs[0] == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "a",
+        "uid": "uid-a",
+        "blockOwnerDeletion": True,
+    }
+    assert (refs[1]["controller"], refs[1]["kind"]) == (True, "Bundle")
+
+
+def test_teardown_deletes_wave_by_wave_and_finishes_when_nothing_is_left() -> None:
+    b = bundle(resource("a"), resource("b", depends_on=["a"]), resource("c"))
+    a, bb, c = (observed(b, config_map(n)) for n in "abc")
+    depends(bb, on=a)
+    stranger = observed(b, config_map("x"), owned=False)
+    first = plan_teardown(b, [a, bb, c, stranger])
+    assert (sorted(deleted(first)), first.finished) == (["b", "c"], False)
+    assert deleted(plan_teardown(b, [a, stranger])) == ["a"]
+    assert plan_teardown(b, [stranger]).finished
+
+
+def test_teardown_of_objects_that_hold_each_other_does_not_hang() -> None:
+    b = bundle(resource("a"))
+    x, y = observed(b, config_map("x")), observed(b, config_map("y"))
+    depends(x, on=y)
+    depends(y, on=x)
+    assert sorted(deleted(plan_teardown(b, [x, y]))) == ["x", "y"]
 
 
 def test_labelled_object_controlled_by_someone_else_is_not_deleted() -> None:

@@ -1,20 +1,26 @@
-"""What to tell about one reconcile as Kubernetes Events on the Bundle, like native controllers do. Pure.
+"""What to tell about one reconcile as Kubernetes Events on the Bundle, like native controllers and
+Smith's Go controller do. Pure.
 
-Every object created, updated or deleted is one Normal event. Errors are Warning events, told once:
-when they first appear or their message changes, not on every retry of the same failure.
+Every object created, updated or deleted is one Normal event (Created, Updated, Deleted). A condition
+that becomes True (or changes its reason; an Error also when its message changes) is a transition: it is
+counted in Smith's metrics, and told as Smith tells it: BundleReady, BundleInProgress, BundleError,
+ResourceReady, ResourceInProgress, ResourceError (errors are Warnings; a resource becoming Blocked is
+counted, not told), annotated with `smith.atlassian.com/Reason` and `smith.atlassian.com/ResourceName`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from smith_engine.conditions import by_type
-from smith_engine.model import JSONObject
-from smith_engine.status import ActionResult, BundleReason, ConditionType, Outcome
+from smith_engine.model import GROUP, JSONObject
+from smith_engine.status import ActionResult, ConditionType, Outcome
 
 _TOLD = (Outcome.CREATED, Outcome.UPDATED, Outcome.DELETED)
+REASON_ANNOTATION = f"{GROUP}/Reason"
+RESOURCE_ANNOTATION = f"{GROUP}/ResourceName"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +30,43 @@ class Notice:
     reason: str
     message: str
     warning: bool = False
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def type(self) -> str:
         return "Warning" if self.warning else "Normal"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A condition of the Bundle (`resource` "") or of one of its resources that became True."""
+
+    type: str
+    reason: str
+    message: str
+    resource: str = ""
+
+    @property
+    def notice(self) -> Notice | None:
+        if self.type == ConditionType.BLOCKED:
+            return None  # too frequent to tell (as in Smith); counted all the same
+        annotations = {REASON_ANNOTATION: self.reason}
+        if self.resource:
+            annotations[RESOURCE_ANNOTATION] = self.resource
+        reason = f"{'Resource' if self.resource else 'Bundle'}{self.type}"
+        said = self.message or self.reason  # a Ready condition has no message: say its reason
+        message = f"resource {self.resource!r}: {said}" if self.resource else said
+        return Notice(reason, message, self.type == ConditionType.ERROR, annotations)
+
+
+def transitions(previous: JSONObject, status: JSONObject) -> list[Transition]:
+    """The conditions that became True from `previous` status to `status`, the Bundle's first."""
+    found = _became_true(previous, status, "")
+    before = {str(r.get("name")): r for r in _resources(previous)}
+    for item in _resources(status):
+        name = str(item.get("name"))
+        found += _became_true(before.get(name, {}), item, name)
+    return found
 
 
 def notices(previous: JSONObject, status: JSONObject, results: Sequence[ActionResult]) -> list[Notice]:
@@ -37,23 +76,35 @@ def notices(previous: JSONObject, status: JSONObject, results: Sequence[ActionRe
         for r in results
         if r.ok and r.outcome in _TOLD
     ]
-    bundle_error = _error(status)
-    if bundle_error and bundle_error.get("reason") == BundleReason.INVALID_BUNDLE:
-        if bundle_error != _error(previous):
-            told.append(Notice(BundleReason.INVALID_BUNDLE, str(bundle_error.get("message", "")), True))
-        return told
-    before = _resource_errors(previous)
-    for name, error in _resource_errors(status).items():
-        if before.get(name) != error:
-            reason = str(error.get("reason") or BundleReason.RETRIABLE_ERROR)
-            told.append(Notice(reason, f"resource {name!r}: {error.get('message', '')}", True))
-    if bundle_error != _error(previous):
+    told += [n for t in transitions(previous, status) if (n := t.notice) is not None]
+    if _error(status) != _error(previous):
         told += [
             Notice("DeleteFailed", f"deleting {r.object.kind} {r.object.name}: {r.error}", True)
             for r in results
             if not r.ok and not r.resource
         ]
     return told
+
+
+def _became_true(before: Mapping[str, Any], after: Mapping[str, Any], resource: str) -> list[Transition]:
+    old = by_type(before.get("conditions"))
+    found = []
+    for kind, condition in by_type(after.get("conditions")).items():
+        if condition.get("status") != "True":
+            continue
+        was = old.get(kind) or {}
+        fields = ("status", "reason", "message") if kind == ConditionType.ERROR else ("status", "reason")
+        if any(was.get(f) != condition.get(f) for f in fields):
+            found.append(
+                Transition(
+                    str(kind), str(condition.get("reason", "")), str(condition.get("message", "")), resource
+                )
+            )
+    return found
+
+
+def _resources(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [r for r in status.get("resourceStatuses") or [] if isinstance(r, Mapping)]
 
 
 def _for(resource: str) -> str:
@@ -64,11 +115,3 @@ def _error(holder: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The Error condition of a status or resource status, when it is True."""
     error = by_type(holder.get("conditions")).get(ConditionType.ERROR)
     return error if error is not None and error.get("status") == "True" else None
-
-
-def _resource_errors(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    found: dict[str, Mapping[str, Any]] = {}
-    for item in status.get("resourceStatuses") or []:
-        if isinstance(item, Mapping) and (error := _error(item)) is not None:
-            found[str(item.get("name"))] = {"reason": error.get("reason"), "message": error.get("message")}
-    return found

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from smith_engine.changes import SECRET, desired_hash, digest
+from smith_engine.deletion import PendingDeletion, being_deleted, next_wave, removals
 from smith_engine.graph import creation_order, creation_waves
 from smith_engine.model import (
     API_VERSION,
@@ -97,13 +99,23 @@ class Plan:
     order: tuple[str, ...]
     verdicts: tuple[Verdict, ...]
     actions: tuple[Action, ...]
+    pending: tuple[PendingDeletion, ...] = ()  # objects the Bundle no longer lists, still there
+    wake_after: float | None = None  # seconds until a soft-deleted object is due: reconcile then
+    finished: bool = False  # teardown: nothing of the Bundle is left
 
     def verdict(self, resource: str) -> Verdict:
         return next(v for v in self.verdicts if v.resource == resource)
 
 
-def plan_bundle(bundle: Bundle, observed: Iterable[Observed]) -> Plan:
-    """Decide what to do for a validated `bundle`, given the objects as they are in the cluster."""
+def plan_bundle(
+    bundle: Bundle,
+    observed: Iterable[Observed],
+    *,
+    now: datetime | None = None,
+    previous_pending: Sequence[Any] = (),
+) -> Plan:
+    """Decide what to do for a validated `bundle`, given the objects as they are in the cluster.
+    `previous_pending` is the Bundle's `status.objectsToDelete` (where soft deletions' due times live)."""
     by_key = {ObjectKey.of(o.object): o for o in observed}
     order = creation_order(creation_waves(bundle.dependencies))
     verdicts: dict[str, Verdict] = {}
@@ -115,10 +127,29 @@ def plan_bundle(bundle: Bundle, observed: Iterable[Observed]) -> Plan:
         if action is not None:
             actions.append(action)
     wanted = {r.key for r in bundle.resources}
-    for key, found in sorted(by_key.items()):
-        if key not in wanted and _is_ours(found.object, bundle) and not _being_deleted(found.object):
-            actions.append(Delete(object=ObjectRef.of(found.object)))
-    return Plan(order=order, verdicts=tuple(verdicts[n] for n in order), actions=tuple(actions))
+    removed = [o.object for k, o in sorted(by_key.items()) if k not in wanted and _is_ours(o.object, bundle)]
+    gone = removals(
+        removed,
+        previous=previous_pending,
+        now=now or datetime.now(UTC),
+        may_delete=all(v.state is VerdictState.READY for v in verdicts.values()),
+    )
+    actions += [Delete(object=ref) for ref in gone.delete]
+    return Plan(
+        order=order,
+        verdicts=tuple(verdicts[n] for n in order),
+        actions=tuple(actions),
+        pending=gone.pending,
+        wake_after=gone.wake_after,
+    )
+
+
+def plan_teardown(bundle: Bundle, observed: Iterable[Observed]) -> Plan:
+    """The deleted Bundle's next wave of deletions: its objects that no other of its objects depends on.
+    Needs no valid spec: the objects' ownerReferences say the order."""
+    ours = [o.object for o in observed if _is_ours(o.object, bundle)]
+    deletes = tuple(Delete(object=ObjectRef.of(o)) for o in next_wave(ours))
+    return Plan(order=(), verdicts=(), actions=deletes, finished=not ours)
 
 
 def _plan_resource(
@@ -157,7 +188,8 @@ def _plan_resource(
         values[reference.name] = value
     if existing is not None and (problem := ownership_problem(existing.object, bundle)):
         return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, problem), None
-    desired = desired_object(bundle, resource, values)
+    dependencies = [by_key[bundle.by_name[d].key].object for d in sorted(resource.dependencies)]
+    desired = desired_object(bundle, resource, values, dependencies)
     applying = verdict(VerdictState.IN_PROGRESS, Reason.APPLYING, "applying")
     if existing is None:
         return applying, Apply(resource.name, desired, expect_absent=True)
@@ -165,7 +197,7 @@ def _plan_resource(
     as_it_is = verdict(*verdict_of(existing.readiness), existing.readiness.message)
     if existing.in_sync_with == wanted:
         return as_it_is, None
-    if _being_deleted(existing.object):
+    if being_deleted(existing.object):
         return verdict(
             VerdictState.IN_PROGRESS, Reason.WAITING, "waiting for the old object to be deleted"
         ), None
@@ -225,14 +257,39 @@ def owner_reference(bundle: Bundle) -> dict[str, Any]:
     }
 
 
-def desired_object(bundle: Bundle, resource: Resource, values: Mapping[str, JSON]) -> dict[str, Any]:
-    """The object Smith applies: references substituted, in the bundle's namespace, labelled and owned."""
+def dependency_reference(obj: JSONObject) -> dict[str, Any]:
+    """The non-controller ownerReference an object holds to an object it depends on (as Smith does): the
+    garbage collector's foreground deletion, and Smith's own deletions, follow the graph."""
+    meta = obj["metadata"]
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "blockOwnerDeletion": True,
+    }
+
+
+def desired_object(
+    bundle: Bundle,
+    resource: Resource,
+    values: Mapping[str, JSON],
+    dependencies: Sequence[JSONObject] = (),
+) -> dict[str, Any]:
+    """The object Smith applies: references substituted, in the bundle's namespace, labelled, owned by
+    the Bundle and by the objects of its `dependencies`."""
     obj: dict[str, Any] = substitute(copy.deepcopy(dict(resource.object)), values)
     metadata = obj.setdefault("metadata", {})
     metadata["namespace"] = bundle.namespace
     metadata.setdefault("labels", {})[BUNDLE_NAME_LABEL] = bundle.name
     others = [o for o in metadata.get("ownerReferences") or [] if not o.get("controller")]
-    metadata["ownerReferences"] = [*others, owner_reference(bundle)]
+    depended = [dependency_reference(d) for d in dependencies if d.get("metadata", {}).get("uid")]
+    uids = {o.get("uid") for o in others}
+    metadata["ownerReferences"] = [
+        *others,
+        *(d for d in depended if d["uid"] not in uids),
+        owner_reference(bundle),
+    ]
     if GroupKind.of(obj) == SECRET and "stringData" in obj:
         # The API server stores stringData as base64 data; say it the same way, so that Smith owns
         # `data` keys (and a key removed from stringData is removed from the Secret).
@@ -245,10 +302,6 @@ def desired_object(bundle: Bundle, resource: Resource, values: Mapping[str, JSON
 def _is_ours(obj: JSONObject, bundle: Bundle) -> bool:
     labels = obj.get("metadata", {}).get("labels") or {}
     return labels.get(BUNDLE_NAME_LABEL) == bundle.name and controlled_by(obj, bundle)
-
-
-def _being_deleted(obj: JSONObject) -> bool:
-    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
 
 
 def _controller(obj: JSONObject) -> Mapping[str, Any] | None:

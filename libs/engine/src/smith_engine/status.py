@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from smith_engine.conditions import by_type
+from smith_engine.deletion import PendingDeletion
 from smith_engine.model import JSONObject, ObjectRef
 from smith_engine.planner import Reason, Verdict, VerdictState, verdict_of
 from smith_engine.readiness import Readiness
@@ -82,16 +83,18 @@ def bundle_status(
     generation: int,
     verdicts: Sequence[Verdict],
     results: Sequence[ActionResult] = (),
+    pending: Sequence[PendingDeletion] = (),
     invalid: str = "",
     now: datetime,
 ) -> dict[str, Any]:
-    """The Bundle's new status. `invalid` is the message of an InvalidBundleError, if there was one."""
+    """The Bundle's new status. `invalid` is the message of an InvalidBundleError, if there was one
+    (then nothing was planned, and the objects pending deletion are those the status had)."""
     verdicts = merge_results(verdicts, results)
     stamp = rfc3339(now)
     old_conditions = by_type(previous.get("conditions"))
     conditions = [
         _condition(t, s, r, m, old=old_conditions, stamp=stamp)
-        for t, s, r, m in _bundle_conditions(verdicts, results, invalid)
+        for t, s, r, m in _bundle_conditions(verdicts, results, pending, invalid)
     ]
     old_resources = {
         str(r.get("name")): r for r in previous.get("resourceStatuses") or [] if isinstance(r, Mapping)
@@ -103,11 +106,17 @@ def bundle_status(
     status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
     if resource_statuses:
         status["resourceStatuses"] = resource_statuses
+    to_delete = previous.get("objectsToDelete") if invalid else [p.as_status() for p in pending]
+    if to_delete:
+        status["objectsToDelete"] = to_delete
     return status
 
 
 def _bundle_conditions(
-    verdicts: Sequence[Verdict], results: Sequence[ActionResult], invalid: str
+    verdicts: Sequence[Verdict],
+    results: Sequence[ActionResult],
+    pending: Sequence[PendingDeletion],
+    invalid: str,
 ) -> list[tuple[ConditionType, bool, str, str]]:
     if invalid:
         return [
@@ -119,7 +128,9 @@ def _bundle_conditions(
     failed_deletes = [r for r in results if not r.resource and not r.ok]
     problems = [f"resource {v.resource!r}: {v.message}" for v in errors]
     problems += [f"deleting {r.object.kind} {r.object.name!r}: {r.error}" for r in failed_deletes]
-    terminal = any(v.terminal for v in errors) or any(r.terminal for r in failed_deletes)
+    kept = [p for p in pending if p.problem]
+    problems += [f"deleting {p.object.kind} {p.object.name!r}: {p.problem}" for p in kept]
+    terminal = any(v.terminal for v in errors) or any(r.terminal for r in failed_deletes) or bool(kept)
     not_ready = [v.resource for v in verdicts if v.state is not VerdictState.READY]
     ready = not not_ready and not problems
     moving = any(

@@ -90,6 +90,11 @@ def load_bundle(obj: JSONObject) -> Bundle:
     )
 
 
+def resource_object(spec: Any) -> Any:
+    """The object of a resource's `spec`, in either of Smith's shapes: `spec.object`, or `spec` itself."""
+    return spec.get("object") if isinstance(spec, Mapping) and "object" in spec else spec
+
+
 def _parse_resource(raw: Any, *, index: int, namespace: str) -> tuple[Resource | None, list[BundleError]]:
     if not isinstance(raw, Mapping):
         return None, [
@@ -101,8 +106,7 @@ def _parse_resource(raw: Any, *, index: int, namespace: str) -> tuple[Resource |
     problems: list[BundleError] = []
     if (why := dns1123_problem(name)) is not None:
         problems.append(InvalidNameError(resource=name, field="resource name", name=name, reason=why))
-    spec = raw.get("spec")
-    obj = spec.get("object") if isinstance(spec, Mapping) and "object" in spec else spec
+    obj = resource_object(raw.get("spec"))
     if not isinstance(obj, Mapping):
         return None, [*problems, MissingFieldError(resource=name, field="spec (the object, or spec.object)")]
     depends_on = raw.get("dependsOn") or []

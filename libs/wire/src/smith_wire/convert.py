@@ -8,10 +8,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from smith.v1 import common_pb2 as pb
+from smith_engine.deletion import PendingDeletion
 from smith_engine.model import Bundle, JSONObject, ObjectRef
 from smith_engine.planner import Action, Apply, Delete, Observed, Reason, Verdict, VerdictState
 from smith_engine.readiness import Readiness, State
 from smith_engine.status import ActionResult, Outcome
+from smith_engine.times import parse_rfc3339, rfc3339
 
 
 def dump(obj: Any) -> bytes:
@@ -189,3 +191,12 @@ def verdict_from_proto(msg: pb.Verdict) -> Verdict:
 
 def objects_json(objects: Iterable[JSONObject]) -> list[bytes]:
     return [dump(o) for o in objects]
+
+
+def pending_to_proto(pending: PendingDeletion) -> pb.PendingDeletion:
+    due = rfc3339(pending.due) if pending.due is not None else ""
+    return pb.PendingDeletion(object=ref_to_proto(pending.object), due=due, problem=pending.problem)
+
+
+def pending_from_proto(msg: pb.PendingDeletion) -> PendingDeletion:
+    return PendingDeletion(ref_from_proto(msg.object), due=parse_rfc3339(msg.due), problem=msg.problem)

@@ -19,15 +19,17 @@ from prometheus_client import Gauge, Histogram
 
 from smith_controller.blockers import BlockerWatches
 from smith_controller.cache import BundleKey, ChildCache
-from smith_controller.reconciler import Next, Peers, reconcile
+from smith_controller.reconciler import Next, Peers, TeardownError, reconcile, teardown
 from smith_controller.scheduler import Scheduler
 from smith_controller.tasks import cancel_and_wait
-from smith_engine.model import GROUP, VERSION, GroupKind, JSONObject
+from smith_engine.deletion import FINALIZER, ORPHAN_FINALIZER, kinds_named
+from smith_engine.model import API_VERSION, BUNDLE_KIND, GROUP, VERSION, GroupKind, JSONObject
 from smith_engine.planner import SERVICE_BINDING
 from smith_engine.references import binding_secret_name
 from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.times import parse_rfc3339
-from smith_kube import KubeClient, KubeConfig, NotFoundError
+from smith_kube import ConflictError, KubeClient, KubeConfig, NotFoundError
+from smith_kube.client import MERGE_PATCH
 
 log = logging.getLogger("smith.controller")
 CLOSE_GRACE = 0.25  # seconds
@@ -125,9 +127,7 @@ class Controller:
             return
         old = self.bundles.get(key)
         self.bundles[key] = body
-        # Our own status writes come back as events too; only a new generation (or a first sight)
-        # needs work. Children's changes arrive through the cache.
-        if old is None or old["metadata"].get("generation") != meta.get("generation"):
+        if _needs_work(old, body):
             self.scheduler.trigger(key)
 
     def executor_event(self, event_type: str | None, body: JSONObject) -> None:
@@ -160,10 +160,18 @@ class Controller:
     async def _work(self, key: BundleKey) -> bool:
         await self.cache.synced()
         bundle = self.bundles.get(key)
-        if bundle is None or bundle["metadata"].get("deletionTimestamp"):
+        if bundle is None:
             return False
         began, result = time.perf_counter(), "error"
         try:
+            if bundle["metadata"].get("deletionTimestamp"):
+                await self._tear_down(key, bundle)
+                result = "ok"
+                return False
+            if FINALIZER not in _finalizers(bundle):
+                bundle = self.bundles[key] = await self._set_finalizers(
+                    bundle, [*_finalizers(bundle), FINALIZER]
+                )
             children = self.cache.children(key)
             step = await reconcile(
                 self.peers, bundle, children, secrets=await self._binding_secrets(children)
@@ -172,15 +180,52 @@ class Controller:
             result = "retry" if step.next is Next.RETRY else "ok"
             if step.next is Next.AGAIN:
                 self.scheduler.trigger(key)
+            elif step.wake_after is not None:
+                self.scheduler.later(key, step.wake_after)
             return step.next is Next.RETRY
         except grpc.aio.AioRpcError as e:
             log.warning("reconcile of %s/%s: %s %s", *key, e.code().name, e.details())
+            return True
+        except (ConflictError, TeardownError) as e:
+            log.info("reconcile of %s/%s: %s (retrying)", *key, e)
             return True
         except Exception:
             log.exception("reconcile of %s/%s failed", *key)
             return True
         finally:
             RECONCILES.labels(result=result).observe(time.perf_counter() - began)
+
+    async def _tear_down(self, key: BundleKey, bundle: JSONObject) -> None:
+        """A deleted Bundle with Smith's finalizer: delete its objects dependents first, wave by wave (each
+        wave's watch events bring the next), then let the Bundle go. With the `orphan` finalizer
+        (`kubectl delete --cascade=orphan`) its objects stay: the garbage collector unlinks them."""
+        finalizers = _finalizers(bundle)
+        if FINALIZER not in finalizers:
+            return
+        if unwatched := kinds_named(bundle) - self.cache.watched():
+            # Just started: not every executor is known yet. A routing change brings the Bundle back.
+            log.info("teardown of %s/%s waits for watches of %s", *key, sorted(map(str, unwatched)))
+            return
+        await self.cache.synced()
+        if ORPHAN_FINALIZER not in finalizers and not await teardown(
+            self.peers, bundle, self.cache.children(key)
+        ):
+            return
+        await self._set_finalizers(bundle, [f for f in finalizers if f != FINALIZER])
+        log.info("bundle %s/%s: objects deleted, finalizer removed", *key)
+
+    async def _set_finalizers(self, bundle: JSONObject, finalizers: list[str]) -> JSONObject:
+        """Write the Bundle's finalizers, only over the version read (a ConflictError otherwise)."""
+        meta = bundle["metadata"]
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
+        return await self.kube.patch(
+            API_VERSION,
+            BUNDLE_KIND,
+            meta["name"],
+            patch,
+            namespace=meta["namespace"],
+            content_type=MERGE_PATCH,
+        )
 
     async def _binding_secrets(self, children: Sequence[JSONObject]) -> list[JSONObject]:
         """The Secrets the Bundle's ServiceBindings wrote (read when needed: they carry no Smith label)."""
@@ -193,6 +238,25 @@ class Controller:
                     )
                 )
         return found
+
+
+def _finalizers(bundle: JSONObject) -> list[str]:
+    return list(bundle["metadata"].get("finalizers") or [])
+
+
+def _needs_work(old: JSONObject | None, new: JSONObject) -> bool:
+    """Our own status and finalizer writes come back as events too: only a first sight, a new
+    generation, a deletion, or a finalizer change while deleting (the garbage collector's orphaning done)
+    needs a reconcile. Children's changes arrive through the cache."""
+    if old is None:
+        return True
+    before, now = old["metadata"], new["metadata"]
+    deleting = bool(now.get("deletionTimestamp"))
+    return (
+        before.get("generation") != now.get("generation")
+        or bool(before.get("deletionTimestamp")) != deleting
+        or (deleting and before.get("finalizers") != now.get("finalizers"))
+    )
 
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:

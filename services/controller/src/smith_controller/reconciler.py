@@ -116,6 +116,7 @@ class Step:
 
     next: Next
     blockers: tuple[ObjectRef, ...] = ()
+    wake_after: float | None = None  # reconcile again after this many seconds (a soft delete falls due)
 
 
 async def reconcile(
@@ -149,20 +150,41 @@ async def reconcile(
         results = await _execute(peers, bundle, actions)
 
         # 4. report
-        await _report(peers, bundle, verdicts=plan.verdicts, results=results)
+        await _report(peers, bundle, verdicts=plan.verdicts, results=results, pending=plan.pending)
         retry = any(not r.ok and not r.terminal for r in results) or any(
             v.state == common_pb2.VERDICT_STATE_ERROR and not v.terminal for v in plan.verdicts
         )
         span.set_attribute("smith.retry", retry)
-        blockers = _blockers(actions, results)
+        blockers, wake = _blockers(actions, results), plan.wake_after_seconds or None
         if retry:
-            return Step(Next.RETRY, blockers)
+            return Step(Next.RETRY, blockers, wake)
         blocked_on = {d for v in plan.verdicts for d in v.blocked_on}
         found_in_sync = any(
             r.ok and r.outcome == common_pb2.OUTCOME_UNCHANGED and r.resource_name in blocked_on
             for r in results
         )
-        return Step(Next.AGAIN if found_in_sync else Next.DONE, blockers)
+        return Step(Next.AGAIN if found_in_sync else Next.DONE, blockers, wake)
+
+
+async def teardown(peers: Peers, bundle: JSONObject, children: Sequence[JSONObject]) -> bool:
+    """One step of a deleted Bundle's teardown: delete the objects nothing else of it depends on (the
+    next wave comes with the watch events of their going). True when none of its objects is left."""
+    meta = bundle["metadata"]
+    with tracer.start_as_current_span(f"teardown {meta['namespace']}/{meta['name']}") as span:
+        span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
+        observed = [common_pb2.Observed(object_json=dump(c)) for c in children]
+        request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed)
+        plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
+        results = await _execute(peers, bundle, [action_from_proto(a) for a in plan.actions])
+        if failed := [r for r in results if not r.ok]:
+            problems = "; ".join(f"{r.object.kind} {r.object.name}: {r.error_message}" for r in failed)
+            raise TeardownError(f"could not delete {problems}")
+        span.set_attribute("smith.finished", plan.finished)
+        return plan.finished
+
+
+class TeardownError(Exception):
+    """A deletion of the teardown failed (retried after a back-off)."""
 
 
 def _blockers(actions: Sequence[Action], results: Sequence[common_pb2.ActionResult]) -> tuple[ObjectRef, ...]:
@@ -266,6 +288,7 @@ async def _report(
     *,
     verdicts: Sequence[common_pb2.Verdict] = (),
     results: Sequence[common_pb2.ActionResult] = (),
+    pending: Sequence[common_pb2.PendingDeletion] = (),
     invalid: str = "",
 ) -> None:
     request = status_pb2.ReportRequest(
@@ -274,5 +297,6 @@ async def _report(
         verdicts=verdicts,
         results=results,
         invalid_bundle_message=invalid,
+        pending=pending,
     )
     await peers.status.Report(request, timeout=REPORT_DEADLINE)

@@ -39,6 +39,11 @@ class Scheduler(Generic[Key]):
         if key not in self._running:
             self._running[key] = asyncio.create_task(self._loop(key), name=f"reconcile {key}")
 
+    def later(self, key: Key, seconds: float) -> None:
+        """Trigger `key` in `seconds`, unless something triggers it sooner (a time the plan named)."""
+        if key not in self._timers:
+            self._timers[key] = asyncio.get_running_loop().call_later(seconds, self.trigger, key)
+
     def forget(self, key: Key) -> None:
         self._dirty.discard(key)
         self._failures.pop(key, None)

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import grpc
 from opentelemetry import trace
-from smith_wire.convert import action_to_proto, load, observed_from_proto, verdict_to_proto
+from smith_wire.convert import (
+    action_to_proto,
+    load,
+    observed_from_proto,
+    pending_to_proto,
+    verdict_to_proto,
+)
 
 from smith.v1 import planner_pb2, planner_pb2_grpc
 from smith_engine.errors import InvalidBundleError
-from smith_engine.planner import Apply, plan_bundle
+from smith_engine.model import Bundle
+from smith_engine.planner import Apply, plan_bundle, plan_teardown
+from smith_engine.planner import Plan as EnginePlan
 from smith_engine.validation import load_bundle
 
 
@@ -17,19 +25,36 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         self, request: planner_pb2.PlanRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> planner_pb2.PlanResponse:
         span = trace.get_current_span()
+        raw = load(request.bundle_json)
+        observed = [observed_from_proto(o) for o in request.observed]
+        if raw["metadata"].get("deletionTimestamp"):
+            # Teardown needs no valid spec: the objects' ownerReferences give the order.
+            meta = raw["metadata"]
+            plan = plan_teardown(Bundle(meta["namespace"], meta["name"], meta.get("uid", "")), observed)
+            span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
+            return self._response(plan)
         try:
-            bundle = load_bundle(load(request.bundle_json))
+            bundle = load_bundle(raw)
         except InvalidBundleError as e:
             span.set_attribute("smith.verdict", "InvalidBundle")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        plan = plan_bundle(bundle, [observed_from_proto(o) for o in request.observed])
+        previous = (raw.get("status") or {}).get("objectsToDelete") or []
+        plan = plan_bundle(bundle, observed, previous_pending=previous)
         span.set_attribute("smith.bundle", str(bundle))
+        return self._response(plan)
+
+    @staticmethod
+    def _response(plan: EnginePlan) -> planner_pb2.PlanResponse:
+        span = trace.get_current_span()
         span.set_attribute("smith.actions.apply", sum(isinstance(a, Apply) for a in plan.actions))
         span.set_attribute("smith.actions.delete", sum(not isinstance(a, Apply) for a in plan.actions))
         return planner_pb2.PlanResponse(
             actions=[action_to_proto(a) for a in plan.actions],
             verdicts=[verdict_to_proto(v) for v in plan.verdicts],
             order=list(plan.order),
+            pending=[pending_to_proto(p) for p in plan.pending],
+            wake_after_seconds=plan.wake_after or 0.0,
+            finished=plan.finished,
         )
 
 

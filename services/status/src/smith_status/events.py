@@ -12,13 +12,24 @@ from datetime import UTC, datetime
 from prometheus_client import Counter
 
 from smith.v1 import common_pb2
-from smith_engine.events import Notice
+from smith_engine.events import Notice, Transition
 from smith_engine.model import API_VERSION, BUNDLE_KIND, JSONObject
 from smith_engine.times import rfc3339
 from smith_kube import ApiError, KubeClient
 
 log = logging.getLogger("smith.status")
 EVENTS = Counter("smith_events_posted", "Events posted on Bundles, by type and reason", ["type", "reason"])
+# Smith's own metrics, named and labelled as its Go controller has them (dashboards and alerts carry over)
+BUNDLE_TRANSITIONS = Counter(
+    "smith_bundle_transitions",
+    "Records the number of times a Bundle transitions into a new condition",
+    ["namespace", "name", "type", "reason"],
+)
+RESOURCE_TRANSITIONS = Counter(
+    "smith_bundle_resource_transitions",
+    "Records the number of times a Bundle's resource transitions into a new condition",
+    ["namespace", "name", "resource", "type", "reason"],
+)
 COMPONENT = "smith"
 
 
@@ -27,7 +38,11 @@ def event(bundle: common_pb2.BundleRef, notice: Notice, *, now: datetime, instan
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{bundle.name}.", "namespace": bundle.namespace},
+        "metadata": {
+            "generateName": f"{bundle.name}.",
+            "namespace": bundle.namespace,
+            **({"annotations": dict(notice.annotations)} if notice.annotations else {}),
+        },
         "involvedObject": {
             "apiVersion": API_VERSION,
             "kind": BUNDLE_KIND,
@@ -45,6 +60,14 @@ def event(bundle: common_pb2.BundleRef, notice: Notice, *, now: datetime, instan
         "lastTimestamp": stamp,
         "count": 1,
     }
+
+
+def count(bundle: common_pb2.BundleRef, moved: Sequence[Transition]) -> None:
+    for t in moved:
+        if t.resource:
+            RESOURCE_TRANSITIONS.labels(bundle.namespace, bundle.name, t.resource, t.type, t.reason).inc()
+        else:
+            BUNDLE_TRANSITIONS.labels(bundle.namespace, bundle.name, t.type, t.reason).inc()
 
 
 class EventRecorder:

@@ -7,17 +7,17 @@ from datetime import UTC, datetime
 
 import grpc
 from opentelemetry import trace
-from smith_wire.convert import dump, load, result_from_proto, verdict_from_proto
+from smith_wire.convert import dump, load, pending_from_proto, result_from_proto, verdict_from_proto
 from smith_wire.rpc import Register
 
 from smith.v1 import status_pb2, status_pb2_grpc
 from smith_engine.conditions import by_type
-from smith_engine.events import notices
+from smith_engine.events import notices, transitions
 from smith_engine.model import API_VERSION, BUNDLE_KIND
 from smith_engine.status import ConditionType, bundle_status
 from smith_kube import ApiError, KubeClient, NotFoundError
 from smith_kube.client import JSON_PATCH
-from smith_status.events import EventRecorder
+from smith_status.events import EventRecorder, count
 
 
 class StatusServicer(status_pb2_grpc.StatusServicer):
@@ -35,10 +35,12 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
             generation=request.bundle.generation,
             verdicts=[verdict_from_proto(v) for v in request.verdicts],
             results=results,
+            pending=[pending_from_proto(p) for p in request.pending],
             invalid=request.invalid_bundle_message,
             now=datetime.now(UTC),
         )
         self.events.post(request.bundle, notices(previous, status, results))
+        count(request.bundle, transitions(previous, status))
         span = trace.get_current_span()
         span.set_attribute("smith.bundle", f"{request.bundle.namespace}/{request.bundle.name}")
         ready = by_type(status["conditions"]).get(ConditionType.READY, {}).get("status") == "True"

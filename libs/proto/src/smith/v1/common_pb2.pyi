@@ -387,3 +387,33 @@ class Verdict(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Verdict: _TypeAlias = Verdict  # noqa: Y015
+
+@_typing.final
+class PendingDeletion(_message.Message):
+    """An object the Bundle no longer lists, still in the cluster (status.objectsToDelete)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECT_FIELD_NUMBER: _builtins.int
+    DUE_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    due: _builtins.str
+    """Soft delete (annotation smith.atlassian.com/deletionDelay): not deleted before this time (RFC 3339)."""
+    problem: _builtins.str
+    """Why Smith will not delete it (a deletionDelay that is not a duration)."""
+    @_builtins.property
+    def object(self) -> Global___ObjectRef: ...
+    def __init__(
+        self,
+        *,
+        object: Global___ObjectRef | None = ...,
+        due: _builtins.str = ...,
+        problem: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["object", b"object"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due", b"due", "object", b"object", "problem", b"problem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingDeletion: _TypeAlias = PendingDeletion  # noqa: Y015

@@ -54,6 +54,13 @@ class PlanResponse(_message.Message):
     ACTIONS_FIELD_NUMBER: _builtins.int
     VERDICTS_FIELD_NUMBER: _builtins.int
     ORDER_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    WAKE_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    FINISHED_FIELD_NUMBER: _builtins.int
+    wake_after_seconds: _builtins.float
+    """When > 0: reconcile again after this many seconds (a soft-deleted object falls due)."""
+    finished: _builtins.bool
+    """For a Bundle being deleted: none of its objects is left, its finalizer can go."""
     @_builtins.property
     def actions(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Action]: ...
     @_builtins.property
@@ -62,16 +69,23 @@ class PlanResponse(_message.Message):
     def order(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Resource names in creation order (dependencies first)."""
 
+    @_builtins.property
+    def pending(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.PendingDeletion]:
+        """Objects the Bundle no longer lists, still in the cluster."""
+
     def __init__(
         self,
         *,
         actions: _abc.Iterable[_common_pb2.Action] | None = ...,
         verdicts: _abc.Iterable[_common_pb2.Verdict] | None = ...,
         order: _abc.Iterable[_builtins.str] | None = ...,
+        pending: _abc.Iterable[_common_pb2.PendingDeletion] | None = ...,
+        wake_after_seconds: _builtins.float = ...,
+        finished: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "order", b"order", "verdicts", b"verdicts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "finished", b"finished", "order", b"order", "pending", b"pending", "verdicts", b"verdicts", "wake_after_seconds", b"wake_after_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

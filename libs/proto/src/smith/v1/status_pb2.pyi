@@ -28,6 +28,7 @@ class ReportRequest(_message.Message):
     VERDICTS_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
     INVALID_BUNDLE_MESSAGE_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
     previous_status_json: _builtins.bytes
     """The Bundle's current status as JSON (`{}` when it has none)."""
     invalid_bundle_message: _builtins.str
@@ -38,6 +39,10 @@ class ReportRequest(_message.Message):
     def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Verdict]: ...
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ActionResult]: ...
+    @_builtins.property
+    def pending(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.PendingDeletion]:
+        """Objects the Bundle no longer lists, still in the cluster (written as status.objectsToDelete)."""
+
     def __init__(
         self,
         *,
@@ -46,10 +51,11 @@ class ReportRequest(_message.Message):
         verdicts: _abc.Iterable[_common_pb2.Verdict] | None = ...,
         results: _abc.Iterable[_common_pb2.ActionResult] | None = ...,
         invalid_bundle_message: _builtins.str = ...,
+        pending: _abc.Iterable[_common_pb2.PendingDeletion] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "invalid_bundle_message", b"invalid_bundle_message", "previous_status_json", b"previous_status_json", "results", b"results", "verdicts", b"verdicts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "invalid_bundle_message", b"invalid_bundle_message", "pending", b"pending", "previous_status_json", b"previous_status_json", "results", b"results", "verdicts", b"verdicts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
