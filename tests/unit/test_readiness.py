@@ -203,3 +203,73 @@ def test_merging_registries_refuses_a_duplicate_kind() -> None:
     with pytest.raises(DuplicateKindError) as caught:
         merge_registries(BUILTIN, {GroupKind("", "ConfigMap"): other})
     assert caught.value.group_kind == GroupKind("", "ConfigMap")
+
+
+def rolled(**status: Any) -> dict[str, Any]:
+    return {"observedGeneration": 2, **status}
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (rolled(updatedReplicas=3, readyReplicas=3, currentRevision="r2", updateRevision="r2"), State.READY),
+        (
+            rolled(updatedReplicas=3, readyReplicas=2, currentRevision="r2", updateRevision="r2"),
+            State.IN_PROGRESS,
+        ),
+        (
+            rolled(updatedReplicas=3, readyReplicas=3, currentRevision="r1", updateRevision="r2"),
+            State.IN_PROGRESS,
+        ),
+        ({"observedGeneration": 1, "updatedReplicas": 3, "readyReplicas": 3}, State.IN_PROGRESS),
+    ],
+)
+def test_stateful_set_is_ready_once_rolled_out(status: dict[str, Any], expected: State) -> None:
+    o = obj("apps/v1", "StatefulSet", spec={"replicas": 3}, status=status)
+    assert state(o) == (expected, False)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (rolled(desiredNumberScheduled=2, updatedNumberScheduled=2, numberAvailable=2), State.READY),
+        (rolled(desiredNumberScheduled=2, updatedNumberScheduled=1, numberAvailable=2), State.IN_PROGRESS),
+        (rolled(desiredNumberScheduled=2, updatedNumberScheduled=2, numberAvailable=1), State.IN_PROGRESS),
+    ],
+)
+def test_daemon_set_is_ready_once_rolled_out(status: dict[str, Any], expected: State) -> None:
+    assert state(obj("apps/v1", "DaemonSet", status=status)) == (expected, False)
+
+
+def test_job_is_ready_when_complete_and_failed_is_terminal() -> None:
+    assert state(obj("batch/v1", "Job", status={"active": 1})) == (State.IN_PROGRESS, False)
+    complete = conditions(("Complete", "True", "Completed"))
+    assert state(obj("batch/v1", "Job", status=complete)) == (State.READY, False)
+    failed = conditions(("Failed", "True", "BackoffLimitExceeded"))
+    assert state(obj("batch/v1", "Job", status=failed)) == (State.ERROR, True)
+
+
+@pytest.mark.parametrize(
+    ("phase", "expected"),
+    [
+        ("Bound", (State.READY, False)),
+        ("Pending", (State.IN_PROGRESS, False)),
+        ("Lost", (State.ERROR, False)),
+    ],
+)
+def test_claim_is_ready_when_bound(phase: str, expected: tuple[State, bool]) -> None:
+    assert state(obj("v1", "PersistentVolumeClaim", status={"phase": phase})) == expected
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind"),
+    [
+        ("networking.k8s.io/v1", "NetworkPolicy"),
+        ("rbac.authorization.k8s.io/v1", "Role"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+        ("v1", "ResourceQuota"),
+        ("v1", "LimitRange"),
+    ],
+)
+def test_policy_kinds_are_ready_once_they_exist(api_version: str, kind: str) -> None:
+    assert state(obj(api_version, kind)) == (State.READY, False)

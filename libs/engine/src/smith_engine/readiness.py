@@ -107,6 +107,64 @@ def deployment(obj: JSONObject, now: datetime) -> Readiness:
     return READY
 
 
+def _observed(obj: JSONObject) -> bool:
+    """The workload's controller has seen its latest spec."""
+    generation = int(obj.get("metadata", {}).get("generation", 0))
+    return int((obj.get("status") or {}).get("observedGeneration", 0)) >= generation
+
+
+def stateful_set(obj: JSONObject, now: datetime) -> Readiness:
+    """Rolled out: every replica updated and ready, and the current revision is the update revision."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if not _observed(obj):
+        return in_progress("the controller has not observed the latest generation yet")
+    wanted = int(spec.get("replicas", 1))
+    updated, ready = int(status.get("updatedReplicas", 0)), int(status.get("readyReplicas", 0))
+    if updated != wanted:
+        return in_progress(f"{updated} of {wanted} replicas updated")
+    if ready != wanted:
+        return in_progress(f"{ready} of {wanted} replicas ready")
+    if status.get("currentRevision") != status.get("updateRevision"):
+        return in_progress(f"revision {status.get('updateRevision')} is not current yet")
+    return READY
+
+
+def daemon_set(obj: JSONObject, now: datetime) -> Readiness:
+    """Rolled out: on every node it should run on, the updated pod is scheduled and available."""
+    status = obj.get("status") or {}
+    if not _observed(obj):
+        return in_progress("the controller has not observed the latest generation yet")
+    wanted = int(status.get("desiredNumberScheduled", 0))
+    updated = int(status.get("updatedNumberScheduled", 0))
+    available = int(status.get("numberAvailable", 0))
+    if updated != wanted:
+        return in_progress(f"{updated} of {wanted} pods updated")
+    if available != wanted:
+        return in_progress(f"{available} of {wanted} pods available")
+    return READY
+
+
+def job(obj: JSONObject, now: datetime) -> Readiness:
+    """READY when Complete; Failed is terminal (a Job is not retried once it gave up)."""
+    conditions = conditions_of(obj)
+    failed, complete = conditions.get("Failed"), conditions.get("Complete")
+    if failed and failed.get("status") == "True":
+        return terminal(f"job failed: {_describe(failed)}")
+    if complete and complete.get("status") == "True":
+        return READY
+    active = int((obj.get("status") or {}).get("active", 0))
+    return in_progress(f"running ({active} active pods)")
+
+
+def persistent_volume_claim(obj: JSONObject, now: datetime) -> Readiness:
+    phase = (obj.get("status") or {}).get("phase", "Pending")
+    if phase == "Bound":
+        return READY
+    if phase == "Lost":
+        return retriable("the claim lost its volume")
+    return in_progress(f"phase {phase}: waiting for a volume")
+
+
 SCALING_INACTIVE_GRACE: Final = timedelta(minutes=5)
 
 
@@ -169,6 +227,15 @@ BUILTIN: Final[Mapping[GroupKind, ReadinessCheck]] = {
     GroupKind("apps", "Deployment"): deployment,
     GroupKind("extensions", "Deployment"): deployment,
     GroupKind("autoscaling", "HorizontalPodAutoscaler"): horizontal_pod_autoscaler,
+    GroupKind("apps", "StatefulSet"): stateful_set,
+    GroupKind("apps", "DaemonSet"): daemon_set,
+    GroupKind("batch", "Job"): job,
+    GroupKind("", "PersistentVolumeClaim"): persistent_volume_claim,
+    GroupKind("networking.k8s.io", "NetworkPolicy"): exists,
+    GroupKind("rbac.authorization.k8s.io", "Role"): exists,
+    GroupKind("rbac.authorization.k8s.io", "RoleBinding"): exists,
+    GroupKind("", "ResourceQuota"): exists,
+    GroupKind("", "LimitRange"): exists,
 }
 
 SERVICE_CATALOG: Final[Mapping[GroupKind, ReadinessCheck]] = {
