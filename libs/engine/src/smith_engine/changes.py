@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from smith_engine.model import JSON, GroupKind, JSONObject
+from smith_engine.workloads import replicas_follow_the_bundle
 
 SECRET = GroupKind("", "Secret")
 # Changed by the server or other controllers without changing what the object says.
@@ -31,7 +32,12 @@ def _canonical(value: JSON) -> bytes:
 
 
 def desired_hash(desired: JSONObject) -> str:
-    """A short name for the object Smith wants (references already substituted)."""
+    """A short name for the object Smith wants (references already substituted). A Deployment's replicas
+    are left out while they are someone else's (HPA coexistence): an HPA scaling it changes nothing the
+    Bundle asks for (its LastAppliedReplicas annotation says what the Bundle asked)."""
+    if not replicas_follow_the_bundle(desired):
+        spec = {k: v for k, v in (desired.get("spec") or {}).items() if k != "replicas"}
+        desired = {**desired, "spec": spec}
     return hashlib.sha256(_canonical(desired)).hexdigest()[:32]
 
 

@@ -33,6 +33,7 @@ from smith_engine.model import (
 )
 from smith_engine.readiness import Readiness, State
 from smith_engine.references import Ambiguous, Unresolved, binding_secret_name, resolve, substitute
+from smith_engine.workloads import MissingConfig, prepare
 
 SERVICE_BINDING = GroupKind("servicecatalog.k8s.io", "ServiceBinding")
 
@@ -190,6 +191,12 @@ def _plan_resource(
         return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, problem), None
     dependencies = [by_key[bundle.by_name[d].key].object for d in sorted(resource.dependencies)]
     desired = desired_object(bundle, resource, values, dependencies)
+    try:
+        prepare(
+            desired, existing.object if existing else None, lambda kind, name: _config(by_key, kind, name)
+        )
+    except MissingConfig as e:  # it may yet appear (Smith watches it): not an error of the Bundle
+        return verdict(VerdictState.BLOCKED, Reason.REFERENCE_NOT_RESOLVED, f"waiting: {e}"), None
     applying = verdict(VerdictState.IN_PROGRESS, Reason.APPLYING, "applying")
     if existing is None:
         return applying, Apply(resource.name, desired, expect_absent=True)
@@ -212,6 +219,11 @@ def _plan_resource(
     # Unknown to its executor (restarted) or drifted from what it applied: most likely in sync, so the
     # verdict stands on the object as it is while the executor checks, by dry run, and puts it back.
     return as_it_is, apply
+
+
+def _config(by_key: Mapping[ObjectKey, Observed], kind: str, name: str) -> JSONObject | None:
+    found = by_key.get(ObjectKey(GroupKind("", kind), name))
+    return found.object if found is not None else None
 
 
 def verdict_of(readiness: Readiness) -> tuple[VerdictState, Reason]:

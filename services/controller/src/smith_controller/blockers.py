@@ -1,7 +1,8 @@
-"""Objects that block a Bundle's resource: an existing object Smith does not control, which carries no
-Smith label and so is in no watch of the child cache. Each is watched alone, by name, while it blocks,
-and any change to it (its controller reference pointed at the Bundle, an edit, its deletion) marks
-the Bundles it blocks for a reconcile. Level-triggered: no polling."""
+"""Objects outside a Bundle that matter to it, which carry no Smith label and so are in no watch of the
+child cache: an existing object Smith does not control that blocks a resource, and a ConfigMap or Secret
+a Deployment or ServiceInstance of the Bundle reads (there or not yet). Each is watched alone, by name,
+while it matters, and any change to it (its controller reference pointed at the Bundle, an edit, its
+creation or deletion) marks the Bundles it matters to for a reconcile. Level-triggered: no polling."""
 
 from __future__ import annotations
 

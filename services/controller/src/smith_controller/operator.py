@@ -23,11 +23,12 @@ from smith_controller.reconciler import Next, Peers, TeardownError, reconcile, t
 from smith_controller.scheduler import Scheduler
 from smith_controller.tasks import cancel_and_wait
 from smith_engine.deletion import FINALIZER, ORPHAN_FINALIZER, kinds_named
-from smith_engine.model import API_VERSION, BUNDLE_KIND, GROUP, VERSION, GroupKind, JSONObject
+from smith_engine.model import API_VERSION, BUNDLE_KIND, GROUP, VERSION, GroupKind, JSONObject, ObjectRef
 from smith_engine.planner import SERVICE_BINDING
 from smith_engine.references import binding_secret_name
 from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.times import parse_rfc3339
+from smith_engine.workloads import config_sources
 from smith_kube import ConflictError, KubeClient, KubeConfig, NotFoundError
 from smith_kube.client import MERGE_PATCH
 
@@ -173,10 +174,10 @@ class Controller:
                     bundle, [*_finalizers(bundle), FINALIZER]
                 )
             children = self.cache.children(key)
-            step = await reconcile(
-                self.peers, bundle, children, secrets=await self._binding_secrets(children)
-            )
-            self.blockers.set(key, step.blockers)
+            sources = _outside_sources(bundle, children)
+            outside = [*await self._binding_secrets(children), *await self._config_objects(sources)]
+            step = await reconcile(self.peers, bundle, children, outside=outside)
+            self.blockers.set(key, [*step.blockers, *sources])
             result = "retry" if step.next is Next.RETRY else "ok"
             if step.next is Next.AGAIN:
                 self.scheduler.trigger(key)
@@ -227,6 +228,14 @@ class Controller:
             content_type=MERGE_PATCH,
         )
 
+    async def _config_objects(self, sources: Sequence[ObjectRef]) -> list[JSONObject]:
+        """The ConfigMaps and Secrets outside the Bundle that its objects read (those that exist)."""
+        found: list[JSONObject] = []
+        for ref in sources:
+            with contextlib.suppress(NotFoundError):
+                found.append(await self.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace))
+        return found
+
     async def _binding_secrets(self, children: Sequence[JSONObject]) -> list[JSONObject]:
         """The Secrets the Bundle's ServiceBindings wrote (read when needed: they carry no Smith label)."""
         found: list[JSONObject] = []
@@ -242,6 +251,14 @@ class Controller:
 
 def _finalizers(bundle: JSONObject) -> list[str]:
     return list(bundle["metadata"].get("finalizers") or [])
+
+
+def _outside_sources(bundle: JSONObject, children: Sequence[JSONObject]) -> list[ObjectRef]:
+    """The ConfigMaps and Secrets the Bundle's objects read that are not the Bundle's own: given to the
+    planner, and watched by name (a change re-runs the Bundle; one not there yet is watched for)."""
+    namespace = bundle["metadata"]["namespace"]
+    own = {(c.get("kind"), c["metadata"]["name"]) for c in children if c.get("apiVersion") == "v1"}
+    return [ObjectRef("v1", k, namespace, n) for k, n in sorted(config_sources(bundle) - own)]
 
 
 def _needs_work(old: JSONObject | None, new: JSONObject) -> bool:

@@ -120,10 +120,11 @@ class Step:
 
 
 async def reconcile(
-    peers: Peers, bundle: JSONObject, children: Sequence[JSONObject], *, secrets: Sequence[JSONObject] = ()
+    peers: Peers, bundle: JSONObject, children: Sequence[JSONObject], *, outside: Sequence[JSONObject] = ()
 ) -> Step:
-    """Converge `bundle` one step. `secrets` are the Secrets of the Bundle's ServiceBindings, for
-    `bindsecret` references."""
+    """Converge `bundle` one step. `outside` are objects not the Bundle's that it reads: the Secrets of
+    its ServiceBindings (`bindsecret` references), the ConfigMaps and Secrets its Deployments and
+    ServiceInstances read (envRefHash, secretParametersChecksum)."""
     meta = bundle["metadata"]
     with tracer.start_as_current_span(f"reconcile {meta['namespace']}/{meta['name']}") as span:
         span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
@@ -132,7 +133,7 @@ async def reconcile(
         # 1. assess: readiness of every observed child, from the executor serving its kind
         observed = await _assess(peers, children)
         ready = readiness_to_proto(READY)
-        observed += [common_pb2.Observed(object_json=dump(s), readiness=ready) for s in secrets]
+        observed += [common_pb2.Observed(object_json=dump(o), readiness=ready) for o in outside]
 
         # 2. plan
         request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed)
