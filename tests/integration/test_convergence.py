@@ -292,9 +292,10 @@ async def test_a_resource_blocked_by_an_object_is_rerun_when_that_object_changes
 
 
 def autoscaled(name: str) -> list[Json]:
-    """A Deployment and its HorizontalPodAutoscaler (autoscaling/v2), whose spec the server completes
-    with a default (`minReplicas: 1`) that the Bundle never mentions."""
-    deployment = web_app(name)[2]["spec"]["object"]
+    """A Deployment (with the config it reads) and its HorizontalPodAutoscaler (autoscaling/v2), whose
+    spec the server completes with a default (`minReplicas: 1`) that the Bundle never mentions."""
+    config, creds, app, _ = web_app(name)
+    deployment = app["spec"]["object"]
     hpa = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -310,7 +311,7 @@ def autoscaled(name: str) -> list[Json]:
             ],
         },
     }
-    return [resource("web", deployment), resource("hpa", hpa, depends_on=["web"])]
+    return [config, creds, resource("web", deployment), resource("hpa", hpa, depends_on=["web"])]
 
 
 async def test_an_hpa_the_server_fills_in_is_applied_once_and_then_left_alone(

@@ -72,6 +72,17 @@ async def test_a_deleted_bundle_is_torn_down_dependents_first(
     assert order.index("top") < order.index("middle") < order.index("base")
 
 
+async def test_a_bundle_with_a_kind_smith_cannot_manage_is_deleted_all_the_same(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": {}}
+    await kube.create(bundle("odd", namespace, resource("cm"), resource("t", template)))
+    await until_condition(kube, namespace, "odd", "Error")
+    await kube.delete(API_VERSION, "Bundle", "odd", namespace=namespace)
+    await gone(kube, namespace, "odd")
+    assert not await exists(kube, "v1", "ConfigMap", "cm", namespace)
+
+
 async def test_a_bundle_deleted_while_smith_is_down_goes_once_it_is_back(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:

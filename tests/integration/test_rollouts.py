@@ -116,7 +116,7 @@ async def test_a_changed_parameters_secret_bumps_update_requests(
 
     async def bumped() -> bool:
         got = await kube.get("servicecatalog.k8s.io/v1beta1", "ServiceInstance", "db", namespace)
-        return got["spec"].get("updateRequests") == 1
+        return bool(got["spec"].get("updateRequests") == 1)
 
     await eventually(bumped, what="updateRequests to go up once")
     got = await kube.get("servicecatalog.k8s.io/v1beta1", "ServiceInstance", "db", namespace)

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from smith_engine.deletion import parse_duration
+from smith_engine.deletion import kinds_made, parse_duration
+from smith_engine.model import GroupKind
 
 
 @pytest.mark.parametrize(
@@ -29,3 +30,24 @@ def test_go_durations(text: str, seconds: float) -> None:
 def test_what_is_not_a_duration_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="is not a duration"):
         parse_duration(text)
+
+
+def test_a_teardown_waits_for_the_kinds_smith_made_not_for_kinds_it_never_could() -> None:
+    bundle = {
+        "status": {
+            "resourceStatuses": [
+                {
+                    "name": "a",
+                    "object": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "a", "uid": "u1"},
+                },
+                {
+                    "name": "b",
+                    "object": {"apiVersion": "v1", "kind": "PodTemplate", "name": "b"},
+                },  # never made
+            ],
+            "objectsToDelete": [
+                {"group": "batch", "version": "v1", "kind": "Job", "name": "old", "uid": "u2"}
+            ],
+        }
+    }
+    assert kinds_made(bundle) == {GroupKind("apps", "Deployment"), GroupKind("batch", "Job")}

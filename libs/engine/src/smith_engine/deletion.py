@@ -22,7 +22,6 @@ from typing import Any
 
 from smith_engine.model import GROUP, GroupKind, JSONObject, ObjectRef, group_of
 from smith_engine.times import parse_rfc3339, rfc3339
-from smith_engine.validation import resource_object
 
 FINALIZER = f"{GROUP}/deleteResources"
 ORPHAN_FINALIZER = "orphan"  # set by the API server for `kubectl delete --cascade=orphan`
@@ -115,14 +114,14 @@ def removals(
     return Removals(pending=ordered, delete=delete, wake_after=min(waits) if waits else None)
 
 
-def kinds_named(bundle: JSONObject) -> frozenset[GroupKind]:
-    """The kinds of the objects a Bundle names (spec, and status: what it made and what it still has to
-    delete), even when its spec is not valid: a teardown waits until all of them are watched, so that
-    it never takes "not seen" for "not there"."""
-    spec, status = bundle.get("spec") or {}, bundle.get("status") or {}
-    objects = [resource_object(r.get("spec")) for r in spec.get("resources") or [] if isinstance(r, Mapping)]
-    objects += [r.get("object") for r in status.get("resourceStatuses") or [] if isinstance(r, Mapping)]
-    kinds = {GroupKind.of(o) for o in objects if isinstance(o, Mapping) and o.get("kind")}
+def kinds_made(bundle: JSONObject) -> frozenset[GroupKind]:
+    """The kinds of the objects a Bundle's status says Smith made (a resource's object with a uid) or still
+    has to delete, even when its spec is not valid: a teardown waits until all of them are watched, so
+    that it never takes "not seen yet" for "not there" (just after a start, before every executor is
+    known). Kinds Smith never made (one no executor serves) do not hold a teardown up."""
+    status = bundle.get("status") or {}
+    made = [r.get("object") for r in status.get("resourceStatuses") or [] if isinstance(r, Mapping)]
+    kinds = {GroupKind.of(o) for o in made if isinstance(o, Mapping) and o.get("kind") and o.get("uid")}
     kinds |= {
         GroupKind(str(p.get("group", "")), str(p["kind"]))
         for p in status.get("objectsToDelete") or []

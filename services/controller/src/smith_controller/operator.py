@@ -22,7 +22,7 @@ from smith_controller.cache import BundleKey, ChildCache
 from smith_controller.reconciler import Next, Peers, TeardownError, reconcile, teardown
 from smith_controller.scheduler import Scheduler
 from smith_controller.tasks import cancel_and_wait
-from smith_engine.deletion import FINALIZER, ORPHAN_FINALIZER, kinds_named
+from smith_engine.deletion import FINALIZER, ORPHAN_FINALIZER, kinds_made
 from smith_engine.model import API_VERSION, BUNDLE_KIND, GROUP, VERSION, GroupKind, JSONObject, ObjectRef
 from smith_engine.planner import SERVICE_BINDING
 from smith_engine.references import binding_secret_name
@@ -203,7 +203,7 @@ class Controller:
         finalizers = _finalizers(bundle)
         if FINALIZER not in finalizers:
             return
-        if unwatched := kinds_named(bundle) - self.cache.watched():
+        if unwatched := kinds_made(bundle) - self.cache.watched():
             # Just started: not every executor is known yet. A routing change brings the Bundle back.
             log.info("teardown of %s/%s waits for watches of %s", *key, sorted(map(str, unwatched)))
             return
