@@ -91,9 +91,8 @@ def deployment(obj: JSONObject, now: datetime) -> Readiness:
     progressing = conditions_of(obj).get("Progressing")
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         return terminal(f"rollout failed: {_describe(progressing)}")
-    generation = int(obj.get("metadata", {}).get("generation", 0))
-    if int(status.get("observedGeneration", 0)) < generation:
-        return in_progress("the controller has not observed the latest generation yet")
+    if not _observed(obj):
+        return in_progress(NOT_OBSERVED)
     wanted = int(spec.get("replicas", 1))
     updated = int(status.get("updatedReplicas", 0))
     replicas = int(status.get("replicas", 0))
@@ -107,23 +106,32 @@ def deployment(obj: JSONObject, now: datetime) -> Readiness:
     return READY
 
 
+NOT_OBSERVED: Final = "the controller has not observed the latest generation yet"
+
+
 def _observed(obj: JSONObject) -> bool:
     """The workload's controller has seen its latest spec."""
     generation = int(obj.get("metadata", {}).get("generation", 0))
     return int((obj.get("status") or {}).get("observedGeneration", 0)) >= generation
 
 
+def _rolled_out(obj: JSONObject, *counts: tuple[int, int, str]) -> Readiness:
+    """In progress until the controller has seen the latest spec and each (have, want, what) matches."""
+    if not _observed(obj):
+        return in_progress(NOT_OBSERVED)
+    for have, want, what in counts:
+        if have != want:
+            return in_progress(f"{have} of {want} {what}")
+    return READY
+
+
 def stateful_set(obj: JSONObject, now: datetime) -> Readiness:
     """Rolled out: every replica updated and ready, and the current revision is the update revision."""
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    if not _observed(obj):
-        return in_progress("the controller has not observed the latest generation yet")
     wanted = int(spec.get("replicas", 1))
-    updated, ready = int(status.get("updatedReplicas", 0)), int(status.get("readyReplicas", 0))
-    if updated != wanted:
-        return in_progress(f"{updated} of {wanted} replicas updated")
-    if ready != wanted:
-        return in_progress(f"{ready} of {wanted} replicas ready")
+    counts = [(int(status.get(f"{k}Replicas", 0)), wanted, f"replicas {k}") for k in ("updated", "ready")]
+    if (rolled := _rolled_out(obj, *counts)) is not READY:
+        return rolled
     if status.get("currentRevision") != status.get("updateRevision"):
         return in_progress(f"revision {status.get('updateRevision')} is not current yet")
     return READY
@@ -132,26 +140,29 @@ def stateful_set(obj: JSONObject, now: datetime) -> Readiness:
 def daemon_set(obj: JSONObject, now: datetime) -> Readiness:
     """Rolled out: on every node it should run on, the updated pod is scheduled and available."""
     status = obj.get("status") or {}
-    if not _observed(obj):
-        return in_progress("the controller has not observed the latest generation yet")
     wanted = int(status.get("desiredNumberScheduled", 0))
-    updated = int(status.get("updatedNumberScheduled", 0))
-    available = int(status.get("numberAvailable", 0))
-    if updated != wanted:
-        return in_progress(f"{updated} of {wanted} pods updated")
-    if available != wanted:
-        return in_progress(f"{available} of {wanted} pods available")
-    return READY
+    return _rolled_out(
+        obj,
+        (int(status.get("updatedNumberScheduled", 0)), wanted, "pods updated"),
+        (int(status.get("numberAvailable", 0)), wanted, "pods available"),
+    )
+
+
+def _finished(obj: JSONObject, *, done: str, failure: str) -> Readiness | None:
+    """READY when condition `done` is True, a terminal error when `Failed` is; None while neither."""
+    conditions = conditions_of(obj)
+    failed, finished = conditions.get("Failed"), conditions.get(done)
+    if failed and failed.get("status") == "True":
+        return terminal(f"{failure}: {_describe(failed)}")
+    if finished and finished.get("status") == "True":
+        return READY
+    return None
 
 
 def job(obj: JSONObject, now: datetime) -> Readiness:
     """READY when Complete; Failed is terminal (a Job is not retried once it gave up)."""
-    conditions = conditions_of(obj)
-    failed, complete = conditions.get("Failed"), conditions.get("Complete")
-    if failed and failed.get("status") == "True":
-        return terminal(f"job failed: {_describe(failed)}")
-    if complete and complete.get("status") == "True":
-        return READY
+    if (verdict := _finished(obj, done="Complete", failure="job failed")) is not None:
+        return verdict
     active = int((obj.get("status") or {}).get("active", 0))
     return in_progress(f"running ({active} active pods)")
 
@@ -206,12 +217,9 @@ def service_instance(obj: JSONObject, now: datetime) -> Readiness:
 
 
 def service_binding(obj: JSONObject, now: datetime) -> Readiness:
-    conditions = conditions_of(obj)
-    failed, ready = conditions.get("Failed"), conditions.get("Ready")
-    if failed and failed.get("status") == "True":
-        return terminal(f"binding failed: {_describe(failed)}")
-    if ready and ready.get("status") == "True":
-        return READY
+    if (verdict := _finished(obj, done="Ready", failure="binding failed")) is not None:
+        return verdict
+    ready = conditions_of(obj).get("Ready")
     return in_progress(_describe(ready) if ready else "waiting for the Ready condition")
 
 
