@@ -6,10 +6,11 @@ import asyncio
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from smith.v1 import common_pb2
 from smith_engine.events import Notice, Transition
@@ -19,6 +20,8 @@ from smith_kube import ApiError, KubeClient
 
 log = logging.getLogger("smith.status")
 EVENTS = Counter("smith_events_posted", "Events posted on Bundles, by type and reason", ["type", "reason"])
+DROPPED = Counter("smith_events_dropped", "Events not posted: the recorder's queue was full", ["reason"])
+PENDING = Gauge("smith_events_pending", "Events handed to the recorder and not posted yet (its backlog)")
 # Smith's own metrics, named and labelled as its Go controller has them (dashboards and alerts carry over)
 BUNDLE_TRANSITIONS = Counter(
     "smith_bundle_transitions",
@@ -72,29 +75,48 @@ def count(bundle: common_pb2.BundleRef, moved: Sequence[Transition]) -> None:
 
 class EventRecorder:
     """Posts events in the background, like client-go's recorder: the status report does not wait for
-    them, and a failure to post one is logged, never an error of the report."""
+    them, a failure to post one is logged, never an error of the report, and a burst (hundreds of Bundles
+    converging at once) waits in a bounded queue, a few small dicts each, posted by at most
+    `concurrency` workers; beyond `backlog` queued events new ones are dropped and counted, as
+    client-go drops them when its queue is full."""
 
-    def __init__(self, kube: KubeClient, *, concurrency: int = 16) -> None:
+    def __init__(self, kube: KubeClient, *, concurrency: int = 16, backlog: int = 10_000) -> None:
         self.kube = kube
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
-        self._limit = asyncio.Semaphore(concurrency)
-        self._pending: set[asyncio.Task[None]] = set()
+        self._concurrency, self._backlog = concurrency, backlog
+        self._queue: deque[JSONObject] = deque()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._posting = 0
+        PENDING.set_function(lambda: len(self._queue) + self._posting)
 
     def post(self, bundle: common_pb2.BundleRef, notices: Sequence[Notice]) -> None:
         now = datetime.now(UTC)
         for notice in notices:
-            task = asyncio.create_task(self._post(event(bundle, notice, now=now, instance=self.instance)))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            if len(self._queue) >= self._backlog:
+                DROPPED.labels(reason=notice.reason).inc()
+                continue
+            self._queue.append(event(bundle, notice, now=now, instance=self.instance))
+        while self._queue and len(self._workers) < self._concurrency:
+            worker = asyncio.create_task(self._work(), name="post events")
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
 
     async def drain(self) -> None:
         """Wait for the events posted so far (on shutdown)."""
-        await asyncio.gather(*self._pending, return_exceptions=True)
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while self._queue:
+            body = self._queue.popleft()
+            self._posting += 1
+            try:
+                await self._post(body)
+            finally:
+                self._posting -= 1
 
     async def _post(self, body: JSONObject) -> None:
         try:
-            async with self._limit:
-                await self.kube.create(body)
+            await self.kube.create(body)
         except ApiError as e:
             log.warning(
                 "could not post event %s on %s: %s", body["reason"], body["involvedObject"]["name"], e
