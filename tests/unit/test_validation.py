@@ -289,3 +289,15 @@ def test_malformed_spec_is_reported(spec: Any) -> None:
 
 def test_empty_bundle_is_valid() -> None:
     assert bundle().resources == ()
+
+
+def test_a_resource_with_both_an_object_and_a_plugin_says_exactly_one() -> None:
+    both = {
+        "name": "web",
+        "spec": {"plugin": {"name": "app", "objectName": "web"}, "object": config_map("web")},
+    }
+    with pytest.raises(InvalidBundleError) as raised:
+        load_bundle(bundle_object(both, resource("ok")))
+    assert str(raised.value) == (
+        "resource 'web': spec must have exactly one of an object (spec.object, or under spec) and spec.plugin"
+    )

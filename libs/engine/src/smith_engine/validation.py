@@ -32,6 +32,7 @@ from smith_engine.errors import (
 )
 from smith_engine.graph import creation_waves
 from smith_engine.model import Bundle, JSONObject, Modifier, ObjectKey, Reference, Resource
+from smith_engine.plugins import plugin_problems
 from smith_engine.references import (
     MarkerSyntaxError,
     PathSyntaxError,
@@ -106,6 +107,8 @@ def _parse_resource(raw: Any, *, index: int, namespace: str) -> tuple[Resource |
     problems: list[BundleError] = []
     if (why := dns1123_problem(name)) is not None:
         problems.append(InvalidNameError(resource=name, field="resource name", name=name, reason=why))
+    if plugin := plugin_problems(raw.get("spec")):
+        return None, [*problems, *(InvalidFieldError(resource=name, field=f, reason=r) for f, r in plugin)]
     obj = resource_object(raw.get("spec"))
     if not isinstance(obj, Mapping):
         return None, [*problems, MissingFieldError(resource=name, field="spec (the object, or spec.object)")]

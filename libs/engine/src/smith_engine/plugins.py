@@ -1,0 +1,121 @@
+"""Plugins, as Smith has them: a resource says `spec: {plugin: {name, objectName, spec}}` instead of an
+object, and the named plugin turns that spec (plus what the resource's dependencies produced) into the
+object to apply. Here a plugin is a service (`proto/smith/v1/plugin.proto`) that registers with a
+`Plugin` resource, like executors do. This module is the pure part: reading a resource's plugin
+reference, a registered plugin's description, and checking a spec against the plugin's JSON Schema."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from smith_engine.model import JSON, GroupKind, group_of
+
+PLUGIN_KIND = "Plugin"
+
+
+@dataclass(frozen=True, slots=True)
+class PluginRef:
+    """A resource's `spec.plugin`: which plugin, the name of the object it makes, and its spec."""
+
+    name: str
+    object_name: str
+    spec: Mapping[str, JSON] = field(default_factory=dict)
+
+
+def plugin_problems(raw_spec: Any) -> list[tuple[str, str]]:
+    """What is wrong with a resource's `spec` as Smith takes it, as (field, reason): exactly one of the
+    object (`spec.object`, or the object directly under `spec`) and `spec.plugin: {name, objectName,
+    spec}`."""
+    if not isinstance(raw_spec, Mapping) or "plugin" not in raw_spec:
+        return []
+    plugin = raw_spec["plugin"]
+    if raw_spec.keys() - {"plugin"}:
+        return [("spec", "must have exactly one of an object (spec.object, or under spec) and spec.plugin")]
+    if not isinstance(plugin, Mapping):
+        return [("spec.plugin", "must be an object {name, objectName, spec}")]
+    problems = [
+        (f"spec.plugin.{key}", "is required (a non-empty string)")
+        for key in ("name", "objectName")
+        if not isinstance(plugin.get(key), str) or not plugin.get(key)
+    ]
+    if "spec" in plugin and not isinstance(plugin["spec"], Mapping):
+        problems.append(("spec.plugin.spec", "must be an object"))
+    return problems
+
+
+def plugin_ref(raw_spec: Any) -> PluginRef | None:
+    """The resource's plugin reference, when its spec is a valid one (see `plugin_problems`)."""
+    if not isinstance(raw_spec, Mapping) or ("plugin" in raw_spec and plugin_problems(raw_spec)):
+        return None
+    plugin = raw_spec.get("plugin")
+    if not isinstance(plugin, Mapping):
+        return None
+    return PluginRef(str(plugin["name"]), str(plugin["objectName"]), dict(plugin.get("spec") or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """A registered plugin, from its `Plugin` resource."""
+
+    name: str
+    endpoint: str
+    api_version: str
+    kind: str
+    schema: Mapping[str, JSON] = field(default_factory=dict)
+    heartbeat: str = ""
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> PluginInfo:
+        spec = obj.get("spec") or {}
+        return cls(
+            name=str(spec.get("name") or obj["metadata"]["name"]),
+            endpoint=str(spec.get("endpoint", "")),
+            api_version=str(spec.get("apiVersion", "")),
+            kind=str(spec.get("kind", "")),
+            schema=dict(spec.get("schema") or {}),
+            heartbeat=str((obj.get("status") or {}).get("heartbeatTime", "")),
+        )
+
+    @property
+    def produces(self) -> GroupKind:
+        return GroupKind(group_of(self.api_version), self.kind)
+
+
+def plugin_object(
+    *, name: str, namespace: str, endpoint: str, api_version: str, kind: str, schema: Mapping[str, JSON]
+) -> dict[str, Any]:
+    """The `Plugin` resource a plugin service publishes about itself."""
+    return {
+        "apiVersion": "smith.atlassian.com/v1",
+        "kind": PLUGIN_KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "name": name,
+            "endpoint": endpoint,
+            "apiVersion": api_version,
+            "kind": kind,
+            "schema": schema,
+        },
+    }
+
+
+def schema_problems(schema: Mapping[str, JSON], spec: Mapping[str, JSON]) -> list[str]:
+    """Where `spec` breaks the plugin's JSON Schema (draft 2020-12), one line each, with the path:
+    `spec.plugin.spec.port: 'http' is not of type 'integer'`."""
+    if not schema:
+        return []
+    try:
+        Draft202012Validator.check_schema(schema)
+        validator = Draft202012Validator(schema)
+    except SchemaError as e:
+        return [f"the plugin's own schema is invalid: {e.message}"]
+    found = []
+    for error in sorted(validator.iter_errors(spec), key=lambda e: [str(p) for p in e.absolute_path]):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        found.append(f"spec.plugin.spec{where}: {error.message}")
+    return found
