@@ -7,15 +7,17 @@ from typing import Any
 
 import pytest
 
-from smith_engine.model import GroupKind
+from smith_engine.errors import InvalidBundleError
+from smith_engine.model import GroupKind, ObjectKey, PluginRef
 from smith_engine.plugins import (
     PluginInfo,
-    PluginRef,
     plugin_object,
     plugin_problems,
     plugin_ref,
     schema_problems,
 )
+from smith_engine.validation import load_bundle
+from support import bundle_object, resource
 
 APP_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -80,3 +82,45 @@ def test_a_spec_that_breaks_the_schema_is_told_with_each_path() -> None:
     ]
     assert schema_problems({}, {"anything": True}) == [], "no schema: any object"
     assert "schema is invalid" in schema_problems({"type": "no-such-type"}, {})[0]
+
+
+APP = PluginInfo(name="app", endpoint="app:7420", api_version="apps/v1", kind="Deployment", schema=APP_SCHEMA)
+
+
+def plugin_resource(spec: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"name": "web", "spec": {"plugin": {"name": "app", "objectName": "web", "spec": spec}}, **fields}
+
+
+def test_a_plugin_resource_is_the_object_its_plugin_makes() -> None:
+    b = load_bundle(bundle_object(plugin_resource({"image": "web:1"})), plugins={"app": APP})
+    (web,) = b.resources
+    assert web.plugin == PluginRef("app", "web", {"image": "web:1"})
+    assert web.key == ObjectKey(GroupKind("apps", "Deployment"), "web")
+    unknown = load_bundle(bundle_object(plugin_resource({"image": "web:1"})))
+    assert unknown.resources[0].object["kind"] == "app", "while no plugin 'app' is registered"
+
+
+def test_a_spec_that_can_never_fit_is_refused_early_with_the_references_examples() -> None:
+    refs = [{"name": "port", "resource": "db", "path": "data.port", "example": "5432"}]
+    spec = {"image": "web:1", "port": "!{port}"}
+    raw = bundle_object(resource("db"), plugin_resource(spec, references=refs))
+    with pytest.raises(InvalidBundleError) as raised:
+        load_bundle(raw, plugins={"app": APP})
+    assert str(raised.value) == (
+        "resource 'web': the spec does not fit plugin 'app''s schema: "
+        "spec.plugin.spec.port: '5432' is not of type 'integer'"
+    )
+    fits = [{**refs[0], "example": 5432}]
+    load_bundle(bundle_object(resource("db"), plugin_resource(spec, references=fits)), plugins={"app": APP})
+    unknown = [{"name": "port", "resource": "db", "path": "data.port"}]  # no example: checked later
+    load_bundle(
+        bundle_object(resource("db"), plugin_resource(spec, references=unknown)), plugins={"app": APP}
+    )
+
+
+def test_a_plugin_spec_marker_must_be_declared() -> None:
+    with pytest.raises(InvalidBundleError) as raised:
+        load_bundle(
+            bundle_object(plugin_resource({"image": "web:1", "port": "!{port}"})), plugins={"app": APP}
+        )
+    assert str(raised.value) == "resource 'web': marker !{port} names no declared reference (declared: none)"

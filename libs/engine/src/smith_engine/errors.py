@@ -214,3 +214,20 @@ class InvalidBundleError(Exception):
     def __init__(self, problems: Sequence[BundleError]) -> None:
         self.problems = tuple(problems)
         super().__init__("; ".join(p.message for p in self.problems))
+
+
+@dataclass
+class PluginSpecError(BundleError):
+    """A plugin resource's spec that does not fit the plugin's JSON Schema (checked early, with the
+    references' examples in place of their values)."""
+
+    resource: str
+    plugin: str
+    problems: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        return (
+            f"resource {self.resource!r}: the spec does not fit plugin {self.plugin!r}'s schema: "
+            + "; ".join(self.problems)
+        )

@@ -94,11 +94,24 @@ class Reference:
 
 
 @dataclass(frozen=True, slots=True)
+class PluginRef:
+    """A resource's `spec.plugin`: which plugin, the name of the object it makes, and its spec."""
+
+    name: str
+    object_name: str
+    spec: JSONObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Resource:
+    """`object` is the object as the Bundle says it; for a plugin resource (`plugin` set), the object's
+    identity only (apiVersion and kind from the plugin's registration, name from `objectName`)."""
+
     name: str
     object: JSONObject
     depends_on: tuple[str, ...] = ()
     references: tuple[Reference, ...] = ()
+    plugin: PluginRef | None = None
 
     @property
     def dependencies(self) -> frozenset[str]:

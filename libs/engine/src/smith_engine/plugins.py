@@ -13,18 +13,9 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from smith_engine.model import JSON, GroupKind, group_of
+from smith_engine.model import JSON, GroupKind, PluginRef, group_of
 
 PLUGIN_KIND = "Plugin"
-
-
-@dataclass(frozen=True, slots=True)
-class PluginRef:
-    """A resource's `spec.plugin`: which plugin, the name of the object it makes, and its spec."""
-
-    name: str
-    object_name: str
-    spec: Mapping[str, JSON] = field(default_factory=dict)
 
 
 def plugin_problems(raw_spec: Any) -> list[tuple[str, str]]:
@@ -119,3 +110,14 @@ def schema_problems(schema: Mapping[str, JSON], spec: Mapping[str, JSON]) -> lis
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
         found.append(f"spec.plugin.spec{where}: {error.message}")
     return found
+
+
+UNKNOWN_GROUP = "plugins.smith.atlassian.com"  # the identity of a plugin's object before the plugin is known
+
+
+def identity(ref: PluginRef, plugin: PluginInfo | None) -> dict[str, Any]:
+    """The object a plugin resource stands for, as far as it is known before the plugin ran: its kind
+    from the plugin's registration (a placeholder kind named after the plugin while none is registered),
+    its name from `objectName`."""
+    api_version, kind = (plugin.api_version, plugin.kind) if plugin else (f"{UNKNOWN_GROUP}/v1", ref.name)
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": ref.object_name}}

@@ -25,14 +25,15 @@ from smith_engine.errors import (
     MalformedMarkerError,
     MissingFieldError,
     OutputNotDependencyError,
+    PluginSpecError,
     SelfDependencyError,
     UndeclaredReferenceError,
     UnknownDependencyError,
     UnknownModifierError,
 )
 from smith_engine.graph import creation_waves
-from smith_engine.model import Bundle, JSONObject, Modifier, ObjectKey, Reference, Resource
-from smith_engine.plugins import plugin_problems
+from smith_engine.model import Bundle, JSONObject, Modifier, ObjectKey, PluginRef, Reference, Resource
+from smith_engine.plugins import PluginInfo, identity, plugin_problems, plugin_ref, schema_problems
 from smith_engine.references import (
     MarkerSyntaxError,
     PathSyntaxError,
@@ -40,6 +41,7 @@ from smith_engine.references import (
     markers_in,
     output_name,
     outputs_in,
+    substitute,
 )
 
 _DNS1123_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
@@ -58,8 +60,10 @@ def dns1123_problem(name: str) -> str | None:
     return None
 
 
-def load_bundle(obj: JSONObject) -> Bundle:
-    """The validated model of the Bundle `obj`. Raises InvalidBundleError listing every problem."""
+def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = None) -> Bundle:
+    """The validated model of the Bundle `obj`. Raises InvalidBundleError listing every problem.
+    `plugins` are the registered plugins by name: a plugin resource takes its object's kind from its
+    plugin, and its spec is checked against the plugin's schema early, with the references' examples."""
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec")
     problems: list[BundleError] = []
@@ -74,7 +78,7 @@ def load_bundle(obj: JSONObject) -> Bundle:
     namespace = str(metadata.get("namespace") or "")
     resources: list[Resource] = []
     for index, raw in enumerate(raw_resources):
-        resource, found = _parse_resource(raw, index=index, namespace=namespace)
+        resource, found = _parse_resource(raw, index=index, namespace=namespace, plugins=plugins or {})
         problems.extend(found)
         if resource is not None:
             resources.append(resource)
@@ -96,7 +100,9 @@ def resource_object(spec: Any) -> Any:
     return spec.get("object") if isinstance(spec, Mapping) and "object" in spec else spec
 
 
-def _parse_resource(raw: Any, *, index: int, namespace: str) -> tuple[Resource | None, list[BundleError]]:
+def _parse_resource(
+    raw: Any, *, index: int, namespace: str, plugins: Mapping[str, PluginInfo]
+) -> tuple[Resource | None, list[BundleError]]:
     if not isinstance(raw, Mapping):
         return None, [
             InvalidFieldError(resource="", field=f"spec.resources[{index}]", reason="must be an object")
@@ -107,9 +113,11 @@ def _parse_resource(raw: Any, *, index: int, namespace: str) -> tuple[Resource |
     problems: list[BundleError] = []
     if (why := dns1123_problem(name)) is not None:
         problems.append(InvalidNameError(resource=name, field="resource name", name=name, reason=why))
-    if plugin := plugin_problems(raw.get("spec")):
-        return None, [*problems, *(InvalidFieldError(resource=name, field=f, reason=r) for f, r in plugin)]
-    obj = resource_object(raw.get("spec"))
+    if shape := plugin_problems(raw.get("spec")):
+        return None, [*problems, *(InvalidFieldError(resource=name, field=f, reason=r) for f, r in shape)]
+    plugin = plugin_ref(raw.get("spec"))
+    obj = identity(plugin, plugins.get(plugin.name)) if plugin else resource_object(raw.get("spec"))
+    content = plugin.spec if plugin else obj  # where its markers are
     if not isinstance(obj, Mapping):
         return None, [*problems, MissingFieldError(resource=name, field="spec (the object, or spec.object)")]
     depends_on = raw.get("dependsOn") or []
@@ -121,14 +129,36 @@ def _parse_resource(raw: Any, *, index: int, namespace: str) -> tuple[Resource |
     references, found = _parse_references(name, raw.get("references") or [])
     problems.extend(found)
     problems.extend(_object_problems(name, obj, namespace=namespace))
-    problems.extend(_marker_problems(name, obj, references))
+    problems.extend(_marker_problems(name, content, references))
     outputs, found = _output_references(
-        name, obj, dependencies={*depends_on, *(r.resource for r in references)}
+        name, content, dependencies={*depends_on, *(r.resource for r in references)}
     )
     problems.extend(found)
     references += outputs
-    resource = Resource(name=name, object=obj, depends_on=tuple(depends_on), references=references)
+    if plugin and (info := plugins.get(plugin.name)) and not found:
+        problems.extend(_early_plugin_problems(name, plugin, references, info))
+    resource = Resource(
+        name=name, object=obj, depends_on=tuple(depends_on), references=references, plugin=plugin
+    )
     return resource, problems
+
+
+def _early_plugin_problems(
+    resource: str, plugin: PluginRef, references: tuple[Reference, ...], info: PluginInfo
+) -> list[BundleError]:
+    """The plugin's spec against its schema before any dependency is READY, each reference's `example`
+    in place of its value: a Bundle that can never work fails at once, not half-way. A spec with a marker
+    whose reference has no example is checked when its values are known."""
+    examples = {r.name: r.example for r in references if r.carries_value and r.example is not None}
+    try:
+        if not markers_in(plugin.spec) <= examples.keys() or outputs_in(plugin.spec):
+            return []
+    except MarkerSyntaxError:
+        return []  # reported by _marker_problems
+    problems = schema_problems(info.schema, substitute(dict(plugin.spec), examples))
+    return (
+        [PluginSpecError(resource=resource, plugin=info.name, problems=tuple(problems))] if problems else []
+    )
 
 
 def _parse_references(resource: str, raw: Any) -> tuple[tuple[Reference, ...], list[BundleError]]:
