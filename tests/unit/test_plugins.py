@@ -8,16 +8,18 @@ from typing import Any
 import pytest
 
 from smith_engine.errors import InvalidBundleError
-from smith_engine.model import GroupKind, ObjectKey, PluginRef
+from smith_engine.model import Bundle, GroupKind, ObjectKey, PluginRef
+from smith_engine.planner import Apply, Reason, VerdictState, plan_bundle
 from smith_engine.plugins import (
     PluginInfo,
+    PluginResult,
     plugin_object,
     plugin_problems,
     plugin_ref,
     schema_problems,
 )
 from smith_engine.validation import load_bundle
-from support import bundle_object, resource
+from support import bundle_object, config_map, observed, resource
 
 APP_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -124,3 +126,80 @@ def test_a_plugin_spec_marker_must_be_declared() -> None:
             bundle_object(plugin_resource({"image": "web:1", "port": "!{port}"})), plugins={"app": APP}
         )
     assert str(raised.value) == "resource 'web': marker !{port} names no declared reference (declared: none)"
+
+
+def deployment_made(name: str = "whatever", image: str = "web:1") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}},
+    }
+
+
+def app_bundle() -> Bundle:
+    refs = [{"name": "port", "resource": "db", "path": "data.port", "example": 5432}]
+    web = plugin_resource({"image": "web:1", "port": "!{port}"}, references=refs)
+    return load_bundle(
+        bundle_object(resource("db", config_map("db", {"port": 5432})), web), plugins={"app": APP}
+    )
+
+
+def test_the_plan_asks_the_plugin_once_the_dependencies_are_ready_and_applies_what_it_made() -> None:
+    b = app_bundle()
+    assert plan_bundle(b, [], plugins={"app": APP}).plugin_calls == (), "db is not there yet"
+    db = observed(b, config_map("db", {"port": 5432}))
+    first = plan_bundle(b, [db], plugins={"app": APP})
+    (call,) = first.plugin_calls
+    assert (call.resource, call.plugin, call.spec) == ("web", "app", {"image": "web:1", "port": 5432})
+    assert call.actual is None
+    assert [(d.resource, d.actual["data"]) for d in call.dependencies] == [("db", {"port": 5432})]
+    assert first.verdict("web").state is VerdictState.IN_PROGRESS
+    assert [s.as_status() for s in first.plugin_statuses] == [
+        {"name": "app", "status": "Ok", "group": "apps", "version": "v1", "kind": "Deployment"}
+    ]
+    second = plan_bundle(b, [db], plugins={"app": APP}, processed={"web": PluginResult(deployment_made())})
+    (apply,) = [a for a in second.actions if isinstance(a, Apply)]
+    assert apply.object["metadata"]["name"] == "web", "Smith names it objectName"
+    assert apply.object["metadata"]["namespace"] == b.namespace
+    assert second.plugin_calls == ()
+
+
+@pytest.mark.parametrize(
+    ("result", "reason", "message"),
+    [
+        (PluginResult(error="down", retriable=True), Reason.RETRIABLE_ERROR, "plugin 'app': down"),
+        (PluginResult(error="no such image"), Reason.TERMINAL_ERROR, "plugin 'app': no such image"),
+        (
+            PluginResult(config_map("x")),
+            Reason.TERMINAL_ERROR,
+            "plugin 'app' made a ConfigMap, not the Deployment.apps it declares",
+        ),
+    ],
+)
+def test_what_a_plugin_could_not_make_is_an_error_on_its_resource(
+    result: PluginResult, reason: Reason, message: str
+) -> None:
+    b = app_bundle()
+    db = observed(b, config_map("db", {"port": 5432}))
+    verdict = plan_bundle(b, [db], plugins={"app": APP}, processed={"web": result}).verdict("web")
+    assert (verdict.state, verdict.reason, verdict.message) == (VerdictState.ERROR, reason, message)
+
+
+def test_a_plugin_nobody_serves_is_a_retriable_error_and_no_such_plugin() -> None:
+    b = load_bundle(bundle_object(plugin_resource({"image": "web:1"})))
+    plan = plan_bundle(b, [])
+    assert plan.verdict("web").reason is Reason.RETRIABLE_ERROR
+    assert plan.verdict("web").message == "no plugin 'app' is registered (registered: none)"
+    assert [s.as_status() for s in plan.plugin_statuses] == [{"name": "app", "status": "NoSuchPlugin"}]
+
+
+def test_values_that_break_the_schema_are_refused_before_the_plugin_is_called() -> None:
+    b = app_bundle()
+    db = observed(b, config_map("db", {"port": "not-a-port"}))
+    plan = plan_bundle(b, [db], plugins={"app": APP})
+    assert plan.plugin_calls == ()
+    assert plan.verdict("web").message == (
+        "the spec does not fit plugin 'app''s schema: "
+        "spec.plugin.spec.port: 'not-a-port' is not of type 'integer'"
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -30,6 +30,16 @@ from smith_engine.model import (
     Reference,
     Resource,
     group_of,
+)
+from smith_engine.plugins import (
+    DependencyInput,
+    PluginCall,
+    PluginInfo,
+    PluginResult,
+    PluginStatus,
+    decoded,
+    plugin_statuses,
+    schema_problems,
 )
 from smith_engine.readiness import Readiness, State
 from smith_engine.references import Ambiguous, Unresolved, binding_secret_name, resolve, substitute
@@ -103,6 +113,8 @@ class Plan:
     pending: tuple[PendingDeletion, ...] = ()  # objects the Bundle no longer lists, still there
     wake_after: float | None = None  # seconds until a soft-deleted object is due: reconcile then
     finished: bool = False  # teardown: nothing of the Bundle is left
+    plugin_calls: tuple[PluginCall, ...] = ()  # plugins to call, then plan again with what they made
+    plugin_statuses: tuple[PluginStatus, ...] = ()
 
     def verdict(self, resource: str) -> Verdict:
         return next(v for v in self.verdicts if v.resource == resource)
@@ -114,16 +126,20 @@ def plan_bundle(
     *,
     now: datetime | None = None,
     previous_pending: Sequence[Any] = (),
+    plugins: Mapping[str, PluginInfo] | None = None,
+    processed: Mapping[str, PluginResult] | None = None,
 ) -> Plan:
     """Decide what to do for a validated `bundle`, given the objects as they are in the cluster.
-    `previous_pending` is the Bundle's `status.objectsToDelete` (where soft deletions' due times live)."""
+    `previous_pending` is the Bundle's `status.objectsToDelete` (where soft deletions' due times live);
+    `plugins` the registered plugins by name, `processed` what they made in this reconcile by resource."""
     by_key = {ObjectKey.of(o.object): o for o in observed}
     order = creation_order(creation_waves(bundle.dependencies))
     verdicts: dict[str, Verdict] = {}
     actions: list[Action] = []
+    runs = _PluginRuns(plugins or {}, processed or {})
     for name in order:
         resource = bundle.by_name[name]
-        verdict, action = _plan_resource(bundle, resource, by_key=by_key, verdicts=verdicts)
+        verdict, action = _plan_resource(bundle, resource, by_key=by_key, verdicts=verdicts, plugins=runs)
         verdicts[name] = verdict
         if action is not None:
             actions.append(action)
@@ -142,6 +158,8 @@ def plan_bundle(
         actions=tuple(actions),
         pending=gone.pending,
         wake_after=gone.wake_after,
+        plugin_calls=tuple(runs.calls),
+        plugin_statuses=plugin_statuses([r.plugin.name for r in bundle.resources if r.plugin], runs.plugins),
     )
 
 
@@ -159,6 +177,7 @@ def _plan_resource(
     *,
     by_key: Mapping[ObjectKey, Observed],
     verdicts: Mapping[str, Verdict],
+    plugins: _PluginRuns,
 ) -> tuple[Verdict, Action | None]:
     def verdict(state: VerdictState, reason: Reason, message: str = "", **kw: Any) -> Verdict:
         return Verdict(resource=resource.name, state=state, reason=reason, message=message, object=ref, **kw)
@@ -189,6 +208,12 @@ def _plan_resource(
         values[reference.name] = value
     if existing is not None and (problem := ownership_problem(existing.object, bundle)):
         return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, problem), None
+    if resource.plugin is not None:
+        made = plugins.run(bundle, resource, values, existing=existing, by_key=by_key)
+        if isinstance(made, tuple):
+            state, reason, message = made
+            return verdict(state, reason, message), None
+        resource, values = replace(resource, object=made), {}  # the plugin's object: no markers of ours
     dependencies = [by_key[bundle.by_name[d].key].object for d in sorted(resource.dependencies)]
     desired = desired_object(bundle, resource, values, dependencies)
     try:
@@ -219,6 +244,76 @@ def _plan_resource(
     # Unknown to its executor (restarted) or drifted from what it applied: most likely in sync, so the
     # verdict stands on the object as it is while the executor checks, by dry run, and puts it back.
     return as_it_is, apply
+
+
+@dataclass
+class _PluginRuns:
+    """The plugins of one plan: what is registered, what they made in this reconcile, and the calls to
+    make for the rest."""
+
+    plugins: Mapping[str, PluginInfo]
+    processed: Mapping[str, PluginResult]
+    calls: list[PluginCall] = field(default_factory=list)
+
+    def run(
+        self,
+        bundle: Bundle,
+        resource: Resource,
+        values: Mapping[str, JSON],
+        *,
+        existing: Observed | None,
+        by_key: Mapping[ObjectKey, Observed],
+    ) -> dict[str, Any] | tuple[VerdictState, Reason, str]:
+        """The object the plugin made for `resource` (name and namespace set), or the verdict for now."""
+        assert resource.plugin is not None
+        name = resource.plugin.name
+        info = self.plugins.get(name)
+        if info is None:
+            known = ", ".join(sorted(self.plugins)) or "none"
+            return (
+                VerdictState.ERROR,
+                Reason.RETRIABLE_ERROR,
+                f"no plugin {name!r} is registered (registered: {known})",
+            )
+        spec = substitute(copy.deepcopy(dict(resource.plugin.spec)), values)
+        if problems := schema_problems(info.schema, spec):
+            return (
+                VerdictState.ERROR,
+                Reason.TERMINAL_ERROR,
+                f"the spec does not fit plugin {name!r}'s schema: " + "; ".join(problems),
+            )
+        made = self.processed.get(resource.name)
+        if made is None:
+            dependencies = tuple(_dependency_input(bundle, d, by_key) for d in sorted(resource.dependencies))
+            actual = existing.object if existing else None
+            self.calls.append(PluginCall(resource.name, name, spec, actual, dependencies))
+            return VerdictState.IN_PROGRESS, Reason.APPLYING, f"waiting for plugin {name!r}"
+        if made.object is None:
+            reason = Reason.RETRIABLE_ERROR if made.retriable else Reason.TERMINAL_ERROR
+            return VerdictState.ERROR, reason, f"plugin {name!r}: {made.error}"
+        if GroupKind.of(made.object) != info.produces:
+            return (
+                VerdictState.ERROR,
+                Reason.TERMINAL_ERROR,
+                (f"plugin {name!r} made a {GroupKind.of(made.object)}, not the {info.produces} it declares"),
+            )
+        obj = copy.deepcopy(dict(made.object))
+        obj.setdefault("metadata", {})["name"] = resource.plugin.object_name
+        return obj
+
+
+def _dependency_input(bundle: Bundle, name: str, by_key: Mapping[ObjectKey, Observed]) -> DependencyInput:
+    dependency = bundle.by_name[name]
+    actual = by_key[dependency.key].object
+    spec = dependency.plugin.spec if dependency.plugin else dependency.object
+    if GroupKind.of(actual) != SERVICE_BINDING:
+        return DependencyInput(name, spec, actual)
+    secret = by_key.get(ObjectKey(SECRET, binding_secret_name(actual)))
+    instance_name = str((actual.get("spec") or {}).get("instanceRef", {}).get("name", ""))
+    instance = by_key.get(ObjectKey(GroupKind(SERVICE_BINDING.group, "ServiceInstance"), instance_name))
+    return DependencyInput(
+        name, spec, actual, decoded(secret.object if secret else None), instance.object if instance else None
+    )
 
 
 def _config(by_key: Mapping[ObjectKey, Observed], kind: str, name: str) -> JSONObject | None:
@@ -290,7 +385,9 @@ def desired_object(
 ) -> dict[str, Any]:
     """The object Smith applies: references substituted, in the bundle's namespace, labelled, owned by
     the Bundle and by the objects of its `dependencies`."""
-    obj: dict[str, Any] = substitute(copy.deepcopy(dict(resource.object)), values)
+    obj: dict[str, Any] = copy.deepcopy(dict(resource.object))
+    if resource.plugin is None:  # a plugin's object is its own: no markers of ours in it
+        obj = substitute(obj, values)
     metadata = obj.setdefault("metadata", {})
     metadata["namespace"] = bundle.namespace
     metadata.setdefault("labels", {})[BUNDLE_NAME_LABEL] = bundle.name

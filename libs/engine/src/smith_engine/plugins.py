@@ -6,6 +6,7 @@ reference, a registered plugin's description, and checking a spec against the pl
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from smith_engine.model import JSON, GroupKind, PluginRef, group_of
+from smith_engine.model import JSON, GroupKind, JSONObject, PluginRef, group_of
 
 PLUGIN_KIND = "Plugin"
 
@@ -121,3 +122,64 @@ def identity(ref: PluginRef, plugin: PluginInfo | None) -> dict[str, Any]:
     its name from `objectName`."""
     api_version, kind = (plugin.api_version, plugin.kind) if plugin else (f"{UNKNOWN_GROUP}/v1", ref.name)
     return {"apiVersion": api_version, "kind": kind, "metadata": {"name": ref.object_name}}
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyInput:
+    """What a plugin gets of one dependency of its resource (as in Smith)."""
+
+    resource: str
+    spec: JSONObject  # the object, or the plugin spec, as the Bundle says it
+    actual: JSONObject  # the object as it is in the cluster
+    outputs: Mapping[str, str] = field(default_factory=dict)  # a ServiceBinding's Secret, decoded
+    auxiliary: JSONObject | None = None  # a ServiceBinding's ServiceInstance
+
+
+@dataclass(frozen=True, slots=True)
+class PluginCall:
+    """Ask `plugin` to make the object of `resource` from `spec` (references substituted)."""
+
+    resource: str
+    plugin: str
+    spec: JSONObject
+    actual: JSONObject | None = None
+    dependencies: tuple[DependencyInput, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PluginResult:
+    """What a plugin made: the object, or why not."""
+
+    object: JSONObject | None = None
+    error: str = ""
+    retriable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PluginStatus:
+    """Smith's `status.pluginStatuses` entry."""
+
+    name: str
+    api_version: str = ""
+    kind: str = ""
+    status: str = "NoSuchPlugin"
+
+    def as_status(self) -> dict[str, str]:
+        entry = {"name": self.name, "status": self.status}
+        if self.kind:
+            entry |= {"group": group_of(self.api_version), "version": self.api_version.rpartition("/")[2]}
+            entry["kind"] = self.kind
+        return entry
+
+
+def plugin_statuses(used: list[str], plugins: Mapping[str, PluginInfo]) -> tuple[PluginStatus, ...]:
+    return tuple(
+        PluginStatus(n, p.api_version, p.kind, "Ok") if (p := plugins.get(n)) else PluginStatus(n)
+        for n in sorted(set(used))
+    )
+
+
+def decoded(secret: JSONObject | None) -> dict[str, str]:
+    """A Secret's data as text: what a ServiceBinding's outputs are to a plugin."""
+    data = (secret or {}).get("data") or {}
+    return {k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()}

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from smith.v1 import common_pb2 as _common_pb2
+from smith.v1 import plugin_pb2 as _plugin_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -23,8 +24,31 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class PlanRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ProcessedEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> _plugin_pb2.ProcessResponse: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _plugin_pb2.ProcessResponse | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     BUNDLE_JSON_FIELD_NUMBER: _builtins.int
     OBSERVED_FIELD_NUMBER: _builtins.int
+    PLUGINS_FIELD_NUMBER: _builtins.int
+    PROCESSED_FIELD_NUMBER: _builtins.int
     bundle_json: _builtins.bytes
     """The Bundle object as the API server holds it."""
     @_builtins.property
@@ -33,15 +57,27 @@ class PlanRequest(_message.Message):
         plus the Secrets of ServiceBindings it references with `bindsecret`.
         """
 
+    @_builtins.property
+    def plugins(self) -> _containers.RepeatedCompositeFieldContainer[_plugin_pb2.DescribeResponse]:
+        """The registered plugins (their descriptions; the controller knows their endpoints)."""
+
+    @_builtins.property
+    def processed(self) -> _containers.MessageMap[_builtins.str, _plugin_pb2.ProcessResponse]:
+        """What plugins made for this reconcile, by resource name (the controller called them, as the plan of
+        this same reconcile asked in `plugin_calls`).
+        """
+
     def __init__(
         self,
         *,
         bundle_json: _builtins.bytes = ...,
         observed: _abc.Iterable[_common_pb2.Observed] | None = ...,
+        plugins: _abc.Iterable[_plugin_pb2.DescribeResponse] | None = ...,
+        processed: _abc.Mapping[_builtins.str, _plugin_pb2.ProcessResponse] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_json", b"bundle_json", "observed", b"observed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_json", b"bundle_json", "observed", b"observed", "plugins", b"plugins", "processed", b"processed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -57,6 +93,8 @@ class PlanResponse(_message.Message):
     PENDING_FIELD_NUMBER: _builtins.int
     WAKE_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
     FINISHED_FIELD_NUMBER: _builtins.int
+    PLUGIN_CALLS_FIELD_NUMBER: _builtins.int
+    PLUGIN_STATUSES_FIELD_NUMBER: _builtins.int
     wake_after_seconds: _builtins.float
     """When > 0: reconcile again after this many seconds (a soft-deleted object falls due)."""
     finished: _builtins.bool
@@ -73,6 +111,16 @@ class PlanResponse(_message.Message):
     def pending(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.PendingDeletion]:
         """Objects the Bundle no longer lists, still in the cluster."""
 
+    @_builtins.property
+    def plugin_calls(self) -> _containers.RepeatedCompositeFieldContainer[_plugin_pb2.ProcessRequest]:
+        """Plugin resources whose dependencies are READY and whose object is not made yet: the controller calls
+        each plugin (`bundle` left for it to fill in) and plans again with the results in `processed`.
+        """
+
+    @_builtins.property
+    def plugin_statuses(self) -> _containers.RepeatedCompositeFieldContainer[_plugin_pb2.PluginStatus]:
+        """Each plugin the Bundle uses (status.pluginStatuses)."""
+
     def __init__(
         self,
         *,
@@ -82,10 +130,12 @@ class PlanResponse(_message.Message):
         pending: _abc.Iterable[_common_pb2.PendingDeletion] | None = ...,
         wake_after_seconds: _builtins.float = ...,
         finished: _builtins.bool = ...,
+        plugin_calls: _abc.Iterable[_plugin_pb2.ProcessRequest] | None = ...,
+        plugin_statuses: _abc.Iterable[_plugin_pb2.PluginStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "finished", b"finished", "order", b"order", "pending", b"pending", "verdicts", b"verdicts", "wake_after_seconds", b"wake_after_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "finished", b"finished", "order", b"order", "pending", b"pending", "plugin_calls", b"plugin_calls", "plugin_statuses", b"plugin_statuses", "verdicts", b"verdicts", "wake_after_seconds", b"wake_after_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

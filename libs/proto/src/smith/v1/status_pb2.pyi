@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from smith.v1 import common_pb2 as _common_pb2
+from smith.v1 import plugin_pb2 as _plugin_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -29,6 +30,7 @@ class ReportRequest(_message.Message):
     RESULTS_FIELD_NUMBER: _builtins.int
     INVALID_BUNDLE_MESSAGE_FIELD_NUMBER: _builtins.int
     PENDING_FIELD_NUMBER: _builtins.int
+    PLUGIN_STATUSES_FIELD_NUMBER: _builtins.int
     previous_status_json: _builtins.bytes
     """The Bundle's current status as JSON (`{}` when it has none)."""
     invalid_bundle_message: _builtins.str
@@ -43,6 +45,10 @@ class ReportRequest(_message.Message):
     def pending(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.PendingDeletion]:
         """Objects the Bundle no longer lists, still in the cluster (written as status.objectsToDelete)."""
 
+    @_builtins.property
+    def plugin_statuses(self) -> _containers.RepeatedCompositeFieldContainer[_plugin_pb2.PluginStatus]:
+        """Each plugin the Bundle uses (written as status.pluginStatuses)."""
+
     def __init__(
         self,
         *,
@@ -52,10 +58,11 @@ class ReportRequest(_message.Message):
         results: _abc.Iterable[_common_pb2.ActionResult] | None = ...,
         invalid_bundle_message: _builtins.str = ...,
         pending: _abc.Iterable[_common_pb2.PendingDeletion] | None = ...,
+        plugin_statuses: _abc.Iterable[_plugin_pb2.PluginStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "invalid_bundle_message", b"invalid_bundle_message", "pending", b"pending", "previous_status_json", b"previous_status_json", "results", b"results", "verdicts", b"verdicts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "invalid_bundle_message", b"invalid_bundle_message", "pending", b"pending", "plugin_statuses", b"plugin_statuses", "previous_status_json", b"previous_status_json", "results", b"results", "verdicts", b"verdicts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
