@@ -18,9 +18,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from smith_controller.operator import Controller, Settings, run
 from smith_executor import registration
 from smith_executor.memo import Memo
+from smith_executor.plugin import PluginServicer, registration_object
 from smith_executor.servicer import ExecutorServicer, Family, RegistryFamily
 from smith_executor_dynamic.catalog import CrdCatalog
 from smith_planner.servicer import register as register_planner
+from smith_plugin_app import PLUGIN
 from smith_status.servicer import StatusServicer
 from smith_telemetry import setup_tracing
 from smith_wire.rpc import start_server
@@ -50,6 +52,7 @@ class System:
     status_port: int = 0
     executor: grpc.aio.Server | None = None
     executor_endpoint: str = ""
+    plugin: grpc.aio.Server | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     executors: list[ExecutorServicer] = field(default_factory=list)
     controller_thread: threading.Thread | None = None
@@ -63,6 +66,19 @@ class System:
         await registration.publish(
             self.kube, name="core", endpoint=self.executor_endpoint, kinds=family.kinds()
         )
+
+    async def start_plugin(self) -> None:
+        """The sample `app` plugin (services/plugin-app), registered as its __main__ registers it."""
+        self.plugin, port = await start_server([PluginServicer(PLUGIN).registration()])
+        await registration.publish_object(
+            self.kube, registration_object(PLUGIN, endpoint=f"127.0.0.1:{port}")
+        )
+
+    async def kill_plugin(self) -> None:
+        """Stop the plugin's server without withdrawing its registration, as a crash would."""
+        assert self.plugin is not None
+        await self.plugin.stop(grace=None)
+        self.plugin = None
 
     async def start_servicecatalog(self) -> None:
         """The Service Catalog executor, and the fake broker that provisions what it applies."""
@@ -162,6 +178,7 @@ async def smith(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[System]:
     await system.start_executor()
     await system.start_dynamic_executor()
     await system.start_servicecatalog()
+    await system.start_plugin()
     await system.start_controller()
     try:
         yield system
@@ -172,7 +189,8 @@ async def smith(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[System]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for server in [*system.servers, *([system.executor] if system.executor else [])]:
+        running = [system.executor, system.plugin]
+        for server in [*system.servers, *(s for s in running if s is not None)]:
             with contextlib.suppress(asyncio.CancelledError):
                 await server.stop(grace=None)
         await client.close()

@@ -163,6 +163,9 @@ def test_the_plan_asks_the_plugin_once_the_dependencies_are_ready_and_applies_wh
     assert apply.object["metadata"]["name"] == "web", "Smith names it objectName"
     assert apply.object["metadata"]["namespace"] == b.namespace
     assert second.plugin_calls == ()
+    there = observed(b, {**deployment_made("web"), "metadata": {"name": "web"}})
+    (again,) = plan_bundle(b, [db, there], plugins={"app": APP}).plugin_calls
+    assert again.actual == there.object, "the plugin gets the object as it is"
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ SERVICES = (
     "smith_executor_core",
     "smith_executor_servicecatalog",
     "smith_executor_dynamic",
+    "smith_plugin_app",
     "smith_controller",
 )
 

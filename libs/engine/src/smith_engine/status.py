@@ -16,6 +16,7 @@ from smith_engine.conditions import by_type
 from smith_engine.deletion import PendingDeletion
 from smith_engine.model import JSONObject, ObjectRef
 from smith_engine.planner import Reason, Verdict, VerdictState, verdict_of
+from smith_engine.plugins import PluginStatus
 from smith_engine.readiness import Readiness
 from smith_engine.times import rfc3339
 
@@ -84,6 +85,7 @@ def bundle_status(
     verdicts: Sequence[Verdict],
     results: Sequence[ActionResult] = (),
     pending: Sequence[PendingDeletion] = (),
+    plugins: Sequence[PluginStatus] = (),
     invalid: str = "",
     now: datetime,
 ) -> dict[str, Any]:
@@ -109,6 +111,9 @@ def bundle_status(
     to_delete = previous.get("objectsToDelete") if invalid else [p.as_status() for p in pending]
     if to_delete:
         status["objectsToDelete"] = to_delete
+    plugin_statuses = previous.get("pluginStatuses") if invalid else [p.as_status() for p in plugins]
+    if plugin_statuses:
+        status["pluginStatuses"] = plugin_statuses
     return status
 
 

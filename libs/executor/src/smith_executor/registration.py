@@ -1,6 +1,7 @@
 """An executor announces itself with an `Executor` resource: its gRPC endpoint, the kinds it serves,
-whether it is a fallback, and a heartbeat. The controller routes by these, so a new or upgraded
-executor needs no restart elsewhere."""
+whether it is a fallback, and a heartbeat; a plugin with a `Plugin` resource: its endpoint, what it
+makes, its schema, and a heartbeat. The controller routes by these, so a new or upgraded executor or
+plugin needs no restart elsewhere."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from smith_engine.model import API_VERSION, GroupKind
 from smith_engine.times import rfc3339
@@ -44,24 +46,30 @@ async def publish(
     """Create or update this executor's Executor resource and stamp its heartbeat."""
     namespace = smith_namespace()
     body = executor_object(name=name, namespace=namespace, endpoint=endpoint, kinds=kinds, fallback=fallback)
-    await kube.apply(body, field_manager=f"smith-executor-{name}")
-    await heartbeat(kube, name=name, namespace=namespace)
+    await publish_object(kube, body)
 
 
-async def heartbeat(kube: KubeClient, *, name: str, namespace: str) -> None:
+async def publish_object(kube: KubeClient, body: dict[str, Any]) -> None:
+    """Create or update a registration (an Executor or a Plugin resource) and stamp its heartbeat."""
+    meta = body["metadata"]
+    await kube.apply(body, field_manager=f"smith-{str(body['kind']).lower()}-{meta['name']}")
+    await heartbeat(kube, name=meta["name"], namespace=meta["namespace"], kind=str(body["kind"]))
+
+
+async def heartbeat(kube: KubeClient, *, name: str, namespace: str, kind: str = EXECUTOR_KIND) -> None:
     status = {"status": {"heartbeatTime": rfc3339(datetime.now(UTC))}}
-    await kube.patch(API_VERSION, EXECUTOR_KIND, name, status, namespace=namespace, subresource="status")
+    await kube.patch(API_VERSION, kind, name, status, namespace=namespace, subresource="status")
 
 
-async def keep_alive(kube: KubeClient, *, name: str) -> None:
+async def keep_alive(kube: KubeClient, *, name: str, kind: str = EXECUTOR_KIND) -> None:
     """Stamp the heartbeat every $SMITH_HEARTBEAT_SECONDS (default 5 minutes) until cancelled."""
     while True:
         await asyncio.sleep(HEARTBEAT_SECONDS)
         with contextlib.suppress(Exception):
-            await heartbeat(kube, name=name, namespace=smith_namespace())
+            await heartbeat(kube, name=name, namespace=smith_namespace(), kind=kind)
 
 
-async def withdraw(kube: KubeClient, *, name: str) -> None:
-    """Remove this executor's resource on a clean shutdown, so its kinds are routed nowhere."""
+async def withdraw(kube: KubeClient, *, name: str, kind: str = EXECUTOR_KIND) -> None:
+    """Remove this registration on a clean shutdown, so nothing is routed to it."""
     with contextlib.suppress(Exception):
-        await kube.delete(API_VERSION, EXECUTOR_KIND, name, namespace=smith_namespace())
+        await kube.delete(API_VERSION, kind, name, namespace=smith_namespace())

@@ -8,9 +8,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from smith.v1 import common_pb2 as pb
+from smith.v1 import plugin_pb2 as plugin_pb
 from smith_engine.deletion import PendingDeletion
 from smith_engine.model import Bundle, JSONObject, ObjectRef
 from smith_engine.planner import Action, Apply, Delete, Observed, Reason, Verdict, VerdictState
+from smith_engine.plugins import PluginCall, PluginInfo, PluginResult, PluginStatus
 from smith_engine.readiness import Readiness, State
 from smith_engine.status import ActionResult, Outcome
 from smith_engine.times import parse_rfc3339, rfc3339
@@ -200,3 +202,54 @@ def pending_to_proto(pending: PendingDeletion) -> pb.PendingDeletion:
 
 def pending_from_proto(msg: pb.PendingDeletion) -> PendingDeletion:
     return PendingDeletion(ref_from_proto(msg.object), due=parse_rfc3339(msg.due), problem=msg.problem)
+
+
+# --- plugins --------------------------------------------------------------------------------------
+
+
+def plugin_to_proto(info: PluginInfo) -> plugin_pb.DescribeResponse:
+    return plugin_pb.DescribeResponse(
+        name=info.name, api_version=info.api_version, kind=info.kind, spec_schema_json=json.dumps(info.schema)
+    )
+
+
+def plugin_from_proto(msg: plugin_pb.DescribeResponse, endpoint: str = "") -> PluginInfo:
+    schema = json.loads(msg.spec_schema_json) if msg.spec_schema_json else {}
+    return PluginInfo(msg.name, endpoint, msg.api_version, msg.kind, schema)
+
+
+def call_to_proto(call: PluginCall) -> plugin_pb.ProcessRequest:
+    return plugin_pb.ProcessRequest(
+        resource_name=call.resource,
+        plugin=call.plugin,
+        spec_json=dump(call.spec),
+        actual_json=dump(call.actual) if call.actual is not None else b"",
+        dependencies=[
+            plugin_pb.Dependency(
+                resource_name=d.resource,
+                spec_json=dump(d.spec),
+                actual_json=dump(d.actual),
+                outputs_json=dump(dict(d.outputs)) if d.outputs else b"",
+                auxiliary_json=dump(d.auxiliary) if d.auxiliary is not None else b"",
+            )
+            for d in call.dependencies
+        ],
+    )
+
+
+def result_of_plugin(msg: plugin_pb.ProcessResponse) -> PluginResult:
+    if msg.error_message or not msg.object_json:
+        return PluginResult(
+            error=msg.error_message or "the plugin returned no object", retriable=msg.retriable
+        )
+    return PluginResult(load(msg.object_json))
+
+
+def plugin_status_to_proto(status: PluginStatus) -> plugin_pb.PluginStatus:
+    return plugin_pb.PluginStatus(
+        name=status.name, api_version=status.api_version, kind=status.kind, status=status.status
+    )
+
+
+def plugin_status_from_proto(msg: plugin_pb.PluginStatus) -> PluginStatus:
+    return PluginStatus(msg.name, msg.api_version, msg.kind, msg.status)

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
@@ -25,6 +25,7 @@ from smith_controller.tasks import cancel_and_wait
 from smith_engine.deletion import FINALIZER, ORPHAN_FINALIZER, kinds_made
 from smith_engine.model import API_VERSION, BUNDLE_KIND, GROUP, VERSION, GroupKind, JSONObject, ObjectRef
 from smith_engine.planner import SERVICE_BINDING
+from smith_engine.plugins import PluginInfo
 from smith_engine.references import binding_secret_name
 from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.times import parse_rfc3339
@@ -74,11 +75,15 @@ class Controller:
     settings: Settings = field(default_factory=Settings)
     bundles: dict[BundleKey, JSONObject] = field(default_factory=dict)
     routing: RoutingTable = field(default_factory=RoutingTable)
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)  # registered plugins, by name
 
     async def start(self) -> None:
         self.kube = KubeClient(self.kube_config)
         self.peers = Peers.connect(
-            planner=self.settings.planner, status=self.settings.status, routing=self.routing
+            planner=self.settings.planner,
+            status=self.settings.status,
+            routing=self.routing,
+            plugins=self.plugins,
         )
         self.cache = ChildCache(
             self.kube, self._child_changed, namespace=self.settings.watch_namespace or None
@@ -151,6 +156,26 @@ class Controller:
                 {str(k): self.routing.endpoint(k) for k in sorted(self.routing.kinds())},
             )
             self.cache.watch(self.routing.kinds())
+            for key in self.bundles:
+                self.scheduler.trigger(key)
+
+    def plugin_event(self, event_type: str | None, body: JSONObject) -> None:
+        """A plugin registered, changed or went away: every Bundle is planned again (one that uses it
+        may now go on, or fail)."""
+        if body["metadata"].get("namespace") != self.settings.namespace:
+            return
+        info = PluginInfo.of(body)
+        old = self.plugins.get(info.name)
+        if event_type == "DELETED":
+            self.plugins.pop(info.name, None)
+        else:
+            self.plugins[info.name] = info
+        if (
+            event_type == "DELETED"
+            or old is None
+            or replace(old, heartbeat="") != replace(info, heartbeat="")
+        ):
+            log.info("plugins: %s", {n: p.endpoint for n, p in sorted(self.plugins.items())})
             for key in self.bundles:
                 self.scheduler.trigger(key)
 
@@ -309,6 +334,10 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     @kopf.on.event(GROUP, VERSION, "bundles", registry=registry)
     async def bundle_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         controller.bundle_event(event.get("type"), _plain(body))
+
+    @kopf.on.event(GROUP, VERSION, "plugins", registry=registry)
+    async def plugin_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        controller.plugin_event(event.get("type"), _plain(body))
 
     @kopf.on.event(GROUP, VERSION, "executors", registry=registry)
     async def executor_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:

@@ -19,6 +19,7 @@ from smith_wire.convert import (
     action_target,
     action_to_proto,
     dump,
+    plugin_to_proto,
     readiness_to_proto,
     ref_to_proto,
 )
@@ -30,11 +31,14 @@ from smith.v1 import (
     executor_pb2_grpc,
     planner_pb2,
     planner_pb2_grpc,
+    plugin_pb2,
+    plugin_pb2_grpc,
     status_pb2,
     status_pb2_grpc,
 )
 from smith_engine.model import GroupKind, JSONObject, ObjectRef, group_of
 from smith_engine.planner import Action, Apply
+from smith_engine.plugins import PluginInfo
 from smith_engine.readiness import READY, retriable
 from smith_engine.routing import RoutingTable
 
@@ -62,24 +66,39 @@ class Peers:
     planner: planner_pb2_grpc.PlannerAsyncStub
     status: status_pb2_grpc.StatusAsyncStub
     routing: RoutingTable
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)  # registered plugins, by name
     _executors: dict[str, executor_pb2_grpc.ExecutorAsyncStub] = field(default_factory=dict)
+    _plugins: dict[str, plugin_pb2_grpc.PluginAsyncStub] = field(default_factory=dict)
     _channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     @classmethod
-    def connect(cls, *, planner: str, status: str, routing: RoutingTable) -> Peers:
+    def connect(
+        cls, *, planner: str, status: str, routing: RoutingTable, plugins: dict[str, PluginInfo] | None = None
+    ) -> Peers:
         planner_channel, status_channel = channel(planner), channel(status)
         peers = cls(
-            planner_pb2_grpc.PlannerStub(planner_channel), status_pb2_grpc.StatusStub(status_channel), routing
+            planner_pb2_grpc.PlannerStub(planner_channel),
+            status_pb2_grpc.StatusStub(status_channel),
+            routing,
+            plugins if plugins is not None else {},
         )
         peers._channels += [planner_channel, status_channel]
         return peers
 
     def executor(self, endpoint: str) -> executor_pb2_grpc.ExecutorAsyncStub:
         if (stub := self._executors.get(endpoint)) is None:
-            ch = channel(endpoint)
-            self._channels.append(ch)
-            stub = self._executors[endpoint] = executor_pb2_grpc.ExecutorStub(ch)
+            stub = self._executors[endpoint] = executor_pb2_grpc.ExecutorStub(self._channel(endpoint))
         return stub
+
+    def plugin(self, endpoint: str) -> plugin_pb2_grpc.PluginAsyncStub:
+        if (stub := self._plugins.get(endpoint)) is None:
+            stub = self._plugins[endpoint] = plugin_pb2_grpc.PluginStub(self._channel(endpoint))
+        return stub
+
+    def _channel(self, endpoint: str) -> grpc.aio.Channel:
+        ch = channel(endpoint)
+        self._channels.append(ch)
+        return ch
 
     async def close(self) -> None:
         for ch in self._channels:
@@ -135,10 +154,15 @@ async def reconcile(
         ready = readiness_to_proto(READY)
         observed += [common_pb2.Observed(object_json=dump(o), readiness=ready) for o in outside]
 
-        # 2. plan
-        request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed)
+        # 2. plan (and when plugin resources are ready to be made: call their plugins, plan again)
+        plugins = [plugin_to_proto(p) for p in peers.plugins.values()]
+        request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed, plugins=plugins)
         try:
             plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
+            if plan.plugin_calls:
+                for name, made in (await _process(peers, bundle, plan.plugin_calls)).items():
+                    request.processed[name].CopyFrom(made)
+                plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
         except grpc.aio.AioRpcError as e:
             if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
                 raise
@@ -151,7 +175,14 @@ async def reconcile(
         results = await _execute(peers, bundle, actions)
 
         # 4. report
-        await _report(peers, bundle, verdicts=plan.verdicts, results=results, pending=plan.pending)
+        await _report(
+            peers,
+            bundle,
+            verdicts=plan.verdicts,
+            results=results,
+            pending=plan.pending,
+            plugins=plan.plugin_statuses,
+        )
         retry = any(not r.ok and not r.terminal for r in results) or any(
             v.state == common_pb2.VERDICT_STATE_ERROR and not v.terminal for v in plan.verdicts
         )
@@ -197,6 +228,30 @@ def _blockers(actions: Sequence[Action], results: Sequence[common_pb2.ActionResu
         for r in results
         if not r.ok and r.terminal and r.resource_name in creates
     )
+
+
+async def _process(
+    peers: Peers, bundle: JSONObject, calls: Sequence[plugin_pb2.ProcessRequest]
+) -> dict[str, plugin_pb2.ProcessResponse]:
+    """Call each plugin the plan asked for, all at once; a plugin that does not answer is a retriable
+    error on its resource."""
+
+    async def one(call: plugin_pb2.ProcessRequest) -> plugin_pb2.ProcessResponse:
+        name = call.plugin
+        info = peers.plugins.get(name)
+        if info is None:  # gone between the plan and now
+            return plugin_pb2.ProcessResponse(error_message=f"plugin {name!r} went away", retriable=True)
+        request = plugin_pb2.ProcessRequest()
+        request.CopyFrom(call)
+        request.bundle.CopyFrom(bundle_ref(bundle))
+        try:
+            return await peers.plugin(info.endpoint).Process(request, timeout=APPLY_DEADLINE)
+        except grpc.aio.AioRpcError as e:
+            message = f"plugin at {info.endpoint} did not answer: {e.code().name} {e.details() or ''}".strip()
+            return plugin_pb2.ProcessResponse(error_message=message, retriable=True)
+
+    answers = await asyncio.gather(*(one(c) for c in calls))
+    return {c.resource_name: a for c, a in zip(calls, answers, strict=True)}
 
 
 async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_pb2.Observed]:
@@ -290,6 +345,7 @@ async def _report(
     verdicts: Sequence[common_pb2.Verdict] = (),
     results: Sequence[common_pb2.ActionResult] = (),
     pending: Sequence[common_pb2.PendingDeletion] = (),
+    plugins: Sequence[plugin_pb2.PluginStatus] = (),
     invalid: str = "",
 ) -> None:
     request = status_pb2.ReportRequest(
@@ -299,5 +355,6 @@ async def _report(
         results=results,
         invalid_bundle_message=invalid,
         pending=pending,
+        plugin_statuses=plugins,
     )
     await peers.status.Report(request, timeout=REPORT_DEADLINE)

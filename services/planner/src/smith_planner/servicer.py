@@ -6,9 +6,13 @@ import grpc
 from opentelemetry import trace
 from smith_wire.convert import (
     action_to_proto,
+    call_to_proto,
     load,
     observed_from_proto,
     pending_to_proto,
+    plugin_from_proto,
+    plugin_status_to_proto,
+    result_of_plugin,
     verdict_to_proto,
 )
 
@@ -33,13 +37,15 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             plan = plan_teardown(Bundle(meta["namespace"], meta["name"], meta.get("uid", "")), observed)
             span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
             return self._response(plan)
+        plugins = {p.name: p for p in map(plugin_from_proto, request.plugins)}
         try:
-            bundle = load_bundle(raw)
+            bundle = load_bundle(raw, plugins=plugins)
         except InvalidBundleError as e:
             span.set_attribute("smith.verdict", "InvalidBundle")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         previous = (raw.get("status") or {}).get("objectsToDelete") or []
-        plan = plan_bundle(bundle, observed, previous_pending=previous)
+        processed = {name: result_of_plugin(r) for name, r in request.processed.items()}
+        plan = plan_bundle(bundle, observed, previous_pending=previous, plugins=plugins, processed=processed)
         span.set_attribute("smith.bundle", str(bundle))
         return self._response(plan)
 
@@ -55,6 +61,8 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             pending=[pending_to_proto(p) for p in plan.pending],
             wake_after_seconds=plan.wake_after or 0.0,
             finished=plan.finished,
+            plugin_calls=[call_to_proto(c) for c in plan.plugin_calls],
+            plugin_statuses=[plugin_status_to_proto(s) for s in plan.plugin_statuses],
         )
 
 

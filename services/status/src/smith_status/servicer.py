@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 
 import grpc
 from opentelemetry import trace
-from smith_wire.convert import dump, load, pending_from_proto, result_from_proto, verdict_from_proto
+from smith_wire.convert import (
+    dump,
+    load,
+    pending_from_proto,
+    plugin_status_from_proto,
+    result_from_proto,
+    verdict_from_proto,
+)
 from smith_wire.rpc import Register
 
 from smith.v1 import status_pb2, status_pb2_grpc
@@ -36,6 +43,7 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
             verdicts=[verdict_from_proto(v) for v in request.verdicts],
             results=results,
             pending=[pending_from_proto(p) for p in request.pending],
+            plugins=[plugin_status_from_proto(p) for p in request.plugin_statuses],
             invalid=request.invalid_bundle_message,
             now=datetime.now(UTC),
         )

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from smith.v1 import common_pb2 as smith_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15smith/v1/plugin.proto\x12\x08smith.v1\x1a\x15smith/v1/common.proto\"\x11\n\x0f\x44\x65scribeRequest\"]\n\x10\x44\x65scribeResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x18\n\x10spec_schema_json\x18\x04 \x01(\t\"y\n\nDependency\x12\x15\n\rresource_name\x18\x01 \x01(\t\x12\x11\n\tspec_json\x18\x02 \x01(\x0c\x12\x13\n\x0b\x61\x63tual_json\x18\x03 \x01(\x0c\x12\x14\n\x0coutputs_json\x18\x04 \x01(\x0c\x12\x16\n\x0e\x61uxiliary_json\x18\x05 \x01(\x0c\"\xa0\x01\n\x0eProcessRequest\x12#\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x13.smith.v1.BundleRef\x12\x15\n\rresource_name\x18\x02 \x01(\t\x12\x11\n\tspec_json\x18\x03 \x01(\x0c\x12\x13\n\x0b\x61\x63tual_json\x18\x04 \x01(\x0c\x12*\n\x0c\x64\x65pendencies\x18\x05 \x03(\x0b\x32\x14.smith.v1.Dependency\"P\n\x0fProcessResponse\x12\x13\n\x0bobject_json\x18\x01 \x01(\x0c\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x11\n\tretriable\x18\x03 \x01(\x08\"O\n\x0cPluginStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t2\x8b\x01\n\x06Plugin\x12\x41\n\x08\x44\x65scribe\x12\x19.smith.v1.DescribeRequest\x1a\x1a.smith.v1.DescribeResponse\x12>\n\x07Process\x12\x18.smith.v1.ProcessRequest\x1a\x19.smith.v1.ProcessResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15smith/v1/plugin.proto\x12\x08smith.v1\x1a\x15smith/v1/common.proto\"\x11\n\x0f\x44\x65scribeRequest\"]\n\x10\x44\x65scribeResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x18\n\x10spec_schema_json\x18\x04 \x01(\t\"y\n\nDependency\x12\x15\n\rresource_name\x18\x01 \x01(\t\x12\x11\n\tspec_json\x18\x02 \x01(\x0c\x12\x13\n\x0b\x61\x63tual_json\x18\x03 \x01(\x0c\x12\x14\n\x0coutputs_json\x18\x04 \x01(\x0c\x12\x16\n\x0e\x61uxiliary_json\x18\x05 \x01(\x0c\"\xb0\x01\n\x0eProcessRequest\x12#\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x13.smith.v1.BundleRef\x12\x15\n\rresource_name\x18\x02 \x01(\t\x12\x11\n\tspec_json\x18\x03 \x01(\x0c\x12\x13\n\x0b\x61\x63tual_json\x18\x04 \x01(\x0c\x12*\n\x0c\x64\x65pendencies\x18\x05 \x03(\x0b\x32\x14.smith.v1.Dependency\x12\x0e\n\x06plugin\x18\x06 \x01(\t\"P\n\x0fProcessResponse\x12\x13\n\x0bobject_json\x18\x01 \x01(\x0c\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x11\n\tretriable\x18\x03 \x01(\x08\"O\n\x0cPluginStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t2\x8b\x01\n\x06Plugin\x12\x41\n\x08\x44\x65scribe\x12\x19.smith.v1.DescribeRequest\x1a\x1a.smith.v1.DescribeResponse\x12>\n\x07Process\x12\x18.smith.v1.ProcessRequest\x1a\x19.smith.v1.ProcessResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,11 +39,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEPENDENCY']._serialized_start=172
   _globals['_DEPENDENCY']._serialized_end=293
   _globals['_PROCESSREQUEST']._serialized_start=296
-  _globals['_PROCESSREQUEST']._serialized_end=456
-  _globals['_PROCESSRESPONSE']._serialized_start=458
-  _globals['_PROCESSRESPONSE']._serialized_end=538
-  _globals['_PLUGINSTATUS']._serialized_start=540
-  _globals['_PLUGINSTATUS']._serialized_end=619
-  _globals['_PLUGIN']._serialized_start=622
-  _globals['_PLUGIN']._serialized_end=761
+  _globals['_PROCESSREQUEST']._serialized_end=472
+  _globals['_PROCESSRESPONSE']._serialized_start=474
+  _globals['_PROCESSRESPONSE']._serialized_end=554
+  _globals['_PLUGINSTATUS']._serialized_start=556
+  _globals['_PLUGINSTATUS']._serialized_end=635
+  _globals['_PLUGIN']._serialized_start=638
+  _globals['_PLUGIN']._serialized_end=777
 # @@protoc_insertion_point(module_scope)

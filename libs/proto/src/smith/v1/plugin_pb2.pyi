@@ -112,11 +112,14 @@ class ProcessRequest(_message.Message):
     SPEC_JSON_FIELD_NUMBER: _builtins.int
     ACTUAL_JSON_FIELD_NUMBER: _builtins.int
     DEPENDENCIES_FIELD_NUMBER: _builtins.int
+    PLUGIN_FIELD_NUMBER: _builtins.int
     resource_name: _builtins.str
     spec_json: _builtins.bytes
     """`spec.plugin.spec`, references substituted, JSON."""
     actual_json: _builtins.bytes
     """The object as it is in the cluster, if it exists, JSON (empty when it does not)."""
+    plugin: _builtins.str
+    """The plugin this is for (its name in spec.plugin.name)."""
     @_builtins.property
     def bundle(self) -> _common_pb2.BundleRef: ...
     @_builtins.property
@@ -129,10 +132,11 @@ class ProcessRequest(_message.Message):
         spec_json: _builtins.bytes = ...,
         actual_json: _builtins.bytes = ...,
         dependencies: _abc.Iterable[Global___Dependency] | None = ...,
+        plugin: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_json", b"actual_json", "bundle", b"bundle", "dependencies", b"dependencies", "resource_name", b"resource_name", "spec_json", b"spec_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_json", b"actual_json", "bundle", b"bundle", "dependencies", b"dependencies", "plugin", b"plugin", "resource_name", b"resource_name", "spec_json", b"spec_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
