@@ -94,6 +94,14 @@ async def quiet_for_resyncs(
 ) -> None:
     """Wait for `count` more reconciles of a converged Bundle (resyncs: nothing else happens) and check
     they wrote nothing: no object, not the Bundle's status, and no apply or dry run sent at all."""
+    # first one whole reconcile that began now: a reconcile in flight (one that wrote the status a test
+    # just saw) has finished by then, and what it wrote is the "before"
+    began = time.time_ns()
+
+    async def one() -> bool:
+        return bool(reconcile_traces(smith, namespace, name, since=began))
+
+    await eventually(one, within=RESYNC_SECONDS * 4, what="a resync")
     objects, before = await versions(kube, namespace), await get_bundle(kube, namespace, name)
     since = time.time_ns()
 
