@@ -41,6 +41,40 @@ def is_ready(obj: Json) -> bool:
     )
 
 
+def _class(name: str) -> Json:
+    spec = {"externalName": name, "clusterServiceBrokerName": "fake"}
+    return {
+        "apiVersion": SC,
+        "kind": "ClusterServiceClass",
+        "metadata": {"name": f"class-{name}"},
+        "spec": spec,
+    }
+
+
+def _plan(service: str, plan: str, schema: Json) -> Json:
+    return {
+        "apiVersion": SC,
+        "kind": "ClusterServicePlan",
+        "metadata": {"name": f"plan-{service}-{plan}"},
+        "spec": {
+            "externalName": plan,
+            "clusterServiceBrokerName": "fake",
+            "clusterServiceClassRef": {"name": f"class-{service}"},
+            "instanceCreateParameterSchema": schema,
+        },
+    }
+
+
+QUEUE_PARAMETERS: Json = {
+    "type": "object",
+    "properties": {
+        "retention": {"type": "integer", "minimum": 1, "description": "days"},
+        "fail": {"type": "string", "description": "make provisioning fail, saying why (tests)"},
+    },
+}
+CATALOG = [_class("queue"), _plan("queue", "standard", QUEUE_PARAMETERS)]
+
+
 class Broker:
     """Provisions every ServiceInstance (or fails it when `spec.parameters.fail` says why) and, once its
     instance is Ready, writes each ServiceBinding's Secret and marks the binding Ready."""
@@ -55,6 +89,8 @@ class Broker:
         task.add_done_callback(self.tasks.discard)
 
     async def run(self) -> None:
+        for obj in CATALOG:  # its classes and plans, as a broker's catalog is published
+            await self.kube.apply(obj, field_manager="fake-broker")
         await asyncio.gather(
             run_informer(self.kube, SC, "ServiceInstance", on_list=self._instances, on_event=self._instance),
             run_informer(self.kube, SC, "ServiceBinding", on_list=self._bindings, on_event=self._binding),
@@ -148,6 +184,8 @@ class SampleControllers:
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
+        for obj in CATALOG:  # its classes and plans, as a broker's catalog is published
+            await self.kube.apply(obj, field_manager="fake-broker")
         await asyncio.gather(
             self._follow("crd.atlassian.com/v1", "Sleeper", self._wake),
             self._follow("smith.atlassian.com/v1", "PostgresqlResource", self._host),

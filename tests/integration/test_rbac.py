@@ -32,6 +32,8 @@ ALLOWED: dict[str, list[Check]] = {
         ("get", "", "secrets", MANAGED, "binding-secret"),
         ("patch", "smith.atlassian.com", "bundles", MANAGED, "b"),  # Smith's finalizer, nothing else
         ("watch", "batch", "jobs", "", ""),
+        ("watch", "smith.atlassian.com", "plugins", NAMESPACE, ""),
+        ("list", "servicecatalog.k8s.io", "clusterserviceplans", "", ""),
         ("watch", "crd.atlassian.com", "sleepers", "", ""),  # aggregated from deploy/samples/crds/rbac.yaml
     ],
     "smith-status": [
@@ -57,6 +59,7 @@ ALLOWED: dict[str, list[Check]] = {
         ("create", "servicecatalog.k8s.io", "serviceinstances", MANAGED, ""),
         ("patch", "smith.atlassian.com", "executors", NAMESPACE, "servicecatalog"),
     ],
+    "smith-plugin-app": [("patch", "smith.atlassian.com", "plugins/status", NAMESPACE, "app")],
     "smith-executor-dynamic": [
         ("watch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""),
         ("create", "crd.atlassian.com", "sleepers", MANAGED, ""),
@@ -89,6 +92,11 @@ DENIED: dict[str, list[Check]] = {
     "smith-executor-dynamic": [
         ("create", "", "configmaps", MANAGED, ""),
         ("create", "apiextensions.k8s.io", "customresourcedefinitions", "", ""),
+    ],
+    "smith-plugin-app": [
+        ("create", "", "configmaps", MANAGED, ""),  # Smith applies what a plugin makes, not the plugin
+        ("patch", "smith.atlassian.com", "plugins", NAMESPACE, "other"),  # not another's registration
+        ("get", "", "secrets", MANAGED, "s"),
     ],
     "smith-planner": [
         ("get", "", "configmaps", MANAGED, "c"),

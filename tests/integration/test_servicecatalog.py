@@ -16,6 +16,7 @@ from live import (
     resource_condition,
     until_condition,
 )
+from smith_engine.model import BUNDLE_NAME_LABEL
 from smith_kube import KubeClient
 from support import eventually, resource
 
@@ -122,3 +123,25 @@ async def test_parameter_changes_propagate_to_the_instance(
         return bool((got.get("status") or {}).get("provisionedParameters") == {"retention": 7})
 
     await eventually(reprovisioned, what="the broker to see the new parameters")
+
+
+async def test_parameters_that_cannot_fit_the_plan_are_refused_before_anything_is_created(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """The broker publishes plan `queue/standard` with a schema (retention: an integer); the reference's
+    example says what the value will look like, and it does not fit."""
+    refs = [{"name": "days", "resource": "config", "path": "data.days", "example": "four"}]
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "config"}, "data": {"days": "4"}}
+    await kube.create(
+        bundle(
+            "unfit",
+            namespace,
+            resource("config", config),
+            resource("queue", instance("queue", retention="!{days}"), references=refs),
+        )
+    )
+    done = await until_condition(kube, namespace, "unfit", "Error")
+    assert condition(done, "Error")["reason"] == "InvalidBundle"
+    assert "spec.parameters.retention: 'four' is not of type 'integer'" in condition(done, "Error")["message"]
+    made = (await kube.list("v1", "ConfigMap", namespace, label_selector=BUNDLE_NAME_LABEL))["items"]
+    assert made == [], "nothing was created"

@@ -231,3 +231,19 @@ class PluginSpecError(BundleError):
             f"resource {self.resource!r}: the spec does not fit plugin {self.plugin!r}'s schema: "
             + "; ".join(self.problems)
         )
+
+
+@dataclass
+class ParametersError(BundleError):
+    """A ServiceInstance's parameters that do not fit its plan's instanceCreateParameterSchema."""
+
+    resource: str
+    plan: str
+    problems: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        return (
+            f"resource {self.resource!r}: the parameters do not fit plan {self.plan!r}'s schema: "
+            + "; ".join(self.problems)
+        )

@@ -96,8 +96,10 @@ def plugin_object(
     }
 
 
-def schema_problems(schema: Mapping[str, JSON], spec: Mapping[str, JSON]) -> list[str]:
-    """Where `spec` breaks the plugin's JSON Schema (draft 2020-12), one line each, with the path:
+def schema_problems(
+    schema: Mapping[str, JSON], spec: Mapping[str, JSON], *, where: str = "spec.plugin.spec"
+) -> list[str]:
+    """Where `spec` breaks a JSON Schema (draft 2020-12), one line each, with the path from `where`:
     `spec.plugin.spec.port: 'http' is not of type 'integer'`."""
     if not schema:
         return []
@@ -105,11 +107,11 @@ def schema_problems(schema: Mapping[str, JSON], spec: Mapping[str, JSON]) -> lis
         Draft202012Validator.check_schema(schema)
         validator = Draft202012Validator(schema)
     except SchemaError as e:
-        return [f"the plugin's own schema is invalid: {e.message}"]
+        return [f"the schema itself is invalid: {e.message}"]
     found = []
     for error in sorted(validator.iter_errors(spec), key=lambda e: [str(p) for p in e.absolute_path]):
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        found.append(f"spec.plugin.spec{where}: {error.message}")
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        found.append(f"{where}{path}: {error.message}")
     return found
 
 

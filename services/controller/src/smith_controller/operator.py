@@ -22,6 +22,7 @@ from smith_controller.cache import BundleKey, ChildCache
 from smith_controller.reconciler import Next, Peers, TeardownError, reconcile, teardown
 from smith_controller.scheduler import Scheduler
 from smith_controller.tasks import cancel_and_wait
+from smith_engine.catalog import CATALOG_KINDS, SERVICE_INSTANCE
 from smith_engine.deletion import FINALIZER, ORPHAN_FINALIZER, kinds_made
 from smith_engine.model import API_VERSION, BUNDLE_KIND, GROUP, VERSION, GroupKind, JSONObject, ObjectRef
 from smith_engine.planner import SERVICE_BINDING
@@ -29,8 +30,9 @@ from smith_engine.plugins import PluginInfo
 from smith_engine.references import binding_secret_name
 from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.times import parse_rfc3339
+from smith_engine.validation import resource_object
 from smith_engine.workloads import config_sources
-from smith_kube import ConflictError, KubeClient, KubeConfig, NotFoundError
+from smith_kube import ApiError, ConflictError, KubeClient, KubeConfig, NotFoundError, UnservedKindError
 from smith_kube.client import MERGE_PATCH
 
 log = logging.getLogger("smith.controller")
@@ -200,7 +202,11 @@ class Controller:
                 )
             children = self.cache.children(key)
             sources = _outside_sources(bundle, children)
-            outside = [*await self._binding_secrets(children), *await self._config_objects(sources)]
+            outside = [
+                *await self._binding_secrets(children),
+                *await self._config_objects(sources),
+                *await self._catalog(bundle),
+            ]
             step = await reconcile(self.peers, bundle, children, outside=outside)
             self.blockers.set(key, [*step.blockers, *sources])
             result = "retry" if step.next is Next.RETRY else "ok"
@@ -261,6 +267,24 @@ class Controller:
                 found.append(await self.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace))
         return found
 
+    async def _catalog(self, bundle: JSONObject) -> list[JSONObject]:
+        """The Service Catalog's classes and plans, for a Bundle with ServiceInstances (their parameters
+        are checked against the plan's schema before anything is created); none when the catalog is not
+        installed or not readable."""
+        objects = (resource_object(r.get("spec")) for r in _resources(bundle))
+        kinds = {GroupKind.of(o) for o in objects if isinstance(o, dict)}
+        if SERVICE_INSTANCE not in kinds:
+            return []
+        found: list[JSONObject] = []
+        for kind in CATALOG_KINDS:
+            with contextlib.suppress(ApiError, UnservedKindError):
+                listing = await self.kube.list(f"{kind.group}/v1beta1", kind.kind)
+                found += [
+                    {**o, "apiVersion": listing.get("apiVersion", ""), "kind": kind.kind}
+                    for o in listing["items"]
+                ]
+        return found
+
     async def _binding_secrets(self, children: Sequence[JSONObject]) -> list[JSONObject]:
         """The Secrets the Bundle's ServiceBindings wrote (read when needed: they carry no Smith label)."""
         found: list[JSONObject] = []
@@ -272,6 +296,11 @@ class Controller:
                     )
                 )
         return found
+
+
+def _resources(bundle: JSONObject) -> list[Any]:
+    resources = (bundle.get("spec") or {}).get("resources") or []
+    return [r for r in resources if isinstance(r, dict)]
 
 
 def _finalizers(bundle: JSONObject) -> list[str]:

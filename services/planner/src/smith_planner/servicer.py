@@ -17,8 +17,9 @@ from smith_wire.convert import (
 )
 
 from smith.v1 import planner_pb2, planner_pb2_grpc
+from smith_engine.catalog import CATALOG_KINDS, parameter_problems
 from smith_engine.errors import InvalidBundleError
-from smith_engine.model import Bundle
+from smith_engine.model import Bundle, GroupKind
 from smith_engine.planner import Apply, plan_bundle, plan_teardown
 from smith_engine.planner import Plan as EnginePlan
 from smith_engine.validation import load_bundle
@@ -40,6 +41,9 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         plugins = {p.name: p for p in map(plugin_from_proto, request.plugins)}
         try:
             bundle = load_bundle(raw, plugins=plugins)
+            catalog = [o.object for o in observed if GroupKind.of(o.object) in CATALOG_KINDS]
+            if problems := parameter_problems(bundle, catalog):
+                raise InvalidBundleError(problems)
         except InvalidBundleError as e:
             span.set_attribute("smith.verdict", "InvalidBundle")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))

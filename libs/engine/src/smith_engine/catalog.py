@@ -1,0 +1,86 @@
+"""Service Catalog parameters checked before anything is created. Pure.
+
+A ServiceInstance's `spec.parameters` must fit its plan's `instanceCreateParameterSchema` (the
+ClusterServicePlan the broker published, found from the instance's class and plan names). Checked when
+the Bundle is planned, with each reference's `example` in place of its value, so a Bundle whose
+instance can never be provisioned fails at once, not half-way; without a plan object (no catalog, or
+no schema) nothing is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from smith_engine.errors import BundleError, ParametersError
+from smith_engine.model import JSON, Bundle, GroupKind, JSONObject, Resource
+from smith_engine.plugins import schema_problems
+from smith_engine.references import MarkerSyntaxError, markers_in, outputs_in, substitute
+
+GROUP = "servicecatalog.k8s.io"
+SERVICE_INSTANCE = GroupKind(GROUP, "ServiceInstance")
+CLASS = GroupKind(GROUP, "ClusterServiceClass")
+PLAN = GroupKind(GROUP, "ClusterServicePlan")
+CATALOG_KINDS = (CLASS, PLAN)
+
+
+def _spec(obj: JSONObject) -> Mapping[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def plan_of(instance: JSONObject, catalog: Sequence[JSONObject]) -> JSONObject | None:
+    """The ClusterServicePlan an instance names (by k8s name, or by class and plan external names)."""
+    spec = _spec(instance)
+    plans = [o for o in catalog if GroupKind.of(o) == PLAN]
+    if name := spec.get("clusterServicePlanName"):
+        return next((p for p in plans if p["metadata"]["name"] == name), None)
+    classes = [o for o in catalog if GroupKind.of(o) == CLASS]
+    wanted = spec.get("clusterServiceClassName")
+    external = spec.get("clusterServiceClassExternalName")
+    found = next(
+        (c for c in classes if c["metadata"]["name"] == wanted or _spec(c).get("externalName") == external),
+        None,
+    )
+    if found is None:
+        return None
+    return next(
+        (
+            p
+            for p in plans
+            if _spec(p).get("clusterServiceClassRef", {}).get("name") == found["metadata"]["name"]
+            and _spec(p).get("externalName") == spec.get("clusterServicePlanExternalName")
+        ),
+        None,
+    )
+
+
+def parameter_problems(bundle: Bundle, catalog: Sequence[JSONObject]) -> list[BundleError]:
+    """Every ServiceInstance of the Bundle whose parameters (examples in place of values) cannot fit its
+    plan's schema."""
+    found: list[BundleError] = []
+    for resource in bundle.resources:
+        if GroupKind.of(resource.object) != SERVICE_INSTANCE:
+            continue
+        plan = plan_of(resource.object, catalog)
+        schema = _spec(plan).get("instanceCreateParameterSchema") if plan else None
+        parameters = _with_examples(resource)
+        if isinstance(schema, Mapping) and schema and plan is not None and parameters is not None:
+            where = "spec.parameters"
+            if problems := schema_problems(schema, parameters, where=where):
+                found.append(ParametersError(resource.name, plan["metadata"]["name"], tuple(problems)))
+    return found
+
+
+def _with_examples(resource: Resource) -> Mapping[str, JSON] | None:
+    """The instance's parameters with each reference's example for its value; None when a value has no
+    example (it is checked by the broker then)."""
+    parameters = _spec(resource.object).get("parameters") or {}
+    examples = {r.name: r.example for r in resource.references if r.carries_value and r.example is not None}
+    try:
+        if not markers_in(parameters) <= examples.keys() or outputs_in(parameters):
+            return None
+    except MarkerSyntaxError:
+        return None
+    substituted = substitute(parameters, examples)
+    return substituted if isinstance(substituted, Mapping) else None
