@@ -13,7 +13,15 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from smith_kube import ConflictError, KubeClient, KubeConfig, NotFoundError, UnservedKindError, WatchEvent
+from smith_kube import (
+    ApiError,
+    ConflictError,
+    KubeClient,
+    KubeConfig,
+    NotFoundError,
+    UnservedKindError,
+    WatchEvent,
+)
 from smith_kube.informer import run_informer
 
 SC = "servicecatalog.k8s.io/v1beta1"
@@ -88,10 +96,22 @@ class Broker:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    async def publish_catalog(self) -> None:
+        """Its classes and plans, as a broker's catalog is published; the CRDs may have just been
+        installed (not served yet, or their storage initializing): try again until they are."""
+        for obj in CATALOG:
+            while True:
+                try:
+                    await self.kube.apply(obj, field_manager="fake-broker")
+                    break
+                except (ApiError, UnservedKindError) as e:
+                    if isinstance(e, ApiError) and not e.retriable:
+                        raise
+                    await asyncio.sleep(0.5)
+
     async def run(self) -> None:
-        for obj in CATALOG:  # its classes and plans, as a broker's catalog is published
-            await self.kube.apply(obj, field_manager="fake-broker")
         await asyncio.gather(
+            self.publish_catalog(),
             run_informer(self.kube, SC, "ServiceInstance", on_list=self._instances, on_event=self._instance),
             run_informer(self.kube, SC, "ServiceBinding", on_list=self._bindings, on_event=self._binding),
         )
@@ -183,10 +203,22 @@ class SampleControllers:
         self.kube = kube
         self.tasks: set[asyncio.Task[None]] = set()
 
+    async def publish_catalog(self) -> None:
+        """Its classes and plans, as a broker's catalog is published; the CRDs may have just been
+        installed (not served yet, or their storage initializing): try again until they are."""
+        for obj in CATALOG:
+            while True:
+                try:
+                    await self.kube.apply(obj, field_manager="fake-broker")
+                    break
+                except (ApiError, UnservedKindError) as e:
+                    if isinstance(e, ApiError) and not e.retriable:
+                        raise
+                    await asyncio.sleep(0.5)
+
     async def run(self) -> None:
-        for obj in CATALOG:  # its classes and plans, as a broker's catalog is published
-            await self.kube.apply(obj, field_manager="fake-broker")
         await asyncio.gather(
+            self.publish_catalog(),
             self._follow("crd.atlassian.com/v1", "Sleeper", self._wake),
             self._follow("smith.atlassian.com/v1", "PostgresqlResource", self._host),
         )

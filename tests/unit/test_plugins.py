@@ -83,7 +83,7 @@ def test_a_spec_that_breaks_the_schema_is_told_with_each_path() -> None:
         "spec.plugin.spec.port: 'http' is not of type 'integer'",
     ]
     assert schema_problems({}, {"anything": True}) == [], "no schema: any object"
-    assert "schema is invalid" in schema_problems({"type": "no-such-type"}, {})[0]
+    assert "schema itself is invalid" in schema_problems({"type": "no-such-type"}, {})[0]
 
 
 APP = PluginInfo(name="app", endpoint="app:7420", api_version="apps/v1", kind="Deployment", schema=APP_SCHEMA)

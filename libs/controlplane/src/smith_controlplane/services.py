@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from smith_controlplane.plane import dying_with_parent, free_port
+from smith_controlplane.plane import dying_with_parent, free_ports
 
 SERVICES = (
     "smith_planner",
@@ -39,7 +39,8 @@ def running_services(
     probes are on a free port too: `metrics` (given or not) maps each service to it. `kubeconfigs`
     gives a service credentials of its own (e.g. its ServiceAccount's token) instead of `kubeconfig`."""
     metrics = {} if metrics is None else metrics
-    listen = {module: free_port() for module in SERVICES if module != "smith_controller"}
+    ports = iter(free_ports(2 * len(SERVICES)))  # chosen together: never the same port twice
+    listen = {module: next(ports) for module in SERVICES if module != "smith_controller"}
     base = {
         **os.environ,
         **(env or {}),
@@ -57,7 +58,7 @@ def running_services(
             if kubeconfigs and name in kubeconfigs:
                 own["KUBECONFIG"] = str(kubeconfigs[name])
             if name in SERVICES:
-                own["SMITH_METRICS"] = f"127.0.0.1:{metrics.setdefault(name, free_port())}"
+                own["SMITH_METRICS"] = f"127.0.0.1:{metrics.setdefault(name, next(ports))}"
             with (logs / f"{name}.log").open("wb") as out:
                 started[name] = subprocess.Popen(
                     dying_with_parent(command), env=own, stdout=out, stderr=subprocess.STDOUT
