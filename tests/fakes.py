@@ -203,22 +203,8 @@ class SampleControllers:
         self.kube = kube
         self.tasks: set[asyncio.Task[None]] = set()
 
-    async def publish_catalog(self) -> None:
-        """Its classes and plans, as a broker's catalog is published; the CRDs may have just been
-        installed (not served yet, or their storage initializing): try again until they are."""
-        for obj in CATALOG:
-            while True:
-                try:
-                    await self.kube.apply(obj, field_manager="fake-broker")
-                    break
-                except (ApiError, UnservedKindError) as e:
-                    if isinstance(e, ApiError) and not e.retriable:
-                        raise
-                    await asyncio.sleep(0.5)
-
     async def run(self) -> None:
         await asyncio.gather(
-            self.publish_catalog(),
             self._follow("crd.atlassian.com/v1", "Sleeper", self._wake),
             self._follow("smith.atlassian.com/v1", "PostgresqlResource", self._host),
         )

@@ -25,6 +25,20 @@ def config_map(name: str, data: Mapping[str, Any] | None = None) -> dict[str, An
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": dict(data or {})}
 
 
+def service_instance(name: str, **parameters: Any) -> dict[str, Any]:
+    """A ServiceInstance of the fake broker's `queue` class, plan `standard`."""
+    return {
+        "apiVersion": "servicecatalog.k8s.io/v1beta1",
+        "kind": "ServiceInstance",
+        "metadata": {"name": name},
+        "spec": {
+            "clusterServiceClassExternalName": "queue",
+            "clusterServicePlanExternalName": "standard",
+            "parameters": parameters,
+        },
+    }
+
+
 def resource(
     name: str,
     obj: Mapping[str, Any] | None = None,

@@ -18,24 +18,14 @@ from live import (
 )
 from smith_engine.model import BUNDLE_NAME_LABEL
 from smith_kube import KubeClient
-from support import eventually, resource
+from support import eventually, resource, service_instance
 
 pytestmark = pytest.mark.controlplane
 
 SC = "servicecatalog.k8s.io/v1beta1"
 
 
-def instance(name: str, **parameters: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": SC,
-        "kind": "ServiceInstance",
-        "metadata": {"name": name},
-        "spec": {
-            "clusterServiceClassExternalName": "queue",
-            "clusterServicePlanExternalName": "standard",
-            "parameters": parameters,
-        },
-    }
+instance = service_instance
 
 
 def binding(name: str, instance_name: str) -> dict[str, Any]:

@@ -8,20 +8,11 @@ from typing import Any
 from fakes import CATALOG
 from smith_engine.catalog import parameter_problems, plan_of
 from smith_engine.validation import load_bundle
-from support import bundle_object, resource
+from support import bundle_object, resource, service_instance
 
 
-def instance(name: str = "queue", **parameters: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "servicecatalog.k8s.io/v1beta1",
-        "kind": "ServiceInstance",
-        "metadata": {"name": name},
-        "spec": {
-            "clusterServiceClassExternalName": "queue",
-            "clusterServicePlanExternalName": "standard",
-            "parameters": parameters,
-        },
-    }
+def instance(**parameters: Any) -> dict[str, Any]:
+    return service_instance("queue", **parameters)
 
 
 def test_the_plan_is_found_by_class_and_plan_external_names_or_by_name() -> None:
