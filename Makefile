@@ -1,7 +1,13 @@
 # Smith's developer entry points. Everything runs inside the uv workspace (.venv).
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
-UV ?= uv
+# The pinned uv, installed on first use into .tools/ with nothing but Python's pip (no uv needed before).
+# UV=... uses another one instead.
+UV_VERSION := 0.13.9
+UV_DIR := $(CURDIR)/.tools/uv-$(UV_VERSION)
+LOCAL_UV := $(UV_DIR)/bin/uv
+UV ?= $(LOCAL_UV)
+export PATH := $(UV_DIR)/bin:$(PATH)
 RUN := $(UV) run --frozen
 
 .PHONY: help sync run plan test unit integration lint typecheck proto proto-check controlplane cluster-up cluster-down bench clean
@@ -9,8 +15,11 @@ RUN := $(UV) run --frozen
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-sync: ## install the workspace (all libs, services and dev tools) into .venv
+sync: $(if $(filter $(LOCAL_UV),$(UV)),$(LOCAL_UV)) ## install the workspace (all libs, services and dev tools) into .venv
 	$(UV) sync --frozen --all-packages
+
+$(LOCAL_UV):
+	python3 -m pip install --quiet --disable-pip-version-check --target "$(UV_DIR)" "uv==$(UV_VERSION)"
 
 run: sync controlplane ## Smith end to end: local control plane, all services, the sample Bundles, live status
 	$(RUN) python tools/run.py $(ARGS)
@@ -51,5 +60,5 @@ cluster-down: sync ## stop the local control plane started by cluster-up
 bench: sync controlplane ## benchmarks (see bench/ and README "Performance")
 	$(RUN) python -m bench $(ARGS)
 
-clean: ## remove caches (not the control plane binaries)
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis
+clean: ## remove caches and the local uv (not the control plane binaries)
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis .tools

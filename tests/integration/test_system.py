@@ -50,6 +50,18 @@ async def test_chain_is_created_in_dependency_order_and_becomes_ready(
     assert [resource_condition(done, n, "Ready")["status"] for n in "abc"] == ["True"] * 3
 
 
+async def test_kubectl_get_bundles_shows_ready_reason_and_resources_ready(
+    kube: KubeClient, namespace: str, smith: Any, control_plane: Any
+) -> None:
+    await kube.create(bundle("shown", namespace, resource("a"), resource("b", depends_on=["a"])))
+    await until_condition(kube, namespace, "shown", "Ready")
+    shown = control_plane.kubectl("get", "bdl", "-n", namespace).stdout.split("\n")
+    assert shown[0].split() == ["NAME", "READY", "REASON", "RESOURCES", "AGE"]
+    assert shown[1].split()[:4] == ["shown", "True", "AllResourcesReady", "2/2"]
+    everything = control_plane.kubectl("get", "all", "-n", namespace).stdout
+    assert "bundle.smith.atlassian.com/shown" in everything, "Bundles are in the `all` category"
+
+
 async def test_managed_objects_carry_the_label_and_a_controller_reference(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:

@@ -108,6 +108,12 @@ def bundle_status(
     status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
     if resource_statuses:
         status["resourceStatuses"] = resource_statuses
+    if invalid:
+        if "readyResources" in previous:
+            status["readyResources"] = previous["readyResources"]
+    else:
+        ready = sum(v.state is VerdictState.READY for v in verdicts)
+        status["readyResources"] = f"{ready}/{len(verdicts)}"  # for `kubectl get bundles`
     to_delete = previous.get("objectsToDelete") if invalid else [p.as_status() for p in pending]
     if to_delete:
         status["objectsToDelete"] = to_delete
