@@ -25,7 +25,7 @@ run: sync controlplane ## Smith end to end: local control plane, all services, t
 	$(RUN) python tools/run.py $(ARGS)
 
 plan: sync ## dry run: validate the sample bundles and print how they would converge, wave by wave
-	$(RUN) python tools/plan_samples.py deploy/samples
+	$(RUN) smith plan deploy/samples
 
 test: sync lint typecheck proto-check ## lint, type check, proto drift check, then every test
 	$(RUN) pytest

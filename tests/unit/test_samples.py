@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
+from click.testing import CliRunner
+from smith_cli.main import cli
 
 from smith_engine.planner import Apply, VerdictState, plan_bundle
 from smith_engine.validation import load_bundle
-from support import ROOT, SAMPLES, load_sample, observed
+from support import SAMPLES, load_sample, observed
 
 SAMPLE_FILES = sorted(p.name for p in SAMPLES.glob("*.yaml"))
 
@@ -47,14 +47,9 @@ def test_config_chain_keeps_values_flowing_down_the_chain() -> None:
     assert derived.object["data"]["endpoint"] == "https://api.ap-southeast-2.example.com/gold"
 
 
-def test_make_plan_simulates_every_sample_to_the_end(capsys: pytest.CaptureFixture[str]) -> None:
-    """`make plan` (tools/plan_samples.py) walks each sample wave by wave until nothing is left to apply."""
-    spec = importlib.util.spec_from_file_location("plan_samples", ROOT / "tools" / "plan_samples.py")
-    assert spec is not None
-    assert spec.loader is not None
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    assert tool.main([str(SAMPLES)]) == 0
-    out = capsys.readouterr().out
-    assert out.count("✓") == len(SAMPLE_FILES)
-    assert "wave 4: ingress" in out
+def test_make_plan_simulates_every_sample_to_the_end() -> None:
+    """`make plan` (`smith plan deploy/samples`) walks each sample wave by wave until nothing is left."""
+    result = CliRunner().invoke(cli, ["plan", str(SAMPLES)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("✓") == len(SAMPLE_FILES)
+    assert "wave 4: ingress" in result.output

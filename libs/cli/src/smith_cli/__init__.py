@@ -1,0 +1,1 @@
+"""The `smith` command line."""
