@@ -75,3 +75,25 @@ def test_unreadable_files_are_one_line_each_and_a_failure(tmp_path: Path) -> Non
     assert len(lines) == 2
     assert lines[0].startswith(f"✗ {pod}: not a Bundle (kind: Pod)")
     assert lines[1].startswith(f"✗ {notyaml}: cannot read it:")
+
+
+def test_graph_as_mermaid_and_dot(tmp_path: Path) -> None:
+    chain = str(write(tmp_path, "chain.yaml", CHAIN))
+    result = CliRunner().invoke(cli, ["graph", chain])
+    assert (result.exit_code, result.stdout) == (
+        0,
+        'graph LR\n  a["a<br/>ConfigMap a"]\n  b["b<br/>ConfigMap b"]\n  a --> b\n',
+    )
+    result = CliRunner().invoke(cli, ["graph", chain, "--format", "dot"])
+    assert result.stdout == (
+        'digraph "chain" {\n  rankdir=LR;\n  node [shape=box];\n'
+        '  "a" [label="a\\nConfigMap a"];\n  "b" [label="b\\nConfigMap b"];\n'
+        '  { rank=same; "a"; }\n  { rank=same; "b"; }\n  "a" -> "b";\n}\n'
+    )
+
+
+def test_graph_of_an_invalid_bundle_is_one_line_and_a_failure(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["graph", str(write(tmp_path, "broken.yaml", BROKEN))])
+    assert result.exit_code == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert "dependency cycle: a -> b -> a" in result.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from smith_cli.graph import dot, mermaid
 from smith_cli.plan import check, plan_lines
 from smith_cli.wait import WaitError, wait_for
 from smith_kube import KubeConfig
@@ -52,6 +53,17 @@ def plan(files: tuple[Path, ...]) -> None:
         for line in plan_lines(checked.bundle):
             click.echo(line)
     sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+def graph(file: Path, fmt: str) -> None:
+    """A Bundle file's dependency graph, as Mermaid or Graphviz dot (`| dot -Tsvg` draws it)."""
+    (checked,) = check([file])
+    if checked.bundle is None:
+        raise click.ClickException("; ".join(checked.problems))
+    click.echo((mermaid if fmt == "mermaid" else dot)(checked.bundle), nl=False)
 
 
 @cli.command()
