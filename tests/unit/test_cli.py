@@ -97,3 +97,23 @@ def test_graph_of_an_invalid_bundle_is_one_line_and_a_failure(tmp_path: Path) ->
     assert result.exit_code == 1
     assert len(result.stderr.splitlines()) == 1
     assert "dependency cycle: a -> b -> a" in result.stderr
+
+
+def test_wait_without_a_kubeconfig_or_a_cluster_is_one_line(tmp_path: Path) -> None:
+    missing = CliRunner(env={"KUBECONFIG": str(tmp_path / "nothere")}).invoke(cli, ["wait", "web"])
+    assert missing.exit_code == 1
+    assert missing.stderr.startswith("Error: no usable kubeconfig: ")
+    assert len(missing.stderr.splitlines()) == 1
+    config = tmp_path / "config"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "contexts: [{name: c, context: {cluster: k}}]\nusers: []\n"
+    )
+    down = CliRunner(env={"KUBECONFIG": str(config)}).invoke(cli, ["wait", "web", "--timeout", "1.5"])
+    assert down.exit_code == 1
+    assert down.stderr.startswith(
+        "Error: timed out after 1.5s waiting for bundle 'web' to be ready (cannot reach the cluster at "
+        "http://127.0.0.1:9: "
+    )
+    assert len(down.stderr.splitlines()) == 1

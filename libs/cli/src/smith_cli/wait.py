@@ -34,18 +34,20 @@ def _reached(bundle: JSONObject, condition: str) -> str | None:
 
 async def wait_for(config: KubeConfig, name: str, namespace: str, condition: str, within: float) -> str:
     kube = KubeClient(config)
+    trouble: list[str] = []  # the last reason the cluster could not be read, if any
     try:
         async with asyncio.timeout(within):
-            return await _watch(kube, name, namespace, condition)
+            return await _watch(kube, name, namespace, condition, trouble)
     except TimeoutError:
+        why = f" (cannot reach the cluster at {config.server}: {trouble[-1]})" if trouble else ""
         raise WaitError(
-            f"timed out after {within:g}s waiting for bundle {name!r} to be {condition}"
+            f"timed out after {within:g}s waiting for bundle {name!r} to be {condition}{why}"
         ) from None
     finally:
         await kube.close()
 
 
-async def _watch(kube: KubeClient, name: str, namespace: str, condition: str) -> str:
+async def _watch(kube: KubeClient, name: str, namespace: str, condition: str, trouble: list[str]) -> str:
     while True:
         try:
             bundle = await kube.get(API_VERSION, BUNDLE_KIND, name, namespace)
@@ -54,8 +56,10 @@ async def _watch(kube: KubeClient, name: str, namespace: str, condition: str) ->
         except (ApiError, aiohttp.ClientError, OSError) as e:
             if isinstance(e, ApiError) and not e.retriable:
                 raise WaitError(f"cannot read bundle {name!r}: {e}") from None
+            trouble.append(str(e) or type(e).__name__)
             await asyncio.sleep(RECONNECT_SECONDS)  # unreachable for now: try again
             continue
+        trouble.clear()
         if (done := _reached(bundle, condition)) is not None:
             return done
         with contextlib.suppress(ApiError, aiohttp.ClientError, OSError):
