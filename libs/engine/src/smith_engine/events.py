@@ -69,14 +69,21 @@ def transitions(previous: JSONObject, status: JSONObject) -> list[Transition]:
     return found
 
 
-def notices(previous: JSONObject, status: JSONObject, results: Sequence[ActionResult]) -> list[Notice]:
-    """The events of one reconcile that turned `previous` status into `status` with `results`."""
+def notices(
+    previous: JSONObject,
+    status: JSONObject,
+    results: Sequence[ActionResult],
+    moved: Sequence[Transition] | None = None,
+) -> list[Notice]:
+    """The events of one reconcile that turned `previous` status into `status` with `results`; `moved`
+    is `transitions(previous, status)` when the caller has it already."""
     told = [
         Notice(str(r.outcome), f"{r.outcome.lower()} {r.object.kind} {r.object.name}{_for(r.resource)}")
         for r in results
         if r.ok and r.outcome in _TOLD
     ]
-    told += [n for t in transitions(previous, status) if (n := t.notice) is not None]
+    moved = transitions(previous, status) if moved is None else moved
+    told += [n for t in moved if (n := t.notice) is not None]
     if _error(status) != _error(previous):
         told += [
             Notice("DeleteFailed", f"deleting {r.object.kind} {r.object.name}: {r.error}", True)

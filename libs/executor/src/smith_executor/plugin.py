@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from smith_wire.convert import dump, load
+from smith_wire.convert import call_from_proto, dump, plugin_to_proto
 from smith_wire.rpc import Register, run_service
 
 from smith.v1 import plugin_pb2, plugin_pb2_grpc
 from smith_engine.model import JSONObject
-from smith_engine.plugins import PLUGIN_KIND, plugin_object
+from smith_engine.plugins import PLUGIN_KIND, DependencyInput, PluginInfo, plugin_object
 from smith_executor import registration
 from smith_kube import KubeClient, KubeConfig
 
@@ -31,18 +30,12 @@ class PluginError(Exception):
         self.retriable = retriable
 
 
-@dataclass(frozen=True)
-class Dependency:
-    resource: str
-    spec: JSONObject
-    actual: JSONObject
-    outputs: Mapping[str, str] = field(default_factory=dict)
-    auxiliary: JSONObject | None = None
+Dependency = DependencyInput  # what a plugin gets of each dependency (see smith_engine.plugins)
 
 
 @dataclass(frozen=True)
 class Request:
-    """What Smith gives a plugin (as Smith's plugins got it)."""
+    """What Smith gives a plugin (as Smith's plugins got it): the Bundle's namespace and the call."""
 
     namespace: str
     resource: str
@@ -54,6 +47,12 @@ class Request:
 Make = Callable[[Request], JSONObject]
 
 
+def request_of(msg: plugin_pb2.ProcessRequest) -> Request:
+    call = call_from_proto(msg)
+    dependencies = {d.resource: d for d in call.dependencies}
+    return Request(msg.bundle.namespace, call.resource, call.spec, call.actual, dependencies)
+
+
 @dataclass(frozen=True)
 class Plugin:
     name: str
@@ -62,20 +61,9 @@ class Plugin:
     schema: Mapping[str, Any]
     make: Make
 
-
-def request_of(msg: plugin_pb2.ProcessRequest) -> Request:
-    dependencies = {
-        d.resource_name: Dependency(
-            d.resource_name,
-            load(d.spec_json),
-            load(d.actual_json),
-            load(d.outputs_json),
-            load(d.auxiliary_json) or None,
-        )
-        for d in msg.dependencies
-    }
-    actual = load(msg.actual_json) or None
-    return Request(msg.bundle.namespace, msg.resource_name, load(msg.spec_json), actual, dependencies)
+    @property
+    def info(self) -> PluginInfo:
+        return PluginInfo(self.name, "", self.api_version, self.kind, self.schema)
 
 
 class PluginServicer(plugin_pb2_grpc.PluginServicer):
@@ -85,10 +73,7 @@ class PluginServicer(plugin_pb2_grpc.PluginServicer):
     async def Describe(  # noqa: N802 - gRPC method name
         self, request: plugin_pb2.DescribeRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> plugin_pb2.DescribeResponse:
-        p = self.plugin
-        return plugin_pb2.DescribeResponse(
-            name=p.name, api_version=p.api_version, kind=p.kind, spec_schema_json=json.dumps(p.schema)
-        )
+        return plugin_to_proto(self.plugin.info)
 
     async def Process(  # noqa: N802 - gRPC method name
         self, request: plugin_pb2.ProcessRequest, context: grpc.aio.ServicerContext[object, object]

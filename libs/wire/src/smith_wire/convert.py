@@ -12,7 +12,7 @@ from smith.v1 import plugin_pb2 as plugin_pb
 from smith_engine.deletion import PendingDeletion
 from smith_engine.model import Bundle, JSONObject, ObjectRef
 from smith_engine.planner import Action, Apply, Delete, Observed, Reason, Verdict, VerdictState
-from smith_engine.plugins import PluginCall, PluginInfo, PluginResult, PluginStatus
+from smith_engine.plugins import DependencyInput, PluginCall, PluginInfo, PluginResult, PluginStatus
 from smith_engine.readiness import Readiness, State
 from smith_engine.status import ActionResult, Outcome
 from smith_engine.times import parse_rfc3339, rfc3339
@@ -234,6 +234,22 @@ def call_to_proto(call: PluginCall) -> plugin_pb.ProcessRequest:
             )
             for d in call.dependencies
         ],
+    )
+
+
+def call_from_proto(msg: plugin_pb.ProcessRequest) -> PluginCall:
+    dependencies = tuple(
+        DependencyInput(
+            d.resource_name,
+            load(d.spec_json),
+            load(d.actual_json),
+            load(d.outputs_json),
+            load(d.auxiliary_json) or None,
+        )
+        for d in msg.dependencies
+    )
+    return PluginCall(
+        msg.resource_name, msg.plugin, load(msg.spec_json), load(msg.actual_json) or None, dependencies
     )
 
 

@@ -47,8 +47,9 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
             invalid=request.invalid_bundle_message,
             now=datetime.now(UTC),
         )
-        self.events.post(request.bundle, notices(previous, status, results))
-        count(request.bundle, transitions(previous, status))
+        moved = transitions(previous, status)
+        self.events.post(request.bundle, notices(previous, status, results, moved))
+        count(request.bundle, moved)
         span = trace.get_current_span()
         span.set_attribute("smith.bundle", f"{request.bundle.namespace}/{request.bundle.name}")
         ready = by_type(status["conditions"]).get(ConditionType.READY, {}).get("status") == "True"
