@@ -14,7 +14,7 @@ from smith_controlplane.install import NAMESPACE, install_base, service_kubeconf
 from smith_controlplane.plane import ControlPlane
 from smith_controlplane.services import running_services
 from smith_kube import KubeClient, KubeConfig
-from support import ROOT, resource
+from support import ROOT, eventually, resource
 
 pytestmark = pytest.mark.controlplane
 
@@ -46,8 +46,12 @@ async def converge(kubeconfig: Path) -> None:
             bundle("inside", NAMESPACE, resource("near"), resource("s", secret, depends_on=["near"]))
         )
         await until_condition(kube, NAMESPACE, "inside", "Ready", within=60)
-        events = (await kube.list("v1", "Event", NAMESPACE))["items"]
-        assert {e["reason"] for e in events if e["involvedObject"]["name"] == "inside"} >= {"Created"}
+
+        async def told() -> bool:  # Events are posted in the background, after the status
+            events = (await kube.list("v1", "Event", NAMESPACE))["items"]
+            return {e["reason"] for e in events if e["involvedObject"]["name"] == "inside"} >= {"Created"}
+
+        await eventually(told, within=30, what="the Created events on the Bundle")
         assert "status" not in await get_bundle(kube, "elsewhere", "outside")
         assert not await exists(kube, "v1", "ConfigMap", "far", "elsewhere")
         assert await exists(kube, "v1", "Secret", "s", NAMESPACE)
