@@ -153,6 +153,16 @@ class System:
 
 
 @pytest_asyncio.fixture
+async def smith_without_controller(smith: System) -> AsyncIterator[System]:
+    """The services with no controller running: a test speaks to them as the controller would."""
+    await smith.kill_controller()
+    try:
+        yield smith
+    finally:
+        await smith.start_controller()
+
+
+@pytest_asyncio.fixture
 async def smith_without_resync(smith: System) -> AsyncIterator[System]:
     """The system with a controller that never resyncs: what heals, heals by an event."""
     await smith.kill_controller()

@@ -209,6 +209,8 @@ class Controller:
             ]
             step = await reconcile(self.peers, bundle, children, outside=outside)
             self.blockers.set(key, [*step.blockers, *sources])
+            if step.written is not None and self.bundles.get(key) is bundle:
+                self.bundles[key] = step.written  # no newer version came meanwhile
             result = "retry" if step.next is Next.RETRY else "ok"
             if step.next is Next.AGAIN:
                 self.scheduler.trigger(key)

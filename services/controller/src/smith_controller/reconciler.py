@@ -19,6 +19,7 @@ from smith_wire.convert import (
     action_target,
     action_to_proto,
     dump,
+    load,
     plugin_to_proto,
     readiness_to_proto,
     ref_to_proto,
@@ -112,6 +113,7 @@ def bundle_ref(bundle: JSONObject) -> common_pb2.BundleRef:
         name=meta["name"],
         uid=meta.get("uid", ""),
         generation=meta.get("generation", 0),
+        resource_version=meta.get("resourceVersion", ""),
     )
 
 
@@ -136,6 +138,7 @@ class Step:
     next: Next
     blockers: tuple[ObjectRef, ...] = ()
     wake_after: float | None = None  # reconcile again after this many seconds (a soft delete falls due)
+    written: JSONObject | None = None  # the Bundle as it is after this reconcile's status write, if any
 
 
 async def reconcile(
@@ -167,15 +170,15 @@ async def reconcile(
             if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
                 raise
             span.set_attribute("smith.verdict", "InvalidBundle")
-            await _report(peers, bundle, invalid=e.details() or "invalid bundle")
-            return Step(Next.DONE)
+            written = await _report(peers, bundle, invalid=e.details() or "invalid bundle")
+            return Step(Next.DONE, written=written)
 
         # 3. apply and delete, grouped by executor, all executors at once
         actions = [action_from_proto(a) for a in plan.actions]
         results = await _execute(peers, bundle, actions)
 
         # 4. report
-        await _report(
+        written = await _report(
             peers,
             bundle,
             verdicts=plan.verdicts,
@@ -189,13 +192,13 @@ async def reconcile(
         span.set_attribute("smith.retry", retry)
         blockers, wake = _blockers(actions, results), plan.wake_after_seconds or None
         if retry:
-            return Step(Next.RETRY, blockers, wake)
+            return Step(Next.RETRY, blockers, wake, written)
         blocked_on = {d for v in plan.verdicts for d in v.blocked_on}
         found_in_sync = any(
             r.ok and r.outcome == common_pb2.OUTCOME_UNCHANGED and r.resource_name in blocked_on
             for r in results
         )
-        return Step(Next.AGAIN if found_in_sync else Next.DONE, blockers, wake)
+        return Step(Next.AGAIN if found_in_sync else Next.DONE, blockers, wake, written)
 
 
 async def teardown(peers: Peers, bundle: JSONObject, children: Sequence[JSONObject]) -> bool:
@@ -347,7 +350,10 @@ async def _report(
     pending: Sequence[common_pb2.PendingDeletion] = (),
     plugins: Sequence[plugin_pb2.PluginStatus] = (),
     invalid: str = "",
-) -> None:
+) -> JSONObject | None:
+    """Have the status service write the Bundle's status; the Bundle as written, or None when the status
+    was unchanged. The controller keeps it until the watch brings it (a reconcile in between must not
+    compare against the status before)."""
     request = status_pb2.ReportRequest(
         bundle=bundle_ref(bundle),
         previous_status_json=dump(bundle.get("status") or {}),
@@ -357,4 +363,8 @@ async def _report(
         pending=pending,
         plugin_statuses=plugins,
     )
-    await peers.status.Report(request, timeout=REPORT_DEADLINE)
+    answer = await peers.status.Report(request, timeout=REPORT_DEADLINE)
+    if not answer.changed:
+        return None
+    metadata = {**bundle["metadata"], "resourceVersion": answer.resource_version}
+    return {**bundle, "metadata": metadata, "status": load(answer.status_json)}

@@ -17,14 +17,16 @@ from smith_wire.convert import (
 )
 from smith_wire.rpc import Register
 
-from smith.v1 import status_pb2, status_pb2_grpc
+from smith.v1 import common_pb2, status_pb2, status_pb2_grpc
 from smith_engine.conditions import by_type
 from smith_engine.events import notices, transitions
-from smith_engine.model import API_VERSION, BUNDLE_KIND
-from smith_engine.status import ConditionType, bundle_status
-from smith_kube import ApiError, KubeClient, NotFoundError
+from smith_engine.model import API_VERSION, BUNDLE_KIND, JSONObject
+from smith_engine.status import ActionResult, ConditionType, bundle_status
+from smith_kube import ApiError, ConflictError, KubeClient, NotFoundError
 from smith_kube.client import JSON_PATCH
 from smith_status.events import EventRecorder, count
+
+WRITE_ATTEMPTS = 4
 
 
 class StatusServicer(status_pb2_grpc.StatusServicer):
@@ -35,9 +37,53 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
     async def Report(  # noqa: N802 - gRPC method name
         self, request: status_pb2.ReportRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> status_pb2.ReportResponse:
-        previous = load(request.previous_status_json)
+        """Write the status over the version the reconcile read. When the Bundle moved on meanwhile (the
+        controller read it before its previous status write came back), re-read it and write over that:
+        transitions (Events, metrics) are told once, against the status actually replaced."""
+        ref = request.bundle
+        span = trace.get_current_span()
+        span.set_attribute("smith.bundle", f"{ref.namespace}/{ref.name}")
         results = [result_from_proto(r) for r in request.results]
-        status = bundle_status(
+        previous, version = load(request.previous_status_json), ref.resource_version
+        written = ""
+        for _ in range(WRITE_ATTEMPTS):
+            status = self._status(request, previous, results)
+            if status == previous:
+                break
+            try:
+                written = (await self._write(ref, status, version))["metadata"]["resourceVersion"]
+                break
+            except ConflictError:
+                if (live := await self._read(ref)) is None:
+                    break
+                previous, version = live.get("status") or {}, live["metadata"]["resourceVersion"]
+            except NotFoundError:
+                break
+            except ApiError as e:
+                code = grpc.StatusCode.UNAVAILABLE if e.retriable else grpc.StatusCode.FAILED_PRECONDITION
+                await context.abort(code, str(e))
+        else:
+            await context.abort(grpc.StatusCode.ABORTED, "the Bundle kept changing as its status was written")
+        moved = transitions(previous, status) if written else []
+        self.events.post(ref, notices(previous, status, results, moved))
+        count(ref, moved)
+        ready = by_type(status["conditions"]).get(ConditionType.READY, {}).get("status") == "True"
+        span.set_attribute("smith.verdict", "Ready" if ready else "NotReady")
+        return status_pb2.ReportResponse(
+            status_json=dump(status), changed=bool(written), resource_version=written
+        )
+
+    async def _read(self, ref: common_pb2.BundleRef) -> JSONObject | None:
+        try:
+            return await self.kube.get(API_VERSION, BUNDLE_KIND, ref.name, namespace=ref.namespace)
+        except NotFoundError:
+            return None
+
+    @staticmethod
+    def _status(
+        request: status_pb2.ReportRequest, previous: JSONObject, results: list[ActionResult]
+    ) -> JSONObject:
+        return bundle_status(
             previous=previous,
             generation=request.bundle.generation,
             verdicts=[verdict_from_proto(v) for v in request.verdicts],
@@ -47,32 +93,21 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
             invalid=request.invalid_bundle_message,
             now=datetime.now(UTC),
         )
-        moved = transitions(previous, status)
-        self.events.post(request.bundle, notices(previous, status, results, moved))
-        count(request.bundle, moved)
-        span = trace.get_current_span()
-        span.set_attribute("smith.bundle", f"{request.bundle.namespace}/{request.bundle.name}")
-        ready = by_type(status["conditions"]).get(ConditionType.READY, {}).get("status") == "True"
-        span.set_attribute("smith.verdict", "Ready" if ready else "NotReady")
-        if status == previous:
-            return status_pb2.ReportResponse(status_json=dump(status), changed=False)
-        patch = [{"op": "add", "path": "/status", "value": status}]
-        try:
-            await self.kube.patch(
-                API_VERSION,
-                BUNDLE_KIND,
-                request.bundle.name,
-                patch,
-                namespace=request.bundle.namespace,
-                content_type=JSON_PATCH,
-                subresource="status",
-            )
-        except NotFoundError:
-            return status_pb2.ReportResponse(status_json=dump(status), changed=False)
-        except ApiError as e:
-            code = grpc.StatusCode.UNAVAILABLE if e.retriable else grpc.StatusCode.FAILED_PRECONDITION
-            await context.abort(code, str(e))
-        return status_pb2.ReportResponse(status_json=dump(status), changed=True)
+
+    async def _write(self, ref: common_pb2.BundleRef, status: JSONObject, version: str) -> JSONObject:
+        """Replace the status subresource; with `version`, only over that resourceVersion (409 otherwise)."""
+        patch: list[JSONObject] = [{"op": "add", "path": "/status", "value": status}]
+        if version:
+            patch.append({"op": "replace", "path": "/metadata/resourceVersion", "value": version})
+        return await self.kube.patch(
+            API_VERSION,
+            BUNDLE_KIND,
+            ref.name,
+            patch,
+            namespace=ref.namespace,
+            content_type=JSON_PATCH,
+            subresource="status",
+        )
 
     def registration(self) -> Register:
         return lambda server: status_pb2_grpc.add_StatusServicer_to_server(self, server)

@@ -74,18 +74,22 @@ class ReportResponse(_message.Message):
 
     STATUS_JSON_FIELD_NUMBER: _builtins.int
     CHANGED_FIELD_NUMBER: _builtins.int
+    RESOURCE_VERSION_FIELD_NUMBER: _builtins.int
     status_json: _builtins.bytes
     changed: _builtins.bool
     """False when the computed status equals the previous one and nothing was written."""
+    resource_version: _builtins.str
+    """The Bundle's resourceVersion after the write (empty when nothing was written)."""
     def __init__(
         self,
         *,
         status_json: _builtins.bytes = ...,
         changed: _builtins.bool = ...,
+        resource_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "status_json", b"status_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "resource_version", b"resource_version", "status_json", b"status_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

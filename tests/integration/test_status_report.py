@@ -1,0 +1,69 @@
+"""The status service writes a Bundle's status over the version the reconcile read. A reconcile that read
+the Bundle before its previous status write came back must neither tell a transition twice (Events,
+transition metrics) nor lose its own news."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from smith_controller.reconciler import bundle_ref
+from smith_wire.convert import dump, verdict_to_proto
+from smith_wire.rpc import channel
+
+from live import Json, bundle, condition, get_bundle
+from smith.v1 import status_pb2, status_pb2_grpc
+from smith_engine.planner import Reason, Verdict, VerdictState
+from smith_kube import KubeClient
+from support import config_map, eventually, resource
+
+pytestmark = pytest.mark.controlplane
+
+
+def report(read: Json, state: VerdictState, reason: Reason) -> status_pb2.ReportRequest:
+    return status_pb2.ReportRequest(
+        bundle=bundle_ref(read),
+        previous_status_json=dump(read.get("status") or {}),
+        verdicts=[verdict_to_proto(Verdict("cfg", state, reason))],
+    )
+
+
+def ready_count(namespace: str) -> float:
+    labels = {"namespace": namespace, "name": "race", "type": "Ready", "reason": "AllResourcesReady"}
+    return REGISTRY.get_sample_value("smith_bundle_transitions_total", labels) or 0.0
+
+
+async def test_a_report_from_a_stale_read_tells_nothing_twice_and_loses_nothing(
+    kube: KubeClient, namespace: str, smith_without_controller: Any
+) -> None:
+    await kube.create(bundle("race", namespace, resource("cfg", config_map("cfg", {"a": "1"}))))
+    read = await get_bundle(kube, namespace, "race")  # both reconciles below read this version
+    async with channel(f"127.0.0.1:{smith_without_controller.status_port}") as ch:
+        status = status_pb2_grpc.StatusStub(ch)
+        first = await status.Report(report(read, VerdictState.READY, Reason.READY))
+        assert first.changed
+        stored = await get_bundle(kube, namespace, "race")
+        assert first.resource_version == stored["metadata"]["resourceVersion"]
+        assert condition(stored, "Ready")["status"] == "True"
+        assert ready_count(namespace) == 1
+
+        again = await status.Report(report(read, VerdictState.READY, Reason.READY))
+        assert not again.changed, "the stored status already says so"
+        assert ready_count(namespace) == 1
+
+        news = await status.Report(report(read, VerdictState.IN_PROGRESS, Reason.WAITING))
+        assert news.changed, "written over the newer version"
+        stored = await get_bundle(kube, namespace, "race")
+        assert condition(stored, "Ready")["status"] == "False"
+        assert condition(stored, "InProgress")["status"] == "True"
+
+    async def all_events_posted() -> bool:
+        return REGISTRY.get_sample_value("smith_events_pending") == 0 and bool(await reasons(kube, namespace))
+
+    await eventually(all_events_posted, what="the Events to be posted")
+    assert (await reasons(kube, namespace)).count("BundleReady") == 1
+
+
+async def reasons(kube: KubeClient, namespace: str) -> list[str]:
+    return [e["reason"] for e in (await kube.list("v1", "Event", namespace))["items"]]
