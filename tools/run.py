@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import os
 import sys
@@ -23,6 +22,7 @@ from smith_controlplane.services import running_services
 from smith_engine.conditions import condition_true
 from smith_engine.model import API_VERSION
 from smith_kube import KubeClient, KubeConfig
+from smith_kube.config import minified
 from smith_kube.manifests import create_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,31 +100,11 @@ async def demo(kubeconfig: Path, *, exit_when_ready: bool) -> None:
 
 
 def cluster_kubeconfig(context: str | None, workdir: Path) -> Path:
-    """A kubeconfig for the chosen cluster that every service reads the same way (one context, inline)."""
-    config = KubeConfig.load(context=context)
+    """The chosen context of the user's kubeconfig, on its own (`kubectl config view --minify`), for every
+    service to read the same way; exec plugins and token files stay live."""
     workdir.mkdir(parents=True, exist_ok=True)
-    user: dict[str, Any] = {}
-    if config.token:
-        user["token"] = config.token
-    if config.cert_pem and config.key_pem:
-        user["client-certificate-data"] = base64.b64encode(config.cert_pem).decode()
-        user["client-key-data"] = base64.b64encode(config.key_pem).decode()
-    cluster: dict[str, Any] = {"server": config.server, "insecure-skip-tls-verify": config.insecure}
-    if config.ca_pem:
-        cluster["certificate-authority-data"] = base64.b64encode(config.ca_pem).decode()
     path = workdir / "kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "smith",
-                "clusters": [{"name": "smith", "cluster": cluster}],
-                "users": [{"name": "smith", "user": user}],
-                "contexts": [{"name": "smith", "context": {"cluster": "smith", "user": "smith"}}],
-            }
-        )
-    )
+    path.write_text(yaml.safe_dump(minified(context)))
     path.chmod(0o600)
     return path
 

@@ -173,10 +173,33 @@ class KubeClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 base_url=self.config.server,
-                headers={"Accept": "application/json", **self.config.headers()},
+                headers={"Accept": "application/json"},
                 connector=aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False, limit=64),
             )
         return self._session
+
+    @contextlib.asynccontextmanager
+    async def _send(
+        self, method: str, path: str, headers: Mapping[str, str] | None = None, **options: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One request with the current credentials. A 401 reads the credentials again (a rotated token
+        file, an expired or revoked token, a new client certificate) and sends the request once more."""
+        for attempt in (1, 2):
+            await self.config.fresh()
+            auth = self.config.authorization()
+            sent = {**(headers or {}), **({"Authorization": auth} if auth else {})}
+            async with self._http().request(method, path, headers=sent, **options) as response:
+                if response.status != 401 or attempt == 2:
+                    yield response
+                    return
+            await self._renew_credentials()
+
+    async def _renew_credentials(self) -> None:
+        tls = self.config.tls()
+        await self.config.reload()
+        if self.config.tls() != tls:
+            self._ssl = self.config.ssl_context()
+            await self.close()
 
     async def request(
         self,
@@ -192,7 +215,7 @@ class KubeClient:
         headers = {"Content-Type": content_type} if data is not None else {}
         limit = self._timeout if request_timeout is None else aiohttp.ClientTimeout(total=request_timeout)
         with _counting_failures(method):
-            async with self._http().request(
+            async with self._send(
                 method, path, params=params, data=data, headers=headers, timeout=limit
             ) as response:
                 text = await response.text()
@@ -202,7 +225,7 @@ class KubeClient:
     async def request_text(self, method: str, path: str) -> str:
         """A non-JSON answer as text (e.g. the API server's own /metrics)."""
         with _counting_failures(method):
-            async with self._http().request(method, path, headers={"Accept": "text/plain"}) as response:
+            async with self._send(method, path, headers={"Accept": "text/plain"}) as response:
                 text = await response.text()
                 _raise_for(response.status, text, method, path)
                 return text
@@ -377,7 +400,7 @@ class KubeClient:
             params["timeoutSeconds"] = str(timeout_seconds)
         path = await self._path(api_version, kind, namespace)
         endless = aiohttp.ClientTimeout(total=None, sock_connect=10)
-        async with self._http().get(path, params=params, timeout=endless) as response:
+        async with self._send("GET", path, params=params, timeout=endless) as response:
             if response.status >= 400:
                 _raise_for(response.status, await response.text(), "WATCH", path)
             buffer = b""

@@ -1,111 +1,202 @@
-"""kubeconfig files: the server, how to trust it and how to authenticate to it."""
+"""Where the cluster is, how to trust it and how to authenticate to it — read as kubectl reads it.
+
+The `kubernetes` package loads the kubeconfig (merged $KUBECONFIG paths, contexts, client certificates,
+tokens, `tokenFile`, `exec` credential plugins, auth providers) or the Pod's service account; this module
+keeps what our own transport needs from it: the server, a TLS context and the current Authorization
+header. Credentials are looked at again when they may have changed: an exec credential or a service
+account token past its refresh time, and after any 401 (`reload`: a token file rewritten, a token revoked).
+"""
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import os
 import ssl
-import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes.client import Configuration
+from kubernetes.config import ConfigException, incluster_config, kube_config
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+CHECK_EVERY = 10.0  # seconds between looks at whether a credential needs refreshing
 
 
 class KubeConfigError(ValueError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+Loader = Callable[[Configuration], None]
+
+
 class KubeConfig:
-    server: str
-    ca_pem: bytes | None = None
-    cert_pem: bytes | None = None
-    key_pem: bytes | None = None
-    token: str | None = None
-    insecure: bool = False
-    namespace: str = "default"
+    """One cluster and one user. `load`, `in_cluster` or `auto` make one; `reload` reads it all again."""
+
+    def __init__(self, loader: Loader, namespace: str) -> None:
+        self._loader = loader
+        self.namespace = namespace
+        self._settings = self._load()
+        self._checked = time.monotonic()
+
+    def _load(self) -> Configuration:
+        settings = Configuration()
+        try:
+            self._loader(settings)
+        except (ConfigException, OSError, KeyError, ValueError) as e:
+            raise KubeConfigError(f"cannot read cluster credentials: {e}") from e
+        if not settings.host or settings.host == Configuration().host:
+            raise KubeConfigError("the kubeconfig names no server")
+        return settings
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, context: str | None = None) -> KubeConfig:
-        """Read `path` (default: $KUBECONFIG, then ~/.kube/config) at `context` (default: current-context)."""
-        if path is None:
-            path = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or Path.home() / ".kube" / "config"
-        source = Path(path)
-        doc: Mapping[str, Any] = yaml.safe_load(source.read_text()) or {}
-        name = context or doc.get("current-context")
-        ctx = _named(doc, "contexts", name, "context")
-        cluster = _named(doc, "clusters", ctx.get("cluster"), "cluster")
-        user = _named(doc, "users", ctx.get("user"), "user") if ctx.get("user") else {}
-        base = source.parent
-        return cls(
-            server=str(cluster["server"]).rstrip("/"),
-            ca_pem=_blob(cluster, "certificate-authority", base),
-            cert_pem=_blob(user, "client-certificate", base),
-            key_pem=_blob(user, "client-key", base),
-            token=user.get("token"),
-            insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
-            namespace=str(ctx.get("namespace") or "default"),
-        )
+        """Read `path` (default: every file of $KUBECONFIG, merged as kubectl does, then ~/.kube/config) at
+        `context` (default: current-context)."""
+        source = str(path) if path is not None else os.environ.get("KUBECONFIG") or _default_path()
+        if not any(Path(p).is_file() for p in source.split(os.pathsep) if p):
+            raise KubeConfigError(f"no kubeconfig at {source}")
+        try:
+            contexts, current = kube_config.list_kube_config_contexts(source)  # type: ignore[no-untyped-call]
+        except ConfigException as e:
+            raise KubeConfigError(str(e)) from e
+        name = context or (current or {}).get("name")
+        chosen = next((c for c in contexts or () if c.get("name") == name), None)
+        if chosen is None:
+            raise KubeConfigError(f"kubeconfig has no context named {name!r}")
+        namespace = str((chosen.get("context") or {}).get("namespace") or "default")
+
+        def loader(settings: Configuration) -> None:
+            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=source, context=name, client_configuration=settings, persist_config=False
+            )
+
+        return cls(loader, namespace)
 
     @classmethod
     def in_cluster(cls) -> KubeConfig:
-        """The Pod's service account (token, CA and namespace mounted by the kubelet)."""
-        host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        return cls(
-            server=f"https://{host}:{port}",
-            ca_pem=(SERVICE_ACCOUNT / "ca.crt").read_bytes(),
-            token=(SERVICE_ACCOUNT / "token").read_text().strip(),
-            namespace=(SERVICE_ACCOUNT / "namespace").read_text().strip(),
+        """The Pod's service account; its token is read again each minute (kubelets rotate it)."""
+        loader = incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
+            token_filename=str(SERVICE_ACCOUNT / "token"),
+            cert_filename=str(SERVICE_ACCOUNT / "ca.crt"),
+            try_refresh_token=True,
         )
+        return cls(loader.load_and_set, (SERVICE_ACCOUNT / "namespace").read_text().strip())
 
     @classmethod
     def auto(cls, *, context: str | None = None) -> KubeConfig:
         """$KUBECONFIG or ~/.kube/config when there is one, else the in-cluster service account."""
-        explicit = os.environ.get("KUBECONFIG")
         if (
-            explicit
-            or (Path.home() / ".kube" / "config").exists()
+            os.environ.get("KUBECONFIG")
+            or Path(_default_path()).exists()
             or "KUBERNETES_SERVICE_HOST" not in os.environ
         ):
             return cls.load(context=context)
         return cls.in_cluster()
 
+    # --- what the transport uses -------------------------------------------------------------------
+
+    @property
+    def server(self) -> str:
+        return str(self._settings.host).rstrip("/")
+
+    @property
+    def insecure(self) -> bool:
+        return not self._settings.verify_ssl
+
+    @property
+    def ca_file(self) -> str | None:
+        return self._settings.ssl_ca_cert or None
+
+    @property
+    def client_certificate(self) -> tuple[str, str] | None:
+        """The client certificate and key files, when the user authenticates with one."""
+        cert, key = self._settings.cert_file, self._settings.key_file
+        return (cert, key) if cert and key else None
+
+    def tls(self) -> tuple[str | None, tuple[str, str] | None, bool]:
+        """What the TLS context is made of: when it changes, connections must be made anew."""
+        return self.ca_file, self.client_certificate, self.insecure
+
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.server.startswith("https://"):
             return None
-        context = ssl.create_default_context(cadata=self.ca_pem.decode() if self.ca_pem else None)
+        context = ssl.create_default_context(cafile=self.ca_file)
         if self.insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        if self.cert_pem and self.key_pem:
-            # ssl loads client certificates only from files; keep them no longer than it takes.
-            with tempfile.TemporaryDirectory() as tmp:
-                cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-                cert.write_bytes(self.cert_pem)
-                key.write_bytes(self.key_pem)
-                context.load_cert_chain(cert, key)
+        if (pair := self.client_certificate) is not None:
+            context.load_cert_chain(*pair)
         return context
 
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+    def authorization(self) -> str | None:
+        """The Authorization header value now (`Bearer …` or `Basic …`), or None (client certificate)."""
+        value = self._settings.api_key.get("BearerToken") or self._settings.api_key.get("authorization")
+        return str(value) if value else None
+
+    def token(self) -> str | None:
+        """The bearer token alone, for clients that add the scheme themselves."""
+        value = self.authorization()
+        scheme, _, token = (value or "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
+
+    async def fresh(self) -> None:
+        """Refresh a credential due for it (an exec credential near its expiry, the service account's
+        token each minute). Looks at most every CHECK_EVERY seconds; the plugin runs off the event loop."""
+        hook = self._settings.refresh_api_key_hook
+        if hook is None or time.monotonic() - self._checked < CHECK_EVERY:
+            return
+        self._checked = time.monotonic()
+        await asyncio.to_thread(hook, self._settings)
+
+    async def reload(self) -> None:
+        """Read everything again (after a 401: the token file was rewritten, the credential revoked)."""
+        self._settings = await asyncio.to_thread(self._load)
+        self._checked = time.monotonic()
 
 
-def _named(doc: Mapping[str, Any], section: str, name: Any, field: str) -> Mapping[str, Any]:
-    for entry in doc.get(section) or []:
-        if entry.get("name") == name:
-            found: Mapping[str, Any] = entry.get(field) or {}
-            return found
-    raise KubeConfigError(f"kubeconfig has no {field} named {name!r} in {section}")
+def _default_path() -> str:
+    return str(Path.home() / ".kube" / "config")
 
 
-def _blob(section: Mapping[str, Any], key: str, base: Path) -> bytes | None:
-    if data := section.get(f"{key}-data"):
-        return base64.b64decode(data)
-    if file := section.get(key):
-        return (base / str(file)).read_bytes()
-    return None
+PATH_FIELDS = {
+    "cluster": ("certificate-authority",),
+    "user": ("client-certificate", "client-key", "tokenFile"),
+}
+
+
+def minified(context: str | None = None, source: str | None = None) -> dict[str, Any]:
+    """`kubectl config view --minify`: one context with its cluster and user, from the merged kubeconfig
+    files (the first file naming an entry wins, as in kubectl). Files the entries name become absolute
+    paths; tokens, token files and exec plugins stay as they are, so whoever reads it refreshes them."""
+    paths = [
+        Path(p) for p in (source or os.environ.get("KUBECONFIG") or _default_path()).split(os.pathsep) if p
+    ]
+    docs = [(p.parent.resolve(), yaml.safe_load(p.read_text()) or {}) for p in paths if p.is_file()]
+    if not docs:
+        raise KubeConfigError(f"no kubeconfig at {os.pathsep.join(map(str, paths))}")
+    name = context or next((d["current-context"] for _, d in docs if d.get("current-context")), None)
+
+    def entry(section: str, wanted: Any) -> dict[str, Any]:
+        for base, doc in docs:
+            for item in doc.get(f"{section}s") or []:
+                if item.get("name") == wanted:
+                    body = dict(item.get(section) or {})
+                    for key in PATH_FIELDS.get(section, ()):
+                        if isinstance(body.get(key), str):
+                            body[key] = str(base / body[key])
+                    return {"name": wanted, section: body}
+        raise KubeConfigError(f"kubeconfig has no {section} named {wanted!r}")
+
+    chosen = entry("context", name)
+    parts = chosen["context"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": name,
+        "contexts": [chosen],
+        "clusters": [entry("cluster", parts.get("cluster"))],
+        "users": [entry("user", parts["user"])] if parts.get("user") else [],
+    }

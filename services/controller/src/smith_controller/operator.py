@@ -350,15 +350,18 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         await controller.stop()
 
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        """At start, and whenever kopf's requests are refused (401): the credentials as they are now."""
         config = controller.kube_config
+        await config.reload()
+        cert, key = config.client_certificate or (None, None)
         return kopf.ConnectionInfo(
             server=config.server,
-            ca_data=config.ca_pem,
+            ca_path=config.ca_file,
             insecure=config.insecure,
-            token=config.token,
-            certificate_data=config.cert_pem,
-            private_key_data=config.key_pem,
+            token=config.token(),
+            certificate_path=cert,
+            private_key_path=key,
             default_namespace=config.namespace,
         )
 
