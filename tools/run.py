@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.console import Console
+from smith_cli.status import watch
 
 from smith_controlplane.install import install_base, service_kubeconfigs
 from smith_controlplane.plane import ControlPlane
 from smith_controlplane.services import running_services
-from smith_engine.conditions import condition_true
-from smith_engine.model import API_VERSION
 from smith_kube import KubeClient, KubeConfig
 from smith_kube.config import minified
 from smith_kube.manifests import create_all
@@ -44,49 +44,9 @@ async def install(kube: KubeClient, samples: list[dict[str, Any]]) -> None:
                 kube.forget()
 
 
-def line(bundle: dict[str, Any]) -> str:
-    status = bundle.get("status") or {}
-    conditions = {c["type"]: c for c in status.get("conditions") or []}
-    ready = conditions.get("Ready", {})
-    error = conditions.get("Error", {})
-    parts = [f"{bundle['metadata']['name']:<14} Ready={ready.get('status', '?'):<5}"]
-    states = []
-    for entry in status.get("resourceStatuses") or []:
-        active = next((c["type"] for c in entry["conditions"] if c["status"] == "True"), "?")
-        states.append(f"{entry['name']}:{active}")
-    parts.append(" ".join(states))
-    if error.get("status") == "True":
-        parts.append(f"\n{'':<15}error: {error.get('message', '')}")
-    return " ".join(parts)
-
-
-async def show(kube: KubeClient, names: list[str], *, exit_when_ready: bool) -> None:
-    """Print the Bundles' status whenever a watch event changes it; return when all are Ready."""
-    listing = await kube.list(API_VERSION, "Bundle", DEMO_NAMESPACE)
-    latest = {item["metadata"]["name"]: item for item in listing["items"]}
-    version = listing["metadata"]["resourceVersion"]
-
-    def done() -> bool:
-        """Print the latest state; True once every Bundle is Ready (and we are to stop then)."""
-        print("\n".join(line(latest[n]) for n in names if n in latest), end="\n\n", flush=True)
-        if exit_when_ready and all(condition_true(latest.get(n, {}), "Ready") for n in names):
-            print(f"all {len(names)} Bundles are Ready")
-            return True
-        return False
-
-    if done():  # already converged: no event may ever come
-        return
-    while True:
-        async for event in kube.watch(API_VERSION, "Bundle", DEMO_NAMESPACE, resource_version=version):
-            version = event.object["metadata"].get("resourceVersion", version)
-            if event.type == "BOOKMARK":
-                continue
-            latest[event.object["metadata"]["name"]] = event.object
-            if done():
-                return
-
-
-async def demo(kubeconfig: Path, *, exit_when_ready: bool) -> None:
+async def demo(kubeconfig: Path, *, watching: bool) -> None:
+    """Apply the samples, then show the demo namespace's Bundles live (`smith status --watch`): until
+    all are Ready, or (`watching`) until Ctrl-C. The view rides out the API server going away."""
     samples = [
         yaml.safe_load(path.read_text()) for path in sorted((ROOT / "deploy" / "samples").glob("*.yaml"))
     ]
@@ -94,9 +54,11 @@ async def demo(kubeconfig: Path, *, exit_when_ready: bool) -> None:
         await install(kube, samples)
         print(
             f"applied {len(samples)} Bundles to namespace {DEMO_NAMESPACE}: "
-            f"{', '.join(s['metadata']['name'] for s in samples)}\n"
+            f"{', '.join(s['metadata']['name'] for s in samples)}\n",
+            flush=True,
         )
-        await show(kube, [s["metadata"]["name"] for s in samples], exit_when_ready=exit_when_ready)
+        names = None if watching else [s["metadata"]["name"] for s in samples]
+        await watch(kube, DEMO_NAMESPACE, names, console=Console(highlight=False), until_ready=not watching)
 
 
 def cluster_kubeconfig(context: str | None, workdir: Path) -> Path:
@@ -139,7 +101,7 @@ def main() -> int:
         started = stack.enter_context(running_services(kubeconfig, logs, extra=fakes, kubeconfigs=accounts))
         print(f"started {', '.join(started)} (logs in {logs})")
         try:
-            asyncio.run(demo(kubeconfig, exit_when_ready=not args.watch))
+            asyncio.run(demo(kubeconfig, watching=args.watch))
         except KeyboardInterrupt:
             print("\nstopping")
     return 0

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from live import bundle as live_bundle
 from smith_controlplane.plane import ControlPlane
-from support import ROOT
+from smith_kube import KubeClient, KubeConfig
+from support import ROOT, eventually, resource
 
 pytestmark = pytest.mark.controlplane
 
@@ -75,3 +78,66 @@ async def test_make_run_uses_the_cluster_kubeconfig_names() -> None:
         done = await make_run(cluster.kubeconfig)
     assert "using the cluster of" in done
     assert "starting a local control plane" not in done
+
+
+async def test_make_run_rides_out_the_api_server_restarting() -> None:
+    """`make run --watch` while its cluster's kube-apiserver is killed and stays down 10 s: the live view
+    says it is reconnecting, nothing exits, and once the server is back a Bundle applied then converges
+    and shows up. Ctrl-C still stops everything."""
+    with ControlPlane(full=True, nodes=2) as cluster:
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "tools" / "run.py"),
+            "--watch",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert process.stdout is not None
+        output = Output(process.stdout)
+        samples = len(list((ROOT / "deploy" / "samples").glob("*.yaml")))
+        try:
+            await output.until(f"all {samples} Bundles are Ready", 240)
+            await asyncio.to_thread(cluster.restart_apiserver, 10)
+            await output.until("reconnecting…", 30)
+            await output.until("connected again", 60)
+            async with KubeClient(KubeConfig.load(cluster.kubeconfig)) as kube:
+                await kube.apply(live_bundle("later", "smith-demo", resource("after")), field_manager="test")
+            await output.until(f"all {samples + 1} Bundles are Ready", 60)
+            assert process.returncode is None, "make run kept running"
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGINT)
+            await asyncio.wait_for(process.wait(), 60)
+            await output.done()
+        assert process.returncode == 0, output.text() + logs()
+        assert "Traceback" not in output.text()
+
+
+class Output:
+    """A process's output lines, read as they come."""
+
+    def __init__(self, stream: asyncio.StreamReader) -> None:
+        self.lines: list[str] = []
+        self._reading = asyncio.create_task(self._read(stream))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        async for line in stream:
+            self.lines.append(line.decode(errors="replace").rstrip("\n"))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    async def until(self, text: str, within: float) -> None:
+        async def seen() -> bool:
+            return any(text in line for line in self.lines)
+
+        try:
+            await eventually(seen, within=within, what=f"make run to say {text!r}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.text()[-6000:]}{logs()}") from None
+
+    async def done(self) -> None:
+        await asyncio.wait_for(self._reading, 10)

@@ -4,16 +4,19 @@ it returns once the Bundle is Ready, and says in one line why not otherwise."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from live import bundle
+from live import bundle, deployment_object, exists
 from smith_kube import KubeClient
-from support import resource
+from support import config_map, eventually, resource
 
 pytestmark = pytest.mark.controlplane
 SMITH = Path(sys.executable).parent / "smith"
@@ -52,3 +55,94 @@ async def test_wait_says_why_not_in_one_line(kube: KubeClient, namespace: str, k
         kubeconfig, "wait", "stuck", "-n", namespace, "--for", "error", "--timeout", "2"
     )
     assert (code, err) == (1, "Error: timed out after 2s waiting for bundle 'stuck' to be error\n")
+
+
+async def test_status_shows_the_tree_and_follows_changes(
+    kube: KubeClient, namespace: str, smith: Any, kubeconfig: Path
+) -> None:
+    await kube.create(bundle("shop", namespace, resource("config"), resource("app", depends_on=["config"])))
+    code, out, err = await run_smith(kubeconfig, "wait", "shop", "-n", namespace, "--timeout", "60")
+    assert code == 0, err
+    code, out, err = await run_smith(kubeconfig, "status", "shop", "-n", namespace)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].startswith("✓ shop  2/2  Ready AllResourcesReady")
+    assert lines[1].startswith("├── ✓ config  ConfigMap config  Ready Ready")
+    assert lines[2].startswith("└── ✓ app  ConfigMap app  Ready Ready")
+    assert lines[2].endswith("after config")
+
+    code, out, err = await run_smith(kubeconfig, "status", "nothere", "-n", namespace)
+    assert (code, out, err) == (1, "", f"Error: bundle 'nothere' not found in namespace '{namespace}'\n")
+
+    watching = await asyncio.create_subprocess_exec(
+        str(SMITH),
+        "status",
+        "--watch",
+        "-n",
+        namespace,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert watching.stdout is not None
+    first = (await asyncio.wait_for(watching.stdout.readline(), 30)).decode()
+    assert first.split() == ["shop", "Ready", "2/2", "config:Ready", "app:Ready"]
+    await kube.create(bundle("later", namespace, resource("more")))
+    seen: list[str] = []
+    async with asyncio.timeout(60):
+        while not any(line.split()[:2] == ["later", "Ready"] for line in seen):
+            seen.append((await watching.stdout.readline()).decode())
+    watching.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(watching.wait(), 10) == 0
+
+
+async def test_plan_against_the_cluster_says_what_each_resource_would_do(
+    kube: KubeClient, namespace: str, smith: Any, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """create, unchanged, update (with the fields and values a dry run changes), blocked and refused;
+    nothing is written."""
+    deployment = deployment_object("web", replicas=2)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"requests": {"cpu": "0.5", "memory": "1024Mi"}}  # stored as 500m and 1Gi
+    live = bundle(
+        "web",
+        namespace,
+        resource("config", config_map("config", {"mode": "a"})),
+        resource("web", deployment, depends_on=["config"]),
+    )
+    await kube.create(live)
+
+    async def made() -> bool:  # (no controller-manager here: the Deployment is made, never Available)
+        return await exists(kube, "apps/v1", "Deployment", "web", namespace)
+
+    await eventually(made, what="the Deployment")
+    taken = config_map("taken", {"k": "v"})
+    await kube.create({**taken, "metadata": {"name": "taken", "namespace": namespace}})
+
+    changed = copy.deepcopy(live)
+    changed["spec"]["resources"][0]["spec"]["object"]["data"] = {"mode": "b"}
+    changed["spec"]["resources"] += [
+        resource("extra", config_map("extra", {"k": "v"})),
+        resource("taken", config_map("taken", {"k": "mine"})),
+    ]
+    file = tmp_path / "web.yaml"
+    file.write_text(yaml.safe_dump(changed))
+    before = await versions(kube, namespace)
+
+    code, out, _err = await run_smith(kubeconfig, "plan", str(file), "--cluster")
+    assert code == 1, "a refusal fails the plan"
+    assert f"  against {kube.config.server}, namespace {namespace}:" in out
+    assert "  ~ update    config  ConfigMap config\n      data.mode: 'a' → 'b'\n" in out
+    assert "  = unchanged web     Deployment web\n" in out, "cpu 0.5 is stored as 500m: no change"
+    assert "  + create    extra   ConfigMap extra\n" in out
+    assert "  ✗ refused   taken   ConfigMap taken: " in out
+    assert "has no controller" in out
+    assert await versions(kube, namespace) == before, "nothing was written"
+
+
+async def versions(kube: KubeClient, namespace: str) -> dict[str, str]:
+    found = {}
+    for kind, api_version in (("ConfigMap", "v1"), ("Deployment", "apps/v1")):
+        for item in (await kube.list(api_version, kind, namespace))["items"]:
+            found[f"{kind}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+    return found

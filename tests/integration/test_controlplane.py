@@ -32,6 +32,17 @@ async def install_crd(kube: KubeClient, definition: Json) -> None:
         )
 
     await eventually(established, what="CRD established")
+    spec = definition["spec"]
+    api_version = f"{spec['group']}/{spec['versions'][0]['name']}"
+
+    async def discovered() -> bool:  # discovery may lag Established by a moment
+        try:
+            await kube.resource(api_version, spec["names"]["kind"])
+        except UnservedKindError:
+            return False
+        return True
+
+    await eventually(discovered, what="the CRD's kind in discovery")
 
 
 def config_map(name: str, namespace: str, **data: str) -> Json:

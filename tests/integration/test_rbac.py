@@ -38,6 +38,7 @@ ALLOWED: dict[str, list[Check]] = {
     ],
     "smith-status": [
         ("patch", "smith.atlassian.com", "bundles/status", MANAGED, "b"),
+        ("get", "smith.atlassian.com", "bundles", MANAGED, "b"),
         ("create", "", "events", MANAGED, ""),
     ],
     "smith-executor-core": [

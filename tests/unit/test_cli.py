@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pydot
+import pytest
 from click.testing import CliRunner
+from rich.console import Console
+from smith_cli.follow import Snapshot
+from smith_cli.graph import dot, mermaid, render
 from smith_cli.main import cli
+from smith_cli.status import resource_lines, summary, view
 
+from smith_engine.validation import load_bundle
 from support import SAMPLES
 
 CHAIN = """\
@@ -92,6 +101,49 @@ def test_graph_as_mermaid_and_dot(tmp_path: Path) -> None:
     )
 
 
+MERMAID = """\
+graph LR
+  config["config<br/>ConfigMap web-config (Ready)"]
+  deploy["deploy<br/>Deployment web (InProgress)"]
+  db["db<br/>plugin postgres: postgres web-db (Error)"]
+  config --> deploy
+  classDef Error fill:#f4a6a6
+  classDef InProgress fill:#ffe8a3
+  classDef Ready fill:#b7e4c7
+  class config Ready
+  class deploy InProgress
+  class db Error
+"""
+
+
+def test_graph_nodes_take_the_colour_of_their_live_state() -> None:
+    """What `smith graph NAME` draws for a Bundle in the cluster: each node coloured by its state; the dot
+    parses (pydot) with the colours on the nodes, and Graphviz draws it as SVG when it is installed."""
+    web = load_bundle(STORED)
+    states = {line.name: line.state for line in resource_lines(STORED)}
+    assert mermaid(web, states) == MERMAID
+    graphs = pydot.graph_from_dot_data(dot(web, states))
+    assert graphs is not None
+    (graph,) = graphs
+    fills = {n.get_name().strip('"'): n.get("fillcolor") for n in graph.get_nodes() if n.get("fillcolor")}
+    assert fills == {"config": '"#b7e4c7"', "deploy": '"#ffe8a3"', "db": '"#f4a6a6"'}
+    assert [(e.get_source(), e.get_destination()) for e in graph.get_edges()] == [('"config"', '"deploy"')]
+    if shutil.which("dot"):
+        svg = render(dot(web, states), "svg").decode()
+        assert svg.lstrip().startswith("<?xml")
+        assert "<svg" in svg
+        assert "#b7e4c7" in svg
+
+
+def test_svg_without_graphviz_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` anywhere
+    result = CliRunner().invoke(cli, ["graph", str(write(tmp_path, "chain.yaml", CHAIN)), "--format", "svg"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: drawing svg needs Graphviz's `dot` (apt-get install graphviz); mermaid and dot need nothing\n"
+    )
+
+
 def test_graph_of_an_invalid_bundle_is_one_line_and_a_failure(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["graph", str(write(tmp_path, "broken.yaml", BROKEN))])
     assert result.exit_code == 1
@@ -117,3 +169,116 @@ def test_wait_without_a_kubeconfig_or_a_cluster_is_one_line(tmp_path: Path) -> N
         "http://127.0.0.1:9: "
     )
     assert len(down.stderr.splitlines()) == 1
+
+
+STORED = {
+    "apiVersion": "smith.atlassian.com/v1",
+    "kind": "Bundle",
+    "metadata": {"name": "web", "namespace": "shop"},
+    "spec": {
+        "resources": [
+            {
+                "name": "config",
+                "spec": {
+                    "object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config"}}
+                },
+            },
+            {
+                "name": "deploy",
+                "dependsOn": ["config"],
+                "spec": {
+                    "object": {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+                },
+            },
+            {
+                "name": "db",
+                "spec": {"plugin": {"name": "postgres", "objectName": "web-db", "spec": {"size": 1}}},
+            },
+        ]
+    },
+    "status": {
+        "readyResources": "1/3",
+        "conditions": [
+            {"type": "InProgress", "status": "False", "reason": "Converging"},
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "NotReady",
+                "message": "not ready: deploy, db",
+                "lastTransitionTime": "2026-11-26T10:00:00Z",
+            },
+            {
+                "type": "Error",
+                "status": "True",
+                "reason": "TerminalError",
+                "message": "resource 'db': no plugin 'postgres'",
+                "lastTransitionTime": "2026-11-26T10:01:00Z",
+            },
+        ],
+        "resourceStatuses": [
+            {
+                "name": "config",
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "Ready",
+                        "lastTransitionTime": "2026-11-26T09:00:00Z",
+                    }
+                ],
+            },
+            {
+                "name": "deploy",
+                "conditions": [
+                    {"type": "Ready", "status": "False"},
+                    {
+                        "type": "InProgress",
+                        "status": "True",
+                        "reason": "WaitingForReadiness",
+                        "message": "1 of 2 replicas available",
+                        "lastTransitionTime": "2026-11-26T10:01:30Z",
+                    },
+                ],
+            },
+            {
+                "name": "db",
+                "conditions": [
+                    {
+                        "type": "Error",
+                        "status": "True",
+                        "reason": "TerminalError",
+                        "message": "no plugin 'postgres'",
+                        "lastTransitionTime": "2026-11-26T10:01:00Z",
+                    }
+                ],
+            },
+        ],
+    },
+}
+
+
+def test_status_draws_a_tree_of_state_reason_message_and_age() -> None:
+    console = Console(record=True, width=100, color_system=None)
+    now = datetime(2026, 11, 26, 10, 2, 0, tzinfo=UTC)
+    console.print(view(Snapshot({"web": STORED}), None, now))
+    assert console.export_text() == (
+        "✗ web  1/3  Error TerminalError  1m\n"
+        "  resource 'db': no plugin 'postgres'\n"
+        "├── ✓ config  ConfigMap web-config  Ready Ready  1h\n"
+        "├── … deploy  Deployment web  InProgress WaitingForReadiness  30s  after config\n"
+        "│     1 of 2 replicas available\n"
+        "└── ✗ db  plugin postgres → web-db  Error TerminalError  1m\n"
+        "      no plugin 'postgres'\n"
+    )
+    console.print(view(Snapshot({"web": STORED}, trouble="connection refused"), ["web", "api"], now))
+    assert console.export_text().splitlines()[-2:] == [
+        "not there yet: api",
+        "reconnecting… (connection refused)",
+    ]
+
+
+def test_a_bundle_in_one_line_for_logs() -> None:
+    assert summary(STORED) == (
+        "web            Error        1/3  config:Ready deploy:InProgress db:Error\n"
+        "               error: resource 'db': no plugin 'postgres'"
+    )

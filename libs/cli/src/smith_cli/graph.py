@@ -1,11 +1,23 @@
 """A Bundle's dependency graph as text other tools draw: Mermaid (GitHub renders it in Markdown) and
-Graphviz dot. Nodes are resources (with the object they stand for), edges go from a dependency to what
-depends on it, and resources of one creation wave share a rank."""
+Graphviz dot, and as SVG or PNG through Graphviz's `dot` when it is installed. Nodes are resources (with
+the object they stand for), edges go from a dependency to what depends on it, and resources of one
+creation wave share a rank. Given the live states (a Bundle's status), nodes are coloured by them."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from collections.abc import Mapping
+
 from smith_engine.graph import creation_waves
 from smith_engine.model import Bundle, Resource
+
+# a resource's state (its True condition) → fill colour
+COLOURS = {"Ready": "#b7e4c7", "InProgress": "#ffe8a3", "Blocked": "#c6dbef", "Error": "#f4a6a6"}
+
+
+class GraphvizMissingError(RuntimeError):
+    pass
 
 
 def _label(resource: Resource) -> str:
@@ -18,17 +30,43 @@ def _edges(bundle: Bundle) -> list[tuple[str, str]]:
     return sorted((d, r.name) for r in bundle.resources for d in r.dependencies)
 
 
-def mermaid(bundle: Bundle) -> str:
+def mermaid(bundle: Bundle, states: Mapping[str, str] | None = None) -> str:
+    states = states or {}
     lines = ["graph LR"]
-    lines += [f'  {r.name}["{r.name}<br/>{_label(r)}"]' for r in bundle.resources]
+    lines += [f'  {r.name}["{r.name}<br/>{_label(r)}{_said(states, r)}"]' for r in bundle.resources]
     lines += [f"  {a} --> {b}" for a, b in _edges(bundle)]
+    used = sorted({s for s in states.values() if s in COLOURS})
+    lines += [f"  classDef {s} fill:{COLOURS[s]}" for s in used]
+    lines += [f"  class {r.name} {states[r.name]}" for r in bundle.resources if states.get(r.name) in COLOURS]
     return "\n".join(lines) + "\n"
 
 
-def dot(bundle: Bundle) -> str:
+def _said(states: Mapping[str, str], resource: Resource) -> str:
+    return f" ({states[resource.name]})" if resource.name in states else ""
+
+
+def dot(bundle: Bundle, states: Mapping[str, str] | None = None) -> str:
+    states = states or {}
     lines = [f'digraph "{bundle.name}" {{', "  rankdir=LR;", "  node [shape=box];"]
-    lines += [f'  "{r.name}" [label="{r.name}\\n{_label(r)}"];' for r in bundle.resources]
+    for r in bundle.resources:
+        fill = (
+            f', style=filled, fillcolor="{COLOURS[states[r.name]]}"' if states.get(r.name) in COLOURS else ""
+        )
+        lines.append(f'  "{r.name}" [label="{r.name}\\n{_label(r)}{_said(states, r)}"{fill}];')
     for wave in creation_waves(bundle.dependencies):
         lines.append("  { rank=same; " + " ".join(f'"{n}";' for n in sorted(wave)) + " }")
     lines += [f'  "{a}" -> "{b}";' for a, b in _edges(bundle)]
     return "\n".join(lines) + "\n}\n"
+
+
+def render(dot_text: str, fmt: str) -> bytes:
+    """`dot_text` drawn as `fmt` (svg, png) by Graphviz's `dot`."""
+    program = shutil.which("dot")
+    if program is None:
+        raise GraphvizMissingError(
+            f"drawing {fmt} needs Graphviz's `dot` (apt-get install graphviz); mermaid and dot need nothing"
+        )
+    done = subprocess.run([program, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, check=False)
+    if done.returncode != 0:
+        raise GraphvizMissingError(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout

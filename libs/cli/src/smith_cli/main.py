@@ -4,20 +4,60 @@ too). Every error is one line on stderr and a non-zero exit, never a traceback."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
+import aiohttp
 import click
+from rich.console import Console
 
-from smith_cli.graph import dot, mermaid
-from smith_cli.plan import check, plan_lines
+from smith_cli.follow import AccessError, first
+from smith_cli.graph import GraphvizMissingError, dot, mermaid, render
+from smith_cli.plan import check, plan_lines, read
+from smith_cli.preview import preview, preview_lines
+from smith_cli.status import resource_lines, view, watch
 from smith_cli.wait import WaitError, wait_for
-from smith_kube import KubeConfig
+from smith_engine.errors import InvalidBundleError
+from smith_engine.validation import load_bundle
+from smith_kube import ApiError, KubeClient, KubeConfig
+
+T = TypeVar("T")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Smith's command line: validate, plan and wait for Bundles."""
+    """Smith's command line: validate, plan and graph Bundle files; show and wait for Bundles."""
+
+
+def _config(context: str | None) -> KubeConfig:
+    try:
+        return KubeConfig.auto(context=context)
+    except Exception as e:
+        raise click.ClickException(f"no usable kubeconfig: {e}") from None
+
+
+NAMESPACE = click.option("-n", "--namespace", default=None, help="the namespace (default: the context's)")
+CONTEXT = click.option("--context", default=None, help="the kubeconfig context to use")
+
+
+def _run(config: KubeConfig, work: Callable[[KubeClient], Awaitable[T]]) -> T:
+    """`work` with a client of `config`; the cluster's refusals and absence as one-line errors."""
+
+    async def go() -> T:
+        async with KubeClient(config) as kube:
+            return await work(kube)
+
+    try:
+        return asyncio.run(go())
+    except ApiError as e:
+        raise click.ClickException(str(e)) from None
+    except (aiohttp.ClientError, OSError) as e:
+        raise click.ClickException(f"cannot reach the cluster at {config.server}: {e}") from None
 
 
 @cli.command()
@@ -39,9 +79,17 @@ def validate(files: tuple[Path, ...]) -> None:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-def plan(files: tuple[Path, ...]) -> None:
-    """How Smith would converge each Bundle file, wave by wave (no cluster needed)."""
+@click.option(
+    "--cluster", "live", is_flag=True, help="also what each resource would do in the cluster (a dry run)"
+)
+@click.option("-n", "--namespace", default=None, help="with --cluster: the namespace (default: the file's)")
+@click.option("--context", default=None, help="with --cluster: the kubeconfig context to use")
+def plan(files: tuple[Path, ...], live: bool, namespace: str | None, context: str | None) -> None:
+    """How Smith would converge each Bundle file, wave by wave; with --cluster, what each resource would
+    do against the live cluster (create, update with the fields that change, unchanged, blocked,
+    refused), from server-side dry runs: nothing is written. Exit 1 on an invalid file or a refusal."""
     failed = False
+    config = _config(context) if live else None
     for checked in check(list(files)):
         if checked.bundle is None:
             failed = True
@@ -52,34 +100,106 @@ def plan(files: tuple[Path, ...]) -> None:
         )
         for line in plan_lines(checked.bundle):
             click.echo(line)
+        if config is not None:
+            document = read(checked.path)
+            ns = namespace or document["metadata"].get("namespace") or config.namespace
+            document["metadata"]["namespace"] = ns
+            click.echo(f"  against {config.server}, namespace {ns}:")
+            previews = _run(config, partial(preview, document=document))
+            failed |= any(p.action == "refused" for p in previews)
+            for line in preview_lines(previews):
+                click.echo(line)
     sys.exit(1 if failed else 0)
 
 
 @cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
-def graph(file: Path, fmt: str) -> None:
-    """A Bundle file's dependency graph, as Mermaid or Graphviz dot (`| dot -Tsvg` draws it)."""
-    (checked,) = check([file])
-    if checked.bundle is None:
-        raise click.ClickException("; ".join(checked.problems))
-    click.echo((mermaid if fmt == "mermaid" else dot)(checked.bundle), nl=False)
+@click.argument("source")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "svg", "png"]),
+    default="mermaid",
+    show_default=True,
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="write here, not stdout"
+)
+@NAMESPACE
+@CONTEXT
+def graph(source: str, fmt: str, output: Path | None, namespace: str | None, context: str | None) -> None:
+    """The dependency graph of SOURCE: a Bundle file, or the name of a Bundle in the cluster (nodes
+    coloured by each resource's live state). Mermaid and dot are text; svg and png need Graphviz."""
+    states: dict[str, str] = {}
+    if Path(source).is_file():
+        (checked,) = check([Path(source)])
+        if checked.bundle is None:
+            raise click.ClickException("; ".join(checked.problems))
+        bundle = checked.bundle
+    else:
+        config = _config(context)
+        ns = namespace or config.namespace
+        shown = _run(config, partial(first, namespace=ns, names=[source]))
+        if shown.trouble:
+            raise click.ClickException(f"cannot reach the cluster at {config.server}: {shown.trouble}")
+        if (live := shown.bundles.get(source)) is None:
+            raise click.ClickException(f"{source!r} is neither a file nor a bundle in namespace {ns!r}")
+        try:
+            bundle = load_bundle(live)
+        except InvalidBundleError as e:
+            raise click.ClickException(
+                f"bundle {source!r} is invalid: {'; '.join(map(str, e.problems))}"
+            ) from None
+        states = {line.name: line.state for line in resource_lines(live)}
+    text = mermaid(bundle, states) if fmt == "mermaid" else dot(bundle, states)
+    try:
+        drawn = text.encode() if fmt in ("mermaid", "dot") else render(text, fmt)
+    except GraphvizMissingError as e:
+        raise click.ClickException(str(e)) from None
+    if output is not None:
+        output.write_bytes(drawn)
+    else:
+        sys.stdout.buffer.write(drawn)
 
 
 @cli.command()
 @click.argument("name")
-@click.option("-n", "--namespace", default=None, help="the Bundle's namespace (default: the context's)")
+@NAMESPACE
 @click.option("--for", "condition", type=click.Choice(["ready", "error"]), default="ready", show_default=True)
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="seconds")
-@click.option("--context", default=None, help="the kubeconfig context to use")
+@CONTEXT
 def wait(name: str, namespace: str | None, condition: str, timeout: float, context: str | None) -> None:
     """Wait until a Bundle is Ready (or in Error), by watching it; exit 1 on timeout."""
-    try:
-        config = KubeConfig.auto(context=context)
-    except Exception as e:
-        raise click.ClickException(f"no usable kubeconfig: {e}") from None
+    config = _config(context)
     try:
         message = asyncio.run(wait_for(config, name, namespace or config.namespace, condition, timeout))
     except WaitError as e:
         raise click.ClickException(str(e)) from None
     click.echo(message)
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@NAMESPACE
+@click.option("-w", "--watch", "follow", is_flag=True, help="keep showing every change (Ctrl-C stops)")
+@CONTEXT
+def status(names: tuple[str, ...], namespace: str | None, follow: bool, context: str | None) -> None:
+    """Bundles (NAMES, or all in the namespace) as trees of their resources: state, reason, message, age.
+    With --watch, redrawn on every change; a lost connection shows as reconnecting until it is back."""
+    config = _config(context)
+    ns, wanted = namespace or config.namespace, list(names) or None
+    console = Console(highlight=False)
+    try:
+        if follow:
+            with contextlib.suppress(KeyboardInterrupt):
+                _run(config, lambda kube: watch(kube, ns, wanted, console=console))
+            return
+        shown = _run(config, lambda kube: first(kube, ns, wanted))
+    except AccessError as e:
+        raise click.ClickException(str(e)) from None
+    if shown.trouble:
+        raise click.ClickException(f"cannot reach the cluster at {config.server}: {shown.trouble}")
+    missing = [n for n in names if n not in shown.bundles]
+    if missing or not shown.bundles:
+        what = f"bundle {', '.join(map(repr, missing))}" if missing else "no bundles"
+        raise click.ClickException(f"{what} not found in namespace {ns!r}")
+    console.print(view(shown, wanted, datetime.now(UTC)))

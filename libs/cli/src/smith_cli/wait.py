@@ -1,18 +1,14 @@
-"""`smith wait`: watch one Bundle until its condition is True. A watch that ends, or breaks (the API
-server restarting, a 410 Gone), is started again from a fresh read: a script waiting in CI rides it out."""
+"""`smith wait`: follow one Bundle until its condition is True. The watch outlives the API server
+restarting (see `follow`): a script waiting in CI rides it out."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
-import aiohttp
-
+from smith_cli.follow import AccessError, follow
 from smith_engine.conditions import by_type
-from smith_engine.model import API_VERSION, BUNDLE_KIND, JSONObject
-from smith_kube import ApiError, KubeClient, KubeConfig, NotFoundError
-
-RECONNECT_SECONDS = 1.0
+from smith_engine.model import JSONObject
+from smith_kube import KubeClient, KubeConfig
 
 
 class WaitError(Exception):
@@ -33,45 +29,27 @@ def _reached(bundle: JSONObject, condition: str) -> str | None:
 
 
 async def wait_for(config: KubeConfig, name: str, namespace: str, condition: str, within: float) -> str:
-    kube = KubeClient(config)
-    trouble: list[str] = []  # the last reason the cluster could not be read, if any
-    try:
-        async with asyncio.timeout(within):
-            return await _watch(kube, name, namespace, condition, trouble)
-    except TimeoutError:
-        why = f" (cannot reach the cluster at {config.server}: {trouble[-1]})" if trouble else ""
-        raise WaitError(
-            f"timed out after {within:g}s waiting for bundle {name!r} to be {condition}{why}"
-        ) from None
-    finally:
-        await kube.close()
-
-
-async def _watch(kube: KubeClient, name: str, namespace: str, condition: str, trouble: list[str]) -> str:
-    while True:
+    trouble = ""  # why the cluster could not be read last, if it could not
+    seen = False
+    async with KubeClient(config) as kube:
         try:
-            bundle = await kube.get(API_VERSION, BUNDLE_KIND, name, namespace)
-        except NotFoundError:
-            raise WaitError(f"bundle {name!r} not found in namespace {namespace!r}") from None
-        except (ApiError, aiohttp.ClientError, OSError) as e:
-            if isinstance(e, ApiError) and not e.retriable:
-                raise WaitError(f"cannot read bundle {name!r}: {e}") from None
-            trouble.append(str(e) or type(e).__name__)
-            await asyncio.sleep(RECONNECT_SECONDS)  # unreachable for now: try again
-            continue
-        trouble.clear()
-        if (done := _reached(bundle, condition)) is not None:
-            return done
-        with contextlib.suppress(ApiError, aiohttp.ClientError, OSError):
-            async for event in kube.watch(
-                API_VERSION,
-                BUNDLE_KIND,
-                namespace,
-                resource_version=bundle["metadata"]["resourceVersion"],
-                field_selector=f"metadata.name={name}",
-            ):
-                if event.type == "DELETED":
-                    raise WaitError(f"bundle {name!r} was deleted")
-                if (done := _reached(event.object, condition)) is not None:
-                    return done
-        await asyncio.sleep(RECONNECT_SECONDS)
+            async with asyncio.timeout(within):
+                async for snapshot in follow(kube, namespace, [name]):
+                    trouble = snapshot.trouble
+                    if not snapshot.connected:
+                        continue
+                    bundle = snapshot.bundles.get(name)
+                    if bundle is None:
+                        gone = "was deleted" if seen else f"not found in namespace {namespace!r}"
+                        raise WaitError(f"bundle {name!r} {gone}")
+                    seen = True
+                    if (done := _reached(bundle, condition)) is not None:
+                        return done
+        except AccessError as e:
+            raise WaitError(f"cannot read bundle {name!r}: {e}") from None
+        except TimeoutError:
+            why = f" (cannot reach the cluster at {config.server}: {trouble})" if trouble else ""
+            raise WaitError(
+                f"timed out after {within:g}s waiting for bundle {name!r} to be {condition}{why}"
+            ) from None
+    raise AssertionError("follow() never ends")

@@ -269,9 +269,22 @@ class ControlPlane:
         )
         self._wait(process, "healthy", lambda: _http_ok(f"{self.etcd_url}/health"))
 
-    def _start_apiserver(self) -> None:
+    def restart_apiserver(self, down_seconds: float = 0.0) -> None:
+        """An outage: kill kube-apiserver, leave it down `down_seconds`, start it again on the same port
+        over the same etcd. Whoever was connected sees its connections reset and refused meanwhile."""
+        old = next(p for p in self.processes if p.name == "kube-apiserver")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old.popen.pid, signal.SIGKILL)
+        old.popen.wait()
+        time.sleep(down_seconds)
+        index = self.processes.index(old)
+        self.processes.remove(old)
+        self._start_apiserver(port=int(self.server.rpartition(":")[2]))
+        self.processes.insert(index, self.processes.pop())
+
+    def _start_apiserver(self, port: int | None = None) -> None:
         assert self._pki is not None and self.workdir is not None
-        pki, port = self._pki, free_port()
+        pki, port = self._pki, port or free_port()
         self.server = f"https://127.0.0.1:{port}"
         process = self._spawn(
             "kube-apiserver",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from smith_engine.model import JSON, GroupKind, JSONObject
@@ -66,29 +67,48 @@ def in_sync(desired: JSONObject, predicted: JSONObject, observed_digest: str) ->
     return digest(predicted) == observed_digest and not foreign_keys(desired, predicted)
 
 
-def differing_fields(a: JSON, b: JSON, *, limit: int = 10) -> list[str]:
-    """Paths (`spec.replicas`, `data.mode`, `spec.containers[0].image`) where the normalized objects
-    `a` and `b` differ, at most `limit` of them."""
+class _Missing:
+    def __repr__(self) -> str:
+        return "(none)"
+
+
+MISSING: Any = _Missing()  # a field one side of a change does not have
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    path: str  # `spec.replicas`, `data.mode`, `spec.containers[0].image`
+    before: Any  # MISSING when the field is new
+    after: Any  # MISSING when the field goes
+
+
+def changed_fields(a: JSON, b: JSON, *, limit: int = 10) -> list[FieldChange]:
+    """Where the normalized objects `a` and `b` differ (at most `limit` places), with both values."""
     found = []
-    for path in _differences(
+    for change in _differences(
         normalized(a) if isinstance(a, Mapping) else a, normalized(b) if isinstance(b, Mapping) else b, ""
     ):
-        found.append(path)
+        found.append(change)
         if len(found) == limit:
             break
     return found
 
 
-def _differences(a: JSON, b: JSON, path: str) -> Iterator[str]:
+def differing_fields(a: JSON, b: JSON, *, limit: int = 10) -> list[str]:
+    """Paths where the normalized objects `a` and `b` differ, at most `limit` of them."""
+    return [c.path for c in changed_fields(a, b, limit=limit)]
+
+
+def _differences(a: JSON, b: JSON, path: str) -> Iterator[FieldChange]:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         for key in sorted(set(a) | set(b)):
             sub = f"{path}.{key}" if path else str(key)
             if key not in a or key not in b:
-                yield sub
+                yield FieldChange(sub, a.get(key, MISSING), b.get(key, MISSING))
             else:
                 yield from _differences(a[key], b[key], sub)
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             yield from _differences(x, y, f"{path}[{i}]")
     elif a != b:
-        yield path or "."
+        yield FieldChange(path or ".", a, b)

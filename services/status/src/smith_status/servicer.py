@@ -46,24 +46,27 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
         results = [result_from_proto(r) for r in request.results]
         previous, version = load(request.previous_status_json), ref.resource_version
         written = ""
-        for _ in range(WRITE_ATTEMPTS):
-            status = self._status(request, previous, results)
-            if status == previous:
-                break
-            try:
-                written = (await self._write(ref, status, version))["metadata"]["resourceVersion"]
-                break
-            except ConflictError:
-                if (live := await self._read(ref)) is None:
+        try:
+            for _ in range(WRITE_ATTEMPTS):
+                status = self._status(request, previous, results)
+                if status == previous:
                     break
-                previous, version = live.get("status") or {}, live["metadata"]["resourceVersion"]
-            except NotFoundError:
-                break
-            except ApiError as e:
-                code = grpc.StatusCode.UNAVAILABLE if e.retriable else grpc.StatusCode.FAILED_PRECONDITION
-                await context.abort(code, str(e))
-        else:
-            await context.abort(grpc.StatusCode.ABORTED, "the Bundle kept changing as its status was written")
+                try:
+                    written = (await self._write(ref, status, version))["metadata"]["resourceVersion"]
+                    break
+                except ConflictError:
+                    if (live := await self._read(ref)) is None:
+                        break
+                    previous, version = live.get("status") or {}, live["metadata"]["resourceVersion"]
+            else:
+                await context.abort(
+                    grpc.StatusCode.ABORTED, "the Bundle kept changing as its status was written"
+                )
+        except NotFoundError:
+            pass  # the Bundle is gone: nothing to write
+        except ApiError as e:
+            code = grpc.StatusCode.UNAVAILABLE if e.retriable else grpc.StatusCode.FAILED_PRECONDITION
+            await context.abort(code, str(e))
         moved = transitions(previous, status) if written else []
         self.events.post(ref, notices(previous, status, results, moved))
         count(ref, moved)
