@@ -129,8 +129,8 @@ async def test_plan_against_the_cluster_says_what_each_resource_would_do(
     file.write_text(yaml.safe_dump(changed))
     before = await versions(kube, namespace)
 
-    code, out, _err = await run_smith(kubeconfig, "plan", str(file), "--cluster")
-    assert code == 1, "a refusal fails the plan"
+    code, out, err = await run_smith(kubeconfig, "plan", str(file), "--cluster")
+    assert (code, err) == (1, ""), "a refusal fails the plan"
     assert f"  against {kube.config.server}, namespace {namespace}:" in out
     assert "  ~ update    config  ConfigMap config\n      data.mode: 'a' → 'b'\n" in out
     assert "  = unchanged web     Deployment web\n" in out, "cpu 0.5 is stored as 500m: no change"

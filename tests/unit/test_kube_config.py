@@ -50,25 +50,22 @@ def users_file(path: Path) -> Path:
     return write(path, {"apiVersion": "v1", "kind": "Config", "users": [{"name": "eks", "user": exec_user}]})
 
 
-def test_merged_files_give_the_chosen_context_its_namespace_and_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def merged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$KUBECONFIG naming two files: clusters and contexts in a/config, the exec user in b/config."""
     first = clusters_file(tmp_path / "a" / "config")
     second = users_file(tmp_path / "b" / "config")
     monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(first), str(second)]))
-    config = KubeConfig.load(
-        context="prod",
-    )
+
+
+@pytest.mark.usefixtures("merged")
+def test_merged_files_give_the_chosen_context_its_namespace_and_server() -> None:
+    config = KubeConfig.load(context="prod")
     assert (config.server, config.namespace, config.insecure) == ("https://prod.example", "payments", True)
 
 
-def test_minify_keeps_one_context_with_absolute_paths_and_live_credentials(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first = clusters_file(tmp_path / "a" / "config")
-    second = users_file(tmp_path / "b" / "config")
-    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(first), str(second)]))
-
+@pytest.mark.usefixtures("merged")
+def test_minify_keeps_one_context_with_absolute_paths_and_live_credentials(tmp_path: Path) -> None:
     dev = minified()
     assert dev["current-context"] == "dev"
     assert dev["clusters"] == [
