@@ -22,6 +22,11 @@ def main() -> None:
     parser.add_argument("--counts", default="10,100,500", help="Bundle counts for the throughput figure")
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="how long to count idle writes")
     parser.add_argument("--only", choices=["controlplane", "system"], help="run one benchmark")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also run kro (built once by tools/peers/build.sh) on the same jobs",
+    )
     args = parser.parse_args()
     began = time.perf_counter()
     figures: dict[str, object] = {}
@@ -31,7 +36,7 @@ def main() -> None:
     if args.only in (None, "system"):
         counts = [int(c) for c in args.counts.split(",")]
         figures["system"] = smith = system.run(
-            repeats=args.repeats, counts=counts, idle_seconds=args.idle_seconds
+            repeats=args.repeats, counts=counts, idle_seconds=args.idle_seconds, peers=args.peers
         )
         print(system.report(smith))
     RESULTS.mkdir(exist_ok=True)

@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 
 from bench.controlplane import rss_mib
+from bench.peers import Kro, running_kro
 from smith_controlplane.plane import ControlPlane
 from smith_controlplane.services import running_services
 from smith_engine.conditions import condition_true
@@ -62,6 +63,27 @@ def member(name: str, namespace: str | None = None) -> Json:
     return obj
 
 
+REFERENCE_CHAIN = 10  # ConfigMaps, each holding a value read from the one before (a reference)
+CHAINS_AT_ONCE = 100
+CONCURRENCY = 16  # the controller's reconciles at once (SMITH_CONCURRENCY's default); kro gets as many
+
+
+def reference_chain(name: str, namespace: str, depth: int) -> Json:
+    resources: list[Json] = [{"name": "c0", "spec": {"object": config_map("c0", value="seed")}}]
+    for i in range(1, depth):
+        ref = {"name": "v", "resource": f"c{i - 1}", "path": "data.k"}
+        obj = config_map(f"c{i}", value="!{v}")
+        resources.append(
+            {"name": f"c{i}", "dependsOn": [f"c{i - 1}"], "references": [ref], "spec": {"object": obj}}
+        )
+    return {
+        "apiVersion": API,
+        "kind": "Bundle",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"resources": resources},
+    }
+
+
 def bundle(name: str, namespace: str, waves: list[list[str]]) -> Json:
     resources = []
     for w, wave in enumerate(waves):
@@ -75,6 +97,17 @@ def bundle(name: str, namespace: str, waves: list[list[str]]) -> Json:
         "kind": "Bundle",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"resources": resources},
+    }
+
+
+def compared(smith: list[float], floor: list[float]) -> dict[str, float]:
+    """Smith's times next to the baseline's, from the same run."""
+    return {
+        "smith_median_s": statistics.median(smith),
+        "smith_p95_s": pct(smith, 0.95),
+        "floor_median_s": statistics.median(floor),
+        "floor_p95_s": pct(floor, 0.95),
+        "ratio_median": statistics.median(smith) / statistics.median(floor),
     }
 
 
@@ -164,19 +197,56 @@ class Bench:
             await asyncio.gather(*(self.kube.create(member(n, namespace)) for n in wave))
         return time.perf_counter() - began
 
-    async def latency(self, repeats: int) -> None:
+    async def smith_chains(self, count: int) -> float:
+        """Seconds from creating `count` Bundles, each a reference chain, at once to all Ready."""
+        namespace = await self.namespace()
+        began = time.perf_counter()
+        await asyncio.gather(
+            *(self.kube.create(reference_chain(f"b{i}", namespace, REFERENCE_CHAIN)) for i in range(count))
+        )
+        await self.until_ready(namespace, {f"b{i}" for i in range(count)})
+        return time.perf_counter() - began
+
+    async def floor_chains(self, count: int) -> float:
+        """The same with a plain client passing each value along: read the ConfigMap before, create the
+        next with it; the chains side by side."""
+        namespace = await self.namespace()
+
+        async def one(prefix: str) -> None:
+            await self.kube.create(config_map(f"{prefix}c0", namespace, "seed"))
+            for i in range(1, REFERENCE_CHAIN):
+                before = await self.kube.get("v1", "ConfigMap", f"{prefix}c{i - 1}", namespace)
+                await self.kube.create(config_map(f"{prefix}c{i}", namespace, before["data"]["k"]))
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one(f"p{i}-") for i in range(count)))
+        return time.perf_counter() - began
+
+    async def chains(self, count: int, kro: Kro | None) -> None:
+        """`count` reference chains at once: Smith, the plain client and (with --peers) kro."""
+        row = {
+            "count": count,
+            "smith_s": await self.smith_chains(count),
+            "floor_s": await self.floor_chains(count),
+        }
+        if kro is not None:
+            row["kro_s"] = await kro.chains(await self.namespace(), count)
+        self.results["chains_at_once"] = row
+
+    async def latency(self, repeats: int, kro: Kro | None = None) -> None:
         table = {}
+        smith = [await self.smith_chains(1) for _ in range(repeats)]
+        floor = [await self.floor_chains(1) for _ in range(repeats)]
+        table[f"chain of {REFERENCE_CHAIN}, references"] = compared(smith, floor)
+        if kro is not None:
+            self.results["kro_chain_s"] = [
+                await kro.chains(await self.namespace(), 1) for _ in range(repeats)
+            ]
         for label, (depth, width) in SHAPES.items():
             waves = layered(depth, width)
             smith = [await self.smith_once(waves) for _ in range(repeats)]
             floor = [await self.floor_once(waves) for _ in range(repeats)]
-            table[label] = {
-                "smith_median_s": statistics.median(smith),
-                "smith_p95_s": pct(smith, 0.95),
-                "floor_median_s": statistics.median(floor),
-                "floor_p95_s": pct(floor, 0.95),
-                "ratio_median": statistics.median(smith) / statistics.median(floor),
-            }
+            table[label] = compared(smith, floor)
         self.results["latency"] = table
 
     # 2. throughput and scale ------------------------------------------------------------------------
@@ -453,15 +523,21 @@ def system(
 
 
 async def measure(
-    plane: ControlPlane, *, repeats: int, counts: list[int], idle_seconds: float
+    plane: ControlPlane, *, repeats: int, counts: list[int], idle_seconds: float, peers: bool = False
 ) -> dict[str, Any]:
     logs = ROOT / ".smith" / "bench"
     async with KubeClient(KubeConfig.load(plane.kubeconfig)) as kube:
         await create_all(kube, (ROOT / "deploy" / "crds").glob("*.yaml"), namespaces=["smith-system"])
-        with system(plane, kube, logs / "plain") as bench:
+        with system(plane, kube, logs / "plain") as bench, contextlib.ExitStack() as stack:
+            kro = None
+            if peers:
+                stack.enter_context(running_kro(plane.kubeconfig, CONCURRENCY, logs / "peers"))
+                kro = Kro(kube)
+                await kro.define(REFERENCE_CHAIN)
             await bench.settled()
             empty = bench.rss_mib()
-            await bench.latency(repeats)
+            await bench.latency(repeats, kro)
+            await bench.chains(CHAINS_AT_ONCE, kro)
             namespace = await bench.throughput(counts)
             await bench.idle(idle_seconds)
             loaded = bench.rss_mib()
@@ -491,10 +567,18 @@ async def measure(
     return results
 
 
-def run(*, repeats: int = 3, counts: list[int] | None = None, idle_seconds: float = 60.0) -> dict[str, Any]:
+def run(
+    *, repeats: int = 3, counts: list[int] | None = None, idle_seconds: float = 60.0, peers: bool = False
+) -> dict[str, Any]:
     with ControlPlane() as plane:
         return asyncio.run(
-            measure(plane, repeats=repeats, counts=counts or [10, 100, 500], idle_seconds=idle_seconds)
+            measure(
+                plane,
+                repeats=repeats,
+                counts=counts or [10, 100, 500],
+                idle_seconds=idle_seconds,
+                peers=peers,
+            )
         )
 
 
@@ -502,13 +586,31 @@ def report(r: dict[str, Any]) -> str:
     lines = [
         "",
         "Convergence latency: create Bundle -> Ready; floor: a plain client creating the objects by wave",
-        f"  {'shape':<24}{'smith median':>14}{'p95':>9}{'floor median':>14}{'p95':>9}{'ratio':>8}",
+        f"  {'shape':<26}{'smith median':>14}{'p95':>9}{'floor median':>14}{'p95':>9}{'ratio':>8}",
     ]
     for label, row in r["latency"].items():
         lines.append(
-            f"  {label:<24}{row['smith_median_s']:>13.3f}s{row['smith_p95_s']:>8.3f}s"
+            f"  {label:<26}{row['smith_median_s']:>13.3f}s{row['smith_p95_s']:>8.3f}s"
             f"{row['floor_median_s']:>13.3f}s{row['floor_p95_s']:>8.3f}s{row['ratio_median']:>7.1f}x"
         )
+    if kro := r.get("kro_chain_s"):
+        chain = r["latency"][f"chain of {REFERENCE_CHAIN}, references"]
+        lines.append(
+            f"  kro, the same chain: median {statistics.median(kro):.3f}s (p95 {pct(kro, 0.95):.3f}s), "
+            f"{statistics.median(kro) / chain['floor_median_s']:.1f}x the floor; "
+            f"Smith/kro {chain['smith_median_s'] / statistics.median(kro):.2f}"
+        )
+    chains = r["chains_at_once"]
+    objects = chains["count"] * REFERENCE_CHAIN
+    said = [f"smith {objects / chains['smith_s']:.1f}", f"plain client {objects / chains['floor_s']:.1f}"]
+    if "kro_s" in chains:
+        said.append(f"kro {objects / chains['kro_s']:.1f}")
+    lines += [
+        "",
+        f"{chains['count']} reference chains of {REFERENCE_CHAIN} at once -> all Ready, objects/s: "
+        + ", ".join(said)
+        + f" (smith {chains['smith_s'] / chains['floor_s']:.1f}x the plain client's time)",
+    ]
     lines += [
         "",
         "Throughput: N Bundles of 10 ConfigMaps and Secrets (2 waves) at once -> all Ready; floor as above",

@@ -202,7 +202,8 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             )
             span.set_attribute("smith.verdict", str(outcome))
             result = ActionResult(object=ObjectRef.of(applied), resource=action.resource, outcome=outcome)
-            return self._done(result, bundle, "apply"), Observed(applied, self.family.assess(applied))
+            seen = Observed(applied, self.family.assess(applied), in_sync_with=wanted)
+            return self._done(result, bundle, "apply"), seen  # the controller plans on from it
 
     async def _write(self, obj: JSONObject, wanted: str) -> JSONObject:
         """Apply `obj` (whose desired hash is `wanted`) for real, and remember the object it made as in

@@ -212,9 +212,7 @@ class Controller:
             if step.written is not None and self.bundles.get(key) is bundle:
                 self.bundles[key] = step.written  # no newer version came meanwhile
             result = "retry" if step.next is Next.RETRY else "ok"
-            if step.next is Next.AGAIN:
-                self.scheduler.trigger(key)
-            elif step.wake_after is not None:
+            if step.wake_after is not None:
                 self.scheduler.later(key, step.wake_after)
             return step.next is Next.RETRY
         except grpc.aio.AioRpcError as e:

@@ -37,8 +37,8 @@ from smith.v1 import (
     status_pb2,
     status_pb2_grpc,
 )
-from smith_engine.model import GroupKind, JSONObject, ObjectRef, group_of
-from smith_engine.planner import Action, Apply
+from smith_engine.model import GroupKind, JSONObject, ObjectKey, ObjectRef, group_of
+from smith_engine.planner import Action, Apply, Delete
 from smith_engine.plugins import PluginInfo
 from smith_engine.readiness import READY, retriable
 from smith_engine.routing import RoutingTable
@@ -126,8 +126,6 @@ class Next(StrEnum):
 
     DONE = "done"  # wait for the next event
     RETRY = "retry"  # something failed in a way worth retrying, after a back-off
-    AGAIN = "again"  # run again now: an apply found objects in sync that others wait for, and no
-    # watch event will say so (nothing was written)
 
 
 @dataclass(frozen=True)
@@ -144,40 +142,54 @@ class Step:
 async def reconcile(
     peers: Peers, bundle: JSONObject, children: Sequence[JSONObject], *, outside: Sequence[JSONObject] = ()
 ) -> Step:
-    """Converge `bundle` one step. `outside` are objects not the Bundle's that it reads: the Secrets of
-    its ServiceBindings (`bindsecret` references), the ConfigMaps and Secrets its Deployments and
-    ServiceInstances read (envRefHash, secretParametersChecksum)."""
+    """Converge `bundle` as far as it goes now. `outside` are objects not the Bundle's that it reads: the
+    Secrets of its ServiceBindings (`bindsecret` references), the ConfigMaps and Secrets its Deployments
+    and ServiceInstances read (envRefHash, secretParametersChecksum)."""
     meta = bundle["metadata"]
     with tracer.start_as_current_span(f"reconcile {meta['namespace']}/{meta['name']}") as span:
         span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
         span.set_attribute("smith.generation", int(meta.get("generation", 0)))
 
         # 1. assess: readiness of every observed child, from the executor serving its kind
-        observed = await _assess(peers, children)
         ready = readiness_to_proto(READY)
-        observed += [common_pb2.Observed(object_json=dump(o), readiness=ready) for o in outside]
+        seen = Seen(children, await _assess(peers, children))
+        seen.add(outside, [common_pb2.Observed(object_json=dump(o), readiness=ready) for o in outside])
 
-        # 2. plan (and when plugin resources are ready to be made: call their plugins, plan again)
-        plugins = [plugin_to_proto(p) for p in peers.plugins.values()]
-        request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed, plugins=plugins)
-        try:
-            plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
-            if plan.plugin_calls:
-                for name, made in (await _process(peers, bundle, plan.plugin_calls)).items():
-                    request.processed[name].CopyFrom(made)
-                plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
-        except grpc.aio.AioRpcError as e:
-            if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
-                raise
-            span.set_attribute("smith.verdict", "InvalidBundle")
-            written = await _report(peers, bundle, invalid=e.details() or "invalid bundle")
-            return Step(Next.DONE, written=written)
+        # 2. plan and 3. act, in one pass: an apply the API server answers with an object already READY
+        # (and holding what dependents read) goes back into what is seen and the planner is asked again,
+        # so the next wave goes at once; the pass ends at the first plan with nothing new to do (what is
+        # left waits for time: a rollout, a controller's status; its watch event brings the next pass).
+        actions: list[Action] = []
+        results: list[common_pb2.ActionResult] = []
+        waves = 0
+        while True:
+            try:
+                plan = await _plan(peers, bundle, seen.observed)
+            except grpc.aio.AioRpcError as e:
+                if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                    raise
+                span.set_attribute("smith.verdict", "InvalidBundle")
+                written = await _report(peers, bundle, invalid=e.details() or "invalid bundle")
+                return Step(Next.DONE, written=written)
+            done = {_identity(a) for a in actions}
+            wave = [a for a in map(action_from_proto, plan.actions) if _identity(a) not in done]
+            if not wave:
+                break
+            answered = await _execute(peers, bundle, wave)
+            actions += wave
+            results += answered
+            waves += 1
+            came_ready = [
+                r.observed
+                for r in answered
+                if r.ok and r.HasField("observed") and r.observed.readiness.state == ready.state
+            ]
+            if not came_ready or any(isinstance(a, Delete) for a in wave):
+                break
+            seen.update(came_ready)
+        span.set_attribute("smith.waves", waves)
 
-        # 3. apply and delete, grouped by executor, all executors at once
-        actions = [action_from_proto(a) for a in plan.actions]
-        results = await _execute(peers, bundle, actions)
-
-        # 4. report
+        # 4. report, once for the whole pass
         written = await _report(
             peers,
             bundle,
@@ -191,14 +203,49 @@ async def reconcile(
         )
         span.set_attribute("smith.retry", retry)
         blockers, wake = _blockers(actions, results), plan.wake_after_seconds or None
-        if retry:
-            return Step(Next.RETRY, blockers, wake, written)
-        blocked_on = {d for v in plan.verdicts for d in v.blocked_on}
-        found_in_sync = any(
-            r.ok and r.outcome == common_pb2.OUTCOME_UNCHANGED and r.resource_name in blocked_on
-            for r in results
-        )
-        return Step(Next.AGAIN if found_in_sync else Next.DONE, blockers, wake, written)
+        return Step(Next.RETRY if retry else Next.DONE, blockers, wake, written)
+
+
+class Seen:
+    """The objects one pass has seen, each with its readiness; an apply's answer replaces what was seen
+    of its object (or adds it: a create)."""
+
+    def __init__(self, objects: Sequence[JSONObject], observed: Sequence[common_pb2.Observed]) -> None:
+        self._by_key: dict[ObjectKey, common_pb2.Observed] = {}
+        self.add(objects, observed)
+
+    def add(self, objects: Sequence[JSONObject], observed: Sequence[common_pb2.Observed]) -> None:
+        for obj, seen in zip(objects, observed, strict=True):
+            self._by_key[ObjectKey.of(obj)] = seen
+
+    def update(self, observed: Sequence[common_pb2.Observed]) -> None:
+        self.add([load(o.object_json) for o in observed], observed)
+
+    @property
+    def observed(self) -> list[common_pb2.Observed]:
+        return list(self._by_key.values())
+
+
+def _identity(action: Action) -> tuple[str, str]:
+    """An action's target within one pass: a resource is applied, an object deleted, at most once."""
+    if isinstance(action, Apply):
+        return ("apply", action.resource)
+    return ("delete", str(action.object))
+
+
+async def _plan(
+    peers: Peers, bundle: JSONObject, observed: Sequence[common_pb2.Observed]
+) -> planner_pb2.PlanResponse:
+    """The planner's plan; when plugin resources are ready to be made, their plugins are called and the
+    planner asked again with what they made."""
+    plugins = [plugin_to_proto(p) for p in peers.plugins.values()]
+    request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed, plugins=plugins)
+    plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
+    if plan.plugin_calls:
+        for name, made in (await _process(peers, bundle, plan.plugin_calls)).items():
+            request.processed[name].CopyFrom(made)
+        plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
+    return plan
 
 
 async def teardown(peers: Peers, bundle: JSONObject, children: Sequence[JSONObject]) -> bool:

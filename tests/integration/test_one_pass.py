@@ -1,0 +1,80 @@
+"""One pass: within one reconcile, a wave whose objects the API server answers READY (holding what the
+next wave reads) lets the next wave go at once; the first wave that needs time ends the pass, and its
+watch event brings the next one. Against the real control plane, with every service running."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from live import bundle, deployment_object, finished_trace, get_bundle, resource_condition, until_condition
+from smith_kube import KubeClient
+from support import config_map, eventually, resource
+
+pytestmark = pytest.mark.controlplane
+
+
+def link(name: str, before: str) -> dict[str, Any]:
+    """ConfigMap `name` holding the value of the one before it (a reference), after it."""
+    ref = {"name": "v", "resource": before, "path": "data.value"}
+    return resource(name, config_map(name, {"value": "!{v}"}), depends_on=[before], references=[ref])
+
+
+def applies(spans: list[Any]) -> list[str]:
+    return [str((s.attributes or {}).get("smith.resource")) for s in spans if s.name == "apply"]
+
+
+async def test_a_chain_ready_as_it_is_made_converges_in_one_reconcile(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    chain = [
+        resource("c0", config_map("c0", {"value": "seed"})),
+        *(link(f"c{i}", f"c{i - 1}") for i in range(1, 5)),
+    ]
+    await kube.create(bundle("chain", namespace, *chain))
+    done = await until_condition(kube, namespace, "chain", "Ready")
+
+    spans = await finished_trace(smith, namespace, "chain", lambda s: len(applies(s)) == 5)
+    assert applies(spans) == ["c0", "c1", "c2", "c3", "c4"], "every wave in the first reconcile, in order"
+    (root,) = [s for s in spans if s.name.startswith("reconcile ")]
+    assert (root.attributes or {}).get("smith.waves") == 5
+    reports = [s for s in spans if s.name.endswith("/Report") and s.kind.name == "CLIENT"]
+    assert len(reports) == 1, "the status is written once for the pass"
+
+    stored = await kube.get("v1", "ConfigMap", "c4", namespace)
+    assert stored["data"] == {"value": "seed"}, "each wave read what the one before it holds"
+    assert done["status"]["readyResources"] == "5/5"
+    assert all(resource_condition(done, f"c{i}", "Ready")["status"] == "True" for i in range(5))
+
+
+async def test_a_wave_that_needs_time_ends_the_pass_and_its_watch_event_brings_the_next(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """The Deployment is not Available when it is made (this plane has no controller-manager): what
+    depends on it waits, in a later reconcile, for the Deployment's own event."""
+    await kube.create(
+        bundle(
+            "rollout",
+            namespace,
+            resource("settings"),
+            resource("web", deployment_object("web", replicas=2), depends_on=["settings"]),
+            resource("after", depends_on=["web"]),
+        )
+    )
+
+    async def web_waits() -> bool:
+        got = await get_bundle(kube, namespace, "rollout")
+        return resource_condition(got, "after", "Blocked").get("status") == "True"
+
+    await eventually(web_waits, what="the dependent to wait for the Deployment")
+    first = await finished_trace(smith, namespace, "rollout", lambda s: "web" in applies(s))
+    assert applies(first) == ["settings", "web"], "settings went on at once, and the pass stopped at web"
+
+    replicas = dict.fromkeys(("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"), 2)
+    status = {"status": {"observedGeneration": 1, **replicas}}
+    await kube.patch("apps/v1", "Deployment", "web", status, namespace=namespace, subresource="status")
+    await until_condition(kube, namespace, "rollout", "Ready")
+    later = await finished_trace(smith, namespace, "rollout", lambda s: "after" in applies(s))
+    assert applies(later) == ["after"]
+    assert later[0].context.trace_id != first[0].context.trace_id
