@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from smith_controlplane.plane import free_ports
-from smith_kube import KubeClient
+from smith_kube import ApiError, KubeClient
 from smith_kube.manifests import create_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,11 +91,11 @@ class Kro:
         await create_all(self.kube, sorted((build() / "crds").glob("*.yaml")))
         await self.kube.apply(definition(depth), field_manager="bench")
         async with asyncio.timeout(120):
-            while True:
+            while True:  # served in discovery, then its storage ready (429 until then)
                 try:
-                    await self.kube.resource(f"{GROUP}/v1alpha1", KIND)
+                    await self.kube.list(f"{GROUP}/v1alpha1", KIND)
                     return
-                except LookupError:
+                except (LookupError, ApiError):
                     self.kube.forget()
                     await asyncio.sleep(0.2)
 

@@ -69,10 +69,11 @@ CONCURRENCY = 16  # the controller's reconciles at once (SMITH_CONCURRENCY's def
 
 
 def reference_chain(name: str, namespace: str, depth: int) -> Json:
-    resources: list[Json] = [{"name": "c0", "spec": {"object": config_map("c0", value="seed")}}]
+    """Bundle `name`: ConfigMaps `name`-c0…, each holding the value of the one before (a reference)."""
+    resources: list[Json] = [{"name": "c0", "spec": {"object": config_map(f"{name}-c0", value="seed")}}]
     for i in range(1, depth):
         ref = {"name": "v", "resource": f"c{i - 1}", "path": "data.k"}
-        obj = config_map(f"c{i}", value="!{v}")
+        obj = config_map(f"{name}-c{i}", value="!{v}")
         resources.append(
             {"name": f"c{i}", "dependsOn": [f"c{i - 1}"], "references": [ref], "spec": {"object": obj}}
         )
