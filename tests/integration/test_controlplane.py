@@ -96,9 +96,11 @@ async def test_update_with_a_stale_resource_version_is_a_conflict(kube: KubeClie
     assert (await kube.get("v1", "ConfigMap", "cm", namespace))["data"] == {"a": "2"}
 
 
-async def collect(events: AsyncIterator[WatchEvent], into: list[tuple[str, str]]) -> None:
+async def collect(events: AsyncIterator[WatchEvent], into: list[tuple[str, str]], name: str) -> None:
+    """The watch events about ConfigMap `name` (a full plane also publishes kube-root-ca.crt into every
+    namespace), as (type, its value of `v`)."""
     async for event in events:
-        if event.type != "BOOKMARK":
+        if event.type != "BOOKMARK" and event.object["metadata"]["name"] == name:
             into.append((event.type, event.object["data"]["v"] if event.object.get("data") else ""))
 
 
@@ -109,6 +111,7 @@ async def test_watch_sees_added_modified_deleted(kube: KubeClient, namespace: st
         collect(
             kube.watch("v1", "ConfigMap", namespace, resource_version=listed["metadata"]["resourceVersion"]),
             seen,
+            "w",
         )
     )
     try:

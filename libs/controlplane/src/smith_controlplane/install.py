@@ -4,6 +4,8 @@ so local runs and tests use exactly the permissions a real deployment has."""
 
 from __future__ import annotations
 
+import time
+import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,27 @@ def install_base(plane: ControlPlane, base: Path) -> list[dict[str, Any]]:
         "-",
         input=yaml.safe_dump_all(docs),
     )
+    for crd in (d for d in docs if d["kind"] == "CustomResourceDefinition"):
+        _until_served(plane, crd)
     return docs
+
+
+def _until_served(plane: ControlPlane, crd: dict[str, Any], *, within: float = 60) -> None:
+    """Wait until the CRD's kind can be listed: discovery serves it and its storage is ready (a new
+    CRD answers 404, then 429 "storage is (re)initializing", for a moment), so services started next
+    find it whole."""
+    spec = crd["spec"]
+    version = next(v["name"] for v in spec["versions"] if v.get("served", True))
+    path = f"/apis/{spec['group']}/{version}/{spec['names']['plural']}?limit=1"
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            plane.api("GET", path)
+            return
+        except urllib.error.HTTPError as e:
+            if e.code not in (404, 429, 503) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
 
 
 def service_kubeconfigs(plane: ControlPlane, workdir: Path) -> dict[str, Path]:
