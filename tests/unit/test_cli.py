@@ -13,7 +13,7 @@ from rich.console import Console
 from smith_cli.follow import Snapshot
 from smith_cli.graph import dot, mermaid, render
 from smith_cli.main import cli
-from smith_cli.status import resource_lines, summary, view
+from smith_cli.status import ChangeLog, resource_lines, summary, view
 
 from smith_engine.validation import load_bundle
 from support import SAMPLES
@@ -282,3 +282,30 @@ def test_a_bundle_in_one_line_for_logs() -> None:
         "web            Error        1/3  config:Ready deploy:InProgress db:Error\n"
         "               error: resource 'db': no plugin 'postgres'"
     )
+
+
+def test_a_log_gets_a_line_per_change_the_connection_and_all_ready() -> None:
+    """What `make run` and `smith status --watch` print into a pipe, snapshot by snapshot."""
+    ready = {
+        **STORED,
+        "status": {
+            "readyResources": "3/3",
+            "conditions": [{"type": "Ready", "status": "True", "reason": "AllResourcesReady"}],
+            "resourceStatuses": [
+                {"name": n, "conditions": [{"type": "Ready", "status": "True", "reason": "Ready"}]}
+                for n in ("config", "deploy", "db")
+            ],
+        },
+    }
+    log = ChangeLog(["web"])
+    assert log.lines(Snapshot({"web": STORED})) == [summary(STORED)]
+    assert log.lines(Snapshot({"web": STORED})) == [], "nothing changed: nothing said"
+    assert log.lines(Snapshot({"web": STORED}, trouble="connection refused")) == [
+        "reconnecting… (connection refused)"
+    ]
+    assert log.lines(Snapshot({"web": ready})) == [
+        "connected again",
+        "web            Ready        3/3  config:Ready deploy:Ready db:Ready",
+        "all 1 Bundles are Ready",
+    ]
+    assert log.lines(Snapshot({"web": ready})) == []
