@@ -55,7 +55,7 @@ class KubeConfig:
     def load(cls, path: str | os.PathLike[str] | None = None, *, context: str | None = None) -> KubeConfig:
         """Read `path` (default: every file of $KUBECONFIG, merged as kubectl does, then ~/.kube/config) at
         `context` (default: current-context)."""
-        source = str(path) if path is not None else os.environ.get("KUBECONFIG") or _default_path()
+        source = str(path) if path is not None else _sources()
         if not any(Path(p).is_file() for p in source.split(os.pathsep) if p):
             raise KubeConfigError(f"no kubeconfig at {source}")
         try:
@@ -159,6 +159,11 @@ class KubeConfig:
 
 def _default_path() -> str:
     return str(Path.home() / ".kube" / "config")
+
+
+def _sources() -> str:
+    """Where kubectl reads its kubeconfig: every file of $KUBECONFIG, else ~/.kube/config."""
+    return os.environ.get("KUBECONFIG") or _default_path()
 
 
 PATH_FIELDS = {

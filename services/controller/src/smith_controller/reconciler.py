@@ -180,7 +180,7 @@ async def reconcile(
             results += answered
             waves += 1
             came_ready = [
-                r.observed
+                r
                 for r in answered
                 if r.ok and r.HasField("observed") and r.observed.readiness.state == ready.state
             ]
@@ -218,8 +218,13 @@ class Seen:
         for obj, seen in zip(objects, observed, strict=True):
             self._by_key[ObjectKey.of(obj)] = seen
 
-    def update(self, observed: Sequence[common_pb2.Observed]) -> None:
-        self.add([load(o.object_json) for o in observed], observed)
+    def update(self, answers: Sequence[common_pb2.ActionResult]) -> None:
+        """Each answer's object as its executor returned it, keyed by the reference it came with."""
+        for answer in answers:
+            ref = answer.object
+            self._by_key[ObjectKey(GroupKind(group_of(ref.api_version), ref.kind), ref.name)] = (
+                answer.observed
+            )
 
     @property
     def observed(self) -> list[common_pb2.Observed]:
