@@ -141,8 +141,13 @@ async def test_plan_against_the_cluster_says_what_each_resource_would_do(
 
 
 async def versions(kube: KubeClient, namespace: str) -> dict[str, str]:
+    """What says an object was written: a ConfigMap's resourceVersion; a Deployment's generation and the
+    time of its last write by Smith's field manager (on a full plane its controller writes its status)."""
     found = {}
-    for kind, api_version in (("ConfigMap", "v1"), ("Deployment", "apps/v1")):
-        for item in (await kube.list(api_version, kind, namespace))["items"]:
-            found[f"{kind}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+    for item in (await kube.list("v1", "ConfigMap", namespace))["items"]:
+        found[f"ConfigMap/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+    for item in (await kube.list("apps/v1", "Deployment", namespace))["items"]:
+        meta = item["metadata"]
+        smith = [f.get("time", "") for f in meta.get("managedFields") or [] if f.get("manager") == "smith"]
+        found[f"Deployment/{meta['name']}"] = f"{meta['generation']} {smith}"
     return found
