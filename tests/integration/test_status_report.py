@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 from smith_controller.reconciler import bundle_ref
+from smith_status.servicer import StatusServicer
 from smith_wire.convert import dump, verdict_to_proto
-from smith_wire.rpc import channel
+from smith_wire.rpc import channel, start_server
 
-from live import Json, bundle, condition, get_bundle
+from live import Json, bundle, condition, exists, get_bundle, until_condition
 from smith.v1 import status_pb2, status_pb2_grpc
 from smith_engine.planner import Reason, Verdict, VerdictState
 from smith_kube import KubeClient
@@ -67,3 +68,30 @@ async def test_a_report_from_a_stale_read_tells_nothing_twice_and_loses_nothing(
 
 async def reasons(kube: KubeClient, namespace: str) -> list[str]:
     return [e["reason"] for e in (await kube.list("v1", "Event", namespace))["items"]]
+
+
+async def test_what_a_pass_did_while_the_status_service_was_down_is_told_once_it_is_back(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """The objects are made, the report does not get through: the next pass finds them unchanged, and
+    its report still tells that they were created (the Events are not lost)."""
+    old = smith.servers[1]
+    await old.stop(grace=None)
+    try:
+        await kube.create(bundle("told", namespace, resource("cfg", config_map("cfg", {"a": "1"}))))
+
+        async def made() -> bool:
+            return await exists(kube, "v1", "ConfigMap", "cfg", namespace)
+
+        await eventually(made, what="the ConfigMap")
+    finally:
+        server, _ = await start_server(
+            [StatusServicer(smith.kube).registration()], address=f"127.0.0.1:{smith.status_port}"
+        )
+        smith.servers[1] = server
+    await until_condition(kube, namespace, "told", "Ready", within=60)
+
+    async def created() -> bool:
+        return "Created" in await reasons(kube, namespace)
+
+    await eventually(created, what="the Created event of the ConfigMap")

@@ -17,6 +17,7 @@ import grpc
 import kopf
 from prometheus_client import Gauge, Histogram
 
+from smith.v1 import common_pb2
 from smith_controller.blockers import BlockerWatches
 from smith_controller.cache import BundleKey, ChildCache
 from smith_controller.reconciler import Next, Peers, TeardownError, reconcile, teardown
@@ -76,6 +77,8 @@ class Controller:
     kube_config: KubeConfig
     settings: Settings = field(default_factory=Settings)
     bundles: dict[BundleKey, JSONObject] = field(default_factory=dict)
+    # what a pass did that the status service was not told (it was down): told by the next report
+    unreported: dict[BundleKey, tuple[common_pb2.ActionResult, ...]] = field(default_factory=dict)
     routing: RoutingTable = field(default_factory=RoutingTable)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)  # registered plugins, by name
 
@@ -130,6 +133,7 @@ class Controller:
         key = (meta["namespace"], meta["name"])
         if event_type == "DELETED":
             self.bundles.pop(key, None)
+            self.unreported.pop(key, None)
             self.scheduler.forget(key)
             self.blockers.set(key, ())
             return
@@ -207,7 +211,13 @@ class Controller:
                 *await self._config_objects(sources),
                 *await self._catalog(bundle),
             ]
-            step = await reconcile(self.peers, bundle, children, outside=outside)
+            step = await reconcile(
+                self.peers, bundle, children, outside=outside, earlier=self.unreported.get(key, ())
+            )
+            if step.unreported:
+                self.unreported[key] = step.unreported
+            else:
+                self.unreported.pop(key, None)
             self.blockers.set(key, [*step.blockers, *sources])
             if step.written is not None and self.bundles.get(key) is bundle:
                 self.bundles[key] = step.written  # no newer version came meanwhile

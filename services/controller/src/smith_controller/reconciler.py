@@ -137,14 +137,21 @@ class Step:
     blockers: tuple[ObjectRef, ...] = ()
     wake_after: float | None = None  # reconcile again after this many seconds (a soft delete falls due)
     written: JSONObject | None = None  # the Bundle as it is after this reconcile's status write, if any
+    unreported: tuple[common_pb2.ActionResult, ...] = ()  # what was done, if the status service was not told
 
 
 async def reconcile(
-    peers: Peers, bundle: JSONObject, children: Sequence[JSONObject], *, outside: Sequence[JSONObject] = ()
+    peers: Peers,
+    bundle: JSONObject,
+    children: Sequence[JSONObject],
+    *,
+    outside: Sequence[JSONObject] = (),
+    earlier: Sequence[common_pb2.ActionResult] = (),
 ) -> Step:
     """Converge `bundle` as far as it goes now. `outside` are objects not the Bundle's that it reads: the
     Secrets of its ServiceBindings (`bindsecret` references), the ConfigMaps and Secrets its Deployments
-    and ServiceInstances read (envRefHash, secretParametersChecksum)."""
+    and ServiceInstances read (envRefHash, secretParametersChecksum). `earlier` are the done actions of a
+    pass whose report did not get through: this report tells them (their Events are not lost)."""
     meta = bundle["metadata"]
     with tracer.start_as_current_span(f"reconcile {meta['namespace']}/{meta['name']}") as span:
         span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
@@ -190,19 +197,24 @@ async def reconcile(
         span.set_attribute("smith.waves", waves)
 
         # 4. report, once for the whole pass
-        written = await _report(
-            peers,
-            bundle,
-            verdicts=plan.verdicts,
-            results=results,
-            pending=plan.pending,
-            plugins=plan.plugin_statuses,
-        )
+        blockers, wake = _blockers(actions, results), plan.wake_after_seconds or None
+        try:
+            written = await _report(
+                peers,
+                bundle,
+                verdicts=plan.verdicts,
+                results=[*earlier, *results],
+                pending=plan.pending,
+                plugins=plan.plugin_statuses,
+            )
+        except grpc.aio.AioRpcError as e:
+            log.warning("report of %s/%s: %s %s", meta["namespace"], meta["name"], e.code().name, e.details())
+            told_later = tuple(r for r in [*earlier, *results] if r.ok)
+            return Step(Next.RETRY, blockers, wake, unreported=told_later)
         retry = any(not r.ok and not r.terminal for r in results) or any(
             v.state == common_pb2.VERDICT_STATE_ERROR and not v.terminal for v in plan.verdicts
         )
         span.set_attribute("smith.retry", retry)
-        blockers, wake = _blockers(actions, results), plan.wake_after_seconds or None
         return Step(Next.RETRY if retry else Next.DONE, blockers, wake, written)
 
 
