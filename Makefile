@@ -10,7 +10,7 @@ UV ?= $(LOCAL_UV)
 export PATH := $(UV_DIR)/bin:$(PATH)
 RUN := $(UV) run --frozen
 
-.PHONY: help sync run plan test unit integration lint typecheck proto proto-check controlplane cluster-up cluster-down bench clean
+.PHONY: help sync run plan test unit integration lint typecheck proto proto-check controlplane cluster-up cluster-down bench profile clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ cluster-down: sync ## stop the local control plane started by cluster-up
 
 bench: sync controlplane ## benchmarks (see bench/ and README "Performance")
 	$(RUN) python -m bench $(ARGS)
+
+profile: sync controlplane ## py-spy on every service while reference chains converge (bench/profile.py)
+	$(RUN) python -m bench.profile $(ARGS)
 
 clean: ## remove caches and the local uv (not the control plane binaries)
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis .tools

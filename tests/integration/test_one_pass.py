@@ -7,8 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from smith_executor.servicer import ExecutorServicer, RegistryFamily
+from smith_wire.convert import action_to_proto
 
 from live import bundle, deployment_object, finished_trace, resource_condition, until_condition
+from smith.v1.common_pb2 import OUTCOME_CREATED, ActionResult, BundleRef
+from smith.v1.executor_pb2 import ApplyRequest
+from smith_engine.planner import Apply
+from smith_engine.readiness import BUILTIN
 from smith_kube import KubeClient
 from support import config_map, resource
 
@@ -79,3 +85,50 @@ async def test_a_wave_that_needs_time_ends_the_pass_and_its_watch_event_brings_t
     later = await finished_trace(smith, namespace, "rollout", lambda s: "after" in applies(s))
     assert applies(later) == ["after"]
     assert later[0].context.trace_id != first[0].context.trace_id
+
+
+class Recording(KubeClient):
+    """A real client that notes each request's method and path."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        super().__init__(kube.config)
+        self.sent: list[tuple[str, str]] = []
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        self.sent.append((method, path))
+        return await super().request(method, path, **kwargs)
+
+
+async def test_a_create_is_one_request_and_never_takes_over_an_object_that_is_not_smiths(
+    kube: KubeClient, namespace: str
+) -> None:
+    async with Recording(kube) as recording:
+        executor = ExecutorServicer(recording, RegistryFamily(BUILTIN))
+        owner = BundleRef(namespace=namespace, name="b", uid="0c7b5cf5-0000-4000-8000-000000000001")
+
+        async def create(name: str) -> ActionResult:
+            obj = config_map(name, {"value": "from the Bundle"})
+            obj["metadata"]["namespace"] = namespace
+            action = action_to_proto(Apply(name, obj, expect_absent=True))
+            recording.sent.clear()
+            answer = await executor.Apply(ApplyRequest(bundle=owner, actions=[action]), None)  # type: ignore[arg-type]
+            (result,) = answer.results
+            return result
+
+        made = await create("fresh")
+        path = f"/api/v1/namespaces/{namespace}/configmaps/fresh"
+        assert made.ok
+        assert made.outcome == OUTCOME_CREATED
+        assert [p for p in recording.sent if "configmaps" in p[1]] == [("PATCH", path)]
+        assert (await kube.get("v1", "ConfigMap", "fresh", namespace))["data"] == {"value": "from the Bundle"}
+
+        theirs = config_map("theirs", {"value": "someone else's"})
+        theirs["metadata"]["namespace"] = namespace
+        await kube.create(theirs)
+        refused = await create("theirs")
+        assert not refused.ok
+        assert refused.terminal
+        assert "theirs" in refused.error_message
+        stored = await kube.get("v1", "ConfigMap", "theirs", namespace)
+        assert stored["data"] == {"value": "someone else's"}, "an object that is not Smith's is left as it is"
+        assert "smith" not in {m["manager"] for m in stored["metadata"]["managedFields"]}

@@ -30,6 +30,7 @@ from smith_kube import ApiError, ConflictError, KubeClient, NotFoundError, Unser
 from smith_kube.client import JSON_PATCH
 
 FIELD_MANAGER = "smith"
+ABSENT = "1"  # a resourceVersion no object has: as a precondition, "create, never take over"
 ACTIONS = Counter(
     "smith_actions", "Actions executed, by kind, action and outcome", ["kind", "action", "outcome"]
 )
@@ -177,10 +178,12 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 if not (await self.kube.resource(obj["apiVersion"], obj["kind"])).namespaced:
                     return refused("Refused", cluster_scoped_problem(GroupKind.of(obj)))
                 if action.expect_absent:
-                    problem, before = await self._foreign(obj, bundle)
-                    if problem:
-                        return refused("NotOwned", problem)
-                    applied, wrote = await self._write(obj, wanted), True
+                    applied, before, wrote = await self._create(obj, wanted), "", True
+                    if applied is None:  # something has the name already: Smith's to take over?
+                        problem, before = await self._foreign(obj, bundle)
+                        if problem:
+                            return refused("NotOwned", problem)
+                        applied = await self._write(obj, wanted)
                 else:
                     before = action.observed_version
                     applied, wrote = await self._ensure(action, wanted)
@@ -204,6 +207,16 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             result = ActionResult(object=ObjectRef.of(applied), resource=action.resource, outcome=outcome)
             seen = Observed(applied, self.family.assess(applied), in_sync_with=wanted)
             return self._done(result, bundle, "apply"), seen  # the controller plans on from it
+
+    async def _create(self, obj: JSONObject, wanted: str) -> JSONObject | None:
+        """Apply `obj` only if nothing has its name yet (None otherwise), in one request: an apply with
+        the resourceVersion of etcd's first write, which no object has any more, is refused with a
+        conflict by an object that exists and creates one that does not."""
+        meta = {**obj["metadata"], "resourceVersion": ABSENT}
+        try:
+            return await self._write({**obj, "metadata": meta}, wanted)
+        except ConflictError:
+            return None
 
     async def _write(self, obj: JSONObject, wanted: str) -> JSONObject:
         """Apply `obj` (whose desired hash is `wanted`) for real, and remember the object it made as in
