@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 from urllib.parse import quote
 
 import aiohttp
@@ -158,7 +158,7 @@ class KubeClient:
         self._preferred: dict[str, str] = {}
         self._discovery_lock = asyncio.Lock()
 
-    async def __aenter__(self) -> KubeClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
