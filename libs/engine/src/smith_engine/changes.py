@@ -15,11 +15,11 @@ defaults and converts `stringData`. Instead:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from smith_engine.codec import dumps
 from smith_engine.model import JSON, GroupKind, JSONObject
 from smith_engine.workloads import replicas_follow_the_bundle
 
@@ -29,7 +29,7 @@ _VOLATILE_METADATA = ("resourceVersion", "managedFields", "generation")
 
 
 def _canonical(value: JSON) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return dumps(value, sort_keys=True)
 
 
 def desired_hash(desired: JSONObject) -> str:

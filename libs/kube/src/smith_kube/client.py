@@ -18,6 +18,7 @@ from urllib.parse import quote
 import aiohttp
 from prometheus_client import Counter
 
+from smith_engine.codec import dumps
 from smith_kube.config import KubeConfig
 
 JSONObject = dict[str, Any]
@@ -211,7 +212,7 @@ class KubeClient:
         content_type: str = "application/json",
         request_timeout: float | None = None,
     ) -> JSONObject:
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else dumps(body)
         headers = {"Content-Type": content_type} if data is not None else {}
         limit = self._timeout if request_timeout is None else aiohttp.ClientTimeout(total=request_timeout)
         with _counting_failures(method):

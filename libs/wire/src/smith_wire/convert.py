@@ -9,6 +9,7 @@ from typing import Any
 
 from smith.v1 import common_pb2 as pb
 from smith.v1 import plugin_pb2 as plugin_pb
+from smith_engine.codec import dumps
 from smith_engine.deletion import PendingDeletion
 from smith_engine.model import Bundle, JSONObject, ObjectRef
 from smith_engine.planner import Action, Apply, Delete, Observed, Reason, Verdict, VerdictState
@@ -19,7 +20,7 @@ from smith_engine.times import parse_rfc3339, rfc3339
 
 
 def dump(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return dumps(obj)
 
 
 def load(data: bytes) -> Any:

@@ -168,10 +168,10 @@ async def reconcile(
         # left waits for time: a rollout, a controller's status; its watch event brings the next pass).
         actions: list[Action] = []
         results: list[common_pb2.ActionResult] = []
-        waves = 0
+        waves, bundle_json = 0, dump(bundle)
         while True:
             try:
-                plan = await _plan(peers, bundle, seen.observed)
+                plan = await _plan(peers, bundle, bundle_json, seen.observed)
             except grpc.aio.AioRpcError as e:
                 if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
                     raise
@@ -251,12 +251,12 @@ def _identity(action: Action) -> tuple[str, str]:
 
 
 async def _plan(
-    peers: Peers, bundle: JSONObject, observed: Sequence[common_pb2.Observed]
+    peers: Peers, bundle: JSONObject, bundle_json: bytes, observed: Sequence[common_pb2.Observed]
 ) -> planner_pb2.PlanResponse:
     """The planner's plan; when plugin resources are ready to be made, their plugins are called and the
     planner asked again with what they made."""
     plugins = [plugin_to_proto(p) for p in peers.plugins.values()]
-    request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed, plugins=plugins)
+    request = planner_pb2.PlanRequest(bundle_json=bundle_json, observed=observed, plugins=plugins)
     plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
     if plan.plugin_calls:
         for name, made in (await _process(peers, bundle, plan.plugin_calls)).items():
@@ -322,6 +322,7 @@ async def _process(
 
 
 async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_pb2.Observed]:
+    dumped = [dump(c) for c in children]
     readiness: list[common_pb2.Readiness] = [common_pb2.Readiness()] * len(children)
     in_sync: list[str] = [""] * len(children)
     last_applied: list[str] = [""] * len(children)
@@ -334,7 +335,7 @@ async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_p
             groups[endpoint].append(i)
 
     async def ask(endpoint: str, indices: list[int]) -> None:
-        request = executor_pb2.AssessRequest(objects_json=[dump(children[i]) for i in indices])
+        request = executor_pb2.AssessRequest(objects_json=[dumped[i] for i in indices])
         try:
             answer = await peers.executor(endpoint).Assess(request, timeout=ASSESS_DEADLINE)
         except grpc.aio.AioRpcError as e:
@@ -352,8 +353,8 @@ async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_p
 
     await asyncio.gather(*(ask(e, ix) for e, ix in groups.items()))
     return [
-        common_pb2.Observed(object_json=dump(c), readiness=r, in_sync_with=h, last_applied=a)
-        for c, r, h, a in zip(children, readiness, in_sync, last_applied, strict=True)
+        common_pb2.Observed(object_json=c, readiness=r, in_sync_with=h, last_applied=a)
+        for c, r, h, a in zip(dumped, readiness, in_sync, last_applied, strict=True)
     ]
 
 

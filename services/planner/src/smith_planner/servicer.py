@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections import OrderedDict
+
 import grpc
 from opentelemetry import trace
 from smith_wire.convert import (
@@ -19,18 +22,23 @@ from smith_wire.convert import (
 from smith.v1 import planner_pb2, planner_pb2_grpc
 from smith_engine.catalog import CATALOG_KINDS, parameter_problems
 from smith_engine.errors import InvalidBundleError
-from smith_engine.model import Bundle, GroupKind
+from smith_engine.model import Bundle, GroupKind, JSONObject
 from smith_engine.planner import Apply, plan_bundle, plan_teardown
 from smith_engine.planner import Plan as EnginePlan
 from smith_engine.validation import load_bundle
 
+KEPT_BUNDLES = 128  # Bundles kept parsed: a pass asks about the same Bundle once per wave
+
 
 class PlannerServicer(planner_pb2_grpc.PlannerServicer):
+    def __init__(self) -> None:
+        self._parsed: OrderedDict[tuple[bytes, bytes], tuple[JSONObject, Bundle | None]] = OrderedDict()
+
     async def Plan(  # noqa: N802 - gRPC method name
         self, request: planner_pb2.PlanRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> planner_pb2.PlanResponse:
         span = trace.get_current_span()
-        raw = load(request.bundle_json)
+        raw, parsed = self._parse(request)
         observed = [observed_from_proto(o) for o in request.observed]
         if raw["metadata"].get("deletionTimestamp"):
             # Teardown needs no valid spec: the objects' ownerReferences give the order.
@@ -40,7 +48,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             return self._response(plan)
         plugins = {p.name: p for p in map(plugin_from_proto, request.plugins)}
         try:
-            bundle = load_bundle(raw, plugins=plugins)
+            bundle = parsed or load_bundle(raw, plugins=plugins)
             catalog = [o.object for o in observed if GroupKind.of(o.object) in CATALOG_KINDS]
             if problems := parameter_problems(bundle, catalog):
                 raise InvalidBundleError(problems)
@@ -52,6 +60,24 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         plan = plan_bundle(bundle, observed, previous_pending=previous, plugins=plugins, processed=processed)
         span.set_attribute("smith.bundle", str(bundle))
         return self._response(plan)
+
+    def _parse(self, request: planner_pb2.PlanRequest) -> tuple[JSONObject, Bundle | None]:
+        """The Bundle as sent, and as validated when it was valid; the same bytes (and plugins) as a
+        recent request's are not parsed again (the engine never changes what it is given)."""
+        key = (request.bundle_json, b"".join(p.SerializeToString() for p in request.plugins))
+        if (known := self._parsed.get(key)) is not None:
+            self._parsed.move_to_end(key)
+            return known
+        raw: JSONObject = load(request.bundle_json)
+        bundle = None
+        if not raw["metadata"].get("deletionTimestamp"):
+            with contextlib.suppress(InvalidBundleError):
+                plugins = {p.name: p for p in map(plugin_from_proto, request.plugins)}
+                bundle = load_bundle(raw, plugins=plugins)
+        self._parsed[key] = (raw, bundle)
+        if len(self._parsed) > KEPT_BUNDLES:
+            self._parsed.popitem(last=False)
+        return raw, bundle
 
     @staticmethod
     def _response(plan: EnginePlan) -> planner_pb2.PlanResponse:

@@ -1,0 +1,42 @@
+"""Fast JSON out loses nothing: what orjson refuses goes through the standard library."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smith_engine.codec import dumps
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_what_is_written_reads_back_equal(value: Any) -> None:
+    assert json.loads(dumps(value)) == value
+    assert json.loads(dumps(value, sort_keys=True)) == value
+
+
+@given(st.dictionaries(st.text(), st.integers(), max_size=6))
+def test_sorted_output_is_canonical(value: dict[str, int]) -> None:
+    reordered = dict(reversed(list(value.items())))
+    assert dumps(value, sort_keys=True) == dumps(reordered, sort_keys=True)
+    assert (
+        dumps(value, sort_keys=True)
+        == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
+
+
+def test_integers_beyond_64_bits_keep_every_digit() -> None:
+    huge = {"spec": {"size": 2**64 + 1, "small": -(2**63) - 1}}
+    assert dumps(huge) == b'{"spec":{"size":18446744073709551617,"small":-9223372036854775809}}'
+
+
+def test_unicode_is_written_as_utf8() -> None:
+    assert dumps({"name": "café ✓"}) == '{"name":"café ✓"}'.encode()
