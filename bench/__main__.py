@@ -21,6 +21,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measured figure")
     parser.add_argument("--counts", default="10,100,500", help="Bundle counts for the throughput figure")
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="how long to count idle writes")
+    parser.add_argument(
+        "--footprint",
+        type=int,
+        default=2000,
+        help="Bundles of 10 objects added for the memory figure at scale (0: none)",
+    )
     parser.add_argument("--only", choices=["controlplane", "system"], help="run one benchmark")
     parser.add_argument(
         "--peers",
@@ -36,7 +42,11 @@ def main() -> None:
     if args.only in (None, "system"):
         counts = [int(c) for c in args.counts.split(",")]
         figures["system"] = smith = system.run(
-            repeats=args.repeats, counts=counts, idle_seconds=args.idle_seconds, peers=args.peers
+            repeats=args.repeats,
+            counts=counts,
+            idle_seconds=args.idle_seconds,
+            peers=args.peers,
+            footprint=args.footprint,
         )
         print(system.report(smith))
     RESULTS.mkdir(exist_ok=True)

@@ -414,6 +414,39 @@ class Bench:
     def rss_mib(self) -> dict[str, float]:
         return {name: rss_mib(pid) for name, pid in self.pids.items()}
 
+    async def objects(self) -> tuple[int, int]:
+        """(Bundles, objects they list) in the cluster."""
+        bundles = (await self.kube.list(API, "Bundle"))["items"]
+        return len(bundles), sum(len(b["spec"]["resources"]) for b in bundles)
+
+    async def footprint(self, count: int) -> None:
+        """Every service's memory with what the run left converged (the baseline) and with `count` more
+        Bundles of 10 objects (2 waves) converged on top of it."""
+        await self.settled()
+        await self.events_drained()
+        before, known = self.rss_mib(), await self.objects()
+        namespace = await self.namespace()
+        began = time.perf_counter()
+        for start in range(0, count, 500):  # created 500 at a time; Smith starts on them at once
+            await asyncio.gather(
+                *(
+                    self.kube.create(bundle(f"f{i}", namespace, layered(2, 5, prefix=f"f{i}-r")))
+                    for i in range(start, min(count, start + 500))
+                )
+            )
+        await self.until_ready(namespace, {f"f{i}" for i in range(count)})
+        seconds = time.perf_counter() - began
+        await self.events_drained()
+        await self.settled()
+        after, total = self.rss_mib(), await self.objects()
+        added = total[1] - known[1]
+        self.results["footprint_large"] = {
+            "baseline": {"bundles": known[0], "objects": known[1], "rss_mib": before},
+            "loaded": {"bundles": total[0], "objects": total[1], "rss_mib": after},
+            "converge_seconds": seconds,
+            "kib_per_object": {n: (after[n] - before[n]) * 1024 / added for n in after},
+        }
+
 
 def ours(writes: dict[str, float]) -> float:
     """Requests by Smith: all but the API server's own lease renewals and the executors' heartbeats."""
@@ -524,7 +557,13 @@ def system(
 
 
 async def measure(
-    plane: ControlPlane, *, repeats: int, counts: list[int], idle_seconds: float, peers: bool = False
+    plane: ControlPlane,
+    *,
+    repeats: int,
+    counts: list[int],
+    idle_seconds: float,
+    peers: bool = False,
+    footprint: int = 0,
 ) -> dict[str, Any]:
     logs = ROOT / ".smith" / "bench"
     async with KubeClient(KubeConfig.load(plane.kubeconfig)) as kube:
@@ -565,11 +604,21 @@ async def measure(
             for _ in range(repeats):
                 await bench.smith_once(layered(5, 10, prefix="t"), namespaces=traced)
         results["where_time_goes"] = traced_share(logs / "traced", [f"reconcile {ns}/b" for ns in traced])
+        if footprint:
+            # Memory at scale: fresh processes, as a restarted Smith holds what it needs to reconcile.
+            with system(plane, kube, logs / "footprint") as bench:
+                await bench.footprint(footprint)
+                results["footprint_large"] = bench.results["footprint_large"]
     return results
 
 
 def run(
-    *, repeats: int = 3, counts: list[int] | None = None, idle_seconds: float = 60.0, peers: bool = False
+    *,
+    repeats: int = 3,
+    counts: list[int] | None = None,
+    idle_seconds: float = 60.0,
+    peers: bool = False,
+    footprint: int = 0,
 ) -> dict[str, Any]:
     with ControlPlane() as plane:
         return asyncio.run(
@@ -579,6 +628,7 @@ def run(
                 counts=counts or [10, 100, 500],
                 idle_seconds=idle_seconds,
                 peers=peers,
+                footprint=footprint,
             )
         )
 
@@ -672,6 +722,17 @@ def report(r: dict[str, Any]) -> str:
     for name, rss in foot["rss_mib"].items():
         empty, per = foot["rss_empty_mib"][name], foot["kib_per_bundle"][name]
         lines.append(f"  {name:<32}{empty:>7.0f} -> {rss:>6.0f}  {per:>7.1f}")
+    if large := r.get("footprint_large"):
+        base, loaded = large["baseline"], large["loaded"]
+        lines += [
+            "",
+            f"Footprint at scale: fresh services, {base['objects']} objects ({base['bundles']} Bundles) -> "
+            f"{loaded['objects']} objects ({loaded['bundles']} Bundles; those added converged in "
+            f"{large['converge_seconds']:.0f} s); RSS MiB, and KiB per added object",
+        ]
+        for name, rss in loaded["rss_mib"].items():
+            per = large["kib_per_object"][name]
+            lines.append(f"  {name:<32}{base['rss_mib'][name]:>7.0f} -> {rss:>6.0f}  {per:>7.2f}")
     where = r["where_time_goes"]
     lines += [
         "",

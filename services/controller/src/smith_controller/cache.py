@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from smith_controller.tasks import cancel_and_wait
 from smith_engine.model import BUNDLE_NAME_LABEL, GroupKind, JSONObject
@@ -15,6 +17,7 @@ from smith_kube.informer import run_informer
 
 log = logging.getLogger("smith.controller.cache")
 
+SHARED_STRING = 64  # longer strings are rarely repeated
 BundleKey = tuple[str, str]  # (namespace, bundle name)
 Notify = Callable[[BundleKey], None]
 
@@ -23,6 +26,18 @@ def bundle_of(obj: JSONObject) -> BundleKey | None:
     meta = obj.get("metadata", {})
     name = (meta.get("labels") or {}).get(BUNDLE_NAME_LABEL)
     return (str(meta.get("namespace", "")), str(name)) if name else None
+
+
+def compact(value: Any) -> Any:
+    """The same JSON value, its keys and short strings shared with every other cached object (interned):
+    thousands of objects repeat the same keys, kinds, labels, and the uids of the Bundles owning them."""
+    if isinstance(value, dict):
+        return {sys.intern(k): compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= SHARED_STRING:
+        return sys.intern(value)
+    return value
 
 
 class ChildCache:
@@ -69,6 +84,7 @@ class ChildCache:
     def _put(self, kind: GroupKind, obj: JSONObject) -> None:
         # managedFields is most of an object's size and nothing Smith decides depends on it
         obj["metadata"].pop("managedFields", None)
+        obj = compact(obj)
         uid = obj["metadata"]["uid"]
         old = self._objects.get((kind, uid))
         old_key, new_key = (bundle_of(old) if old else None), bundle_of(obj)

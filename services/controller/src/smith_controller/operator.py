@@ -19,7 +19,7 @@ from prometheus_client import Gauge, Histogram
 
 from smith.v1 import common_pb2
 from smith_controller.blockers import BlockerWatches
-from smith_controller.cache import BundleKey, ChildCache
+from smith_controller.cache import BundleKey, ChildCache, compact
 from smith_controller.reconciler import Next, Peers, TeardownError, reconcile, teardown
 from smith_controller.scheduler import Scheduler
 from smith_controller.tasks import cancel_and_wait
@@ -138,7 +138,7 @@ class Controller:
             self.blockers.set(key, ())
             return
         old = self.bundles.get(key)
-        self.bundles[key] = body
+        self.bundles[key] = body = compact(body)
         if _needs_work(old, body):
             self.scheduler.trigger(key)
 
@@ -389,7 +389,10 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
 
 def _plain(body: kopf.Body) -> JSONObject:
-    return dict(body.items())
+    """The Bundle as a dict, without its managedFields (nothing Smith decides depends on them)."""
+    plain = dict(body.items())
+    plain["metadata"] = {k: v for k, v in plain["metadata"].items() if k != "managedFields"}
+    return plain
 
 
 Flag = asyncio.Event | threading.Event
