@@ -1,35 +1,32 @@
-"""The controller's cache keeps thousands of objects: equal keys and short strings are stored once."""
+"""The controller keeps every managed object as compact JSON with what it looks at without reading it."""
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
-from smith_controller.cache import compact
+from smith_controller.cache import Child
+
+from smith_engine.model import GroupKind, ObjectKey
 
 
-def test_compact_objects_are_equal_and_share_their_keys_and_short_strings() -> None:
-    def read(name: str) -> dict[str, object]:
-        text = json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": name, "labels": {"smith.atlassian.com/BundleName": "shop"}},
-                "data": {"long": "x" * 100},
-                "list": [{"owner": "0c7b5cf5-0000-4000-8000-000000000001"}],
-            }
-        )
-        return json.loads(text)  # type: ignore[no-any-return]
-
-    first, second = read("a"), read("b")
-    one, two = compact(first), compact(second)
-    assert one == first
-    assert two == second
-    assert next(k for k in one["metadata"] if k == "labels") is next(
-        k for k in two["metadata"] if k == "labels"
-    )
-    assert (
-        one["metadata"]["labels"]["smith.atlassian.com/BundleName"]
-        is two["metadata"]["labels"]["smith.atlassian.com/BundleName"]
-    )
-    assert one["list"][0]["owner"] is two["list"][0]["owner"]
-    assert one["data"]["long"] is not two["data"]["long"], "long strings are left alone"
+def test_a_child_reads_back_as_it_came_without_managed_fields_and_knows_its_bundle() -> None:
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "settings",
+            "namespace": "shop",
+            "labels": {"smith.atlassian.com/BundleName": "web"},
+            "managedFields": [{"manager": "smith", "operation": "Apply"}],
+        },
+        "data": {"size": "2**64", "big": 18446744073709551617},
+    }
+    child = Child.of(obj)
+    assert child.key == ObjectKey(GroupKind("", "ConfigMap"), "settings")
+    assert child.api_version == "v1"
+    assert child.bundle == ("shop", "web")
+    read = child.object()
+    assert "managedFields" not in read["metadata"]
+    assert read == {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
+    assert "managedFields" in obj["metadata"], "what the watch delivered is not changed"
+    assert len(child.json) < 300

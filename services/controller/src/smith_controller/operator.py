@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -19,7 +20,7 @@ from prometheus_client import Gauge, Histogram
 
 from smith.v1 import common_pb2
 from smith_controller.blockers import BlockerWatches
-from smith_controller.cache import BundleKey, ChildCache, compact
+from smith_controller.cache import BundleKey, Child, ChildCache
 from smith_controller.reconciler import Next, Peers, TeardownError, reconcile, teardown
 from smith_controller.scheduler import Scheduler
 from smith_controller.tasks import cancel_and_wait
@@ -76,7 +77,7 @@ class Settings:
 class Controller:
     kube_config: KubeConfig
     settings: Settings = field(default_factory=Settings)
-    bundles: dict[BundleKey, JSONObject] = field(default_factory=dict)
+    bundles: dict[BundleKey, bytes] = field(default_factory=dict)  # as JSON (see cache.Child)
     # what a pass did that the status service was not told (it was down): told by the next report
     unreported: dict[BundleKey, tuple[common_pb2.ActionResult, ...]] = field(default_factory=dict)
     routing: RoutingTable = field(default_factory=RoutingTable)
@@ -138,8 +139,8 @@ class Controller:
             self.blockers.set(key, ())
             return
         old = self.bundles.get(key)
-        self.bundles[key] = body = compact(body)
-        if _needs_work(old, body):
+        self.bundles[key] = _kept(body)
+        if _needs_work(json.loads(old) if old is not None else None, body):
             self.scheduler.trigger(key)
 
     def executor_event(self, event_type: str | None, body: JSONObject) -> None:
@@ -191,9 +192,10 @@ class Controller:
 
     async def _work(self, key: BundleKey) -> bool:
         await self.cache.synced()
-        bundle = self.bundles.get(key)
-        if bundle is None:
+        stored = self.bundles.get(key)
+        if stored is None:
             return False
+        bundle: JSONObject = json.loads(stored)
         began, result = time.perf_counter(), "error"
         try:
             if bundle["metadata"].get("deletionTimestamp"):
@@ -201,9 +203,8 @@ class Controller:
                 result = "ok"
                 return False
             if FINALIZER not in _finalizers(bundle):
-                bundle = self.bundles[key] = await self._set_finalizers(
-                    bundle, [*_finalizers(bundle), FINALIZER]
-                )
+                bundle = await self._set_finalizers(bundle, [*_finalizers(bundle), FINALIZER])
+                self.bundles[key] = stored = _kept(bundle)
             children = self.cache.children(key)
             sources = _outside_sources(bundle, children)
             outside = [
@@ -219,8 +220,8 @@ class Controller:
             else:
                 self.unreported.pop(key, None)
             self.blockers.set(key, [*step.blockers, *sources])
-            if step.written is not None and self.bundles.get(key) is bundle:
-                self.bundles[key] = step.written  # no newer version came meanwhile
+            if step.written is not None and self.bundles.get(key) is stored:
+                self.bundles[key] = _kept(step.written)  # no newer version came meanwhile
             result = "retry" if step.next is Next.RETRY else "ok"
             if step.wake_after is not None:
                 self.scheduler.later(key, step.wake_after)
@@ -295,10 +296,11 @@ class Controller:
                 ]
         return found
 
-    async def _binding_secrets(self, children: Sequence[JSONObject]) -> list[JSONObject]:
+    async def _binding_secrets(self, children: Sequence[Child]) -> list[JSONObject]:
         """The Secrets the Bundle's ServiceBindings wrote (read when needed: they carry no Smith label)."""
         found: list[JSONObject] = []
-        for binding in (c for c in children if GroupKind.of(c) == SERVICE_BINDING):
+        bindings = (c.object() for c in children if c.key.group_kind == SERVICE_BINDING)
+        for binding in bindings:
             with contextlib.suppress(NotFoundError):
                 found.append(
                     await self.kube.get(
@@ -317,11 +319,11 @@ def _finalizers(bundle: JSONObject) -> list[str]:
     return list(bundle["metadata"].get("finalizers") or [])
 
 
-def _outside_sources(bundle: JSONObject, children: Sequence[JSONObject]) -> list[ObjectRef]:
+def _outside_sources(bundle: JSONObject, children: Sequence[Child]) -> list[ObjectRef]:
     """The ConfigMaps and Secrets the Bundle's objects read that are not the Bundle's own: given to the
     planner, and watched by name (a change re-runs the Bundle; one not there yet is watched for)."""
     namespace = bundle["metadata"]["namespace"]
-    own = {(c.get("kind"), c["metadata"]["name"]) for c in children if c.get("apiVersion") == "v1"}
+    own = {(c.key.group_kind.kind, c.key.name) for c in children if c.api_version == "v1"}
     return [ObjectRef("v1", k, namespace, n) for k, n in sorted(config_sources(bundle) - own)]
 
 
@@ -389,10 +391,12 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
 
 def _plain(body: kopf.Body) -> JSONObject:
-    """The Bundle as a dict, without its managedFields (nothing Smith decides depends on them)."""
-    plain = dict(body.items())
-    plain["metadata"] = {k: v for k, v in plain["metadata"].items() if k != "managedFields"}
-    return plain
+    return dict(body.items())
+
+
+def _kept(bundle: JSONObject) -> bytes:
+    """A Bundle as the controller keeps it: JSON, without managedFields (as its children: cache.Child)."""
+    return Child.of(bundle).json
 
 
 Flag = asyncio.Event | threading.Event

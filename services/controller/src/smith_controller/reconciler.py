@@ -37,6 +37,7 @@ from smith.v1 import (
     status_pb2,
     status_pb2_grpc,
 )
+from smith_controller.cache import Child
 from smith_engine.model import GroupKind, JSONObject, ObjectKey, ObjectRef, group_of
 from smith_engine.planner import Action, Apply, Delete
 from smith_engine.plugins import PluginInfo
@@ -143,7 +144,7 @@ class Step:
 async def reconcile(
     peers: Peers,
     bundle: JSONObject,
-    children: Sequence[JSONObject],
+    children: Sequence[Child],
     *,
     outside: Sequence[JSONObject] = (),
     earlier: Sequence[common_pb2.ActionResult] = (),
@@ -159,8 +160,11 @@ async def reconcile(
 
         # 1. assess: readiness of every observed child, from the executor serving its kind
         ready = readiness_to_proto(READY)
-        seen = Seen(children, await _assess(peers, children))
-        seen.add(outside, [common_pb2.Observed(object_json=dump(o), readiness=ready) for o in outside])
+        seen = Seen([c.key for c in children], await _assess(peers, children))
+        seen.add(
+            [ObjectKey.of(o) for o in outside],
+            [common_pb2.Observed(object_json=dump(o), readiness=ready) for o in outside],
+        )
 
         # 2. plan and 3. act, in one pass: an apply the API server answers with an object already READY
         # (and holding what dependents read) goes back into what is seen and the planner is asked again,
@@ -222,13 +226,13 @@ class Seen:
     """The objects one pass has seen, each with its readiness; an apply's answer replaces what was seen
     of its object (or adds it: a create)."""
 
-    def __init__(self, objects: Sequence[JSONObject], observed: Sequence[common_pb2.Observed]) -> None:
+    def __init__(self, keys: Sequence[ObjectKey], observed: Sequence[common_pb2.Observed]) -> None:
         self._by_key: dict[ObjectKey, common_pb2.Observed] = {}
-        self.add(objects, observed)
+        self.add(keys, observed)
 
-    def add(self, objects: Sequence[JSONObject], observed: Sequence[common_pb2.Observed]) -> None:
-        for obj, seen in zip(objects, observed, strict=True):
-            self._by_key[ObjectKey.of(obj)] = seen
+    def add(self, keys: Sequence[ObjectKey], observed: Sequence[common_pb2.Observed]) -> None:
+        for key, seen in zip(keys, observed, strict=True):
+            self._by_key[key] = seen
 
     def update(self, answers: Sequence[common_pb2.ActionResult]) -> None:
         """Each answer's object as its executor returned it, keyed by the reference it came with."""
@@ -265,13 +269,13 @@ async def _plan(
     return plan
 
 
-async def teardown(peers: Peers, bundle: JSONObject, children: Sequence[JSONObject]) -> bool:
+async def teardown(peers: Peers, bundle: JSONObject, children: Sequence[Child]) -> bool:
     """One step of a deleted Bundle's teardown: delete the objects nothing else of it depends on (the
     next wave comes with the watch events of their going). True when none of its objects is left."""
     meta = bundle["metadata"]
     with tracer.start_as_current_span(f"teardown {meta['namespace']}/{meta['name']}") as span:
         span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
-        observed = [common_pb2.Observed(object_json=dump(c)) for c in children]
+        observed = [common_pb2.Observed(object_json=c.json) for c in children]
         request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed)
         plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
         results = await _execute(peers, bundle, [action_from_proto(a) for a in plan.actions])
@@ -321,16 +325,17 @@ async def _process(
     return {c.resource_name: a for c, a in zip(calls, answers, strict=True)}
 
 
-async def _assess(peers: Peers, children: Sequence[JSONObject]) -> list[common_pb2.Observed]:
-    dumped = [dump(c) for c in children]
+async def _assess(peers: Peers, children: Sequence[Child]) -> list[common_pb2.Observed]:
+    dumped = [c.json for c in children]
     readiness: list[common_pb2.Readiness] = [common_pb2.Readiness()] * len(children)
     in_sync: list[str] = [""] * len(children)
     last_applied: list[str] = [""] * len(children)
     groups: dict[str, list[int]] = defaultdict(list)
     for i, child in enumerate(children):
-        endpoint = peers.routing.endpoint(GroupKind.of(child))
+        kind = child.key.group_kind
+        endpoint = peers.routing.endpoint(kind)
         if endpoint is None:
-            readiness[i] = readiness_to_proto(retriable(f"no live executor serves {GroupKind.of(child)}"))
+            readiness[i] = readiness_to_proto(retriable(f"no live executor serves {kind}"))
         else:
             groups[endpoint].append(i)
 
