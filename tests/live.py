@@ -4,6 +4,7 @@ their status."""
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -117,3 +118,44 @@ async def finished_trace(
 
     await eventually(done, within=within, what=f"a finished reconcile of {name}")
     return found
+
+
+# --- a custom resource whose readiness the test sets (the Sleeper, ready when its status says Awake) ---
+
+
+def unique_group() -> str:
+    return f"g{uuid.uuid4().hex[:8]}.smith.test"
+
+
+async def install(kube: KubeClient, definition: Json) -> None:
+    with contextlib.suppress(ConflictError):
+        await kube.create(definition)
+
+
+def sleeper(group: str, name: str = "nap") -> Json:
+    return {
+        "apiVersion": f"{group}/v1",
+        "kind": "Sleeper",
+        "metadata": {"name": name},
+        "spec": {"sleepFor": 1},
+    }
+
+
+async def wake(kube: KubeClient, group: str, namespace: str, name: str = "nap") -> None:
+    """The test's stand-in for the Sleeper's controller: set its status."""
+
+    async def woken() -> bool:
+        try:
+            await kube.patch(
+                f"{group}/v1",
+                "Sleeper",
+                name,
+                {"status": {"state": "Awake", "address": "10.1.2.3"}},
+                namespace=namespace,
+                subresource="status",
+            )
+        except NotFoundError:
+            return False
+        return True
+
+    await eventually(woken, what="the Sleeper to exist")

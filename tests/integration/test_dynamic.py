@@ -3,59 +3,30 @@ when not enabled."""
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from typing import Any
 
 import pytest
 
-from live import bundle, condition, deployment_object, get_bundle, resource_condition, until_condition
+from live import (
+    bundle,
+    condition,
+    deployment_object,
+    get_bundle,
+    install,
+    resource_condition,
+    sleeper,
+    unique_group,
+    until_condition,
+    wake,
+)
 from smith_engine.model import API_VERSION
 from smith_engine.readiness import READY_WHEN_PATH, READY_WHEN_VALUE, SUPPORT_ENABLED
-from smith_kube import ConflictError, KubeClient, NotFoundError
+from smith_kube import KubeClient, NotFoundError
 from support import config_map, crd_object, eventually, resource
 
 pytestmark = pytest.mark.controlplane
 
 Json = dict[str, Any]
-
-
-def unique_group() -> str:
-    return f"g{uuid.uuid4().hex[:8]}.smith.test"
-
-
-async def install(kube: KubeClient, definition: Json) -> None:
-    with contextlib.suppress(ConflictError):
-        await kube.create(definition)
-
-
-def sleeper(group: str, name: str = "nap") -> Json:
-    return {
-        "apiVersion": f"{group}/v1",
-        "kind": "Sleeper",
-        "metadata": {"name": name},
-        "spec": {"sleepFor": 1},
-    }
-
-
-async def wake(kube: KubeClient, group: str, namespace: str, name: str = "nap") -> None:
-    """The test's stand-in for the Sleeper's controller: set its status."""
-
-    async def woken() -> bool:
-        try:
-            await kube.patch(
-                f"{group}/v1",
-                "Sleeper",
-                name,
-                {"status": {"state": "Awake", "address": "10.1.2.3"}},
-                namespace=namespace,
-                subresource="status",
-            )
-        except NotFoundError:
-            return False
-        return True
-
-    await eventually(woken, what="the Sleeper to exist")
 
 
 async def test_custom_resource_becomes_ready_from_its_status_and_feeds_a_dependent(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from typing import Any
 
 from hypothesis import given
@@ -40,3 +41,14 @@ def test_integers_beyond_64_bits_keep_every_digit() -> None:
 
 def test_unicode_is_written_as_utf8() -> None:
     assert dumps({"name": "café ✓"}) == '{"name":"café ✓"}'.encode()
+
+
+def test_what_is_written_holds_no_more_memory_than_its_size() -> None:
+    value = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v" * 600}}
+    tracemalloc.start()
+    try:
+        kept = [dumps(value) for _ in range(100)]
+        held = tracemalloc.get_traced_memory()[0] / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * len(kept[0])

@@ -40,9 +40,14 @@ class Scheduler(Generic[Key]):
             self._running[key] = asyncio.create_task(self._loop(key), name=f"reconcile {key}")
 
     def later(self, key: Key, seconds: float) -> None:
-        """Trigger `key` in `seconds`, unless something triggers it sooner (a time the plan named)."""
-        if key not in self._timers:
-            self._timers[key] = asyncio.get_running_loop().call_later(seconds, self.trigger, key)
+        """Trigger `key` in `seconds`, unless something triggers it sooner (a time the plan named): of
+        two such times, the sooner is kept."""
+        loop = asyncio.get_running_loop()
+        if (timer := self._timers.get(key)) is not None:
+            if timer.when() <= loop.time() + seconds:
+                return
+            timer.cancel()
+        self._timers[key] = loop.call_later(seconds, self.trigger, key)
 
     def forget(self, key: Key) -> None:
         self._dirty.discard(key)
