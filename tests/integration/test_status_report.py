@@ -13,7 +13,16 @@ from smith_status.servicer import StatusServicer
 from smith_wire.convert import dump, verdict_to_proto
 from smith_wire.rpc import channel, start_server
 
-from live import Json, bundle, condition, exists, get_bundle, until_condition
+from live import (
+    Json,
+    bundle,
+    condition,
+    deployment_object,
+    exists,
+    get_bundle,
+    resource_condition,
+    until_condition,
+)
 from smith.v1 import status_pb2, status_pb2_grpc
 from smith_engine.planner import Reason, Verdict, VerdictState
 from smith_kube import KubeClient
@@ -95,3 +104,36 @@ async def test_what_a_pass_did_while_the_status_service_was_down_is_told_once_it
         return "Created" in await reasons(kube, namespace)
 
     await eventually(created, what="the Created event of the ConfigMap")
+
+
+async def test_a_report_told_late_says_how_the_objects_are_now_not_how_they_were_made(
+    kube: KubeClient, namespace: str, smith_without_resync: Any
+) -> None:
+    """A Deployment made while the status service is down is in progress then; it is Available by the
+    time the service is back: the late report tells its creation and says it is Ready (no resync comes
+    to correct a report that said otherwise)."""
+    smith = smith_without_resync
+    old = smith.servers[1]
+    await old.stop(grace=None)
+    try:
+        await kube.create(bundle("late", namespace, resource("web", deployment_object("web", replicas=1))))
+
+        async def made() -> bool:
+            return await exists(kube, "apps/v1", "Deployment", "web", namespace)
+
+        await eventually(made, what="the Deployment")
+        available = dict.fromkeys(("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"), 1)
+        status = {"status": {"observedGeneration": 1, **available}}
+        await kube.patch("apps/v1", "Deployment", "web", status, namespace=namespace, subresource="status")
+    finally:
+        server, _ = await start_server(
+            [StatusServicer(smith.kube).registration()], address=f"127.0.0.1:{smith.status_port}"
+        )
+        smith.servers[1] = server
+    done = await until_condition(kube, namespace, "late", "Ready", within=60)
+    assert resource_condition(done, "web", "Ready")["status"] == "True"
+
+    async def created() -> bool:
+        return "Created" in await reasons(kube, namespace)
+
+    await eventually(created, what="the Created event of the Deployment")

@@ -213,13 +213,24 @@ async def reconcile(
             )
         except grpc.aio.AioRpcError as e:
             log.warning("report of %s/%s: %s %s", meta["namespace"], meta["name"], e.code().name, e.details())
-            told_later = tuple(r for r in [*earlier, *results] if r.ok)
-            return Step(Next.RETRY, blockers, wake, unreported=told_later)
+            return Step(Next.RETRY, blockers, wake, unreported=_told_later([*earlier, *results]))
         retry = any(not r.ok and not r.terminal for r in results) or any(
             v.state == common_pb2.VERDICT_STATE_ERROR and not v.terminal for v in plan.verdicts
         )
         span.set_attribute("smith.retry", retry)
         return Step(Next.RETRY if retry else Next.DONE, blockers, wake, written)
+
+
+def _told_later(results: Sequence[common_pb2.ActionResult]) -> tuple[common_pb2.ActionResult, ...]:
+    """What a later report tells of these done actions: that they were done (their Events), not the
+    readiness their objects had then — the later pass's own verdicts say how they are now."""
+    told = []
+    for result in (r for r in results if r.ok):
+        kept = common_pb2.ActionResult()
+        kept.CopyFrom(result)
+        kept.ClearField("observed")
+        told.append(kept)
+    return tuple(told)
 
 
 class Seen:
