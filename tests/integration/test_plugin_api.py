@@ -73,10 +73,13 @@ async def test_the_plugin_makes_the_object_in_order_and_remakes_it_when_the_spec
     cm = await kube.get("v1", "ConfigMap", "db", namespace)
     assert int(made["metadata"]["resourceVersion"]) > int(cm["metadata"]["resourceVersion"]), "after db"
     assert made["metadata"]["labels"][BUNDLE_NAME_LABEL] == "plugged"
-    got = await get_bundle(kube, namespace, "plugged")
-    assert got["status"]["pluginStatuses"] == [
-        {"name": "app", "status": "Ok", "group": "apps", "version": "v1", "kind": "Deployment"}
-    ]
+    said = [{"name": "app", "status": "Ok", "group": "apps", "version": "v1", "kind": "Deployment"}]
+
+    async def told() -> bool:  # the status is written at the end of the pass that made the Deployment
+        got = await get_bundle(kube, namespace, "plugged")
+        return bool((got.get("status") or {}).get("pluginStatuses") == said)
+
+    await eventually(told, what="status.pluginStatuses")
 
     def new_image(s: Json) -> None:
         s["resources"][1]["spec"]["plugin"]["spec"]["image"] = "registry.example.com/web:2"

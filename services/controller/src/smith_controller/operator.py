@@ -254,7 +254,8 @@ class Controller:
             self.peers, bundle, self.cache.children(key)
         ):
             return
-        await self._set_finalizers(bundle, [f for f in finalizers if f != FINALIZER])
+        with contextlib.suppress(NotFoundError):  # gone already (its namespace deleted): nothing holds it
+            await self._set_finalizers(bundle, [f for f in finalizers if f != FINALIZER])
         log.info("bundle %s/%s: objects deleted, finalizer removed", *key)
 
     async def _set_finalizers(self, bundle: JSONObject, finalizers: list[str]) -> JSONObject:
