@@ -1,10 +1,13 @@
-"""The controller's work scheduling: of two times a Bundle asks to be looked at again, the sooner wins."""
+"""The controller's work scheduling: of two times a Bundle asks to be looked at again the sooner wins, and
+waiting for a slot is fair between namespaces."""
 
 from __future__ import annotations
 
 import asyncio
 
 from smith_controller.scheduler import Scheduler
+
+from support import eventually
 
 
 async def woken_after(first: float, second: float) -> float:
@@ -33,3 +36,61 @@ async def test_a_sooner_time_replaces_a_later_one() -> None:
 
 async def test_a_later_time_leaves_a_sooner_one() -> None:
     assert await woken_after(0.05, 60) < 5
+
+
+async def test_a_namespace_with_many_bundles_waiting_does_not_hold_back_another_namespaces_one() -> None:
+    order: list[tuple[str, str]] = []
+    gate, everything = asyncio.Event(), asyncio.Event()
+
+    async def work(key: tuple[str, str]) -> bool:
+        order.append(key)
+        if len(order) == 1001:
+            everything.set()
+        await gate.wait()  # the first two hold both slots until everything is queued
+        return False
+
+    scheduler: Scheduler[tuple[str, str]] = Scheduler(work, concurrency=2, group=lambda key: key[0])
+    try:
+        for i in range(1000):
+            scheduler.trigger(("noisy", f"b{i}"))
+        scheduler.trigger(("quiet", "only"))
+        await asyncio.sleep(0.05)
+        assert scheduler.depth == 999
+        gate.set()
+        await asyncio.wait_for(everything.wait(), timeout=10)
+    finally:
+        await scheduler.stop()
+    # two noisy ones held the slots; the quiet one went with the first slot freed after it came
+    assert order.index(("quiet", "only")) <= 3, order[:6]
+    assert sorted(order) == sorted([("noisy", f"b{i}") for i in range(1000)] + [("quiet", "only")])
+
+
+async def test_a_waiter_cancelled_gives_up_its_place_and_the_slots_stay_counted() -> None:
+    running = 0
+    most = 0
+
+    async def work(key: str) -> bool:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.01)
+        finally:
+            running -= 1
+        return False
+
+    scheduler: Scheduler[str] = Scheduler(work, concurrency=3, group=lambda key: key[:1])
+    for i in range(30):
+        scheduler.trigger(f"{'abc'[i % 3]}{i}")
+    await asyncio.sleep(0.02)
+    await scheduler.stop()  # cancels waiters and runners alike
+    assert scheduler.depth == 0
+    for i in range(9):
+        scheduler.trigger(f"x{i}")
+
+    async def drained() -> bool:
+        return scheduler.depth == 0 and running == 0
+
+    await eventually(drained, within=5, what="the work after the restart")
+    await scheduler.stop()
+    assert most == 3

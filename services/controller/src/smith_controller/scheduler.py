@@ -1,10 +1,15 @@
 """Per-Bundle work scheduling: bursts of events for one Bundle coalesce into one reconcile (plus one
 more if something arrived while it ran), Bundles reconcile concurrently up to a limit, and a
-reconcile that hit a retriable error is run again after an exponential back-off. No polling."""
+reconcile that hit a retriable error is run again after an exponential back-off. No polling.
+
+Waiting for a free slot is fair between groups (namespaces): a freed slot goes to the group next in
+turn, first come first served within it, so a namespace with a thousand Bundles waiting does not hold
+back another namespace's one."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -17,10 +22,20 @@ BACKOFF_MAX = 60.0
 
 
 class Scheduler(Generic[Key]):
-    def __init__(self, work: Callable[[Key], Awaitable[bool]], *, concurrency: int = 16) -> None:
-        """`work(key)` reconciles one key and returns True when it should be retried later."""
+    def __init__(
+        self,
+        work: Callable[[Key], Awaitable[bool]],
+        *,
+        concurrency: int = 16,
+        group: Callable[[Key], Hashable] = lambda key: None,
+    ) -> None:
+        """`work(key)` reconciles one key and returns True when it should be retried later; `group(key)`
+        is the group a key takes its turn in (the controller's: the Bundle's namespace)."""
         self._work = work
-        self._limit = asyncio.Semaphore(concurrency)
+        self._group = group
+        self._free = concurrency
+        self._queues: dict[Hashable, deque[asyncio.Future[None]]] = {}  # waiters, by group
+        self._turns: deque[Hashable] = deque()  # the groups with waiters, in the order they are served
         self._dirty: set[Key] = set()
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -59,15 +74,11 @@ class Scheduler(Generic[Key]):
         try:
             while key in self._dirty:
                 self._dirty.discard(key)
-                self._waiting += 1
-                try:
-                    await self._limit.acquire()
-                finally:
-                    self._waiting -= 1
+                await self._acquire(key)
                 try:
                     retry = await self._work(key)
                 finally:
-                    self._limit.release()
+                    self._release()
                 if retry:
                     failures = self._failures[key] = self._failures.get(key, 0) + 1
                     delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
@@ -77,8 +88,55 @@ class Scheduler(Generic[Key]):
         finally:
             self._running.pop(key, None)
 
+    async def _acquire(self, key: Key) -> None:
+        if self._free > 0 and not self._turns:
+            self._free -= 1
+            return
+        group = self._group(key)
+        if (queue := self._queues.get(group)) is None:
+            queue = self._queues[group] = deque()
+            self._turns.append(group)
+        slot = asyncio.get_running_loop().create_future()
+        queue.append(slot)
+        self._waiting += 1
+        try:
+            await slot
+        except asyncio.CancelledError:
+            if slot.done() and not slot.cancelled():
+                self._release()  # handed a slot in the moment it was cancelled: pass it on
+            else:
+                self._withdraw(group, slot)
+            raise
+        finally:
+            self._waiting -= 1
+
+    def _withdraw(self, group: Hashable, slot: asyncio.Future[None]) -> None:
+        if (queue := self._queues.get(group)) is None or slot not in queue:
+            return  # passed over already
+        queue.remove(slot)
+        if not queue:
+            del self._queues[group]
+            self._turns.remove(group)
+
+    def _release(self) -> None:
+        """A slot is free: it goes to the first waiter of the group next in turn (that group's turn then
+        comes again after every other group's); waiters cancelled meanwhile are passed over."""
+        while self._turns:
+            group = self._turns.popleft()
+            queue = self._queues[group]
+            slot = queue.popleft()
+            if queue:
+                self._turns.append(group)
+            else:
+                del self._queues[group]
+            if not slot.done():
+                slot.set_result(None)
+                return
+        self._free += 1
+
     async def stop(self) -> None:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._dirty.clear()
         await cancel_and_wait(list(self._running.values()))
