@@ -27,6 +27,12 @@ def main() -> None:
         default=2000,
         help="Bundles of 10 objects added for the memory figure at scale (0: none)",
     )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=3,
+        help="controller replicas for the scale-out and takeover figures, against 1 (0 or 1: none)",
+    )
     parser.add_argument("--only", choices=["controlplane", "system"], help="run one benchmark")
     parser.add_argument(
         "--peers",
@@ -47,6 +53,7 @@ def main() -> None:
             idle_seconds=args.idle_seconds,
             peers=args.peers,
             footprint=args.footprint,
+            replicas=args.replicas,
         )
         print(system.report(smith))
     RESULTS.mkdir(exist_ok=True)

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 import os
+import signal
 import statistics
 import time
 import uuid
@@ -26,9 +27,11 @@ import aiohttp
 from bench.controlplane import rss_mib
 from bench.peers import Kro, running_kro
 from smith_controlplane.plane import ControlPlane
-from smith_controlplane.services import running_services
+from smith_controlplane.services import controller_identity, running_services
 from smith_engine.conditions import condition_true
+from smith_engine.sharding import owner
 from smith_kube import KubeClient, KubeConfig
+from smith_kube.client import MERGE_PATCH
 from smith_kube.manifests import create_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,9 +71,9 @@ CHAINS_AT_ONCE = 100
 CONCURRENCY = 16  # the controller's reconciles at once (SMITH_CONCURRENCY's default); kro gets as many
 
 
-def reference_chain(name: str, namespace: str, depth: int) -> Json:
+def reference_chain(name: str, namespace: str, depth: int, seed: str = "seed") -> Json:
     """Bundle `name`: ConfigMaps `name`-c0…, each holding the value of the one before (a reference)."""
-    resources: list[Json] = [{"name": "c0", "spec": {"object": config_map(f"{name}-c0", value="seed")}}]
+    resources: list[Json] = [{"name": "c0", "spec": {"object": config_map(f"{name}-c0", value=seed)}}]
     for i in range(1, depth):
         ref = {"name": "v", "resource": f"c{i - 1}", "path": "data.k"}
         obj = config_map(f"{name}-c{i}", value="!{v}")
@@ -146,17 +149,29 @@ class Bench:
             k: float(v) for k, _, v in (ln.rpartition(" ") for ln in text.splitlines()) if k[:6] == "smith_"
         }
 
+    @property
+    def controllers(self) -> list[str]:
+        return sorted(n for n in self.pids if n.startswith("smith_controller"))
+
     async def settled(self, executors: int = 3) -> None:
-        """Wait until the controller is ready, knows every executor, and has had nothing to do for 1 s."""
+        """Wait until every controller replica is ready, knows every executor and all the replicas, and
+        has had nothing to do for 1 s."""
         quiet, last = 0, -1.0
         async with aiohttp.ClientSession() as http:
             while quiet < 10:
-                seen = await self.controller_metrics(http)
-                beats = sum(k.startswith("smith_executor_heartbeat_timestamp_seconds{") for k in seen)
-                done = sum(
-                    v for k, v in seen.items() if k.startswith("smith_reconcile_duration_seconds_count")
-                )
-                idle = bool(seen) and beats >= executors and seen.get("smith_work_queue_depth") == 0
+                done, idle = 0.0, True
+                for name in self.controllers:
+                    seen = await self.controller_metrics(http, name)
+                    beats = sum(k.startswith("smith_executor_heartbeat_timestamp_seconds{") for k in seen)
+                    done += sum(
+                        v for k, v in seen.items() if k.startswith("smith_reconcile_duration_seconds_count")
+                    )
+                    idle = idle and (
+                        bool(seen)
+                        and beats >= executors
+                        and seen.get("smith_work_queue_depth") == 0
+                        and seen.get("smith_controller_members") == len(self.controllers)
+                    )
                 quiet = quiet + 1 if idle and done == last else 0
                 last = done
                 await asyncio.sleep(0.1)
@@ -166,15 +181,23 @@ class Bench:
         await self.kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         return name
 
-    async def until_ready(self, namespace: str, names: set[str]) -> None:
-        """Wait (by watching, not polling) until every named Bundle in `namespace` is Ready."""
+    async def until_ready(self, namespace: str, names: set[str], generation: int = 0) -> None:
+        """Wait (by watching, not polling) until every named Bundle in `namespace` is Ready (at
+        `generation` or later, when given)."""
+
+        def done(b: Json) -> bool:
+            return (
+                condition_true(b, "Ready")
+                and (b.get("status") or {}).get("observedGeneration", 0) >= generation
+            )
+
         listing = await self.kube.list(API, "Bundle", namespace)
-        pending = names - {b["metadata"]["name"] for b in listing["items"] if condition_true(b, "Ready")}
+        pending = names - {b["metadata"]["name"] for b in listing["items"] if done(b)}
         version = listing["metadata"]["resourceVersion"]
         while pending:
             async for event in self.kube.watch(API, "Bundle", namespace, resource_version=version):
                 version = event.object["metadata"].get("resourceVersion", version)
-                if event.type != "BOOKMARK" and condition_true(event.object, "Ready"):
+                if event.type != "BOOKMARK" and done(event.object):
                     pending.discard(event.object["metadata"]["name"])
                 if not pending:
                     return
@@ -279,6 +302,54 @@ class Bench:
             rows[count]["count_vs_smallest"] = count / base
         self.results["throughput"] = rows
         return namespace  # the largest set stays for the idle, reaction and footprint figures
+
+    async def spread(self, count: int) -> Json:
+        """`count` Bundles of 10 objects at once -> all Ready, with the CPU each controller replica spent."""
+        namespace, shapes = await self.namespace(), [layered(2, 5, prefix=f"s{i}-r") for i in range(count)]
+        cpu = cpu_seconds({n: self.pids[n] for n in self.controllers})
+        began = time.perf_counter()
+        await asyncio.gather(*(self.kube.create(bundle(f"s{i}", namespace, w)) for i, w in enumerate(shapes)))
+        await self.until_ready(namespace, {f"s{i}" for i in range(count)})
+        took = time.perf_counter() - began
+        after = cpu_seconds({n: self.pids[n] for n in self.controllers})
+        return {
+            "seconds": took,
+            "objects_per_s": count * 10 / took,
+            "controller_cpu_s": {n: after[n] - cpu[n] for n in after},
+            "all_cpu_s": sum(cpu_seconds(self.pids).values()),
+        }
+
+    async def takeover(self, count: int) -> Json:
+        """Kill one controller replica (SIGKILL: its lease stays until it runs out) and at once change
+        `count` converged Bundles: seconds until the dead replica's share and the others' are Ready."""
+        namespace = await self.namespace()
+        names = [f"t{i}" for i in range(count)]
+        await asyncio.gather(*(self.kube.create(reference_chain(n, namespace, 2)) for n in names))
+        await self.until_ready(namespace, set(names))
+        await self.settled()
+        members = {controller_identity(n): n for n in self.controllers}
+        victim = self.controllers[-1]
+        theirs = {n for n in names if members[str(owner(f"{namespace}/{n}", members))] == victim}
+        os.kill(self.pids[victim], signal.SIGKILL)
+        began = time.perf_counter()
+
+        async def change(name: str) -> None:
+            moved = reference_chain(name, namespace, 2, seed="moved")
+            await self.kube.patch(
+                API, "Bundle", name, {"spec": moved["spec"]}, namespace=namespace, content_type=MERGE_PATCH
+            )
+
+        await asyncio.gather(*(change(n) for n in names))
+        others = asyncio.create_task(self.until_ready(namespace, set(names) - theirs, generation=2))
+        await self.until_ready(namespace, theirs, generation=2)
+        dead_share = time.perf_counter() - began
+        await others
+        return {
+            "bundles": count,
+            "dead_share": len(theirs),
+            "dead_share_ready_s": dead_share,
+            "lease_s": float(os.environ.get("SMITH_LEASE_SECONDS", "15")),
+        }
 
     # 3. idle cost -----------------------------------------------------------------------------------
 
@@ -544,10 +615,12 @@ def traced_share(logs: Path, names: list[str]) -> dict[str, float]:
 
 @contextlib.contextmanager
 def system(
-    plane: ControlPlane, kube: KubeClient, logs: Path, env: dict[str, str] | None = None
+    plane: ControlPlane, kube: KubeClient, logs: Path, env: dict[str, str] | None = None, controllers: int = 1
 ) -> Iterator[Bench]:
     metrics: dict[str, int] = {}
-    with running_services(plane.kubeconfig, logs, env=env, metrics=metrics) as started:
+    with running_services(
+        plane.kubeconfig, logs, env=env, metrics=metrics, controllers=controllers
+    ) as started:
         yield Bench(
             kube=kube,
             pids={name: p.pid for name, p in started.items()},
@@ -564,6 +637,7 @@ async def measure(
     idle_seconds: float,
     peers: bool = False,
     footprint: int = 0,
+    replicas: int = 0,
 ) -> dict[str, Any]:
     logs = ROOT / ".smith" / "bench"
     async with KubeClient(KubeConfig.load(plane.kubeconfig)) as kube:
@@ -604,6 +678,16 @@ async def measure(
             for _ in range(repeats):
                 await bench.smith_once(layered(5, 10, prefix="t"), namespaces=traced)
         results["where_time_goes"] = traced_share(logs / "traced", [f"reconcile {ns}/b" for ns in traced])
+        if replicas > 1:
+            # Scale-out: fresh services with one controller, then with `replicas` sharing the Bundles
+            # (each first settles every Bundle the run left), the same job; then a replica killed.
+            results["replicas"] = {}
+            for n in (1, replicas):
+                with system(plane, kube, logs / f"replicas-{n}", controllers=n) as bench:
+                    await bench.settled()
+                    results["replicas"][n] = await bench.spread(counts[-1])
+                    if n > 1:
+                        results["takeover"] = await bench.takeover(90)
         if footprint:
             # Memory at scale: fresh processes, as a restarted Smith holds what it needs to reconcile.
             with system(plane, kube, logs / "footprint") as bench:
@@ -619,6 +703,7 @@ def run(
     idle_seconds: float = 60.0,
     peers: bool = False,
     footprint: int = 0,
+    replicas: int = 0,
 ) -> dict[str, Any]:
     with ControlPlane() as plane:
         return asyncio.run(
@@ -629,6 +714,7 @@ def run(
                 idle_seconds=idle_seconds,
                 peers=peers,
                 footprint=footprint,
+                replicas=replicas,
             )
         )
 
@@ -733,6 +819,27 @@ def report(r: dict[str, Any]) -> str:
         for name, rss in loaded["rss_mib"].items():
             per = large["kib_per_object"][name]
             lines.append(f"  {name:<32}{base['rss_mib'][name]:>7.0f} -> {rss:>6.0f}  {per:>7.2f}")
+    if rows := r.get("replicas"):
+        one = rows[min(rows)]
+        lines += [
+            "",
+            f"Scale-out: {one['seconds'] * one['objects_per_s'] / 10:.0f} Bundles of 10 objects at once -> "
+            "all Ready, fresh services, 1 vs N controller replicas sharing the Bundles",
+            f"  {'replicas':>8}{'seconds':>10}{'objects/s':>11}{'x one':>8}"
+            "  CPU s per controller replica; all of Smith",
+        ]
+        for n, row in rows.items():
+            per = ", ".join(f"{c:.1f}" for c in row["controller_cpu_s"].values())
+            lines.append(
+                f"  {n:>8}{row['seconds']:>10.2f}{row['objects_per_s']:>11.1f}"
+                f"{row['objects_per_s'] / one['objects_per_s']:>7.2f}x  {per}; {row['all_cpu_s']:.0f}"
+            )
+    if take := r.get("takeover"):
+        lines.append(
+            f"  takeover: one of them SIGKILLed and {take['bundles']} Bundles changed at once: its "
+            f"{take['dead_share']} Ready {take['dead_share_ready_s']:.1f} s later "
+            f"(lease {take['lease_s']:.0f} s)"
+        )
     where = r["where_time_goes"]
     lines += [
         "",

@@ -84,7 +84,7 @@ def test_kustomization_is_accepted_by_the_api_server(
 
 @pytest.mark.parametrize(
     "directory",
-    [ROOT / "deploy" / "base", ROOT / "deploy" / "overlays" / "single-namespace"],
+    [ROOT / "deploy" / "base", *(ROOT / "deploy" / "overlays" / o for o in ("single-namespace", "ha"))],
     ids=lambda d: d.name,
 )
 def test_every_deployment_runs_hardened_with_metrics_and_probes(
@@ -122,3 +122,38 @@ def test_the_single_namespace_overlay_grants_nothing_cluster_wide_but_reading_cr
     ]
     env = controller["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "SMITH_WATCH_NAMESPACE", "value": "smith-system"} in env
+
+
+def test_the_ha_overlay_runs_several_replicas_of_everything_spread_and_disruption_budgeted(
+    control_plane: ControlPlane,
+) -> None:
+    built = [
+        d
+        for d in yaml.safe_load_all(
+            control_plane.kubectl("kustomize", str(ROOT / "deploy" / "overlays" / "ha")).stdout
+        )
+        if d
+    ]
+    deployments = {d["metadata"]["name"]: d for d in built if d["kind"] == "Deployment"}
+    budgets = {d["metadata"]["name"]: d for d in built if d["kind"] == "PodDisruptionBudget"}
+    services = {d["metadata"]["name"]: d for d in built if d["kind"] == "Service"}
+    assert deployments["smith-controller"]["spec"]["replicas"] == 3
+    for name, deployment in deployments.items():
+        assert deployment["spec"]["replicas"] >= 2, name
+        pod = deployment["spec"]["template"]["spec"]
+        (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": name}
+        assert budgets[name]["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": name}
+        assert budgets[name]["spec"]["maxUnavailable"] == 1
+        if name != "smith-controller":  # a gRPC service: clients reach every pod through its name
+            assert services[name]["spec"]["clusterIP"] == "None", name
+    env = {
+        e["name"]: e.get("value")
+        for e in deployments["smith-controller"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["SMITH_PLANNER"].startswith("dns:///")
+    core = {
+        e["name"]: e.get("value")
+        for e in deployments["smith-executor-core"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert core["SMITH_SERVICE"] == "smith-executor-core"

@@ -35,6 +35,8 @@ ALLOWED: dict[str, list[Check]] = {
         ("watch", "smith.atlassian.com", "plugins", NAMESPACE, ""),
         ("list", "servicecatalog.k8s.io", "clusterserviceplans", "", ""),
         ("watch", "crd.atlassian.com", "sleepers", "", ""),  # aggregated from deploy/samples/crds/rbac.yaml
+        ("patch", "coordination.k8s.io", "leases", NAMESPACE, "smith-controller-a"),  # its membership
+        ("watch", "coordination.k8s.io", "leases", NAMESPACE, ""),
     ],
     "smith-status": [
         ("patch", "smith.atlassian.com", "bundles/status", MANAGED, "b"),
@@ -47,6 +49,7 @@ ALLOWED: dict[str, list[Check]] = {
         ("delete", "", "secrets", MANAGED, "s"),
         ("get", "", "services", MANAGED, "svc"),
         ("patch", "smith.atlassian.com", "executors/status", NAMESPACE, "core"),
+        ("list", "discovery.k8s.io", "endpointslices", NAMESPACE, ""),  # its Service's replicas
         ("patch", "apps", "statefulsets", MANAGED, "db"),
         ("create", "batch", "jobs", MANAGED, ""),
         ("delete", "", "persistentvolumeclaims", MANAGED, "data"),
@@ -74,6 +77,7 @@ DENIED: dict[str, list[Check]] = {
         ("patch", "smith.atlassian.com", "bundles/status", MANAGED, "b"),
         ("update", "smith.atlassian.com", "bundles", MANAGED, "b"),
         ("create", "", "events", MANAGED, ""),
+        ("patch", "coordination.k8s.io", "leases", MANAGED, "x"),  # leases elsewhere are not its business
     ],
     "smith-status": [
         ("create", "", "configmaps", MANAGED, ""),

@@ -19,7 +19,7 @@ from smith.v1 import plugin_pb2, plugin_pb2_grpc
 from smith_engine.model import JSONObject
 from smith_engine.plugins import PLUGIN_KIND, DependencyInput, PluginInfo, plugin_object
 from smith_executor import registration
-from smith_kube import KubeClient, KubeConfig
+from smith_kube import KubeClient, KubeConfig, TokenBucket
 
 
 class PluginError(Exception):
@@ -101,7 +101,7 @@ def registration_object(plugin: Plugin, *, endpoint: str) -> dict[str, Any]:
 
 def run_plugin(plugin: Plugin, *, default_address: str) -> None:
     """Serve `plugin` and keep its Plugin resource current until the process is told to stop."""
-    kube = KubeClient(KubeConfig.auto())
+    kube = KubeClient(KubeConfig.auto(), rate=TokenBucket.from_env())
     tasks: list[asyncio.Task[None]] = []
 
     async def started(port: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from smith_engine.times import rfc3339
 from smith_kube import KubeClient
 
 EXECUTOR_KIND = "Executor"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_NAMESPACE = "smith-system"
 HEARTBEAT_SECONDS = float(os.environ.get("SMITH_HEARTBEAT_SECONDS", "300"))
 
@@ -69,7 +70,38 @@ async def keep_alive(kube: KubeClient, *, name: str, kind: str = EXECUTOR_KIND) 
             await heartbeat(kube, name=name, namespace=smith_namespace(), kind=kind)
 
 
-async def withdraw(kube: KubeClient, *, name: str, kind: str = EXECUTOR_KIND) -> None:
-    """Remove this registration on a clean shutdown, so nothing is routed to it."""
+async def withdraw(
+    kube: KubeClient,
+    *,
+    name: str,
+    kind: str = EXECUTOR_KIND,
+    service: str | None = None,
+    pod: str | None = None,
+) -> bool:
+    """Remove this registration on a clean shutdown, so nothing is routed to it; True when removed.
+    Replicas behind one Service ($SMITH_SERVICE) share one registration: it stays while another pod
+    ($HOSTNAME is this one) is ready in the Service's EndpointSlices."""
+    service = os.environ.get("SMITH_SERVICE", "") if service is None else service
+    pod = os.environ.get("HOSTNAME", "") if pod is None else pod
     with contextlib.suppress(Exception):
+        if service:
+            selector = f"{SERVICE_NAME_LABEL}={service}"
+            slices = await kube.list(
+                "discovery.k8s.io/v1", "EndpointSlice", smith_namespace(), label_selector=selector
+            )
+            if served_elsewhere(slices["items"], pod):
+                return False
         await kube.delete(API_VERSION, kind, name, namespace=smith_namespace())
+        return True
+    return False
+
+
+def served_elsewhere(slices: Sequence[Mapping[str, Any]], pod: str) -> bool:
+    """A pod other than `pod` is ready in these EndpointSlices (an unknown readiness counts as ready,
+    as the API defines it)."""
+    return any(
+        (endpoint.get("conditions") or {}).get("ready") is not False
+        and (endpoint.get("targetRef") or {}).get("name") != pod
+        for s in slices
+        for endpoint in s.get("endpoints") or []
+    )

@@ -12,7 +12,7 @@ from smith_wire.rpc import run_service
 
 from smith_executor import registration
 from smith_executor.servicer import ExecutorServicer, Family
-from smith_kube import KubeClient, KubeConfig
+from smith_kube import KubeClient, KubeConfig, TokenBucket
 
 Republish = Callable[[], Coroutine[Any, Any, None]]
 Background = Callable[[KubeClient, Republish], Coroutine[Any, Any, None]]
@@ -29,7 +29,7 @@ def run_executor(
     """Serve `family` (or the family made from the executor's API client) and keep its Executor
     resource current. `background(kube, republish)` runs beside the server, e.g. a watch of CRDs
     that calls `republish()` when the kinds served change."""
-    kube = KubeClient(KubeConfig.auto())
+    kube = KubeClient(KubeConfig.auto(), rate=TokenBucket.from_env())
     served = family(kube) if callable(family) else family
     servicer = ExecutorServicer(kube, served)
     tasks: list[asyncio.Task[None]] = []

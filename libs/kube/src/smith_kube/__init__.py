@@ -15,6 +15,7 @@ from smith_kube.client import (
     WatchEvent,
 )
 from smith_kube.config import KubeConfig
+from smith_kube.ratelimit import TokenBucket
 
 __all__ = [
     "ApiError",
@@ -24,6 +25,7 @@ __all__ = [
     "KubeConfig",
     "NotFoundError",
     "ResourceInfo",
+    "TokenBucket",
     "UnservedKindError",
     "WatchEvent",
 ]

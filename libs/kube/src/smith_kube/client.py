@@ -20,6 +20,7 @@ from prometheus_client import Counter
 
 from smith_engine.codec import dumps
 from smith_kube.config import KubeConfig
+from smith_kube.ratelimit import TokenBucket
 
 JSONObject = dict[str, Any]
 APPLY_PATCH: Final = "application/apply-patch+yaml"
@@ -148,10 +149,12 @@ def _counting_failures(method: str) -> Iterator[None]:
 
 
 class KubeClient:
-    """One connection pool to one API server. Use as an async context manager, or call `close()`."""
+    """One connection pool to one API server. Use as an async context manager, or call `close()`.
+    With `rate`, every request (a watch's too) waits for a token first."""
 
-    def __init__(self, config: KubeConfig, *, timeout: float = 30.0) -> None:
+    def __init__(self, config: KubeConfig, *, timeout: float = 30.0, rate: TokenBucket | None = None) -> None:
         self.config = config
+        self.rate = rate
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._ssl = config.ssl_context()
@@ -186,6 +189,8 @@ class KubeClient:
         """One request with the current credentials. A 401 reads the credentials again (a rotated token
         file, an expired or revoked token, a new client certificate) and sends the request once more."""
         for attempt in (1, 2):
+            if self.rate is not None:
+                await self.rate.wait()
             await self.config.fresh()
             auth = self.config.authorization()
             sent = {**(headers or {}), **({"Authorization": auth} if auth else {})}
@@ -370,11 +375,14 @@ class KubeClient:
         namespace: str | None = None,
         propagation: str = "Background",
         uid: str | None = None,
+        resource_version: str | None = None,
     ) -> JSONObject:
-        """Delete; with `uid`, only that incarnation of the object (a precondition)."""
+        """Delete; with `uid`, only that incarnation of the object, with `resource_version` only that
+        version of it (preconditions: ConflictError otherwise)."""
         body: JSONObject = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
-        if uid:
-            body["preconditions"] = {"uid": uid}
+        preconditions = {"uid": uid, "resourceVersion": resource_version}
+        if kept := {k: v for k, v in preconditions.items() if v}:
+            body["preconditions"] = kept
         return await self.request("DELETE", await self._path(api_version, kind, namespace, name), body=body)
 
     async def watch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -28,7 +29,11 @@ async def start_server(
     registrations: Sequence[Register], *, address: str = "127.0.0.1:0"
 ) -> tuple[grpc.aio.Server, int]:
     """Start a traced server with `registrations` and the gRPC health service; returns it and its port."""
-    server = grpc.aio.server(interceptors=server_interceptors())
+    options = [
+        ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+        ("grpc.max_connection_age_grace_ms", 30_000),
+    ]
+    server = grpc.aio.server(interceptors=server_interceptors(), options=options)
     for register in registrations:
         register(server)
     health_servicer = health.aio.HealthServicer()
@@ -39,9 +44,37 @@ async def start_server(
     return server, port
 
 
+# Every Smith call may be sent again: plans and assessments read, applies are server-side applies,
+# deletes of what is gone succeed, a status report is written over the version it read. So a call that
+# found its replica gone (UNAVAILABLE: refused, reset, shut down) is retried, on the next replica.
+SERVICE_CONFIG: Final = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{"service": f"smith.v1.{s}"} for s in ("Planner", "Status", "Executor", "Plugin")],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
+# Servers close each connection after a while (gracefully), so that clients resolve the address again
+# and spread over replicas added since.
+MAX_CONNECTION_AGE_MS: Final = 5 * 60 * 1000
+
+
 def channel(target: str) -> grpc.aio.Channel:
-    """A traced channel to `target` (host:port)."""
-    return grpc.aio.insecure_channel(target, interceptors=client_interceptors())
+    """A traced channel to `target`: `host:port`, or any gRPC name such as `dns:///name:port` (every
+    address it resolves to: a headless Service's pods) or `ipv4:a:port,b:port`. Calls are spread over
+    the addresses round-robin and retried on another when one is gone."""
+    options = [("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+    return grpc.aio.insecure_channel(target, options=options, interceptors=client_interceptors())
 
 
 def beside(address: str, offset: int = 1000) -> str:

@@ -16,12 +16,21 @@ from typing import Any
 
 import grpc
 import kopf
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from smith.v1 import common_pb2
 from smith_controller.blockers import BlockerWatches
 from smith_controller.cache import BundleKey, Child, ChildCache
-from smith_controller.reconciler import Next, Peers, TeardownError, reconcile, teardown
+from smith_controller.members import Members, default_identity
+from smith_controller.reconciler import (
+    Fence,
+    Next,
+    Peers,
+    ShareLostError,
+    TeardownError,
+    reconcile,
+    teardown,
+)
 from smith_controller.scheduler import Scheduler
 from smith_controller.tasks import cancel_and_wait
 from smith_engine.catalog import CATALOG_KINDS, SERVICE_INSTANCE
@@ -34,7 +43,15 @@ from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.times import parse_rfc3339
 from smith_engine.validation import resource_object
 from smith_engine.workloads import config_sources
-from smith_kube import ApiError, ConflictError, KubeClient, KubeConfig, NotFoundError, UnservedKindError
+from smith_kube import (
+    ApiError,
+    ConflictError,
+    KubeClient,
+    KubeConfig,
+    NotFoundError,
+    TokenBucket,
+    UnservedKindError,
+)
 from smith_kube.client import MERGE_PATCH
 
 log = logging.getLogger("smith.controller")
@@ -47,6 +64,12 @@ RECONCILES = Histogram(
 )
 QUEUE_DEPTH = Gauge("smith_work_queue_depth", "Bundles waiting for a reconcile")
 BUNDLES = Gauge("smith_bundles", "Bundles the controller knows")
+OWNED = Gauge("smith_bundles_owned", "Bundles this controller replica owns (reconciles)")
+MEMBERS = Gauge("smith_controller_members", "Live controller replicas, as this one sees them")
+LOST = Counter(
+    "smith_reconciles_given_up_total",
+    "Reconciles stopped before a write because the Bundle stopped being this replica's",
+)
 HEARTBEAT = Gauge(
     "smith_executor_heartbeat_timestamp_seconds", "Last heartbeat of each registered executor", ["executor"]
 )
@@ -60,6 +83,11 @@ class Settings:
     concurrency: int = 16
     watch_namespace: str = ""  # "": every namespace; else only this one (single-namespace install)
     resync_seconds: float = 600.0  # every Bundle is reconciled at least this often (0: never)
+    # replicas share the Bundles through a Lease each, in `namespace` (0: one replica, no leases)
+    lease_seconds: float = 15.0
+    identity: str = field(default_factory=default_identity)  # this replica's, among the members
+    api_qps: float = 0.0  # client-side limit of API requests per second (0: none)
+    api_burst: int = 0  # requests at once before the limit applies (0: twice the QPS)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,7 +98,13 @@ class Settings:
             concurrency=int(os.environ.get("SMITH_CONCURRENCY", "16")),
             watch_namespace=os.environ.get("SMITH_WATCH_NAMESPACE", ""),
             resync_seconds=float(os.environ.get("SMITH_RESYNC_SECONDS", "600")),
+            lease_seconds=float(os.environ.get("SMITH_LEASE_SECONDS", "15")),
+            api_qps=float(os.environ.get("SMITH_API_QPS") or 0),
+            api_burst=int(os.environ.get("SMITH_API_BURST") or 0),
         )
+
+    def rate(self) -> TokenBucket | None:
+        return TokenBucket.of(self.api_qps, self.api_burst)
 
 
 @dataclass
@@ -84,17 +118,20 @@ class Controller:
     plugins: dict[str, PluginInfo] = field(default_factory=dict)  # registered plugins, by name
 
     async def start(self) -> None:
-        self.kube = KubeClient(self.kube_config)
+        self.kube = KubeClient(self.kube_config, rate=self.settings.rate())
         self.peers = Peers.connect(
             planner=self.settings.planner,
             status=self.settings.status,
             routing=self.routing,
             plugins=self.plugins,
+            identity=self.settings.identity,
         )
         self.cache = ChildCache(
             self.kube, self._child_changed, namespace=self.settings.watch_namespace or None
         )
-        self.scheduler: Scheduler[BundleKey] = Scheduler(self._work, concurrency=self.settings.concurrency)
+        self.scheduler: Scheduler[BundleKey] = Scheduler(
+            self._work, concurrency=self.settings.concurrency, group=lambda key: key[0]
+        )
         self.blockers = BlockerWatches(self.kube, self._child_changed)
         self._resync = (
             asyncio.create_task(self._resync_every(self.settings.resync_seconds), name="resync")
@@ -103,14 +140,45 @@ class Controller:
         )
         QUEUE_DEPTH.set_function(lambda: self.scheduler.depth)
         BUNDLES.set_function(lambda: len(self.bundles))
+        self.members: Members | None = None
+        if self.settings.lease_seconds > 0:
+            self.members = Members(
+                self.kube_config,
+                namespace=self.settings.namespace,
+                identity=self.settings.identity,
+                duration=self.settings.lease_seconds,
+                changed=self.resync,  # the Bundles it owns changed: each is looked at (or dropped)
+            )
+            await self.members.start()
+            MEMBERS.set_function(lambda: len(self.members.live()) if self.members else 0)
+        OWNED.set_function(lambda: sum(1 for key in self.bundles if self.owns(key)))
+
+    def owns(self, key: BundleKey) -> bool:
+        """The Bundle is this replica's to reconcile (always, without leases: a single replica)."""
+        return self.members is None or self.members.owns(*key)
+
+    def _guard(self, key: BundleKey) -> None:
+        """Right before a write of its own: ShareLostError when the Bundle is not this replica's any more."""
+        if not self.owns(key):
+            raise ShareLostError
+
+    def _fence(self, key: BundleKey) -> Fence | None:
+        members = self.members
+        return None if members is None else (lambda: members.left(*key))
 
     def synced(self) -> bool:
         """Ready to reconcile: started, with every watched kind listed once."""
-        return hasattr(self, "cache") and self.cache.is_synced()
+        return (
+            hasattr(self, "cache")
+            and self.cache.is_synced()
+            and (self.members is None or self.members.is_synced())
+        )
 
     async def stop(self) -> None:
         await cancel_and_wait([self._resync] if self._resync is not None else [])
         await self.scheduler.stop()  # first: a reconcile still running could start a blocker's watch
+        if self.members is not None:
+            await self.members.stop()  # the others take this replica's share at once
         await self.blockers.stop()
         await self.cache.stop()
         await self.peers.close()
@@ -192,8 +260,10 @@ class Controller:
 
     async def _work(self, key: BundleKey) -> bool:
         await self.cache.synced()
+        if self.members is not None:
+            await self.members.synced()
         stored = self.bundles.get(key)
-        if stored is None:
+        if stored is None or not self.owns(key):
             return False
         bundle: JSONObject = json.loads(stored)
         began, result = time.perf_counter(), "error"
@@ -203,6 +273,7 @@ class Controller:
                 result = "ok"
                 return False
             if FINALIZER not in _finalizers(bundle):
+                self._guard(key)
                 bundle = await self._set_finalizers(bundle, [*_finalizers(bundle), FINALIZER])
                 self.bundles[key] = stored = _kept(bundle)
             children = self.cache.children(key)
@@ -213,7 +284,12 @@ class Controller:
                 *await self._catalog(bundle),
             ]
             step = await reconcile(
-                self.peers, bundle, children, outside=outside, earlier=self.unreported.get(key, ())
+                self.peers,
+                bundle,
+                children,
+                outside=outside,
+                earlier=self.unreported.get(key, ()),
+                fence=self._fence(key),
             )
             if step.unreported:
                 self.unreported[key] = step.unreported
@@ -226,6 +302,11 @@ class Controller:
             if step.wake_after is not None:
                 self.scheduler.later(key, step.wake_after)
             return step.next is Next.RETRY
+        except ShareLostError:
+            log.info("reconcile of %s/%s stopped: another replica owns the Bundle now", *key)
+            LOST.inc()
+            result = "ok"
+            return False
         except grpc.aio.AioRpcError as e:
             log.warning("reconcile of %s/%s: %s %s", *key, e.code().name, e.details())
             return True
@@ -251,9 +332,10 @@ class Controller:
             return
         await self.cache.synced()
         if ORPHAN_FINALIZER not in finalizers and not await teardown(
-            self.peers, bundle, self.cache.children(key)
+            self.peers, bundle, self.cache.children(key), fence=self._fence(key)
         ):
             return
+        self._guard(key)
         with contextlib.suppress(NotFoundError):  # gone already (its namespace deleted): nothing holds it
             await self._set_finalizers(bundle, [f for f in finalizers if f != FINALIZER])
         log.info("bundle %s/%s: objects deleted, finalizer removed", *key)

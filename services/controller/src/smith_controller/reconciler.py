@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -69,13 +69,20 @@ class Peers:
     status: status_pb2_grpc.StatusAsyncStub
     routing: RoutingTable
     plugins: dict[str, PluginInfo] = field(default_factory=dict)  # registered plugins, by name
+    identity: str = ""  # the controller replica's (the Events it causes name it)
     _executors: dict[str, executor_pb2_grpc.ExecutorAsyncStub] = field(default_factory=dict)
     _plugins: dict[str, plugin_pb2_grpc.PluginAsyncStub] = field(default_factory=dict)
     _channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     @classmethod
     def connect(
-        cls, *, planner: str, status: str, routing: RoutingTable, plugins: dict[str, PluginInfo] | None = None
+        cls,
+        *,
+        planner: str,
+        status: str,
+        routing: RoutingTable,
+        plugins: dict[str, PluginInfo] | None = None,
+        identity: str = "",
     ) -> Peers:
         planner_channel, status_channel = channel(planner), channel(status)
         peers = cls(
@@ -83,6 +90,7 @@ class Peers:
             status_pb2_grpc.StatusStub(status_channel),
             routing,
             plugins if plugins is not None else {},
+            identity,
         )
         peers._channels += [planner_channel, status_channel]
         return peers
@@ -122,6 +130,23 @@ def _rpc_problem(endpoint: str, error: grpc.aio.AioRpcError) -> str:
     return f"executor at {endpoint} did not answer: {error.code().name} {error.details() or ''}".strip()
 
 
+Fence = Callable[[], float]  # seconds this controller replica may still act for the Bundle (0: no more)
+
+
+class ShareLostError(Exception):
+    """The Bundle stopped being this controller replica's: another one owns it now."""
+
+
+def within(fence: Fence | None, deadline: float) -> float:
+    """The deadline of a call that writes for the Bundle: `deadline`, cut to the time this replica may
+    still act for it (so nothing it sends lands after another replica took over); ShareLostError at 0."""
+    if fence is None:
+        return deadline
+    if (left := fence()) <= 0:
+        raise ShareLostError
+    return min(deadline, left)
+
+
 class Next(StrEnum):
     """What a reconcile asks of the scheduler."""
 
@@ -148,11 +173,13 @@ async def reconcile(
     *,
     outside: Sequence[JSONObject] = (),
     earlier: Sequence[common_pb2.ActionResult] = (),
+    fence: Fence | None = None,
 ) -> Step:
     """Converge `bundle` as far as it goes now. `outside` are objects not the Bundle's that it reads: the
     Secrets of its ServiceBindings (`bindsecret` references), the ConfigMaps and Secrets its Deployments
     and ServiceInstances read (envRefHash, secretParametersChecksum). `earlier` are the done actions of a
-    pass whose report did not get through: this report tells them (their Events are not lost)."""
+    pass whose report did not get through: this report tells them (their Events are not lost). `fence`
+    says how long this replica may still act for the Bundle: every write is checked against it."""
     meta = bundle["metadata"]
     with tracer.start_as_current_span(f"reconcile {meta['namespace']}/{meta['name']}") as span:
         span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
@@ -180,13 +207,18 @@ async def reconcile(
                 if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
                     raise
                 span.set_attribute("smith.verdict", "InvalidBundle")
-                written = await _report(peers, bundle, invalid=e.details() or "invalid bundle")
+                written = await _report(
+                    peers,
+                    bundle,
+                    invalid=e.details() or "invalid bundle",
+                    deadline=within(fence, REPORT_DEADLINE),
+                )
                 return Step(Next.DONE, written=written)
             done = {_identity(a) for a in actions}
             wave = [a for a in map(action_from_proto, plan.actions) if _identity(a) not in done]
             if not wave:
                 break
-            answered = await _execute(peers, bundle, wave)
+            answered = await _execute(peers, bundle, wave, deadline=within(fence, APPLY_DEADLINE))
             actions += wave
             results += answered
             waves += 1
@@ -210,6 +242,7 @@ async def reconcile(
                 results=[*earlier, *results],
                 pending=plan.pending,
                 plugins=plan.plugin_statuses,
+                deadline=within(fence, REPORT_DEADLINE),
             )
         except grpc.aio.AioRpcError as e:
             log.warning("report of %s/%s: %s %s", meta["namespace"], meta["name"], e.code().name, e.details())
@@ -280,7 +313,9 @@ async def _plan(
     return plan
 
 
-async def teardown(peers: Peers, bundle: JSONObject, children: Sequence[Child]) -> bool:
+async def teardown(
+    peers: Peers, bundle: JSONObject, children: Sequence[Child], *, fence: Fence | None = None
+) -> bool:
     """One step of a deleted Bundle's teardown: delete the objects nothing else of it depends on (the
     next wave comes with the watch events of their going). True when none of its objects is left."""
     meta = bundle["metadata"]
@@ -289,7 +324,8 @@ async def teardown(peers: Peers, bundle: JSONObject, children: Sequence[Child]) 
         observed = [common_pb2.Observed(object_json=c.json) for c in children]
         request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed)
         plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
-        results = await _execute(peers, bundle, [action_from_proto(a) for a in plan.actions])
+        actions = [action_from_proto(a) for a in plan.actions]
+        results = await _execute(peers, bundle, actions, deadline=within(fence, APPLY_DEADLINE))
         if failed := [r for r in results if not r.ok]:
             problems = "; ".join(f"{r.object.kind} {r.object.name}: {r.error_message}" for r in failed)
             raise TeardownError(f"could not delete {problems}")
@@ -375,7 +411,7 @@ async def _assess(peers: Peers, children: Sequence[Child]) -> list[common_pb2.Ob
 
 
 async def _execute(
-    peers: Peers, bundle: JSONObject, actions: Sequence[Action]
+    peers: Peers, bundle: JSONObject, actions: Sequence[Action], *, deadline: float = APPLY_DEADLINE
 ) -> list[common_pb2.ActionResult]:
     results: list[common_pb2.ActionResult] = []
     batches: dict[tuple[str, bool], list[Action]] = defaultdict(list)
@@ -394,11 +430,11 @@ async def _execute(
         try:
             if applying:
                 answer: executor_pb2.ApplyResponse | executor_pb2.DeleteResponse = await stub.Apply(
-                    executor_pb2.ApplyRequest(bundle=ref, actions=protos), timeout=APPLY_DEADLINE
+                    executor_pb2.ApplyRequest(bundle=ref, actions=protos), timeout=deadline
                 )
             else:
                 answer = await stub.Delete(
-                    executor_pb2.DeleteRequest(bundle=ref, actions=protos), timeout=APPLY_DEADLINE
+                    executor_pb2.DeleteRequest(bundle=ref, actions=protos), timeout=deadline
                 )
         except grpc.aio.AioRpcError as e:
             _answered(endpoint, e)
@@ -431,6 +467,7 @@ async def _report(
     pending: Sequence[common_pb2.PendingDeletion] = (),
     plugins: Sequence[plugin_pb2.PluginStatus] = (),
     invalid: str = "",
+    deadline: float = REPORT_DEADLINE,
 ) -> JSONObject | None:
     """Have the status service write the Bundle's status; the Bundle as written, or None when the status
     was unchanged. The controller keeps it until the watch brings it (a reconcile in between must not
@@ -443,8 +480,9 @@ async def _report(
         invalid_bundle_message=invalid,
         pending=pending,
         plugin_statuses=plugins,
+        controller=peers.identity,
     )
-    answer = await peers.status.Report(request, timeout=REPORT_DEADLINE)
+    answer = await peers.status.Report(request, timeout=deadline)
     if not answer.changed:
         return None
     metadata = {**bundle["metadata"], "resourceVersion": answer.resource_version}

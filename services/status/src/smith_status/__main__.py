@@ -3,12 +3,12 @@ writing Bundle status and Events with the credentials of $KUBECONFIG (or the in-
 
 from smith_wire.rpc import run_service
 
-from smith_kube import KubeClient, KubeConfig
+from smith_kube import KubeClient, KubeConfig, TokenBucket
 from smith_status.servicer import StatusServicer
 
 
 def main() -> None:
-    kube = KubeClient(KubeConfig.auto())
+    kube = KubeClient(KubeConfig.auto(), rate=TokenBucket.from_env())
     servicer = StatusServicer(kube)
 
     async def stopping() -> None:

@@ -89,13 +89,15 @@ class EventRecorder:
         self._posting = 0
         PENDING.set_function(lambda: len(self._queue) + self._posting)
 
-    def post(self, bundle: common_pb2.BundleRef, notices: Sequence[Notice]) -> None:
+    def post(self, bundle: common_pb2.BundleRef, notices: Sequence[Notice], *, instance: str = "") -> None:
+        """Queue `notices` as Events on `bundle`, reported by `instance` (the controller replica whose
+        reconcile they come from; this service's own host when not said)."""
         now = datetime.now(UTC)
         for notice in notices:
             if len(self._queue) >= self._backlog:
                 DROPPED.labels(reason=notice.reason).inc()
                 continue
-            self._queue.append(event(bundle, notice, now=now, instance=self.instance))
+            self._queue.append(event(bundle, notice, now=now, instance=instance or self.instance))
         while self._queue and len(self._workers) < self._concurrency:
             worker = asyncio.create_task(self._work(), name="post events")
             self._workers.add(worker)

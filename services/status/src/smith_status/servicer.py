@@ -51,6 +51,10 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
                 status = self._status(request, previous, results)
                 if status == previous:
                     break
+                if (left := context.time_remaining()) is not None and left <= 0:
+                    # the caller's deadline is its fence (a controller replica's share lasts as long
+                    # as its lease): past it, another replica may own the Bundle now
+                    await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the report came too late")
                 try:
                     written = (await self._write(ref, status, version))["metadata"]["resourceVersion"]
                     break
@@ -68,7 +72,7 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
             code = grpc.StatusCode.UNAVAILABLE if e.retriable else grpc.StatusCode.FAILED_PRECONDITION
             await context.abort(code, str(e))
         moved = transitions(previous, status) if written else []
-        self.events.post(ref, notices(previous, status, results, moved))
+        self.events.post(ref, notices(previous, status, results, moved), instance=request.controller)
         count(ref, moved)
         ready = by_type(status["conditions"]).get(ConditionType.READY, {}).get("status") == "True"
         span.set_attribute("smith.verdict", "Ready" if ready else "NotReady")

@@ -31,10 +31,13 @@ class ReportRequest(_message.Message):
     INVALID_BUNDLE_MESSAGE_FIELD_NUMBER: _builtins.int
     PENDING_FIELD_NUMBER: _builtins.int
     PLUGIN_STATUSES_FIELD_NUMBER: _builtins.int
+    CONTROLLER_FIELD_NUMBER: _builtins.int
     previous_status_json: _builtins.bytes
     """The Bundle's current status as JSON (`{}` when it has none)."""
     invalid_bundle_message: _builtins.str
     """Set when the whole Bundle is invalid: nothing was planned."""
+    controller: _builtins.str
+    """The controller replica that made the report (its member identity): the Events' reportingInstance."""
     @_builtins.property
     def bundle(self) -> _common_pb2.BundleRef: ...
     @_builtins.property
@@ -59,10 +62,11 @@ class ReportRequest(_message.Message):
         invalid_bundle_message: _builtins.str = ...,
         pending: _abc.Iterable[_common_pb2.PendingDeletion] | None = ...,
         plugin_statuses: _abc.Iterable[_plugin_pb2.PluginStatus] | None = ...,
+        controller: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "invalid_bundle_message", b"invalid_bundle_message", "pending", b"pending", "plugin_statuses", b"plugin_statuses", "previous_status_json", b"previous_status_json", "results", b"results", "verdicts", b"verdicts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "controller", b"controller", "invalid_bundle_message", b"invalid_bundle_message", "pending", b"pending", "plugin_statuses", b"plugin_statuses", "previous_status_json", b"previous_status_json", "results", b"results", "verdicts", b"verdicts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

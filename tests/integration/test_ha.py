@@ -1,0 +1,324 @@
+"""Controller replicas sharing the Bundles, each a process of its own beside the test system's services:
+every Bundle reconciled by exactly one live replica; a killed replica's Bundles taken over within its
+lease; a paused replica, resumed, writes nothing stale. Executor replicas behind one Service share one
+registration."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from smith_executor import registration
+
+from live import bundle, edit_bundle, exists, get_bundle
+from smith_controlplane.plane import dying_with_parent, free_ports
+from smith_engine.model import API_VERSION, BUNDLE_NAME_LABEL, GroupKind
+from smith_engine.sharding import owner
+from smith_kube import GoneError, KubeClient, NotFoundError
+from support import config_map, eventually, resource
+
+pytestmark = pytest.mark.controlplane
+
+LEASE = 5.0  # seconds: short, so that a takeover is quick to see
+EXECUTORS_NAMESPACE = "smith-system"
+
+
+class Replicas:
+    """Controller processes against the test system's planner, status service and executors."""
+
+    def __init__(self, smith: Any, kubeconfig: Path, logs: Path, names: list[str], namespace: str) -> None:
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.metrics = dict(zip(names, free_ports(len(names)), strict=True))
+        logs.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            env = {
+                **os.environ,
+                "KUBECONFIG": str(kubeconfig),
+                "SMITH_PLANNER": f"127.0.0.1:{smith.planner_port}",
+                "SMITH_STATUS": f"127.0.0.1:{smith.status_port}",
+                "SMITH_NAMESPACE": EXECUTORS_NAMESPACE,
+                # the test's namespace only: the session's other tests leave Bundles behind
+                "SMITH_WATCH_NAMESPACE": namespace,
+                "SMITH_CONTROLLER_ID": name,
+                "SMITH_LEASE_SECONDS": str(LEASE),
+                "SMITH_RESYNC_SECONDS": "0",  # what converges, converges by events
+                "SMITH_METRICS": f"127.0.0.1:{self.metrics[name]}",
+            }
+            with (logs / f"{name}.log").open("wb") as out:
+                command = dying_with_parent([sys.executable, "-m", "smith_controller"])
+                self.processes[name] = subprocess.Popen(
+                    command, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGCONT)
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    async def metric(self, name: str, metric: str) -> float:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{self.metrics[name]}/metrics") as response,
+        ):
+            text = await response.text()
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == metric
+        )
+
+    async def all_see(self, members: int) -> None:
+        async def seen() -> bool:
+            try:
+                return all(
+                    [await self.metric(n, "smith_controller_members") == members for n in self.processes]
+                )
+            except aiohttp.ClientError:  # not serving yet
+                return False
+
+        await eventually(seen, within=60, what=f"every replica to see {members} members")
+
+
+@contextlib.contextmanager
+def replicas(
+    smith: Any, kubeconfig: Path, logs: Path, names: list[str], namespace: str
+) -> Iterator[Replicas]:
+    running = Replicas(smith, kubeconfig, logs, names, namespace)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def chain(name: str, namespace: str, value: str, length: int = 2) -> dict[str, Any]:
+    steps = [
+        resource(
+            f"{name}-{i}",
+            config_map(f"{name}-{i}", {"v": value}),
+            depends_on=[f"{name}-{i - 1}"] if i else [],
+        )
+        for i in range(length)
+    ]
+    return bundle(name, namespace, *steps)
+
+
+async def all_ready(kube: KubeClient, namespace: str, names: list[str], generation: int = 1) -> bool:
+    listing = (await kube.list("smith.atlassian.com/v1", "Bundle", namespace))["items"]
+    done = {
+        b["metadata"]["name"]
+        for b in listing
+        if (b.get("status") or {}).get("observedGeneration") == generation
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (b.get("status") or {}).get("conditions", [])
+        )
+    }
+    return done >= set(names)
+
+
+async def reporters(kube: KubeClient, namespace: str) -> dict[str, set[str]]:
+    """The controller replicas whose reconciles each Bundle's Events come from."""
+    by_bundle: dict[str, set[str]] = defaultdict(set)
+    for event in (await kube.list("v1", "Event", namespace))["items"]:
+        by_bundle[event["involvedObject"]["name"]].add(event.get("reportingInstance", ""))
+    return by_bundle
+
+
+@contextlib.asynccontextmanager
+async def history(kube: KubeClient, namespace: str) -> AsyncIterator[dict[str, list[str]]]:
+    """Every value each ConfigMap of `namespace` held, in order, as the API server told a watch."""
+    seen: dict[str, list[str]] = defaultdict(list)
+    listing = await kube.list("v1", "ConfigMap", namespace)
+
+    async def follow(version: str) -> None:
+        while True:
+            with contextlib.suppress(GoneError):
+                async for event in kube.watch("v1", "ConfigMap", namespace, resource_version=version):
+                    if event.type in ("ADDED", "MODIFIED"):
+                        obj = event.object
+                        values = seen[obj["metadata"]["name"]]
+                        value = (obj.get("data") or {}).get("v", "")
+                        if not values or values[-1] != value:
+                            values.append(value)
+                    version = event.object["metadata"].get("resourceVersion", version)
+
+    task = asyncio.create_task(follow(str(listing["metadata"]["resourceVersion"])))
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_three_replicas_share_the_bundles_each_reconciled_by_exactly_one(
+    kube: KubeClient, namespace: str, smith_without_controller: Any, kubeconfig: Path, tmp_path: Path
+) -> None:
+    names = ["ha-a", "ha-b", "ha-c"]
+    with replicas(smith_without_controller, kubeconfig, tmp_path, names, namespace) as running:
+        await running.all_see(3)
+        bundles = [f"b{i}" for i in range(300)]
+        await asyncio.gather(*(kube.create(chain(b, namespace, "v1")) for b in bundles))
+        await eventually(lambda: all_ready(kube, namespace, bundles), within=240, what="300 Bundles Ready")
+
+        async def told() -> bool:  # Events are posted in the background
+            return set(await reporters(kube, namespace)) >= set(bundles)
+
+        await eventually(told, within=60, what="every Bundle's Events")
+        by_bundle = await reporters(kube, namespace)
+        for b in bundles:
+            assert by_bundle[b] == {owner(f"{namespace}/{b}", names)}, b
+        owned = [await running.metric(n, "smith_bundles_owned") for n in names]
+        assert all(n > 0 for n in owned), owned
+        assert sum(owned) == len(bundles)
+        made = await kube.list("v1", "ConfigMap", namespace, label_selector=BUNDLE_NAME_LABEL)
+        assert len(made["items"]) == 2 * len(bundles)
+
+
+async def test_a_killed_replicas_bundles_are_taken_over_within_its_lease(
+    kube: KubeClient, namespace: str, smith_without_controller: Any, kubeconfig: Path, tmp_path: Path
+) -> None:
+    names = ["hk-a", "hk-b", "hk-c"]
+    with replicas(smith_without_controller, kubeconfig, tmp_path, names, namespace) as running:
+        await running.all_see(3)
+        bundles = [f"k{i}" for i in range(60)]
+        victims = [b for b in bundles if owner(f"{namespace}/{b}", names) == "hk-a"]
+        await asyncio.gather(*(kube.create(chain(b, namespace, "v1", length=4)) for b in bundles))
+
+        async def started() -> bool:
+            made = await kube.list("v1", "ConfigMap", namespace, label_selector=BUNDLE_NAME_LABEL)
+            return any(
+                o["metadata"]["name"].startswith(tuple(f"{v}-" for v in victims)) for o in made["items"]
+            )
+
+        await eventually(started, what="the doomed replica's first object")
+        running.processes["hk-a"].kill()  # SIGKILL: its lease stays until it runs out
+        killed = time.monotonic()
+        await eventually(
+            lambda: all_ready(kube, namespace, bundles), within=LEASE + 60, what="every Bundle Ready"
+        )
+        print(
+            f"takeover: every Bundle Ready {time.monotonic() - killed:.1f} s after the kill (lease {LEASE} s)"
+        )
+        made = (await kube.list("v1", "ConfigMap", namespace, label_selector=BUNDLE_NAME_LABEL))["items"]
+        assert sorted(o["metadata"]["name"] for o in made) == sorted(
+            f"{b}-{i}" for b in bundles for i in range(4)
+        )
+        by_bundle = await reporters(kube, namespace)
+        assert any("hk-b" in by_bundle[v] or "hk-c" in by_bundle[v] for v in victims)
+
+
+async def test_a_paused_replica_resumed_writes_nothing_stale(
+    kube: KubeClient, namespace: str, smith_without_controller: Any, kubeconfig: Path, tmp_path: Path
+) -> None:
+    names = ["hp-a", "hp-b", "hp-c"]
+    with replicas(smith_without_controller, kubeconfig, tmp_path, names, namespace) as running:
+        await running.all_see(3)
+        bundles = [f"p{i}" for i in range(90)]
+        mine = [b for b in bundles if owner(f"{namespace}/{b}", names) == "hp-a"]
+        async with history(kube, namespace) as seen:
+            await asyncio.gather(*(kube.create(chain(b, namespace, "v1", length=3)) for b in bundles))
+
+            async def busy() -> bool:  # pause it in the middle of its work
+                return any(f"{b}-0" in seen for b in mine)
+
+            await eventually(busy, what="the replica to be at work")
+            paused = running.processes["hp-a"]
+            paused.send_signal(signal.SIGSTOP)
+            try:
+
+                def to_v2(spec: dict[str, Any]) -> None:
+                    for r in spec["resources"]:
+                        r["spec"]["object"]["data"]["v"] = "v2"
+
+                for b in bundles:
+                    await edit_bundle(kube, namespace, b, to_v2)
+                await eventually(
+                    lambda: all_ready(kube, namespace, bundles, generation=2),
+                    within=LEASE + 90,
+                    what="every Bundle at v2 without the paused replica",
+                )
+            finally:
+                paused.send_signal(signal.SIGCONT)
+            await running.all_see(3)  # it is back among the members
+            await asyncio.sleep(LEASE)  # and has had time to act on whatever it held
+            stale = {
+                name: values for name, values in seen.items() if "v1" in values[values.index("v2") + 1 :]
+            }
+            assert not stale, f"v1 written back after v2: {stale}"
+        for b in mine:
+            status = (await get_bundle(kube, namespace, b))["status"]
+            assert status["observedGeneration"] == 2, b
+        values = {
+            o["metadata"]["name"]: o["data"]["v"]
+            for o in (await kube.list("v1", "ConfigMap", namespace))["items"]
+            if "data" in o and "v" in o["data"]
+        }
+        assert set(values.values()) == {"v2"}
+
+
+def endpoint_slice(service: str, ready: dict[str, bool]) -> dict[str, Any]:
+    endpoints = [
+        {
+            "addresses": [f"10.0.0.{i + 1}"],
+            "conditions": {"ready": up},
+            "targetRef": {"kind": "Pod", "name": pod, "namespace": EXECUTORS_NAMESPACE},
+        }
+        for i, (pod, up) in enumerate(ready.items())
+    ]
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{service}-x",
+            "namespace": EXECUTORS_NAMESPACE,
+            "labels": {"kubernetes.io/service-name": service},
+        },
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": [{"name": "grpc", "port": 7410, "protocol": "TCP"}],
+    }
+
+
+async def test_replicas_behind_one_service_keep_their_shared_registration_until_the_last_goes(
+    kube: KubeClient, smith: Any
+) -> None:
+    service, name = "smith-probe", "probe"
+    kinds = [GroupKind("probe.example.com", "Nothing")]
+    await registration.publish(kube, name=name, endpoint=f"dns:///{service}:7410", kinds=kinds)
+    try:
+        await kube.create(endpoint_slice(service, {"pod-a": True, "pod-b": True}))
+        # pod-a stops while pod-b serves: the registration stays
+        assert not await registration.withdraw(kube, name=name, service=service, pod="pod-a")
+        assert await exists(kube, API_VERSION, "Executor", name, EXECUTORS_NAMESPACE)
+        # pod-b stops last (pod-a no longer ready): it goes
+        await kube.apply(endpoint_slice(service, {"pod-a": False, "pod-b": True}), field_manager="test")
+        assert await registration.withdraw(kube, name=name, service=service, pod="pod-b")
+        assert not await exists(kube, API_VERSION, "Executor", name, EXECUTORS_NAMESPACE)
+    finally:
+        with contextlib.suppress(NotFoundError):
+            await kube.delete(
+                "discovery.k8s.io/v1", "EndpointSlice", f"{service}-x", namespace=EXECUTORS_NAMESPACE
+            )
+        with contextlib.suppress(NotFoundError):
+            await kube.delete(API_VERSION, "Executor", name, namespace=EXECUTORS_NAMESPACE)
