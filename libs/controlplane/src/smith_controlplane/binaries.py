@@ -19,13 +19,13 @@ def _has(directory: Path, names: tuple[str, ...]) -> bool:
     return all(os.access(directory / n, os.X_OK) for n in names)
 
 
-def build_script(start: Path | None = None) -> Path | None:
-    """tools/controlplane/build.sh of the Smith checkout containing `start` (default: this file, then cwd)."""
+def build_script(start: Path | None = None, tool: str = "controlplane") -> Path | None:
+    """tools/<tool>/build.sh of the Smith checkout containing `start` (default: this file, then cwd)."""
     for origin in (start, Path(__file__).resolve(), Path.cwd()):
         if origin is None:
             continue
         for parent in (origin, *origin.parents):
-            if (candidate := parent / "tools" / "controlplane" / "build.sh").is_file():
+            if (candidate := parent / "tools" / tool / "build.sh").is_file():
                 return candidate
     return None
 
