@@ -99,6 +99,22 @@ class Replicas:
         await eventually(seen, within=60, what=f"every replica to see {members} members")
 
 
+@contextlib.asynccontextmanager
+async def three(
+    smith: Any, kubeconfig: Path, logs: Path, namespace: str, prefix: str
+) -> AsyncIterator[tuple[Replicas, list[str]]]:
+    """Three replicas `<prefix>-a`, `-b`, `-c`, each seeing all three before the test goes on."""
+    names = [f"{prefix}-{x}" for x in "abc"]
+    with replicas(smith, kubeconfig, logs, names, namespace) as running:
+        await running.all_see(3)
+        yield running, names
+
+
+def share(namespace: str, bundles: list[str], names: list[str], member: str) -> list[str]:
+    """The Bundles `member` owns among `names`."""
+    return [b for b in bundles if owner(f"{namespace}/{b}", names) == member]
+
+
 @contextlib.contextmanager
 def replicas(
     smith: Any, kubeconfig: Path, logs: Path, names: list[str], namespace: str
@@ -174,9 +190,7 @@ async def history(kube: KubeClient, namespace: str) -> AsyncIterator[dict[str, l
 async def test_three_replicas_share_the_bundles_each_reconciled_by_exactly_one(
     kube: KubeClient, namespace: str, smith_without_controller: Any, kubeconfig: Path, tmp_path: Path
 ) -> None:
-    names = ["ha-a", "ha-b", "ha-c"]
-    with replicas(smith_without_controller, kubeconfig, tmp_path, names, namespace) as running:
-        await running.all_see(3)
+    async with three(smith_without_controller, kubeconfig, tmp_path, namespace, "ha") as (running, names):
         bundles = [f"b{i}" for i in range(300)]
         await asyncio.gather(*(kube.create(chain(b, namespace, "v1")) for b in bundles))
         await eventually(lambda: all_ready(kube, namespace, bundles), within=240, what="300 Bundles Ready")
@@ -198,11 +212,9 @@ async def test_three_replicas_share_the_bundles_each_reconciled_by_exactly_one(
 async def test_a_killed_replicas_bundles_are_taken_over_within_its_lease(
     kube: KubeClient, namespace: str, smith_without_controller: Any, kubeconfig: Path, tmp_path: Path
 ) -> None:
-    names = ["hk-a", "hk-b", "hk-c"]
-    with replicas(smith_without_controller, kubeconfig, tmp_path, names, namespace) as running:
-        await running.all_see(3)
+    async with three(smith_without_controller, kubeconfig, tmp_path, namespace, "hk") as (running, names):
         bundles = [f"k{i}" for i in range(60)]
-        victims = [b for b in bundles if owner(f"{namespace}/{b}", names) == "hk-a"]
+        victims = share(namespace, bundles, names, "hk-a")
         await asyncio.gather(*(kube.create(chain(b, namespace, "v1", length=4)) for b in bundles))
 
         async def started() -> bool:
@@ -231,11 +243,9 @@ async def test_a_killed_replicas_bundles_are_taken_over_within_its_lease(
 async def test_a_paused_replica_resumed_writes_nothing_stale(
     kube: KubeClient, namespace: str, smith_without_controller: Any, kubeconfig: Path, tmp_path: Path
 ) -> None:
-    names = ["hp-a", "hp-b", "hp-c"]
-    with replicas(smith_without_controller, kubeconfig, tmp_path, names, namespace) as running:
-        await running.all_see(3)
+    async with three(smith_without_controller, kubeconfig, tmp_path, namespace, "hp") as (running, names):
         bundles = [f"p{i}" for i in range(90)]
-        mine = [b for b in bundles if owner(f"{namespace}/{b}", names) == "hp-a"]
+        mine = share(namespace, bundles, names, "hp-a")
         async with history(kube, namespace) as seen:
             await asyncio.gather(*(kube.create(chain(b, namespace, "v1", length=3)) for b in bundles))
 

@@ -105,16 +105,16 @@ def test_every_deployment_runs_hardened_with_metrics_and_probes(
         assert pod["serviceAccountName"] == deployment["metadata"]["name"]
 
 
+def overlay(control_plane: ControlPlane, name: str) -> list[dict[str, Any]]:
+    """What deploy/overlays/<name> builds (kubectl's kustomize)."""
+    built = control_plane.kubectl("kustomize", str(ROOT / "deploy" / "overlays" / name)).stdout
+    return [d for d in yaml.safe_load_all(built) if d]
+
+
 def test_the_single_namespace_overlay_grants_nothing_cluster_wide_but_reading_crds(
     control_plane: ControlPlane,
 ) -> None:
-    built = [
-        d
-        for d in yaml.safe_load_all(
-            control_plane.kubectl("kustomize", str(ROOT / "deploy" / "overlays" / "single-namespace")).stdout
-        )
-        if d
-    ]
+    built = overlay(control_plane, "single-namespace")
     cluster_bindings = [d for d in built if d["kind"] == "ClusterRoleBinding"]
     assert [b["roleRef"]["name"] for b in cluster_bindings] == ["smith-executor-dynamic-crds"]
     (controller,) = [
@@ -127,13 +127,7 @@ def test_the_single_namespace_overlay_grants_nothing_cluster_wide_but_reading_cr
 def test_the_ha_overlay_runs_several_replicas_of_everything_spread_and_disruption_budgeted(
     control_plane: ControlPlane,
 ) -> None:
-    built = [
-        d
-        for d in yaml.safe_load_all(
-            control_plane.kubectl("kustomize", str(ROOT / "deploy" / "overlays" / "ha")).stdout
-        )
-        if d
-    ]
+    built = overlay(control_plane, "ha")
     deployments = {d["metadata"]["name"]: d for d in built if d["kind"] == "Deployment"}
     budgets = {d["metadata"]["name"]: d for d in built if d["kind"] == "PodDisruptionBudget"}
     services = {d["metadata"]["name"]: d for d in built if d["kind"] == "Service"}

@@ -12,16 +12,13 @@ if [[ -x "$out/kro" && -d "$out/crds" ]]; then
   exit 0
 fi
 export GOTOOLCHAIN=local GOFLAGS="-mod=mod -trimpath" CGO_ENABLED=0
-dir=$(cd /tmp && go mod download -json "$module@$KRO_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-work=$(mktemp -d)
-trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
-cp -r "$dir" "$work/kro"
-chmod -R u+w "$work/kro"
+source "$(dirname "$0")/../lib/gomodule.sh"
+module_source "$module" "$KRO_VERSION" kro
 mkdir -p "$out/crds"
 start=$SECONDS
 echo "building kro $KRO_VERSION ..." >&2
-(cd "$work/kro" && go build -ldflags "-s -w" -o "$out/kro.tmp" ./cmd/controller)
-cp "$work"/kro/helm/crds/*.yaml "$out/crds/"
+(cd "$module_src" && go build -ldflags "-s -w" -o "$out/kro.tmp" ./cmd/controller)
+cp "$module_src"/helm/crds/*.yaml "$out/crds/"
 mv "$out/kro.tmp" "$out/kro"
 echo "built kro in $((SECONDS - start))s" >&2
 echo "$out"

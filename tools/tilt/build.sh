@@ -19,18 +19,15 @@ if [[ -x "$out/tilt" ]]; then
   exit 0
 fi
 export GOTOOLCHAIN=local GOFLAGS="-mod=mod -trimpath" CGO_ENABLED=1
-dir=$(cd /tmp && go mod download -json "$module@$TILT_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-work=$(mktemp -d)
-trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
-cp -r "$dir" "$work/tilt"
-chmod -R u+w "$work/tilt"
-mkdir -p "$work/tilt/pkg/assets/build" "$out"
-cat >"$work/tilt/pkg/assets/build/index.html" <<'HTML'
+source "$(dirname "$0")/../lib/gomodule.sh"
+module_source "$module" "$TILT_VERSION" tilt
+mkdir -p "$module_src/pkg/assets/build" "$out"
+cat >"$module_src/pkg/assets/build/index.html" <<'HTML'
 <!doctype html><title>Tilt</title><p>Tilt built from Go modules for Smith: no web UI. Use <code>tilt ci</code>, <code>tilt get</code> and <code>tilt logs</code>.</p>
 HTML
 start=$SECONDS
 echo "building tilt $TILT_VERSION (about 10 minutes from an empty Go cache on 2 cores) ..." >&2
-(cd "$work/tilt" && go build -ldflags "-s -w -X main.version=${TILT_VERSION#v} -X main.date=$TILT_DATE" \
+(cd "$module_src" && go build -ldflags "-s -w -X main.version=${TILT_VERSION#v} -X main.date=$TILT_DATE" \
   -o "$out/tilt.tmp" ./cmd/tilt)
 mv "$out/tilt.tmp" "$out/tilt"
 echo "built tilt in $((SECONDS - start))s" >&2

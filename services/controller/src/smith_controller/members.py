@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import socket
@@ -136,7 +137,8 @@ class Members:
         sent, now = time.monotonic(), micro_time(datetime.now(UTC))
         spec = {
             "holderIdentity": self.identity,
-            "leaseDurationSeconds": round(self.duration),
+            # whole seconds, rounded up: the others never count it gone sooner than it does itself
+            "leaseDurationSeconds": math.ceil(self.duration),
             "renewTime": now,
         }
         try:
