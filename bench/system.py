@@ -836,7 +836,7 @@ def report(r: dict[str, Any]) -> str:
             lines.append(
                 f"  {n:>8}{row['seconds']:>10.2f}{row['objects_per_s']:>11.1f}"
                 f"{row['objects_per_s'] / one['objects_per_s']:>7.2f}x  {per}; {row['smith_cpu_s']:.1f}; "
-            + ", ".join(f"{n} {t:.1f}" for n, t in row["plane_cpu_s"].items())
+                + ", ".join(f"{n} {t:.1f}" for n, t in row["plane_cpu_s"].items())
             )
     if take := r.get("takeover"):
         lines.append(
