@@ -24,7 +24,8 @@ from smith_executor import registration
 
 from live import bundle, edit_bundle, exists, get_bundle
 from smith_controlplane.plane import dying_with_parent, free_ports
-from smith_engine.model import API_VERSION, BUNDLE_NAME_LABEL, GroupKind
+from smith_engine.model import API_VERSION, BUNDLE_NAME_LABEL, Bundle, GroupKind, ObjectRef
+from smith_engine.planner import Apply, Delete
 from smith_engine.sharding import owner
 from smith_kube import GoneError, KubeClient, NotFoundError
 from support import config_map, eventually, resource
@@ -332,3 +333,36 @@ async def test_replicas_behind_one_service_keep_their_shared_registration_until_
             )
         with contextlib.suppress(NotFoundError):
             await kube.delete(API_VERSION, "Executor", name, namespace=EXECUTORS_NAMESPACE)
+
+
+async def test_an_executor_writes_nothing_once_the_callers_deadline_has_passed(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """A controller replica's deadline is its fence: what an executor gets to only after it ended (a
+    create that found the object there, queued behind other work) must write nothing, or a replica
+    that lost its share would write over its successor."""
+    executor = smith.executors[0]
+    name = "late"
+    owner_ref = {
+        "apiVersion": API_VERSION,
+        "kind": "Bundle",
+        "name": "late",
+        "uid": "u-late",
+        "controller": True,
+    }
+    ours = {
+        **config_map(name, {"v": "new"}),
+        "metadata": {"name": name, "namespace": namespace, "ownerReferences": [owner_ref]},
+    }
+    await kube.create(ours)
+    stale = {**ours, "data": {"v": "stale"}}
+    bundle = Bundle(namespace=namespace, name="late", uid="u-late")
+    past = time.monotonic() - 1
+    create, _ = await executor._apply(bundle, Apply(resource=name, object=stale, expect_absent=True), past)
+    update, _ = await executor._apply(bundle, Apply(resource=name, object=stale, observed_version="1"), past)
+    gone = await executor._delete(bundle, Delete(ObjectRef.of(ours)), past)
+    for result in (create, update, gone):
+        assert not result.ok
+        assert "deadline passed" in result.error
+        assert not result.terminal  # the caller (if it still may) asks again
+    assert (await kube.get("v1", "ConfigMap", name, namespace))["data"] == {"v": "new"}

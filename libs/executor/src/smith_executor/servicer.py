@@ -88,6 +88,26 @@ def last_writer(obj: JSONObject, *, besides: str) -> str:
     return str(latest["manager"]) if latest else ""
 
 
+async def _deadline(context: grpc.aio.ServicerContext[object, object]) -> float | None:
+    """When the caller's deadline ends (monotonic; None: none). A call that comes too late is refused
+    whole: its deadline is the caller's fence (a controller replica acts for a Bundle only while its
+    lease lasts), so whatever it asked must not be done after it."""
+    left = context.time_remaining()
+    if left is not None and left <= 0:
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the call came after its deadline")
+    return None if left is None else time.monotonic() + left
+
+
+class TooLateError(Exception):
+    """The caller's deadline passed before a write: it is not made (retriable: the caller asks again)."""
+
+
+def _in_time(until: float | None) -> None:
+    """Right before each write: TooLateError once the caller's deadline has passed."""
+    if until is not None and time.monotonic() >= until:
+        raise TooLateError("not done: the call's deadline passed before this write")
+
+
 def _failure(ref: ObjectRef, resource: str, error: Exception) -> ActionResult:
     if isinstance(error, UnservedKindError):
         return ActionResult(object=ref, resource=resource, ok=False, error=str(error), terminal=True)
@@ -129,26 +149,30 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
     async def Apply(  # noqa: N802
         self, request: executor_pb2.ApplyRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.ApplyResponse:
+        until = await _deadline(context)
         bundle = bundle_from_proto(request.bundle)
         actions = [action_from_proto(a) for a in request.actions]
         results = await asyncio.gather(
-            *(self._apply(bundle, a) for a in actions if isinstance(a, planner.Apply))
+            *(self._apply(bundle, a, until) for a in actions if isinstance(a, planner.Apply))
         )
         return executor_pb2.ApplyResponse(results=[result_to_proto(r, o) for r, o in results])
 
     async def Delete(  # noqa: N802
         self, request: executor_pb2.DeleteRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.DeleteResponse:
+        until = await _deadline(context)
         bundle = bundle_from_proto(request.bundle)
         actions = [action_from_proto(a) for a in request.actions]
         results = await asyncio.gather(
-            *(self._delete(bundle, a) for a in actions if isinstance(a, planner.Delete))
+            *(self._delete(bundle, a, until) for a in actions if isinstance(a, planner.Delete))
         )
         return executor_pb2.DeleteResponse(results=[result_to_proto(r) for r in results])
 
     # --- one object -------------------------------------------------------------------------------
 
-    async def _apply(self, bundle: Bundle, action: planner.Apply) -> tuple[ActionResult, Observed | None]:
+    async def _apply(
+        self, bundle: Bundle, action: planner.Apply, until: float | None = None
+    ) -> tuple[ActionResult, Observed | None]:
         obj = action.object
         ref = ObjectRef.of(obj)
         with tracer.start_as_current_span("apply") as span:
@@ -178,14 +202,17 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 if not (await self.kube.resource(obj["apiVersion"], obj["kind"])).namespaced:
                     return refused("Refused", cluster_scoped_problem(GroupKind.of(obj)))
                 if action.expect_absent:
+                    _in_time(until)
                     applied, before, wrote = await self._create(obj, wanted), "", True
                     if applied is None:  # something has the name already: Smith's to take over?
                         problem, before = await self._foreign(obj, bundle)
                         if problem:
                             return refused("NotOwned", problem)
+                        _in_time(until)
                         applied = await self._write(obj, wanted)
                 else:
                     before = action.observed_version
+                    _in_time(until)
                     applied, wrote = await self._ensure(action, wanted)
             except UpdateCycleError as e:
                 return refused("UpdateCycle", str(e))
@@ -303,7 +330,9 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             "v1", "Secret", meta["name"], patch, namespace=meta["namespace"], content_type=JSON_PATCH
         )
 
-    async def _delete(self, bundle: Bundle, action: planner.Delete) -> ActionResult:
+    async def _delete(
+        self, bundle: Bundle, action: planner.Delete, until: float | None = None
+    ) -> ActionResult:
         ref = action.object
         with tracer.start_as_current_span("delete") as span:
             span.set_attributes(
@@ -316,6 +345,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             )
             outcome = Outcome.DELETED
             try:
+                _in_time(until)
                 await self.kube.delete(
                     ref.api_version, ref.kind, ref.name, namespace=ref.namespace, uid=ref.uid
                 )
