@@ -10,7 +10,7 @@ UV ?= $(LOCAL_UV)
 export PATH := $(UV_DIR)/bin:$(PATH)
 RUN := $(UV) run --frozen
 
-.PHONY: help sync run plan test unit integration lint typecheck proto proto-check controlplane cluster-up cluster-down tilt-ci bench profile clean
+.PHONY: help sync run plan test unit integration lint typecheck proto proto-check controlplane cluster-up cluster-down tilt-ci chaos bench profile clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ cluster-up: sync controlplane ## start a local control plane in the background; 
 
 cluster-down: sync ## stop the local control plane started by cluster-up
 	$(RUN) python -m smith_controlplane down
+
+chaos: sync controlplane ## fault injection and hostile input at full size (make test runs a short version)
+	SMITH_CHAOS=full $(RUN) pytest tests/chaos $(ARGS)
 
 tilt-ci: sync controlplane ## the Tiltfile for real: build Tilt once, then `tilt ci` against a local plane
 	$(RUN) python tools/tilt/ci.py

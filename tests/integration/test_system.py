@@ -429,3 +429,14 @@ async def test_a_controller_limited_to_one_namespace_leaves_the_others_alone(
         await smith.start_controller()
     await until_condition(kube, other, "theirs", "Ready")
     await kube.delete("v1", "Namespace", other)
+
+
+async def test_values_with_any_unicode_are_stored_as_they_are(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """JSON lets DEL, C1 controls and U+2028 through as they are; the API server reads an apply as YAML,
+    which refuses the first and folds the last: what it stores must be exactly the value."""
+    data = {"k": "a\x06\x7f\x85\x99 \u2028 \ufeff é \U0009fb9e 🙂"}
+    await kube.create(bundle("unicode", namespace, resource("odd", config_map("odd", data))))
+    await until_condition(kube, namespace, "unicode", "Ready")
+    assert (await kube.get("v1", "ConfigMap", "odd", namespace))["data"] == data

@@ -6,10 +6,11 @@ import json
 import tracemalloc
 from typing import Any
 
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smith_engine.codec import dumps
+from smith_engine.codec import dumps, yaml_safe
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -52,3 +53,16 @@ def test_what_is_written_holds_no_more_memory_than_its_size() -> None:
     finally:
         tracemalloc.stop()
     assert held < 2 * len(kept[0])
+
+
+def test_json_for_a_server_side_apply_reads_the_same_as_yaml() -> None:
+    """The API server reads an apply's body as YAML: the characters YAML refuses or reads as line
+    breaks are escaped, everything else is left as it is."""
+    value = {"k": "a\x06\x7f\x85\x99 \u2028 \u2029 \ufeff é \U0009fb9e 🙂", "plain": "ascii"}
+    safe = yaml_safe(dumps(value))
+    assert json.loads(safe) == value
+    assert yaml.safe_load(safe.decode()) == value
+    assert b"\\u007f" in safe
+    assert "é".encode() in safe
+    plain = dumps({"k": "é 🙂"})
+    assert yaml_safe(plain) is plain

@@ -250,9 +250,10 @@ class ControlPlane:
             time.sleep(0.1)
         raise ControlPlaneError(f"{process.name} did not become {what} in {timeout:.0f}s:\n{process.tail()}")
 
-    def _start_etcd(self) -> None:
+    def _start_etcd(self, client: int | None = None, peer: int | None = None) -> None:
         assert self.workdir is not None
-        client, peer = free_port(), free_port()
+        client, peer = client or free_port(), peer or free_port()
+        self._etcd_peer = peer
         self.etcd_url = f"http://127.0.0.1:{client}"
         process = self._spawn(
             "etcd",
@@ -268,6 +269,19 @@ class ControlPlane:
             ],
         )
         self._wait(process, "healthy", lambda: _http_ok(f"{self.etcd_url}/health"))
+
+    def restart_etcd(self, down_seconds: float = 0.0) -> None:
+        """An etcd outage: kill it, leave it down `down_seconds`, start it again on the same ports over
+        the same data. kube-apiserver stays up and answers errors meanwhile."""
+        old = next(p for p in self.processes if p.name == "etcd")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old.popen.pid, signal.SIGKILL)
+        old.popen.wait()
+        time.sleep(down_seconds)
+        index = self.processes.index(old)
+        self.processes.remove(old)
+        self._start_etcd(client=int(self.etcd_url.rpartition(":")[2]), peer=self._etcd_peer)
+        self.processes.insert(index, self.processes.pop())
 
     def restart_apiserver(self, down_seconds: float = 0.0) -> None:
         """An outage: kill kube-apiserver, leave it down `down_seconds`, start it again on the same port

@@ -24,6 +24,28 @@ SERVICES = (
 )
 
 
+class Services(dict[str, "subprocess.Popen[bytes]"]):
+    """The running processes by name; each can be killed (as a crash would) and started again as it was."""
+
+    def __init__(self, logs: Path) -> None:
+        super().__init__()
+        self.logs = logs
+        self.launch: dict[str, tuple[list[str], dict[str, str]]] = {}
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.launch[name] = (command, env)
+        with (self.logs / f"{name}.log").open("ab") as out:
+            self[name] = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no goodbye (an executor's registration stays, a controller's lease runs out)."""
+        self[name].kill()
+        self[name].wait()
+
+    def restart(self, name: str) -> None:
+        self.start(name, *self.launch[name])
+
+
 def controller_identity(name: str) -> str:
     """The member identity `running_services` gives the controller replica it runs as `name`."""
     return f"{name.replace('_', '-')}-{os.getpid()}"
@@ -39,13 +61,15 @@ def running_services(
     metrics: dict[str, int] | None = None,
     kubeconfigs: Mapping[str, Path] | None = None,
     controllers: int = 1,
-) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    service_env: Mapping[str, Mapping[str, str]] | None = None,
+) -> Iterator[Services]:
     """Start every service (and the `extra` commands, by name); stop them all on exit. Logs go to
     `logs/<name>.log`; `env` adds variables (e.g. OTEL_*) to every process. Each service's metrics and
     probes are on a free port too: `metrics` (given or not) maps each service to it. `kubeconfigs`
     gives a service credentials of its own (e.g. its ServiceAccount's token) instead of `kubeconfig`.
     `controllers` > 1 runs that many controller replicas sharing the Bundles (`smith_controller`,
-    `smith_controller_2`, ...; each its own member identity and metrics port)."""
+    `smith_controller_2`, ...; each its own member identity and metrics port). `service_env` adds
+    variables to one service (e.g. its SMITH_LISTEN and SMITH_ADVERTISE, to put a proxy before it)."""
     metrics = {} if metrics is None else metrics
     replicas = [f"smith_controller_{i}" for i in range(2, controllers + 1)]
     ports = iter(free_ports(2 * len(SERVICES) + len(replicas)))  # chosen together: never one port twice
@@ -61,7 +85,7 @@ def running_services(
     commands.update({name: [sys.executable, "-m", "smith_controller"] for name in replicas})
     commands.update(extra or {})
     logs.mkdir(parents=True, exist_ok=True)
-    started: dict[str, subprocess.Popen[bytes]] = {}
+    started = Services(logs)
     try:
         for name, command in commands.items():
             own = {**base, "SMITH_LISTEN": f"127.0.0.1:{listen[name]}"} if name in listen else dict(base)
@@ -71,10 +95,9 @@ def running_services(
                 own["SMITH_METRICS"] = f"127.0.0.1:{metrics.setdefault(name, next(ports))}"
             if name == "smith_controller" or name in replicas:
                 own["SMITH_CONTROLLER_ID"] = controller_identity(name)
-            with (logs / f"{name}.log").open("wb") as out:
-                started[name] = subprocess.Popen(
-                    dying_with_parent(command), env=own, stdout=out, stderr=subprocess.STDOUT
-                )
+            own.update((service_env or {}).get(name, {}))
+            (logs / f"{name}.log").unlink(missing_ok=True)
+            started.start(name, dying_with_parent(command), own)
         yield started
     finally:
         for process in reversed(started.values()):
@@ -84,3 +107,4 @@ def running_services(
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()

@@ -6,7 +6,8 @@ losing digits a custom resource may hold."""
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, Final
 
 import orjson
 
@@ -19,3 +20,18 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
         return bytes(memoryview(orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)))
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=False).encode()
+
+
+# Characters JSON leaves as they are but YAML does not: DEL and the C1 controls (refused: "control
+# characters are not allowed"), NEL, the line and paragraph separators (line breaks to YAML: a quoted
+# value would be folded), the byte order mark and the two non-characters.
+_NOT_YAML: Final = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
+
+def yaml_safe(data: bytes) -> bytes:
+    """JSON that a YAML parser reads as the same value: the API server reads a server-side apply's body
+    as YAML (of which JSON is a subset, but for these characters), so they are escaped (`\\u007f`)."""
+    text = data.decode()
+    if _NOT_YAML.search(text) is None:
+        return data
+    return _NOT_YAML.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()

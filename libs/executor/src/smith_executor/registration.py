@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from smith_engine.model import API_VERSION, GroupKind
 from smith_engine.times import rfc3339
-from smith_kube import KubeClient
+from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient
 
+log = logging.getLogger("smith.executor.registration")
 EXECUTOR_KIND = "Executor"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_NAMESPACE = "smith-system"
@@ -51,10 +53,33 @@ async def publish(
 
 
 async def publish_object(kube: KubeClient, body: dict[str, Any]) -> None:
-    """Create or update a registration (an Executor or a Plugin resource) and stamp its heartbeat."""
+    """Create or update a registration (an Executor or a Plugin resource) and stamp its heartbeat. The
+    API server failing or unreachable for a while (5xx, 429, a reset) is waited out with back-off (up
+    to 30 s between tries); a refusal (403, 422) is an error."""
     meta = body["metadata"]
-    await kube.apply(body, field_manager=f"smith-{str(body['kind']).lower()}-{meta['name']}")
-    await heartbeat(kube, name=meta["name"], namespace=meta["namespace"], kind=str(body["kind"]))
+    for delay in backoff():
+        try:
+            await kube.apply(body, field_manager=f"smith-{str(body['kind']).lower()}-{meta['name']}")
+            await heartbeat(kube, name=meta["name"], namespace=meta["namespace"], kind=str(body["kind"]))
+            return
+        except ApiError as e:
+            if not e.retriable:
+                raise
+            problem = str(e)
+        except CONNECTION_ERRORS as e:
+            problem = str(e) or type(e).__name__
+        log.warning(
+            "could not publish %s %s (again in %.0f s): %s", body["kind"], meta["name"], delay, problem
+        )
+        await asyncio.sleep(delay)
+
+
+def backoff(first: float = 0.5, most: float = 30.0) -> Iterator[float]:
+    """Waits between tries: doubling from `first` up to `most`, for ever."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(most, delay * 2)
 
 
 async def heartbeat(kube: KubeClient, *, name: str, namespace: str, kind: str = EXECUTOR_KIND) -> None:

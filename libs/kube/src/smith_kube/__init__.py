@@ -5,6 +5,7 @@ appear at run time need no generated code. Speaks JSON, server-side apply and wa
 """
 
 from smith_kube.client import (
+    CONNECTION_ERRORS,
     ApiError,
     ConflictError,
     GoneError,
@@ -18,6 +19,7 @@ from smith_kube.config import KubeConfig
 from smith_kube.ratelimit import TokenBucket
 
 __all__ = [
+    "CONNECTION_ERRORS",
     "ApiError",
     "ConflictError",
     "GoneError",

@@ -18,11 +18,13 @@ from urllib.parse import quote
 import aiohttp
 from prometheus_client import Counter
 
-from smith_engine.codec import dumps
+from smith_engine.codec import dumps, yaml_safe
 from smith_kube.config import KubeConfig
 from smith_kube.ratelimit import TokenBucket
 
 JSONObject = dict[str, Any]
+# What a request raises when no answer came at all (refused, reset, timed out): worth trying again.
+CONNECTION_ERRORS: Final = (aiohttp.ClientError, OSError, TimeoutError)
 APPLY_PATCH: Final = "application/apply-patch+yaml"
 MERGE_PATCH: Final = "application/merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
@@ -127,6 +129,27 @@ class WatchEvent:
     object: JSONObject
 
 
+THROTTLED = Counter(
+    "smith_kube_api_throttled",
+    "Requests the API server turned away (429, or 5xx with Retry-After) and that were sent again",
+    ["verb", "code"],
+)
+THROTTLED_ATTEMPTS: Final = 10
+RETRY_AFTER_MAX: Final = 30.0  # seconds: a longer wait asked for is cut to this
+
+
+def retry_after(status: int, header: str | None) -> float | None:
+    """Seconds to wait before sending a request again that the server turned away unprocessed (None:
+    not such an answer). 429 without a usable `Retry-After` waits 1 s; a date is read as 1 s too."""
+    if status != 429 and (status < 500 or header is None):
+        return None
+    try:
+        seconds = float(header) if header is not None else 1.0
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX)
+
+
 API_ERRORS = Counter(
     "smith_kube_api_errors", "Kubernetes API requests that failed, by verb and HTTP code", ["verb", "code"]
 )
@@ -187,18 +210,30 @@ class KubeClient:
         self, method: str, path: str, headers: Mapping[str, str] | None = None, **options: Any
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One request with the current credentials. A 401 reads the credentials again (a rotated token
-        file, an expired or revoked token, a new client certificate) and sends the request once more."""
-        for attempt in (1, 2):
+        file, an expired or revoked token, a new client certificate) and sends the request once more. A
+        request the server turned away unprocessed — 429 Too Many Requests (priority and fairness, a
+        proxy), or a 5xx with `Retry-After` — is sent again after the time it asks, up to
+        THROTTLED_ATTEMPTS times, as client-go does."""
+        renewed, throttled = False, 0
+        while True:
             if self.rate is not None:
                 await self.rate.wait()
             await self.config.fresh()
             auth = self.config.authorization()
             sent = {**(headers or {}), **({"Authorization": auth} if auth else {})}
             async with self._http().request(method, path, headers=sent, **options) as response:
-                if response.status != 401 or attempt == 2:
+                wait = retry_after(response.status, response.headers.get("Retry-After"))
+                unauthorized = response.status == 401 and not renewed
+                if not unauthorized and (wait is None or throttled >= THROTTLED_ATTEMPTS):
                     yield response
                     return
-            await self._renew_credentials()
+            if unauthorized:
+                renewed = True
+                await self._renew_credentials()
+            else:
+                throttled += 1
+                THROTTLED.labels(verb=method, code=str(response.status)).inc()
+                await asyncio.sleep(wait or 0)
 
     async def _renew_credentials(self) -> None:
         tls = self.config.tls()
@@ -218,6 +253,8 @@ class KubeClient:
         request_timeout: float | None = None,
     ) -> JSONObject:
         data = None if body is None else dumps(body)
+        if data is not None and content_type == APPLY_PATCH:
+            data = yaml_safe(data)  # read as YAML by the API server
         headers = {"Content-Type": content_type} if data is not None else {}
         limit = self._timeout if request_timeout is None else aiohttp.ClientTimeout(total=request_timeout)
         with _counting_failures(method):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from smith_controller.tasks import cancel_and_wait
 from smith_engine.codec import dumps
 from smith_engine.model import BUNDLE_NAME_LABEL, GroupKind, JSONObject, ObjectKey
-from smith_kube import KubeClient, UnservedKindError, WatchEvent
+from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient, UnservedKindError, WatchEvent
 from smith_kube.informer import run_informer
 
 log = logging.getLogger("smith.controller.cache")
@@ -123,6 +123,13 @@ class ChildCache:
                 await asyncio.sleep(delay)
                 delay = min(60.0, delay * 2)
                 self.kube.forget()
+                continue
+            except (ApiError, *CONNECTION_ERRORS) as e:
+                # Discovery failed (the API server failing, throttling or unreachable): ask again. The
+                # kind is not listed yet, so reconciles wait for it, as at start.
+                log.warning("discovery of %s failed (%s); again in %.0fs", kind, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(60.0, delay * 2)
                 continue
             await run_informer(
                 self.kube,

@@ -79,7 +79,8 @@ class Members:
         return lease_name(self.identity)
 
     async def start(self) -> None:
-        await self._renew()
+        """Join in the background: until its lease is written (the API server may be unreachable or
+        refusing for a while), this replica owns nothing."""
         self._tasks = [
             asyncio.create_task(self._renewing(), name="renew lease"),
             asyncio.create_task(self._watching(), name="watch leases"),
@@ -127,11 +128,11 @@ class Members:
 
     async def _renewing(self) -> None:
         while True:
-            await asyncio.sleep(self.duration / 3)
             try:
                 await self._renew()
             except Exception as e:  # refused, or the API server unreachable: again at the next third
                 log.warning("could not renew lease %s: %s", self.lease, e or type(e).__name__)
+            await asyncio.sleep(self.duration / 3)
 
     async def _renew(self) -> None:
         sent, now = time.monotonic(), micro_time(datetime.now(UTC))

@@ -44,6 +44,7 @@ from smith_engine.times import parse_rfc3339
 from smith_engine.validation import resource_object
 from smith_engine.workloads import config_sources
 from smith_kube import (
+    CONNECTION_ERRORS,
     ApiError,
     ConflictError,
     KubeClient,
@@ -312,6 +313,9 @@ class Controller:
             return True
         except (ConflictError, TeardownError) as e:
             log.info("reconcile of %s/%s: %s (retrying)", *key, e)
+            return True
+        except (ApiError, *CONNECTION_ERRORS) as e:  # the API server failing or unreachable
+            log.warning("reconcile of %s/%s: %s (retrying)", *key, str(e) or type(e).__name__)
             return True
         except Exception:
             log.exception("reconcile of %s/%s failed", *key)

@@ -16,7 +16,7 @@ from smith.v1 import common_pb2
 from smith_engine.events import Notice, Transition
 from smith_engine.model import API_VERSION, BUNDLE_KIND, JSONObject
 from smith_engine.times import rfc3339
-from smith_kube import ApiError, KubeClient
+from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient
 
 log = logging.getLogger("smith.status")
 EVENTS = Counter("smith_events_posted", "Events posted on Bundles, by type and reason", ["type", "reason"])
@@ -119,9 +119,10 @@ class EventRecorder:
     async def _post(self, body: JSONObject) -> None:
         try:
             await self.kube.create(body)
-        except ApiError as e:
+        except (ApiError, *CONNECTION_ERRORS) as e:  # refused, or the API server unreachable
+            problem = str(e) or type(e).__name__
             log.warning(
-                "could not post event %s on %s: %s", body["reason"], body["involvedObject"]["name"], e
+                "could not post event %s on %s: %s", body["reason"], body["involvedObject"]["name"], problem
             )
             return
         EVENTS.labels(type=body["type"], reason=body["reason"]).inc()

@@ -22,7 +22,7 @@ from smith_engine.conditions import by_type
 from smith_engine.events import notices, transitions
 from smith_engine.model import API_VERSION, BUNDLE_KIND, JSONObject
 from smith_engine.status import ActionResult, ConditionType, bundle_status
-from smith_kube import ApiError, ConflictError, KubeClient, NotFoundError
+from smith_kube import CONNECTION_ERRORS, ApiError, ConflictError, KubeClient, NotFoundError
 from smith_kube.client import JSON_PATCH
 from smith_status.events import EventRecorder, count
 
@@ -71,6 +71,8 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
         except ApiError as e:
             code = grpc.StatusCode.UNAVAILABLE if e.retriable else grpc.StatusCode.FAILED_PRECONDITION
             await context.abort(code, str(e))
+        except CONNECTION_ERRORS as e:  # no answer from the API server: the report is made again
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the API server did not answer: {e!r}")
         moved = transitions(previous, status) if written else []
         self.events.post(ref, notices(previous, status, results, moved), instance=request.controller)
         count(ref, moved)

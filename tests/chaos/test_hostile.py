@@ -1,0 +1,222 @@
+"""Hostile and huge input through the real API to the running system: random Bundles from a hypothesis
+strategy — valid ones (unicode values, names at their length limits, references passing values and
+Secret data along) and broken ones (a cycle, an unknown or duplicate name, a bad marker or path, a
+value of the wrong type, a name too long) — each answered precisely: a valid one converges, an invalid
+one gets its error and creates nothing, a refused object is a terminal error on its resource only. No
+service logs a traceback, and no Secret value shows in any log line, Event or status. Then large
+shapes: one Bundle of many resources, a long chain, many Bundles in one namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from faults import FULL, Json, chain, converged, smith
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from live import bundle, condition
+from smith_controlplane.plane import ControlPlane
+from smith_controlplane.services import Services
+from smith_engine.model import BUNDLE_NAME_LABEL
+from smith_kube import ApiError, KubeClient, KubeConfig
+from support import config_map, eventually, resource
+
+SECRET = f"s3cr3t-{secrets.token_hex(8)}"  # appears in Secrets only; must appear nowhere else
+DNS_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+@dataclass
+class Case:
+    """A Bundle and what Smith must answer."""
+
+    spec: list[Json]
+    expect: str  # "ready", "invalid" (nothing created), or "refused:<resource>" (a terminal error there)
+    why: str = ""
+
+
+names = st.text(DNS_CHARS, min_size=1, max_size=12).map(lambda s: "r" + s)
+values = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)  # any unicode but surrogates
+
+
+@st.composite
+def valid(draw: st.DrawFn) -> Case:
+    """A DAG of ConfigMaps and a Secret: each may depend on earlier ones and pass a value along."""
+    count = draw(st.integers(1, 6))
+    picked = draw(st.lists(names, min_size=count, max_size=count, unique=True))
+    spec: list[Json] = []
+    for i, name in enumerate(picked):
+        data = draw(st.dictionaries(st.text("abcdefgh", min_size=1, max_size=4), values, max_size=3))
+        long_name = draw(st.booleans())
+        object_name = (name + "-" + "x" * 253)[:253] if long_name else name  # at the length limit
+        deps: list[str] = draw(st.lists(st.sampled_from(picked[:i]), unique=True)) if i else []
+        passes_a_value: bool = draw(st.booleans())
+        refs: list[Json] = []
+        if deps and passes_a_value:
+            refs = [{"name": "v", "resource": deps[0], "path": "metadata.name"}]
+            data["from"] = "!{v}"
+        obj = config_map(object_name, data)
+        if i == 0 and draw(st.booleans()):
+            obj = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": object_name}}
+            obj["stringData"] = {"password": SECRET}
+        spec.append(
+            resource(name, obj, depends_on=[d for d in deps if not refs or d != deps[0]], references=refs)
+        )
+    return Case(spec, "ready")
+
+
+@st.composite
+def broken(draw: st.DrawFn) -> Case:
+    """A valid Bundle with one thing wrong."""
+    case = draw(valid())
+    spec, first = case.spec, case.spec[0]["name"]
+    fault = draw(st.sampled_from(["cycle", "unknown", "duplicate", "marker", "path", "type", "long"]))
+    if fault == "cycle":
+        spec[0].setdefault("dependsOn", []).append(spec[-1]["name"])
+        if len(spec) == 1:
+            return Case(spec, "invalid", "a self-dependency")
+        spec[-1]["dependsOn"] = sorted({*spec[-1].get("dependsOn", []), first})
+        return Case(spec, "invalid", "a cycle")
+    if fault == "unknown":
+        spec[-1].setdefault("dependsOn", []).append("nowhere")
+        return Case(spec, "invalid", "an unknown dependency")
+    if fault == "duplicate":
+        return Case([*spec, json.loads(json.dumps(spec[0]))], "invalid", "a duplicate name")
+    if fault == "marker":
+        spec[-1]["spec"]["object"].setdefault("data", {})["m"] = "!{undeclared}"
+        return Case(spec, "invalid", "an undeclared marker")
+    if fault == "path":
+        spec[-1]["references"] = [
+            {"name": "p", "resource": first, "path": draw(st.sampled_from(["[[", "a..[", "{$"]))}
+        ]
+        return Case(spec, "invalid", "a malformed path")
+    if fault == "type":
+        spec[-1]["spec"]["object"] = {**config_map(spec[-1]["name"]), "data": {"a": draw(st.integers())}}
+        return Case(spec, f"refused:{spec[-1]['name']}", "a number where the API wants a string")
+    spec[-1]["spec"]["object"]["metadata"]["name"] = "y" * 254
+    return Case(spec, "invalid", "an object name too long")
+
+
+@pytest.fixture(scope="module")
+def running(
+    plane: ControlPlane, kube: KubeClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Services, Path]]:
+    """Smith's services for the whole module (the CRDs installed by `kube`)."""
+    logs = tmp_path_factory.mktemp("hostile") / "logs"
+    with smith(plane.kubeconfig, logs) as services:
+        yield services, logs
+
+
+@dataclass
+class Answers:
+    tried: dict[str, int] = field(default_factory=dict)
+
+
+ANSWERS = Answers()
+
+
+@settings(max_examples=100 if FULL else 12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=st.one_of(valid(), broken()))
+def test_every_bundle_gets_a_precise_answer(
+    plane: ControlPlane, running: tuple[Services, Path], case: Case
+) -> None:
+    asyncio.run(answered(plane, case))
+
+
+async def answered(plane: ControlPlane, case: Case) -> None:
+    async with KubeClient(KubeConfig.load(plane.kubeconfig)) as kube:
+        namespace = f"h-{secrets.token_hex(4)}"
+        await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        try:
+            await kube.create(bundle("hostile", namespace, *case.spec))
+        except ApiError as e:  # the Bundle CRD's own validation: a precise answer too
+            if e.status != 422:
+                raise
+            ANSWERS.tried["refused by the CRD"] = ANSWERS.tried.get("refused by the CRD", 0) + 1
+            return
+        found: Json = {}
+
+        async def verdict() -> bool:
+            nonlocal found
+            found = await kube.get("smith.atlassian.com/v1", "Bundle", "hostile", namespace)
+            status = found.get("status") or {}
+            if status.get("observedGeneration") != found["metadata"]["generation"]:
+                return False
+            wanted = "Ready" if case.expect == "ready" else "Error"
+            return bool(condition(found, wanted)["status"] == "True")
+
+        await eventually(
+            verdict, within=60, what=f"the answer to {case.why or 'a valid Bundle'}: {case.spec}"
+        )
+        made = await kube.list("v1", "ConfigMap", namespace, label_selector=BUNDLE_NAME_LABEL)
+        if case.expect != "ready":
+            error = condition(found, "Error")
+        if case.expect == "invalid":
+            assert error["reason"] == "InvalidBundle", error
+            assert error["message"], error
+            assert not made["items"], "an invalid Bundle created objects"
+        elif case.expect.startswith("refused:"):
+            culprit = case.expect.partition(":")[2]
+            assert error["reason"] == "TerminalError", error
+            assert culprit in json.dumps(found["status"].get("resourceStatuses", found["status"])), found[
+                "status"
+            ]
+        ANSWERS.tried[case.expect.partition(":")[0]] = ANSWERS.tried.get(case.expect.partition(":")[0], 0) + 1
+
+
+def test_large_shapes_converge_and_planning_stays_near_linear(
+    plane: ControlPlane, running: tuple[Services, Path]
+) -> None:
+    asyncio.run(large(plane))
+
+
+async def large(plane: ControlPlane) -> None:
+    wide, deep, many = (500, 200, 1000) if FULL else (150, 60, 150)
+    async with KubeClient(KubeConfig.load(plane.kubeconfig)) as kube:
+        took: dict[str, float] = {}
+        shapes: list[tuple[str, Callable[[str], list[Json]]]] = [
+            (f"one Bundle of {wide} resources", lambda ns: [wide_bundle(ns, wide)]),
+            (f"a chain of {deep}", lambda ns: [chain("deep", ns, length=deep)]),
+            (f"{many} Bundles in one namespace", lambda ns: [chain(f"m{i}", ns) for i in range(many)]),
+        ]
+        for label, make in shapes:
+            namespace = f"l-{secrets.token_hex(4)}"
+            await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+            bundles = make(namespace)
+            began = time.perf_counter()
+            await asyncio.gather(*(kube.create(b) for b in bundles))
+            await converged(kube, namespace, [b["metadata"]["name"] for b in bundles], within=600)
+            took[label] = time.perf_counter() - began
+        print("large shapes, create -> Ready:", ", ".join(f"{k} {v:.1f} s" for k, v in took.items()))
+
+
+def wide_bundle(namespace: str, width: int) -> Json:
+    return bundle("wide", namespace, *(resource(f"w{i}") for i in range(width)))
+
+
+def test_no_secret_value_in_any_log_event_or_status(
+    plane: ControlPlane, running: tuple[Services, Path]
+) -> None:
+    """Last in this module: everything above put SECRET in Secrets (and only there)."""
+    _, logs = running
+    assert ANSWERS.tried, "no Bundle was tried before this check"
+    for log in logs.glob("*.log"):
+        assert SECRET not in log.read_text(errors="replace"), f"{log.name} shows a Secret's value"
+    asyncio.run(nowhere_in_the_api(plane))
+
+
+async def nowhere_in_the_api(plane: ControlPlane) -> None:
+    async with KubeClient(KubeConfig.load(plane.kubeconfig)) as kube:
+        for api_version, kind in (("v1", "Event"), ("smith.atlassian.com/v1", "Bundle")):
+            for item in (await kube.list(api_version, kind))["items"]:
+                shown = json.dumps({k: v for k, v in item.items() if k != "spec"})
+                assert SECRET not in shown, f"{kind} {item['metadata']['name']} shows a Secret's value"
+    with contextlib.suppress(Exception):
+        print("hostile Bundles answered:", ANSWERS.tried)

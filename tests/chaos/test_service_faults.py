@@ -1,0 +1,65 @@
+"""Smith's own services failing: the planner, the status service and an executor killed mid-reconcile
+and started again; the link between controller and executor black-holed past the deadlines; the
+controller restarted while Bundles converge. Every Bundle converges, nothing is lost or created twice,
+no status is lost (each Bundle's status is for its generation), no service logs a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from faults import FULL, SCALE, Toxiproxy, chain, converged, ledger, nothing_lost_or_doubled, smith
+
+from smith_controlplane.plane import ControlPlane, free_port
+from smith_kube import KubeClient
+
+
+async def test_planner_status_and_executor_killed_mid_reconcile_and_restarted(
+    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    names = [f"p{i}" for i in range(20 * SCALE)]
+    with smith(plane.kubeconfig, tmp_path / "logs") as services:
+        async with ledger(kube, namespace) as book:
+            await asyncio.gather(*(kube.create(chain(n, namespace, length=5)) for n in names))
+            for victim in ("smith_planner", "smith_status", "smith_executor_core"):
+                await asyncio.sleep(0.3)
+                services.kill(victim)  # SIGKILL, in the middle of whatever it was doing
+                await asyncio.sleep(1.0)
+                services.restart(victim)
+            await converged(kube, namespace, names, within=240)
+        nothing_lost_or_doubled(book, names, length=5)
+
+
+async def test_the_link_to_an_executor_black_holed_past_every_deadline(
+    kube: KubeClient, plane: ControlPlane, namespace: str, toxiproxy: Toxiproxy, tmp_path: Path
+) -> None:
+    listen = free_port()
+    advertised = await toxiproxy.proxy("executor", f"127.0.0.1:{listen}")
+    executor = {"SMITH_LISTEN": f"127.0.0.1:{listen}", "SMITH_ADVERTISE": advertised}
+    names = [f"h{i}" for i in range(20 * SCALE)]
+    with smith(plane.kubeconfig, tmp_path / "logs", service_env={"smith_executor_core": executor}):
+        async with ledger(kube, namespace) as book:
+            await asyncio.gather(*(kube.create(chain(n, namespace, length=4)) for n in names))
+            await asyncio.sleep(0.5)
+            # nothing gets through either way and nothing is closed: every call waits for its deadline
+            await toxiproxy.toxic("executor", "hole", "timeout", timeout=0)
+            await toxiproxy.toxic("executor", "hole-up", "timeout", stream="upstream", timeout=0)
+            await asyncio.sleep(35 if FULL else 12)  # apply's deadline is 30 s, plan's and assess's 10 s
+            await toxiproxy.clear("executor", "hole")
+            await toxiproxy.clear("executor", "hole-up")
+            await converged(kube, namespace, names, within=240)
+        nothing_lost_or_doubled(book, names, length=4)
+
+
+async def test_the_controller_restarted_while_bundles_converge(
+    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    names = [f"c{i}" for i in range(200 if FULL else 60)]
+    with smith(plane.kubeconfig, tmp_path / "logs") as services:
+        async with ledger(kube, namespace) as book:
+            await asyncio.gather(*(kube.create(chain(n, namespace)) for n in names))
+            await asyncio.sleep(1.0)
+            services.kill("smith_controller")  # its lease stays until it runs out: the next one waits
+            services.restart("smith_controller")
+            await converged(kube, namespace, names, within=300)
+        nothing_lost_or_doubled(book, names)
