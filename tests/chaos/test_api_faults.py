@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import pytest
 from faults import (
     SCALE,
     Faults,
@@ -95,27 +96,16 @@ async def sent_again(port: int) -> float:
     )
 
 
-async def test_the_api_server_killed_and_restarted_mid_convergence(
-    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path
+@pytest.mark.parametrize("component", ["kube-apiserver", "etcd"])
+async def test_the_api_server_or_etcd_killed_and_restarted_mid_convergence(
+    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path, component: str
 ) -> None:
+    restart = plane.restart_apiserver if component == "kube-apiserver" else plane.restart_etcd
     names = [f"k{i}" for i in range(20 * SCALE)]
     with smith(plane.kubeconfig, tmp_path / "logs"):
         async with ledger(kube, namespace) as book:
             await asyncio.gather(*(kube.create(chain(n, namespace, length=5)) for n in names))
             await asyncio.sleep(0.5)
-            await asyncio.to_thread(plane.restart_apiserver, 2.0)
-            await converged(kube, namespace, names, within=240)
-        nothing_lost_or_doubled(book, names, length=5)
-
-
-async def test_etcd_killed_and_restarted_mid_convergence(
-    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path
-) -> None:
-    names = [f"e{i}" for i in range(20 * SCALE)]
-    with smith(plane.kubeconfig, tmp_path / "logs"):
-        async with ledger(kube, namespace) as book:
-            await asyncio.gather(*(kube.create(chain(n, namespace, length=5)) for n in names))
-            await asyncio.sleep(0.5)
-            await asyncio.to_thread(plane.restart_etcd, 2.0)
+            await asyncio.to_thread(restart, 2.0)
             await converged(kube, namespace, names, within=240)
         nothing_lost_or_doubled(book, names, length=5)

@@ -273,27 +273,24 @@ class ControlPlane:
     def restart_etcd(self, down_seconds: float = 0.0) -> None:
         """An etcd outage: kill it, leave it down `down_seconds`, start it again on the same ports over
         the same data. kube-apiserver stays up and answers errors meanwhile."""
-        old = next(p for p in self.processes if p.name == "etcd")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(old.popen.pid, signal.SIGKILL)
-        old.popen.wait()
-        time.sleep(down_seconds)
-        index = self.processes.index(old)
-        self.processes.remove(old)
-        self._start_etcd(client=int(self.etcd_url.rpartition(":")[2]), peer=self._etcd_peer)
-        self.processes.insert(index, self.processes.pop())
+        client = int(self.etcd_url.rpartition(":")[2])
+        self._restart("etcd", down_seconds, lambda: self._start_etcd(client=client, peer=self._etcd_peer))
 
     def restart_apiserver(self, down_seconds: float = 0.0) -> None:
         """An outage: kill kube-apiserver, leave it down `down_seconds`, start it again on the same port
         over the same etcd. Whoever was connected sees its connections reset and refused meanwhile."""
-        old = next(p for p in self.processes if p.name == "kube-apiserver")
+        port = int(self.server.rpartition(":")[2])
+        self._restart("kube-apiserver", down_seconds, lambda: self._start_apiserver(port=port))
+
+    def _restart(self, name: str, down_seconds: float, start: Callable[[], None]) -> None:
+        old = next(p for p in self.processes if p.name == name)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(old.popen.pid, signal.SIGKILL)
         old.popen.wait()
         time.sleep(down_seconds)
         index = self.processes.index(old)
         self.processes.remove(old)
-        self._start_apiserver(port=int(self.server.rpartition(":")[2]))
+        start()
         self.processes.insert(index, self.processes.pop())
 
     def _start_apiserver(self, port: int | None = None) -> None:

@@ -36,6 +36,7 @@ class Scheduler(Generic[Key]):
         self._free = concurrency
         self._queues: dict[Hashable, deque[asyncio.Future[None]]] = {}  # waiters, by group
         self._turns: deque[Hashable] = deque()  # the groups with waiters, in the order they are served
+        self._stopped = False
         self._dirty: set[Key] = set()
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -48,6 +49,8 @@ class Scheduler(Generic[Key]):
         return len(self._dirty) + self._waiting
 
     def trigger(self, key: Key) -> None:
+        if self._stopped:  # an event that came in during shutdown: the next start looks at everything
+            return
         self._dirty.add(key)
         if (timer := self._timers.pop(key, None)) is not None:
             timer.cancel()
@@ -135,6 +138,7 @@ class Scheduler(Generic[Key]):
         self._free += 1
 
     async def stop(self) -> None:
+        self._stopped = True
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
