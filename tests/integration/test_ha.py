@@ -343,24 +343,20 @@ async def test_an_executor_writes_nothing_once_the_callers_deadline_has_passed(
     that lost its share would write over its successor."""
     executor = smith.executors[0]
     name = "late"
-    owner_ref = {
-        "apiVersion": API_VERSION,
-        "kind": "Bundle",
-        "name": "late",
-        "uid": "u-late",
-        "controller": True,
-    }
+    # a Bundle that exists: the garbage collector deletes what an absent owner controls
+    uid = (await kube.create(bundle(name, namespace)))["metadata"]["uid"]
+    owner_ref = {"apiVersion": API_VERSION, "kind": "Bundle", "name": name, "uid": uid, "controller": True}
     ours = {
         **config_map(name, {"v": "new"}),
         "metadata": {"name": name, "namespace": namespace, "ownerReferences": [owner_ref]},
     }
     await kube.create(ours)
     stale = {**ours, "data": {"v": "stale"}}
-    bundle = Bundle(namespace=namespace, name="late", uid="u-late")
+    owner = Bundle(namespace=namespace, name=name, uid=uid)
     past = time.monotonic() - 1
-    create, _ = await executor._apply(bundle, Apply(resource=name, object=stale, expect_absent=True), past)
-    update, _ = await executor._apply(bundle, Apply(resource=name, object=stale, observed_version="1"), past)
-    gone = await executor._delete(bundle, Delete(ObjectRef.of(ours)), past)
+    create, _ = await executor._apply(owner, Apply(resource=name, object=stale, expect_absent=True), past)
+    update, _ = await executor._apply(owner, Apply(resource=name, object=stale, observed_version="1"), past)
+    gone = await executor._delete(owner, Delete(ObjectRef.of(ours)), past)
     for result in (create, update, gone):
         assert not result.ok
         assert "deadline passed" in result.error

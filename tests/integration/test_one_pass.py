@@ -111,7 +111,7 @@ async def test_a_create_is_one_request_and_never_takes_over_an_object_that_is_no
             obj["metadata"]["namespace"] = namespace
             action = action_to_proto(Apply(name, obj, expect_absent=True))
             recording.sent.clear()
-            answer = await executor.Apply(ApplyRequest(bundle=owner, actions=[action]), None)  # type: ignore[arg-type]
+            answer = await executor.Apply(ApplyRequest(bundle=owner, actions=[action]), NoDeadline())  # type: ignore[arg-type]
             (result,) = answer.results
             return result
 
@@ -132,3 +132,10 @@ async def test_a_create_is_one_request_and_never_takes_over_an_object_that_is_no
         stored = await kube.get("v1", "ConfigMap", "theirs", namespace)
         assert stored["data"] == {"value": "someone else's"}, "an object that is not Smith's is left as it is"
         assert "smith" not in {m["manager"] for m in stored["metadata"]["managedFields"]}
+
+
+class NoDeadline:
+    """The one thing the executor asks of a call's context here: no deadline."""
+
+    def time_remaining(self) -> None:
+        return None
