@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from faults import Toxiproxy
 
+from faults import Toxiproxy
 from smith_controlplane.plane import ControlPlane, dying_with_parent, free_port
 from smith_kube import KubeClient, KubeConfig
 from smith_kube.manifests import create_all

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from faults import (
     SCALE,
     Faults,
@@ -20,8 +22,6 @@ from faults import (
     nothing_lost_or_doubled,
     smith,
 )
-from prometheus_client.parser import text_string_to_metric_families
-
 from smith_controlplane.plane import ControlPlane
 from smith_kube import KubeClient
 

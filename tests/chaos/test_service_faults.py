@@ -9,7 +9,6 @@ import asyncio
 from pathlib import Path
 
 from faults import FULL, SCALE, Toxiproxy, chain, converged, ledger, nothing_lost_or_doubled, smith
-
 from smith_controlplane.plane import ControlPlane, free_port
 from smith_kube import KubeClient
 
