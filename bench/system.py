@@ -317,6 +317,7 @@ class Bench:
             "seconds": took,
             "objects_per_s": count * 10 / took,
             "controller_cpu_s": {n: spent[n] for n in self.controllers},
+            "controller_rss_mib": {n: rss_mib(self.pids[n]) for n in self.controllers},
             "smith_cpu_s": sum(spent[n] for n in self.pids),
             "smith_cpu_by_service": {n: spent[n] for n in self.pids},
             "plane_cpu_s": {n: spent[n] for n in self.plane_pids},
@@ -829,14 +830,16 @@ def report(r: dict[str, Any]) -> str:
             f"Scale-out: {one['seconds'] * one['objects_per_s'] / 10:.0f} Bundles of 10 objects at once -> "
             "all Ready, fresh services, 1 vs N controller replicas sharing the Bundles",
             f"  {'replicas':>8}{'seconds':>10}{'objects/s':>11}{'x one':>8}"
-            "  CPU s: per controller replica; all of Smith; the control plane",
+            "  CPU s: per controller replica; all of Smith; the control plane; RSS MiB per controller",
         ]
         for n, row in rows.items():
             per = ", ".join(f"{c:.1f}" for c in row["controller_cpu_s"].values())
+            rss = ", ".join(f"{m:.0f}" for m in row["controller_rss_mib"].values())
             lines.append(
                 f"  {n:>8}{row['seconds']:>10.2f}{row['objects_per_s']:>11.1f}"
                 f"{row['objects_per_s'] / one['objects_per_s']:>7.2f}x  {per}; {row['smith_cpu_s']:.1f}; "
                 + ", ".join(f"{n} {t:.1f}" for n, t in row["plane_cpu_s"].items())
+                + f"; {rss}"
             )
     if take := r.get("takeover"):
         lines.append(

@@ -88,6 +88,11 @@ class Replicas:
             if sample.name == metric
         )
 
+    async def kept(self, expected: dict[str, int]) -> bool:
+        """Each named replica keeps exactly that many objects in memory."""
+        kept = {n: await self.metric(n, "smith_controller_cached_objects") for n in expected}
+        return kept == expected
+
     async def all_see(self, members: int) -> None:
         async def seen() -> bool:
             try:
@@ -208,6 +213,11 @@ async def test_three_replicas_share_the_bundles_each_reconciled_by_exactly_one(
         assert sum(owned) == len(bundles)
         made = await kube.list("v1", "ConfigMap", namespace, label_selector=BUNDLE_NAME_LABEL)
         assert len(made["items"]) == 2 * len(bundles)
+        # Each replica keeps in memory the objects of its own share only.
+        await eventually(
+            lambda: running.kept({n: 2 * len(share(namespace, bundles, names, n)) for n in names}),
+            what="each replica to keep its share's objects",
+        )
 
 
 async def test_a_killed_replicas_bundles_are_taken_over_within_its_lease(
@@ -239,6 +249,12 @@ async def test_a_killed_replicas_bundles_are_taken_over_within_its_lease(
         )
         by_bundle = await reporters(kube, namespace)
         assert any("hk-b" in by_bundle[v] or "hk-c" in by_bundle[v] for v in victims)
+        # The survivors listed again what they took over, and keep it.
+        left = ["hk-b", "hk-c"]
+        await eventually(
+            lambda: running.kept({n: 4 * len(share(namespace, bundles, left, n)) for n in left}),
+            what="the survivors to keep the objects of their new shares",
+        )
 
 
 async def test_a_paused_replica_resumed_writes_nothing_stale(

@@ -11,7 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 
-from smith_controller.cache import BundleKey, Notify
+from smith_controller.cache import BundleKey, Keep, Notify
 from smith_controller.tasks import cancel_and_wait
 from smith_engine.model import ObjectRef
 from smith_kube import KubeClient, UnservedKindError
@@ -51,6 +51,11 @@ class BlockerWatches:
                     task.cancel()
                     self._ending.add(task)
                     task.add_done_callback(self._ending.discard)
+
+    def retain(self, keep: Keep) -> None:
+        """Stop watching for the Bundles `keep` lets go (another replica's now)."""
+        for bundle in [b for b in self._by_bundle if not keep(b)]:
+            self.set(bundle, ())
 
     async def stop(self) -> None:
         """Cancel every watch and wait until each has closed its connection, including the watches

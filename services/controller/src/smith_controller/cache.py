@@ -1,5 +1,9 @@
 """The objects Smith manages, as watched from the API server: one list+watch per kind, selected by the
-BundleName label, indexed by Bundle. A reconcile reads its children here, never from the API server."""
+BundleName label, indexed by Bundle. A reconcile reads its children here, never from the API server.
+
+With several controller replicas, each keeps only the children of the Bundles in its share: the API
+cannot select objects by a hash of their Bundle's name, so every replica receives every event, but
+what is not its own is not kept. When its share grows (a replica left), it lists every kind again."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ log = logging.getLogger("smith.controller.cache")
 
 BundleKey = tuple[str, str]  # (namespace, bundle name)
 Notify = Callable[[BundleKey], None]
+Keep = Callable[[BundleKey], bool]
 
 
 def bundle_of(obj: JSONObject) -> BundleKey | None:
@@ -51,15 +56,22 @@ class Child:
 
 
 class ChildCache:
-    def __init__(self, kube: KubeClient, notify: Notify, *, namespace: str | None = None) -> None:
-        """`namespace` limits the watches to one namespace (a single-namespace install)."""
+    def __init__(
+        self, kube: KubeClient, notify: Notify, *, namespace: str | None = None, keep: Keep | None = None
+    ) -> None:
+        """`namespace` limits the watches to one namespace (a single-namespace install); `keep` says
+        which Bundles' children to keep (all when not given; see `reshare`)."""
         self.kube = kube
         self.notify = notify
         self.namespace = namespace
+        self.keep: Keep = keep or (lambda _: True)
         self._objects: dict[tuple[GroupKind, str], Child] = {}  # (kind, uid) -> object
         self._by_bundle: dict[BundleKey, set[tuple[GroupKind, str]]] = defaultdict(set)
         self._watches: dict[GroupKind, asyncio.Task[None]] = {}
         self._synced: dict[GroupKind, asyncio.Event] = {}
+
+    def __len__(self) -> int:
+        return len(self._objects)
 
     def children(self, key: BundleKey) -> list[Child]:
         return [self._objects[k] for k in sorted(self._by_bundle.get(key, ()))]
@@ -82,7 +94,18 @@ class ChildCache:
             self._watches[kind] = asyncio.create_task(self._run(kind), name=f"watch {kind}")
         for kind in self._watches.keys() - kinds:
             self._watches.pop(kind).cancel()
-            self._synced.pop(kind, None)
+            self._synced.pop(kind).set()  # nothing to wait for any more
+
+    def reshare(self, *, grew: bool) -> None:
+        """`keep` answers differently now: let go of what is no longer kept, and when it keeps more
+        (`grew`), list every kind again (the watches start over; reconciles wait for the lists)."""
+        for kind, uid in [k for k, c in self._objects.items() if c.bundle and not self.keep(c.bundle)]:
+            self._forget(kind, uid)
+        if grew:
+            for kind, task in self._watches.items():
+                task.cancel()
+                self._synced[kind].clear()  # the same event: whoever waits on it waits for the new list
+                self._watches[kind] = asyncio.create_task(self._run(kind), name=f"watch {kind}")
 
     async def stop(self) -> None:
         tasks = list(self._watches.values())
@@ -92,7 +115,11 @@ class ChildCache:
     # --- one kind ---------------------------------------------------------------------------------
 
     def _put(self, kind: GroupKind, obj: JSONObject) -> None:
-        uid, child = obj["metadata"]["uid"], Child.of(obj)
+        uid, key = obj["metadata"]["uid"], bundle_of(obj)
+        if key and not self.keep(key):
+            self._drop(kind, uid)  # it may have been kept under the Bundle its label named before
+            return
+        child = Child.of(obj)
         old = self._objects.get((kind, uid))
         old_key, new_key = (old.bundle if old else None), child.bundle
         self._objects[(kind, uid)] = child
@@ -104,10 +131,19 @@ class ChildCache:
             self.notify(new_key)
 
     def _drop(self, kind: GroupKind, uid: str) -> None:
-        old = self._objects.pop((kind, uid), None)
-        if old is not None and (key := old.bundle):
-            self._by_bundle[key].discard((kind, uid))
+        if (key := self._forget(kind, uid)) is not None:
             self.notify(key)
+
+    def _forget(self, kind: GroupKind, uid: str) -> BundleKey | None:
+        """Remove the object; the Bundle it belonged to."""
+        old = self._objects.pop((kind, uid), None)
+        if old is None or (key := old.bundle) is None:
+            return None
+        kept = self._by_bundle[key]
+        kept.discard((kind, uid))
+        if not kept:
+            del self._by_bundle[key]
+        return key
 
     async def _run(self, kind: GroupKind) -> None:
         delay = 1.0

@@ -124,6 +124,11 @@ class Members:
         """The live members, this replica among them while its lease is valid."""
         return self._live
 
+    def in_share(self, namespace: str, name: str) -> bool:
+        """The Bundle falls to this replica among the live members (whether it may act now or not, see
+        `owns`): what its caches keep. Changes only when `changed()` is called."""
+        return owner(f"{namespace}/{name}", self._live | {self.identity}) == self.identity
+
     # --- this replica's lease ---------------------------------------------------------------------
 
     async def _renewing(self) -> None:

@@ -66,6 +66,7 @@ RECONCILES = Histogram(
 QUEUE_DEPTH = Gauge("smith_work_queue_depth", "Bundles waiting for a reconcile")
 BUNDLES = Gauge("smith_bundles", "Bundles the controller knows")
 OWNED = Gauge("smith_bundles_owned", "Bundles this controller replica owns (reconciles)")
+CACHED = Gauge("smith_controller_cached_objects", "Objects of its Bundles this replica keeps in memory")
 MEMBERS = Gauge("smith_controller_members", "Live controller replicas, as this one sees them")
 LOST = Counter(
     "smith_reconciles_given_up_total",
@@ -128,7 +129,10 @@ class Controller:
             identity=self.settings.identity,
         )
         self.cache = ChildCache(
-            self.kube, self._child_changed, namespace=self.settings.watch_namespace or None
+            self.kube,
+            self._child_changed,
+            namespace=self.settings.watch_namespace or None,
+            keep=self._in_share,
         )
         self.scheduler: Scheduler[BundleKey] = Scheduler(
             self._work, concurrency=self.settings.concurrency, group=lambda key: key[0]
@@ -142,17 +146,33 @@ class Controller:
         QUEUE_DEPTH.set_function(lambda: self.scheduler.depth)
         BUNDLES.set_function(lambda: len(self.bundles))
         self.members: Members | None = None
+        self._others: frozenset[str] = frozenset()  # the other live replicas, when last told
         if self.settings.lease_seconds > 0:
             self.members = Members(
                 self.kube_config,
                 namespace=self.settings.namespace,
                 identity=self.settings.identity,
                 duration=self.settings.lease_seconds,
-                changed=self.resync,  # the Bundles it owns changed: each is looked at (or dropped)
+                changed=self._members_changed,
             )
             await self.members.start()
             MEMBERS.set_function(lambda: len(self.members.live()) if self.members else 0)
         OWNED.set_function(lambda: sum(1 for key in self.bundles if self.owns(key)))
+        CACHED.set_function(lambda: len(self.cache))
+
+    def _in_share(self, key: BundleKey) -> bool:
+        """What this replica keeps for a Bundle: everything without leases, its share's with them."""
+        return self.members is None or self.members.in_share(*key)
+
+    def _members_changed(self) -> None:
+        """The Bundles owned changed: the cache keeps the new share (listing again when it grew, as a
+        replica left), blockers of others' Bundles are let go, and each Bundle is looked at (or dropped)."""
+        assert self.members is not None
+        others = self.members.live() - {self.settings.identity}
+        self.cache.reshare(grew=bool(self._others - others))
+        self.blockers.retain(self._in_share)
+        self._others = others
+        self.resync()
 
     def owns(self, key: BundleKey) -> bool:
         """The Bundle is this replica's to reconcile (always, without leases: a single replica)."""
