@@ -192,6 +192,48 @@ async def large(plane: ControlPlane) -> None:
         print("large shapes, create -> Ready:", ", ".join(f"{k} {v:.1f} s" for k, v in took.items()))
 
 
+def test_objects_near_the_size_limits(plane: ControlPlane, running: tuple[Services, Path]) -> None:
+    asyncio.run(near_the_limits(plane))
+
+
+async def near_the_limits(plane: ControlPlane) -> None:
+    """A ConfigMap of almost 1 MiB (the most its data may hold) in a Bundle converges, stored whole; one
+    just over is the API server's terminal error on its resource alone; a Bundle over the API server's
+    1.5 MiB request limit is refused by it, and Smith's services carry on."""
+    async with KubeClient(KubeConfig.load(plane.kubeconfig)) as kube:
+        namespace = f"z-{secrets.token_hex(4)}"
+        await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        big = secrets.token_urlsafe(1_000_000)[:1_000_000]
+        fits = bundle("fits", namespace, resource("big", config_map("big", {"a": big})), resource("small"))
+        over = bundle(
+            "over",
+            namespace,
+            resource("big", config_map("too-big", {"a": big, "b": big[:100_000]})),
+            resource("small", config_map("over-small")),
+        )
+        await kube.create(fits)
+        await kube.create(over)
+        with pytest.raises(ApiError) as refused:
+            await kube.create(bundle("huge", namespace, resource("big", config_map("huge", {"a": big * 2}))))
+        assert refused.value.status in (413, 422, 500), refused.value
+        ANSWERS["over the request limit, refused by the API server"] += 1
+        await converged(kube, namespace, ["fits"])
+        stored = await kube.get("v1", "ConfigMap", "big", namespace)
+        assert stored["data"]["a"] == big
+
+        async def answered() -> bool:
+            found = await kube.get("smith.atlassian.com/v1", "Bundle", "over", namespace)
+            return bool(condition(found, "Error").get("reason") == "TerminalError")
+
+        await eventually(answered, within=60, what="the terminal error on the ConfigMap over 1 MiB")
+        found = await kube.get("smith.atlassian.com/v1", "Bundle", "over", namespace)
+        statuses = {r["name"]: r for r in found["status"]["resourceStatuses"]}
+        assert "big" in json.dumps(statuses["big"]) and statuses["small"], statuses
+        assert "too long" in json.dumps(statuses["big"]).lower(), statuses["big"]
+        ANSWERS["refused"] += 1
+        ANSWERS["ready"] += 1
+
+
 def wide_bundle(namespace: str, width: int) -> Json:
     return bundle("wide", namespace, *(resource(f"w{i}") for i in range(width)))
 

@@ -1,5 +1,6 @@
 """Smith's own services failing: the planner, the status service and an executor killed mid-reconcile
-and started again; the link between controller and executor black-holed past the deadlines; the
+and started again; the link between controller and executor black-holed past the deadlines; the links
+from the controller to the planner and the status service slowed, reset, refused and black-holed; the
 controller restarted while Bundles converge. Every Bundle converges, nothing is lost or created twice,
 no status is lost (each Bundle's status is for its generation), no service logs a traceback."""
 
@@ -9,7 +10,7 @@ import asyncio
 from pathlib import Path
 
 from faults import FULL, SCALE, Toxiproxy, chain, converged, ledger, nothing_lost_or_doubled, smith
-from smith_controlplane.plane import ControlPlane, free_port
+from smith_controlplane.plane import ControlPlane, free_port, free_ports
 from smith_kube import KubeClient
 
 
@@ -47,6 +48,44 @@ async def test_the_link_to_an_executor_black_holed_past_every_deadline(
             await toxiproxy.clear("executor", "hole")
             await toxiproxy.clear("executor", "hole-up")
             await converged(kube, namespace, names, within=240)
+        nothing_lost_or_doubled(book, names, length=4)
+
+
+async def test_the_links_to_the_planner_and_the_status_service_slowed_reset_and_cut(
+    kube: KubeClient, plane: ControlPlane, namespace: str, toxiproxy: Toxiproxy, tmp_path: Path
+) -> None:
+    planner, status = free_ports(2)
+    controller = {
+        "SMITH_PLANNER": await toxiproxy.proxy("planner", f"127.0.0.1:{planner}"),
+        "SMITH_STATUS": await toxiproxy.proxy("status", f"127.0.0.1:{status}"),
+    }
+    service_env = {
+        "smith_planner": {"SMITH_LISTEN": f"127.0.0.1:{planner}"},
+        "smith_status": {"SMITH_LISTEN": f"127.0.0.1:{status}"},
+        "smith_controller": controller,
+    }
+    names = [f"l{i}" for i in range(20 * SCALE)]
+    hold = 20 if FULL else 6
+    with smith(plane.kubeconfig, tmp_path / "logs", service_env=service_env):
+        async with ledger(kube, namespace) as book:
+            for link in ("planner", "status"):  # 200 ms each way, while every Bundle starts
+                await toxiproxy.toxic(link, "slow", "latency", latency=200, jitter=50)
+                await toxiproxy.toxic(link, "slow-up", "latency", stream="upstream", latency=200)
+            await asyncio.gather(*(kube.create(chain(n, namespace, length=4)) for n in names))
+            await asyncio.sleep(hold)
+            for link in ("planner", "status"):  # every connection reset as it opens
+                await toxiproxy.toxic(link, "reset", "reset_peer", timeout=0)
+            await asyncio.sleep(3)
+            for link in ("planner", "status"):
+                await toxiproxy.clear(link, "reset")
+            await toxiproxy.enabled("planner", False)  # refused
+            await toxiproxy.toxic("status", "hole", "timeout", timeout=0)  # black hole past its deadline
+            await toxiproxy.toxic("status", "hole-up", "timeout", stream="upstream", timeout=0)
+            await asyncio.sleep(17)  # a report's deadline is 15 s
+            await toxiproxy.enabled("planner", True)
+            for link, toxic in (("status", "hole"), ("status", "hole-up")):
+                await toxiproxy.clear(link, toxic)
+            await converged(kube, namespace, names, within=240)  # with the latency still on
         nothing_lost_or_doubled(book, names, length=4)
 
 
