@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -136,6 +137,7 @@ THROTTLED = Counter(
 )
 THROTTLED_ATTEMPTS: Final = 10
 RETRY_AFTER_MAX: Final = 30.0  # seconds: a longer wait asked for is cut to this
+LARGE_BODY: Final = 1 << 20  # bytes: aiohttp's own threshold for a warning on a bytes body
 
 
 def retry_after(status: int, header: str | None) -> float | None:
@@ -221,7 +223,8 @@ class KubeClient:
             await self.config.fresh()
             auth = self.config.authorization()
             sent = {**(headers or {}), **({"Authorization": auth} if auth else {})}
-            async with self._http().request(method, path, headers=sent, **options) as response:
+            body = {"data": _streamed(options["data"])} if "data" in options else {}
+            async with self._http().request(method, path, headers=sent, **options | body) as response:
                 wait = retry_after(response.status, response.headers.get("Retry-After"))
                 unauthorized = response.status == 401 and not renewed
                 if not unauthorized and (wait is None or throttled >= THROTTLED_ATTEMPTS):
@@ -484,3 +487,9 @@ def _decode(text: str) -> JSONObject:
     except json.JSONDecodeError:
         return {"message": text.strip()}
     return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+
+def _streamed(data: Any) -> Any:
+    """A body over 1 MiB as a stream, read by aiohttp in chunks (it sends such bytes only with a warning:
+    they may hold the event loop); a fresh one for each attempt."""
+    return io.BytesIO(data) if isinstance(data, bytes) and len(data) > LARGE_BODY else data
