@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from smith_kube import ConflictError, KubeClient, NotFoundError, UnservedKindError, WatchEvent
+from smith_kube.client import REQUEST_CONNECTIONS
 from support import crd_object, eventually
 
 pytestmark = pytest.mark.controlplane
@@ -128,6 +129,33 @@ async def test_watch_sees_added_modified_deleted(kube: KubeClient, namespace: st
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+
+
+async def test_requests_go_through_while_more_watches_are_open_than_requests_have_connections(
+    kube: KubeClient, namespace: str
+) -> None:
+    """HTTP/1.1 holds a connection for each watch: the client's requests must not wait behind them."""
+    await kube.create(config_map("held", namespace, v="1"))
+    count = REQUEST_CONNECTIONS + 6
+    async with KubeClient(kube.config, timeout=5) as client:
+        started = [asyncio.Event() for _ in range(count)]
+
+        async def hold(event: asyncio.Event) -> None:
+            selector = "metadata.name=held"
+            async for _ in client.watch("v1", "ConfigMap", namespace, field_selector=selector):
+                event.set()  # the first event of a watch without a version: the object as it is
+
+        holders = [asyncio.create_task(hold(e)) for e in started]
+        try:
+            async with asyncio.timeout(60):
+                await asyncio.gather(*(e.wait() for e in started))
+            for _ in range(3):  # each within the client's 5 s, with every watch still open
+                assert (await client.get("v1", "ConfigMap", "held", namespace))["data"] == {"v": "1"}
+            assert not any(h.done() for h in holders)
+        finally:
+            for holder in holders:
+                holder.cancel()
+            await asyncio.gather(*holders, return_exceptions=True)
 
 
 async def test_object_with_a_finalizer_waits_until_it_is_removed(kube: KubeClient, namespace: str) -> None:

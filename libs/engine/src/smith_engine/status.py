@@ -59,6 +59,7 @@ class ActionResult:
     terminal: bool = False
     outcome: Outcome = Outcome.NONE
     readiness: Readiness | None = None  # of the object as the apply left it
+    in_the_way: bool = False  # a create found an object of that name that is not the Bundle's to take
 
 
 def merge_results(verdicts: Sequence[Verdict], results: Sequence[ActionResult]) -> tuple[Verdict, ...]:

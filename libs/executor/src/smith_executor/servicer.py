@@ -189,7 +189,12 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 """A terminal failure: the object must not, or cannot, be applied as it is."""
                 span.set_attribute("smith.verdict", verdict)
                 failure = ActionResult(
-                    object=ref, resource=action.resource, ok=False, error=message, terminal=True
+                    object=ref,
+                    resource=action.resource,
+                    ok=False,
+                    error=message,
+                    terminal=True,
+                    in_the_way=verdict == "NotOwned",
                 )
                 return self._done(failure, bundle, "apply"), None
 

@@ -137,6 +137,7 @@ THROTTLED = Counter(
 )
 THROTTLED_ATTEMPTS: Final = 10
 RETRY_AFTER_MAX: Final = 30.0  # seconds: a longer wait asked for is cut to this
+REQUEST_CONNECTIONS: Final = 64  # at once to the API server, besides one per watch
 LARGE_BODY: Final = 1 << 20  # bytes: aiohttp's own threshold for a warning on a bytes body
 
 
@@ -174,14 +175,18 @@ def _counting_failures(method: str) -> Iterator[None]:
 
 
 class KubeClient:
-    """One connection pool to one API server. Use as an async context manager, or call `close()`.
-    With `rate`, every request (a watch's too) waits for a token first."""
+    """Connections to one API server: a pool of REQUEST_CONNECTIONS for requests, and one connection
+    per watch, apart (HTTP/1.1 holds a connection for each watch: watches sharing the requests' pool
+    would leave requests waiting, all of them once there are as many watches as connections). Use as
+    an async context manager, or call `close()`. With `rate`, every request (a watch's too) waits for
+    a token first."""
 
     def __init__(self, config: KubeConfig, *, timeout: float = 30.0, rate: TokenBucket | None = None) -> None:
         self.config = config
         self.rate = rate
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._watches: aiohttp.ClientSession | None = None
         self._ssl = config.ssl_context()
         self._resources: dict[tuple[str, str], ResourceInfo] = {}
         self._preferred: dict[str, str] = {}
@@ -194,22 +199,34 @@ class KubeClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._watches):
+            if session is not None:
+                await session.close()
+        self._session = self._watches = None
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                base_url=self.config.server,
-                headers={"Accept": "application/json"},
-                connector=aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False, limit=64),
-            )
+    def _http(self, *, watch: bool = False) -> aiohttp.ClientSession:
+        if watch:
+            self._watches = self._watches or self._new_session(limit=0)  # 0: no limit
+            return self._watches
+        self._session = self._session or self._new_session(limit=REQUEST_CONNECTIONS)
         return self._session
+
+    def _new_session(self, *, limit: int) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            base_url=self.config.server,
+            headers={"Accept": "application/json"},
+            connector=aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False, limit=limit),
+        )
 
     @contextlib.asynccontextmanager
     async def _send(
-        self, method: str, path: str, headers: Mapping[str, str] | None = None, **options: Any
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        watch: bool = False,
+        **options: Any,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One request with the current credentials. A 401 reads the credentials again (a rotated token
         file, an expired or revoked token, a new client certificate) and sends the request once more. A
@@ -224,7 +241,8 @@ class KubeClient:
             auth = self.config.authorization()
             sent = {**(headers or {}), **({"Authorization": auth} if auth else {})}
             body = {"data": _streamed(options["data"])} if "data" in options else {}
-            async with self._http().request(method, path, headers=sent, **options | body) as response:
+            session = self._http(watch=watch)
+            async with session.request(method, path, headers=sent, **options | body) as response:
                 wait = retry_after(response.status, response.headers.get("Retry-After"))
                 unauthorized = response.status == 401 and not renewed
                 if not unauthorized and (wait is None or throttled >= THROTTLED_ATTEMPTS):
@@ -449,7 +467,7 @@ class KubeClient:
             params["timeoutSeconds"] = str(timeout_seconds)
         path = await self._path(api_version, kind, namespace)
         endless = aiohttp.ClientTimeout(total=None, sock_connect=10)
-        async with self._send("GET", path, params=params, timeout=endless) as response:
+        async with self._send("GET", path, params=params, timeout=endless, watch=True) as response:
             if response.status >= 400:
                 _raise_for(response.status, await response.text(), "WATCH", path)
             buffer = b""

@@ -128,6 +128,7 @@ def result_to_proto(result: ActionResult, observed: Observed | None = None) -> p
         error_message=result.error,
         terminal=result.terminal,
         outcome=_OUTCOME_TO_PROTO[result.outcome],
+        in_the_way=result.in_the_way,
     )
     if observed is not None:
         msg.observed.CopyFrom(observed_to_proto(observed))
@@ -143,6 +144,7 @@ def result_from_proto(msg: pb.ActionResult) -> ActionResult:
         terminal=msg.terminal,
         outcome=_OUTCOME_FROM_PROTO.get(msg.outcome, Outcome.NONE),
         readiness=readiness_from_proto(msg.observed.readiness) if msg.HasField("observed") else None,
+        in_the_way=msg.in_the_way,
     )
 
 

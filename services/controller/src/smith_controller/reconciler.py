@@ -339,12 +339,13 @@ class TeardownError(Exception):
 
 def _blockers(actions: Sequence[Action], results: Sequence[common_pb2.ActionResult]) -> tuple[ObjectRef, ...]:
     """Objects a create found in the way (existing, and not Smith's to take): they carry no Smith label,
-    so only a watch of their own says when they change or go."""
+    so only a watch of their own says when they change or go. (Not any other failure of a create: a
+    kind no executor serves, an object the server refuses — nothing there to watch.)"""
     creates = {a.resource: a for a in actions if isinstance(a, Apply) and a.expect_absent}
     return tuple(
         ObjectRef.of(creates[r.resource_name].object)
         for r in results
-        if not r.ok and r.terminal and r.resource_name in creates
+        if r.in_the_way and r.resource_name in creates
     )
 
 

@@ -321,11 +321,16 @@ class ActionResult(_message.Message):
     TERMINAL_FIELD_NUMBER: _builtins.int
     OBSERVED_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
+    IN_THE_WAY_FIELD_NUMBER: _builtins.int
     resource_name: _builtins.str
     ok: _builtins.bool
     error_message: _builtins.str
     terminal: _builtins.bool
     outcome: Global___Outcome.ValueType
+    in_the_way: _builtins.bool
+    """A create found another object of that name, not the bundle's to take (controlled by something
+    else): the controller watches it until it changes or goes.
+    """
     @_builtins.property
     def object(self) -> Global___ObjectRef: ...
     @_builtins.property
@@ -342,10 +347,11 @@ class ActionResult(_message.Message):
         terminal: _builtins.bool = ...,
         observed: Global___Observed | None = ...,
         outcome: Global___Outcome.ValueType = ...,
+        in_the_way: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["object", b"object", "observed", b"observed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_message", b"error_message", "object", b"object", "observed", b"observed", "ok", b"ok", "outcome", b"outcome", "resource_name", b"resource_name", "terminal", b"terminal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_message", b"error_message", "in_the_way", b"in_the_way", "object", b"object", "observed", b"observed", "ok", b"ok", "outcome", b"outcome", "resource_name", b"resource_name", "terminal", b"terminal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
