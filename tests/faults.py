@@ -27,6 +27,7 @@ from support import config_map, eventually, resource
 
 FULL = os.environ.get("SMITH_CHAOS") == "full"
 SCALE = 5 if FULL else 1  # Bundles per scenario: 20 in `make test`, 100 with `make chaos`
+TALLY: Counter[str] = Counter()  # what the suite saw converge and counted: printed at its end
 Json = dict[str, Any]
 
 
@@ -251,6 +252,7 @@ async def converged(kube: KubeClient, namespace: str, names: list[str], *, withi
 
     try:
         await eventually(ready, within=within, what=f"{len(names)} Bundles Ready")
+        TALLY["Bundles converged"] += len(names)
     except AssertionError as e:
         listing = (await kube.list("smith.atlassian.com/v1", "Bundle", namespace))["items"]
         stuck = [(b["metadata"]["name"], b.get("status")) for b in listing if b["metadata"]["name"] in names]
@@ -263,3 +265,4 @@ def nothing_lost_or_doubled(book: Ledger, names: list[str], length: int = 3) -> 
     doubled = {k: n for k, n in book.created.items() if n > 1}
     assert not doubled, f"created more than once: {doubled}"
     assert all(len(book.uids[k]) == 1 for k in expected)
+    TALLY["objects each created exactly once (none lost, none duplicated)"] += len(expected)

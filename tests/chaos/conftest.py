@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from faults import Toxiproxy
+from faults import TALLY, Toxiproxy
 from smith_controlplane.plane import ControlPlane, dying_with_parent, free_port
 from smith_kube import KubeClient, KubeConfig
 from smith_kube.manifests import create_all
@@ -32,6 +32,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chaos: fault injection (make chaos runs it at full size)")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TALLY:
+        terminalreporter.write_line(
+            "faults: " + "; ".join(f"{n} {what}" for what, n in TALLY.items()) + ", in the tests that passed"
+        )
 
 
 @pytest.fixture(scope="session")
