@@ -27,7 +27,7 @@ import aiohttp
 from bench.controlplane import rss_mib
 from bench.peers import Kro, running_kro
 from smith_controlplane.plane import ControlPlane
-from smith_controlplane.services import controller_identity, running_services
+from smith_controlplane.services import controller_identity, cpu_seconds, running_services
 from smith_engine.conditions import condition_true
 from smith_engine.sharding import owner
 from smith_kube import KubeClient, KubeConfig
@@ -526,16 +526,6 @@ class Bench:
 def ours(writes: dict[str, float]) -> float:
     """Requests by Smith: all but the API server's own lease renewals and the executors' heartbeats."""
     return sum(n for r, n in writes.items() if r not in ("leases", "executors"))
-
-
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User + system CPU seconds of each process so far (/proc/<pid>/stat fields 14 and 15)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for name, pid in pids.items():
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        out[name] = (int(fields[11]) + int(fields[12])) / ticks
-    return out
 
 
 def read_spans(logs: Path) -> list[Json]:

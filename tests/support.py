@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from smith_engine.changes import desired_hash
 from smith_engine.model import BUNDLE_NAME_LABEL, Bundle, ObjectKey
@@ -163,3 +165,15 @@ def crd_object(group: str, kind: str, **annotations: str) -> dict[str, Any]:
             ],
         },
     }
+
+
+async def metric(port: int, name: str) -> float:
+    """The sum of a metric's samples (every label) on a service's /metrics port."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as answer:
+        text = await answer.text()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )

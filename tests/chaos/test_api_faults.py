@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from faults import (
     SCALE,
@@ -24,6 +22,7 @@ from faults import (
 )
 from smith_controlplane.plane import ControlPlane
 from smith_kube import KubeClient
+from support import metric
 
 
 async def through_toxiproxy(toxiproxy: Toxiproxy, plane: ControlPlane, tmp_path: Path) -> Path:
@@ -78,22 +77,12 @@ async def test_429_with_retry_after_and_503_are_waited_out(
                 await asyncio.gather(*(kube.create(chain(n, namespace)) for n in names))
                 await converged(kube, namespace, names, within=240)
             nothing_lost_or_doubled(book, names)
-            throttled = {name: await sent_again(port) for name, port in metrics.items()}
+            throttled = {
+                name: await metric(port, "smith_kube_api_throttled_total") for name, port in metrics.items()
+            }
     assert faults.seen == {429: 15 * SCALE, 503: 10 * SCALE, 500: 10 * SCALE}, faults.seen
     # Smith's own client waited each out and sent it again (kopf's watches back off on their own)
     assert 0 < sum(throttled.values()) <= 25 * SCALE, throttled
-
-
-async def sent_again(port: int) -> float:
-    """Requests a service sent again after a 429 or a 503 with Retry-After (its own metric)."""
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as answer:
-        text = await answer.text()
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == "smith_kube_api_throttled_total"
-    )
 
 
 @pytest.mark.parametrize("component", ["kube-apiserver", "etcd"])

@@ -19,7 +19,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from smith_executor import registration
 
 from live import bundle, edit_bundle, exists, get_bundle
@@ -28,7 +27,7 @@ from smith_engine.model import API_VERSION, BUNDLE_NAME_LABEL, Bundle, GroupKind
 from smith_engine.planner import Apply, Delete
 from smith_engine.sharding import owner
 from smith_kube import GoneError, KubeClient, NotFoundError
-from support import config_map, eventually, resource
+from support import config_map, eventually, metric, resource
 
 pytestmark = pytest.mark.controlplane
 
@@ -75,18 +74,8 @@ class Replicas:
                 process.kill()
                 process.wait()
 
-    async def metric(self, name: str, metric: str) -> float:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"http://127.0.0.1:{self.metrics[name]}/metrics") as response,
-        ):
-            text = await response.text()
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == metric
-        )
+    async def metric(self, name: str, metric_name: str) -> float:
+        return await metric(self.metrics[name], metric_name)
 
     async def kept(self, expected: dict[str, int]) -> bool:
         """Each named replica keeps exactly that many objects in memory."""

@@ -46,6 +46,16 @@ class Services(dict[str, "subprocess.Popen[bytes]"]):
         self.start(name, *self.launch[name])
 
 
+def cpu_seconds(pids: Mapping[str, int]) -> dict[str, float]:
+    """User + system CPU seconds of each process so far (/proc/<pid>/stat fields 14 and 15)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, pid in pids.items():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        out[name] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
 def controller_identity(name: str) -> str:
     """The member identity `running_services` gives the controller replica it runs as `name`."""
     return f"{name.replace('_', '-')}-{os.getpid()}"

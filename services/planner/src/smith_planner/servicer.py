@@ -7,6 +7,7 @@ from collections import OrderedDict
 
 import grpc
 from opentelemetry import trace
+from prometheus_client import Counter
 from smith_wire.convert import (
     action_to_proto,
     call_to_proto,
@@ -28,6 +29,11 @@ from smith_engine.planner import Plan as EnginePlan
 from smith_engine.validation import load_bundle
 
 KEPT_BUNDLES = 128  # Bundles kept parsed: a pass asks about the same Bundle once per wave
+PLANNED = Counter(
+    "smith_planner_resources_planned",
+    "Bundle resources planned: each plan counts every resource of its Bundle (with the process's CPU "
+    "time, the cost of planning one resource)",
+)
 
 
 class PlannerServicer(planner_pb2_grpc.PlannerServicer):
@@ -58,6 +64,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         previous = (raw.get("status") or {}).get("objectsToDelete") or []
         processed = {name: result_of_plugin(r) for name, r in request.processed.items()}
         plan = plan_bundle(bundle, observed, previous_pending=previous, plugins=plugins, processed=processed)
+        PLANNED.inc(len(bundle.resources))
         span.set_attribute("smith.bundle", str(bundle))
         return self._response(plan)
 
