@@ -116,7 +116,7 @@ def running(
 ) -> Iterator[Running]:
     """Smith's services for the whole module (the CRDs installed by `kube`): the processes, their logs
     and their metrics ports."""
-    logs, metrics = tmp_path_factory.mktemp("hostile") / "logs", {}
+    logs, metrics = tmp_path_factory.mktemp("hostile") / "logs", dict[str, int]()
     with smith(plane.kubeconfig, logs, metrics=metrics) as services:
         yield services, logs, metrics
 
