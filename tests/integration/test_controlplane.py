@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 from smith_kube import ConflictError, KubeClient, NotFoundError, UnservedKindError, WatchEvent
 from smith_kube.client import REQUEST_CONNECTIONS
+from smith_kube.informer import run_informer
 from support import crd_object, eventually
 
 pytestmark = pytest.mark.controlplane
@@ -156,6 +159,40 @@ async def test_requests_go_through_while_more_watches_are_open_than_requests_hav
             for holder in holders:
                 holder.cancel()
             await asyncio.gather(*holders, return_exceptions=True)
+
+
+async def test_an_informer_keeps_nothing_of_its_listing_while_it_watches(
+    kube: KubeClient, namespace: str
+) -> None:
+    """A watch lasts as long as the process: the list before it must not stay in memory with it."""
+    await asyncio.gather(*(kube.create(config_map(f"m{i}", namespace, v="x" * 1000)) for i in range(500)))
+    listed, seen = asyncio.Event(), []
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        informer = asyncio.create_task(
+            run_informer(
+                kube,
+                "v1",
+                "ConfigMap",
+                on_list=lambda items: seen.append(len(items)),
+                on_event=lambda _: None,
+                synced=listed,
+                namespace=namespace,
+            )
+        )
+        await listed.wait()
+        await kube.create(config_map("after", namespace, v="1"))  # the watch is under way once it sees one
+        await asyncio.sleep(1)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        informer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await informer
+    assert seen == [500]
+    assert held < 750_000, f"{held} bytes held while watching (the listing parsed is about 1,800,000)"
 
 
 async def test_object_with_a_finalizer_waits_until_it_is_removed(kube: KubeClient, namespace: str) -> None:

@@ -31,17 +31,9 @@ async def run_informer(
     cancelled; UnservedKindError (the kind is not served) propagates. `namespace` limits it to one."""
     while True:
         try:
-            listing = await kube.list(
-                api_version, kind, namespace, label_selector=label_selector, field_selector=field_selector
-            )
-            items = listing.get("items", [])
-            for item in items:  # list items carry no apiVersion/kind of their own
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
-            on_list(items)
+            version = await _list(kube, api_version, kind, namespace, label_selector, field_selector, on_list)
             if synced is not None:
                 synced.set()
-            version = str(listing.get("metadata", {}).get("resourceVersion", ""))
             while True:
                 async for event in kube.watch(
                     api_version,
@@ -60,3 +52,26 @@ async def run_informer(
         except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as e:
             log.warning("watch of %s %s failed (%s); listing again", api_version, kind, e)
             await asyncio.sleep(RETRY_SECONDS)
+
+
+async def _list(
+    kube: KubeClient,
+    api_version: str,
+    kind: str,
+    namespace: str | None,
+    label_selector: str | None,
+    field_selector: str | None,
+    on_list: Callable[[Sequence[JSONObject]], None],
+) -> str:
+    """List, hand the objects to `on_list`, return the list's resourceVersion. A function of its own so
+    that the listing is let go before the watch starts: it holds every object in full, and a watch
+    lasts as long as the process."""
+    listing = await kube.list(
+        api_version, kind, namespace, label_selector=label_selector, field_selector=field_selector
+    )
+    items = listing.get("items", [])
+    for item in items:  # list items carry no apiVersion/kind of their own
+        item.setdefault("apiVersion", api_version)
+        item.setdefault("kind", kind)
+    on_list(items)
+    return str(listing.get("metadata", {}).get("resourceVersion", ""))
