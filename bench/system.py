@@ -672,6 +672,13 @@ async def measure(
             for _ in range(repeats):
                 await bench.smith_once(layered(5, 10, prefix="t"), namespaces=traced)
         results["where_time_goes"] = traced_share(logs / "traced", [f"reconcile {ns}/b" for ns in traced])
+        # Event loops: fresh services on the standard library's loop, then on uvloop (the default),
+        # the same job each.
+        results["loops"] = {}
+        for loop in ("asyncio", "uvloop"):
+            with system(plane, kube, logs / f"loop-{loop}", env={"SMITH_EVENT_LOOP": loop}) as bench:
+                await bench.settled()
+                results["loops"][loop] = await bench.spread(counts[-1])
         if replicas > 1:
             # Scale-out: fresh services with one controller, then with `replicas` sharing the Bundles
             # (each first settles every Bundle the run left), the same job; then a replica killed.
@@ -813,6 +820,21 @@ def report(r: dict[str, Any]) -> str:
         for name, rss in loaded["rss_mib"].items():
             per = large["kib_per_object"][name]
             lines.append(f"  {name:<32}{base['rss_mib'][name]:>7.0f} -> {rss:>6.0f}  {per:>7.2f}")
+    if loops := r.get("loops"):
+        base = loops["asyncio"]
+        lines += [
+            "",
+            f"Event loops: {base['seconds'] * base['objects_per_s'] / 10:.0f} Bundles of 10 objects at "
+            "once -> all Ready, fresh services on each loop (SMITH_EVENT_LOOP)",
+            f"  {'loop':>8}{'seconds':>10}{'objects/s':>11}{'x asyncio':>11}"
+            "  CPU s: all of Smith; controller",
+        ]
+        for name, row in loops.items():
+            lines.append(
+                f"  {name:>8}{row['seconds']:>10.2f}{row['objects_per_s']:>11.1f}"
+                f"{row['objects_per_s'] / base['objects_per_s']:>10.2f}x  {row['smith_cpu_s']:.1f}; "
+                + ", ".join(f"{c:.1f}" for c in row["controller_cpu_s"].values())
+            )
     if rows := r.get("replicas"):
         one = rows[min(rows)]
         lines += [

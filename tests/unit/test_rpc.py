@@ -3,10 +3,12 @@ that finds its replica gone is sent to another (real gRPC servers on loopback)."
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import grpc
-from smith_wire.rpc import Register, channel, start_server
+import pytest
+from smith_wire.rpc import Register, channel, run_loop, start_server
 
 from smith.v1 import planner_pb2, planner_pb2_grpc
 
@@ -77,3 +79,25 @@ async def test_a_call_refused_as_unavailable_is_sent_again_to_another_replica() 
         await ch.close()
         for server, _ in servers:
             await server.stop(grace=None)
+
+
+def test_services_run_on_uvloop_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planner server and a call to it, on the loop run_loop picks: uvloop by default, the standard
+    library's with SMITH_EVENT_LOOP=asyncio."""
+    loops: list[str] = []
+
+    async def one_call() -> None:
+        loops.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
+        server, port = await start_server([serving(CountingPlanner("a", Counter()))])
+        try:
+            async with channel(f"127.0.0.1:{port}") as ch:
+                answer = await planner_pb2_grpc.PlannerStub(ch).Plan(planner_pb2.PlanRequest(), timeout=5)
+            assert answer.finished
+        finally:
+            await server.stop(grace=None)
+
+    monkeypatch.delenv("SMITH_EVENT_LOOP", raising=False)
+    run_loop(one_call())
+    monkeypatch.setenv("SMITH_EVENT_LOOP", "asyncio")
+    run_loop(one_call())
+    assert loops == ["uvloop", "asyncio"]

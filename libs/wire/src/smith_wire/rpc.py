@@ -7,10 +7,11 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Final
 
 import grpc
+import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from smith_telemetry import client_interceptors, server_interceptors, setup_tracing
 from smith_telemetry.logs import setup_logging
@@ -119,4 +120,13 @@ def run_service(
         if http is not None:
             await http.cleanup()
 
-    asyncio.run(serve())
+    run_loop(serve())
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run a service's `main` on the event loop $SMITH_EVENT_LOOP names: `uvloop` (the default; libuv's)
+    or `asyncio` (the standard library's). `make bench` measures one against the other."""
+    if os.environ.get("SMITH_EVENT_LOOP", "uvloop") == "asyncio":
+        asyncio.run(main)
+    else:
+        uvloop.run(main)

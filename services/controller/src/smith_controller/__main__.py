@@ -12,6 +12,7 @@ import logging
 from smith_telemetry import setup_tracing
 from smith_telemetry.logs import setup_logging
 from smith_telemetry.metrics import metrics_address, serve_http
+from smith_wire.rpc import run_loop
 
 from smith_controller.operator import Controller, Settings, run
 from smith_kube import KubeConfig
@@ -35,7 +36,7 @@ async def serve(controller: Controller) -> None:
 def main() -> None:
     setup_logging("smith-controller")
     setup_tracing("smith-controller")
-    asyncio.run(serve(Controller(KubeConfig.auto(), Settings.from_env())))
+    run_loop(serve(Controller(KubeConfig.auto(), Settings.from_env())))
 
 
 if __name__ == "__main__":
