@@ -211,14 +211,14 @@ async def reconcile(
                     peers,
                     bundle,
                     invalid=e.details() or "invalid bundle",
-                    deadline=within(fence, REPORT_DEADLINE),
+                    fence=fence,
                 )
                 return Step(Next.DONE, written=written)
             done = {_identity(a) for a in actions}
             wave = [a for a in map(action_from_proto, plan.actions) if _identity(a) not in done]
             if not wave:
                 break
-            answered = await _execute(peers, bundle, wave, deadline=within(fence, APPLY_DEADLINE))
+            answered = await _execute(peers, bundle, wave, fence=fence)
             actions += wave
             results += answered
             waves += 1
@@ -242,7 +242,7 @@ async def reconcile(
                 results=[*earlier, *results],
                 pending=plan.pending,
                 plugins=plan.plugin_statuses,
-                deadline=within(fence, REPORT_DEADLINE),
+                fence=fence,
             )
         except grpc.aio.AioRpcError as e:
             log.warning("report of %s/%s: %s %s", meta["namespace"], meta["name"], e.code().name, e.details())
@@ -325,7 +325,7 @@ async def teardown(
         request = planner_pb2.PlanRequest(bundle_json=dump(bundle), observed=observed)
         plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
         actions = [action_from_proto(a) for a in plan.actions]
-        results = await _execute(peers, bundle, actions, deadline=within(fence, APPLY_DEADLINE))
+        results = await _execute(peers, bundle, actions, fence=fence)
         if failed := [r for r in results if not r.ok]:
             problems = "; ".join(f"{r.object.kind} {r.object.name}: {r.error_message}" for r in failed)
             raise TeardownError(f"could not delete {problems}")
@@ -412,8 +412,11 @@ async def _assess(peers: Peers, children: Sequence[Child]) -> list[common_pb2.Ob
 
 
 async def _execute(
-    peers: Peers, bundle: JSONObject, actions: Sequence[Action], *, deadline: float = APPLY_DEADLINE
+    peers: Peers, bundle: JSONObject, actions: Sequence[Action], *, fence: Fence | None = None
 ) -> list[common_pb2.ActionResult]:
+    """Send the actions to the executors serving their kinds, one call per executor and direction, all at
+    once. Each call's deadline is taken from the fence as the call is made, not before: a replica
+    paused in between must not send, on resuming, a deadline it no longer has."""
     results: list[common_pb2.ActionResult] = []
     batches: dict[tuple[str, bool], list[Action]] = defaultdict(list)
     for action in actions:
@@ -431,11 +434,13 @@ async def _execute(
         try:
             if applying:
                 answer: executor_pb2.ApplyResponse | executor_pb2.DeleteResponse = await stub.Apply(
-                    executor_pb2.ApplyRequest(bundle=ref, actions=protos), timeout=deadline
+                    executor_pb2.ApplyRequest(bundle=ref, actions=protos),
+                    timeout=within(fence, APPLY_DEADLINE),
                 )
             else:
                 answer = await stub.Delete(
-                    executor_pb2.DeleteRequest(bundle=ref, actions=protos), timeout=deadline
+                    executor_pb2.DeleteRequest(bundle=ref, actions=protos),
+                    timeout=within(fence, APPLY_DEADLINE),
                 )
         except grpc.aio.AioRpcError as e:
             _answered(endpoint, e)
@@ -468,7 +473,7 @@ async def _report(
     pending: Sequence[common_pb2.PendingDeletion] = (),
     plugins: Sequence[plugin_pb2.PluginStatus] = (),
     invalid: str = "",
-    deadline: float = REPORT_DEADLINE,
+    fence: Fence | None = None,
 ) -> JSONObject | None:
     """Have the status service write the Bundle's status; the Bundle as written, or None when the status
     was unchanged. The controller keeps it until the watch brings it (a reconcile in between must not
@@ -483,7 +488,7 @@ async def _report(
         plugin_statuses=plugins,
         controller=peers.identity,
     )
-    answer = await peers.status.Report(request, timeout=deadline)
+    answer = await peers.status.Report(request, timeout=within(fence, REPORT_DEADLINE))
     if not answer.changed:
         return None
     metadata = {**bundle["metadata"], "resourceVersion": answer.resource_version}
