@@ -120,7 +120,12 @@ class System:
         self.executor = None
 
     async def start_controller(
-        self, *, watch_namespace: str = "", resync_seconds: float = RESYNC_SECONDS
+        self,
+        *,
+        watch_namespace: str = "",
+        resync_seconds: float = RESYNC_SECONDS,
+        status_window: float = Settings.status_window,
+        lease_seconds: float = Settings.lease_seconds,
     ) -> None:
         """Run the controller's kopf operator in a thread with its own event loop, as its own process
         would: kopf's shutdown cancels the tasks of the loop it runs in. `watch_namespace` limits it
@@ -131,6 +136,8 @@ class System:
             namespace=EXECUTORS_NAMESPACE,
             watch_namespace=watch_namespace,
             resync_seconds=resync_seconds,
+            status_window=status_window,
+            lease_seconds=lease_seconds,
         )
         controller = self.controller = Controller(self.kube_config, settings)
         self.controller_stop, ready = threading.Event(), threading.Event()

@@ -63,6 +63,10 @@ RECONCILES = Histogram(
     ["result"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+HELD = Counter(
+    "smith_status_reports_held_total",
+    "Passes that only made progress, told with the next report (a status was written a moment before)",
+)
 QUEUE_DEPTH = Gauge("smith_work_queue_depth", "Bundles waiting for a reconcile")
 BUNDLES = Gauge("smith_bundles", "Bundles the controller knows")
 OWNED = Gauge("smith_bundles_owned", "Bundles this controller replica owns (reconciles)")
@@ -90,6 +94,8 @@ class Settings:
     identity: str = field(default_factory=default_identity)  # this replica's, among the members
     api_qps: float = 0.0  # client-side limit of API requests per second (0: none)
     api_burst: int = 0  # requests at once before the limit applies (0: twice the QPS)
+    # a Bundle's status is written at most once per window while it is only in progress (0: every pass)
+    status_window: float = 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -103,6 +109,7 @@ class Settings:
             lease_seconds=float(os.environ.get("SMITH_LEASE_SECONDS", "15")),
             api_qps=float(os.environ.get("SMITH_API_QPS") or 0),
             api_burst=int(os.environ.get("SMITH_API_BURST") or 0),
+            status_window=float(os.environ.get("SMITH_STATUS_WINDOW", "1")),
         )
 
     def rate(self) -> TokenBucket | None:
@@ -116,6 +123,7 @@ class Controller:
     bundles: dict[BundleKey, bytes] = field(default_factory=dict)  # as JSON (see cache.Child)
     # what a pass did that the status service was not told (it was down): told by the next report
     unreported: dict[BundleKey, tuple[common_pb2.ActionResult, ...]] = field(default_factory=dict)
+    written: dict[BundleKey, float] = field(default_factory=dict)  # when its status was last written
     routing: RoutingTable = field(default_factory=RoutingTable)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)  # registered plugins, by name
 
@@ -216,6 +224,13 @@ class Controller:
             await asyncio.sleep(seconds)
             self.resync()
 
+    def _written_within(self, key: BundleKey) -> float:
+        """How long is left of the status window opened by the Bundle's last status write (0: none)."""
+        if (written := self.written.get(key)) is None:
+            return 0.0
+        left = written + self.settings.status_window - time.monotonic()
+        return left if left > 0.01 else 0.0  # a timer may fire a hair early: the window is over
+
     # --- events -----------------------------------------------------------------------------------
 
     def bundle_event(self, event_type: str | None, body: JSONObject) -> None:
@@ -224,6 +239,7 @@ class Controller:
         if event_type == "DELETED":
             self.bundles.pop(key, None)
             self.unreported.pop(key, None)
+            self.written.pop(key, None)
             self.scheduler.forget(key)
             self.blockers.set(key, ())
             return
@@ -311,14 +327,20 @@ class Controller:
                 outside=outside,
                 earlier=self.unreported.get(key, ()),
                 fence=self._fence(key),
+                hold=self._written_within(key) > 0,
             )
             if step.unreported:
                 self.unreported[key] = step.unreported
             else:
                 self.unreported.pop(key, None)
             self.blockers.set(key, [*step.blockers, *sources])
-            if step.written is not None and self.bundles.get(key) is stored:
-                self.bundles[key] = _kept(step.written)  # no newer version came meanwhile
+            if step.written is not None:
+                self.written[key] = time.monotonic()
+                if self.bundles.get(key) is stored:
+                    self.bundles[key] = _kept(step.written)  # no newer version came meanwhile
+            if step.held:
+                HELD.inc()
+                self.scheduler.later(key, self._written_within(key))
             result = "retry" if step.next is Next.RETRY else "ok"
             if step.wake_after is not None:
                 self.scheduler.later(key, step.wake_after)

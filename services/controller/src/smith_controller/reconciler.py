@@ -164,6 +164,7 @@ class Step:
     wake_after: float | None = None  # reconcile again after this many seconds (a soft delete falls due)
     written: JSONObject | None = None  # the Bundle as it is after this reconcile's status write, if any
     unreported: tuple[common_pb2.ActionResult, ...] = ()  # what was done, if the status service was not told
+    held: bool = False  # the report was held back: the pass only made progress (see `reconcile`'s `hold`)
 
 
 async def reconcile(
@@ -174,12 +175,16 @@ async def reconcile(
     outside: Sequence[JSONObject] = (),
     earlier: Sequence[common_pb2.ActionResult] = (),
     fence: Fence | None = None,
+    hold: bool = False,
 ) -> Step:
     """Converge `bundle` as far as it goes now. `outside` are objects not the Bundle's that it reads: the
     Secrets of its ServiceBindings (`bindsecret` references), the ConfigMaps and Secrets its Deployments
     and ServiceInstances read (envRefHash, secretParametersChecksum). `earlier` are the done actions of a
     pass whose report did not get through: this report tells them (their Events are not lost). `fence`
-    says how long this replica may still act for the Bundle: every write is checked against it."""
+    says how long this replica may still act for the Bundle: every write is checked against it. `hold`:
+    a report was written a moment ago, so a pass that only made progress (nothing failed, no resource in
+    error, the Bundle not READY yet) tells it with the next report (its `unreported`); a Bundle turned
+    READY, an error or an object in the way is always reported at once."""
     meta = bundle["metadata"]
     with tracer.start_as_current_span(f"reconcile {meta['namespace']}/{meta['name']}") as span:
         span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
@@ -232,8 +237,11 @@ async def reconcile(
             seen.update(came_ready)
         span.set_attribute("smith.waves", waves)
 
-        # 4. report, once for the whole pass
+        # 4. report, once for the whole pass (or with the next pass's, when it only shows progress)
         blockers, wake = _blockers(actions, results), plan.wake_after_seconds or None
+        if hold and not blockers and only_progress(plan, [*earlier, *results]):
+            span.set_attribute("smith.report", "held")
+            return Step(Next.DONE, blockers, wake, unreported=_told_later([*earlier, *results]), held=True)
         try:
             written = await _report(
                 peers,
@@ -252,6 +260,18 @@ async def reconcile(
         )
         span.set_attribute("smith.retry", retry)
         return Step(Next.RETRY if retry else Next.DONE, blockers, wake, written)
+
+
+def only_progress(plan: planner_pb2.PlanResponse, results: Sequence[common_pb2.ActionResult]) -> bool:
+    """The pass leaves the Bundle in progress with nothing to tell at once: every action succeeded, no
+    resource is in error, none is waiting to be deleted, and some resource is not READY yet."""
+    states = {v.state for v in plan.verdicts}
+    return (
+        all(r.ok for r in results)
+        and not plan.pending
+        and common_pb2.VERDICT_STATE_ERROR not in states
+        and bool(states - {common_pb2.VERDICT_STATE_READY})
+    )
 
 
 def _told_later(results: Sequence[common_pb2.ActionResult]) -> tuple[common_pb2.ActionResult, ...]:
