@@ -26,9 +26,11 @@ import aiohttp
 
 from bench.controlplane import rss_mib
 from bench.peers import Kro, running_kro
+from smith_controlplane.objects import crd_object
 from smith_controlplane.plane import ControlPlane
 from smith_controlplane.services import controller_identity, cpu_seconds, running_services
 from smith_engine.conditions import condition_true
+from smith_engine.readiness import READY_WHEN_PATH, READY_WHEN_VALUE
 from smith_engine.sharding import owner
 from smith_kube import KubeClient, KubeConfig
 from smith_kube.client import MERGE_PATCH
@@ -68,6 +70,7 @@ def member(name: str, namespace: str | None = None) -> Json:
 
 REFERENCE_CHAIN = 10  # ConfigMaps, each holding a value read from the one before (a reference)
 CHAINS_AT_ONCE = 100
+PASSES_AT_ONCE = 100  # Bundles of Sleepers at once (the status window's figure)
 CONCURRENCY = 16  # the controller's reconciles at once (SMITH_CONCURRENCY's default); kro gets as many
 
 
@@ -80,6 +83,27 @@ def reference_chain(name: str, namespace: str, depth: int, seed: str = "seed") -
         resources.append(
             {"name": f"c{i}", "dependsOn": [f"c{i - 1}"], "references": [ref], "spec": {"object": obj}}
         )
+    return {
+        "apiVersion": API,
+        "kind": "Bundle",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"resources": resources},
+    }
+
+
+SLEEPERS = "bench.smith.test"  # a kind Ready when its status says Awake; the bench wakes each
+
+
+def sleeper_chain(name: str, namespace: str, depth: int) -> Json:
+    """Bundle `name`: Sleepers s0…, each made when the one before is awake (a pass each), then a
+    ConfigMap."""
+    resources: list[Json] = []
+    for i in range(depth):
+        obj = {"apiVersion": f"{SLEEPERS}/v1", "kind": "Sleeper", "metadata": {"name": f"{name}-s{i}"}}
+        resources.append({"name": f"s{i}", "spec": {"object": obj}, "dependsOn": [f"s{i - 1}"] if i else []})
+    resources.append(
+        {"name": "done", "dependsOn": [f"s{depth - 1}"], "spec": {"object": config_map(f"{name}-d")}}
+    )
     return {
         "apiVersion": API,
         "kind": "Bundle",
@@ -357,9 +381,10 @@ class Bench:
 
     # 3. idle cost -----------------------------------------------------------------------------------
 
-    async def writes(self, *, dry_run: bool = False) -> dict[str, float]:
+    async def writes(self, *, dry_run: bool = False, subresource: str | None = None) -> dict[str, float]:
         """Write requests the API server has served so far, by resource (its own metrics); with
-        `dry_run`, the server-side dry runs instead (which write nothing)."""
+        `dry_run`, the server-side dry runs instead (which write nothing); with `subresource`, only
+        the writes of that subresource."""
         text = await self.kube.request_text("GET", "/metrics")
         total: dict[str, float] = defaultdict(float)
         for line in text.splitlines():
@@ -367,6 +392,7 @@ class Bench:
                 line.startswith("apiserver_request_total{")
                 and any(f'verb="{v}"' in line for v in WRITE_VERBS)
                 and ('dry_run=""' not in line) == dry_run
+                and (subresource is None or f'subresource="{subresource}"' in line)
             ):
                 labels, value = line.rsplit(" ", 1)
                 resource = labels.partition('resource="')[2].partition('"')[0]
@@ -483,6 +509,53 @@ class Bench:
             "ratio_median": statistics.median(smith) / statistics.median(floor),
             "repeats": repeats,
         }
+
+    # 4b. status writes of Bundles that take several passes ------------------------------------------
+
+    async def passes(self, count: int, depth: int) -> Json:
+        """`count` Bundles at once, each `depth` Sleepers in a chain (a pass each: the bench wakes every
+        Sleeper as soon as it is made, as a fast controller would) -> all Ready: seconds, Bundle
+        status writes and reconciles per Bundle."""
+        namespace = await self.namespace()
+        waker = asyncio.create_task(self._wake_sleepers(namespace))
+        try:
+            writes, (reconciles, _) = (
+                (await self.writes(subresource="status"))["bundles"],
+                await self.reconciles(),
+            )
+            began = time.perf_counter()
+            names = [f"w{i}" for i in range(count)]
+            await asyncio.gather(*(self.kube.create(sleeper_chain(n, namespace, depth)) for n in names))
+            await self.until_ready(namespace, set(names))
+            took = time.perf_counter() - began
+            await self.settled()
+            written = (await self.writes(subresource="status"))["bundles"] - writes
+            passes = (await self.reconciles())[0] - reconciles
+        finally:
+            waker.cancel()
+        return {
+            "bundles": count,
+            "depth": depth,
+            "seconds": took,
+            "status_writes_per_bundle": written / count,
+            "reconciles_per_bundle": passes / count,
+        }
+
+    async def _wake_sleepers(self, namespace: str) -> None:
+        woken: set[asyncio.Task[Any]] = set()
+        async for event in self.kube.watch(f"{SLEEPERS}/v1", "Sleeper", namespace):
+            if event.type == "ADDED":
+                wake = self.kube.patch(
+                    f"{SLEEPERS}/v1",
+                    "Sleeper",
+                    event.object["metadata"]["name"],
+                    {"status": {"state": "Awake"}},
+                    namespace=namespace,
+                    subresource="status",
+                    content_type=MERGE_PATCH,
+                )
+                woken.add(task := asyncio.ensure_future(wake))
+                task.add_done_callback(woken.discard)
 
     # 5. footprint -----------------------------------------------------------------------------------
 
@@ -636,6 +709,11 @@ async def measure(
     logs = ROOT / ".smith" / "bench"
     async with KubeClient(KubeConfig.load(plane.kubeconfig)) as kube:
         await create_all(kube, (ROOT / "deploy" / "crds").glob("*.yaml"), namespaces=["smith-system"])
+        await kube.create(
+            crd_object(
+                SLEEPERS, "Sleeper", **{READY_WHEN_PATH: "{$.status.state}", READY_WHEN_VALUE: "Awake"}
+            )
+        )
         with system(plane, kube, logs / "plain") as bench, contextlib.ExitStack() as stack:
             kro = None
             if peers:
@@ -679,6 +757,13 @@ async def measure(
             with system(plane, kube, logs / f"loop-{loop}", env={"SMITH_EVENT_LOOP": loop}) as bench:
                 await bench.settled()
                 results["loops"][loop] = await bench.spread(counts[-1])
+        # Status writes of Bundles that need several passes: the same job with the status window off
+        # (a write per pass) and on (the default: at most one write a second while in progress).
+        results["passes"] = {}
+        for window in ("0", "1"):
+            with system(plane, kube, logs / f"window-{window}", env={"SMITH_STATUS_WINDOW": window}) as bench:
+                await bench.settled()
+                results["passes"][window] = await bench.passes(PASSES_AT_ONCE, depth=5)
         if replicas > 1:
             # Scale-out: fresh services with one controller, then with `replicas` sharing the Bundles
             # (each first settles every Bundle the run left), the same job; then a replica killed.
@@ -820,6 +905,22 @@ def report(r: dict[str, Any]) -> str:
         for name, rss in loaded["rss_mib"].items():
             per = large["kib_per_object"][name]
             lines.append(f"  {name:<32}{base['rss_mib'][name]:>7.0f} -> {rss:>6.0f}  {per:>7.2f}")
+    if passes := r.get("passes"):
+        off, on = passes["0"], passes["1"]
+        lines += [
+            "",
+            f"Status window: {on['bundles']} Bundles at once, each {on['depth']} Sleepers in a chain (a pass "
+            "each) then a ConfigMap -> all Ready; fresh services, SMITH_STATUS_WINDOW 0 (a write per "
+            "pass) against 1 s (the default)",
+            f"  {'window':>8}{'seconds':>10}{'status writes/Bundle':>22}{'reconciles/Bundle':>19}",
+        ]
+        for label, row in (("0", off), ("1 s", on)):
+            lines.append(
+                f"  {label:>8}{row['seconds']:>10.2f}{row['status_writes_per_bundle']:>22.2f}"
+                f"{row['reconciles_per_bundle']:>19.2f}"
+            )
+        ratio = on["status_writes_per_bundle"] / off["status_writes_per_bundle"]
+        lines.append(f"  writes with the window: {ratio:.2f}x; time: {on['seconds'] / off['seconds']:.2f}x")
     if loops := r.get("loops"):
         base = loops["asyncio"]
         lines += [

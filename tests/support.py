@@ -11,6 +11,7 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from smith_controlplane.objects import crd_object as crd_object  # re-exported for the tests
 from smith_engine.changes import desired_hash
 from smith_engine.model import BUNDLE_NAME_LABEL, Bundle, ObjectKey
 from smith_engine.planner import Observed, desired_object, owner_reference
@@ -135,36 +136,6 @@ async def eventually(
                 await asyncio.sleep(0.1)
     except TimeoutError:
         raise AssertionError(f"timed out after {within}s waiting for {what}") from None
-
-
-def crd_object(group: str, kind: str, **annotations: str) -> dict[str, Any]:
-    """A namespaced CRD (version v1, status subresource, any fields) for tests' own kinds."""
-    plural = kind.lower() + "s"
-    open_object = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}", "annotations": annotations},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {"spec": open_object, "status": open_object},
-                        }
-                    },
-                }
-            ],
-        },
-    }
 
 
 async def metric(port: int, name: str) -> float:
