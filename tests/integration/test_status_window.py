@@ -55,12 +55,13 @@ async def long_window(smith: Any) -> AsyncIterator[Any]:
 
 @pytest_asyncio.fixture
 async def short_window(smith: Any) -> AsyncIterator[Any]:
-    async for system in window_of(smith, 3):
+    async for system in window_of(smith, 5):
         yield system
 
 
 async def chain_of_sleepers(kube: KubeClient, namespace: str) -> str:
-    """A Bundle: Sleepers a → b → c, each made when the one before is awake, then a ConfigMap."""
+    """A Bundle: Sleepers a → b → c, each made when the one before is awake, then a ConfigMap; returned
+    once its first status (a in progress; the first write is never held) is written."""
     group = unique_group()
     await install(
         kube, crd_object(group, "Sleeper", **{READY_WHEN_PATH: "{$.status.state}", READY_WHEN_VALUE: "Awake"})
@@ -75,6 +76,11 @@ async def chain_of_sleepers(kube: KubeClient, namespace: str) -> str:
             resource("d", config_map("d", {"k": "v"}), depends_on=["c"]),
         )
     )
+
+    async def a_in_progress() -> bool:
+        return (await states(kube, namespace))["a"] == "InProgress"
+
+    await eventually(a_in_progress, what="the first status: a in progress")
     return group
 
 
@@ -103,11 +109,6 @@ async def test_progress_within_the_window_is_told_with_the_next_report_and_ready
     kube: KubeClient, namespace: str, long_window: Any
 ) -> None:
     group = await chain_of_sleepers(kube, namespace)
-
-    async def a_in_progress() -> bool:
-        return (await states(kube, namespace))["a"] == "InProgress"
-
-    await eventually(a_in_progress, what="the first status: a in progress")  # the first write: not held
     first = await states(kube, namespace)
     assert first == {"a": "InProgress", "b": "Blocked", "c": "Blocked", "d": "Blocked"}
 
@@ -140,13 +141,8 @@ async def test_a_held_report_is_written_when_the_window_closes_without_any_event
     kube: KubeClient, namespace: str, short_window: Any
 ) -> None:
     group = await chain_of_sleepers(kube, namespace)
-
-    async def a_in_progress() -> bool:
-        return (await states(kube, namespace))["a"] == "InProgress"
-
-    await eventually(a_in_progress, what="the first status: a in progress")
     before = held()
-    await wake(kube, group, namespace, "a")  # at once: b is made within the 3 s window, its report held
+    await wake(kube, group, namespace, "a")  # at once: b is made within the 5 s window, its report held
 
     async def b_told() -> bool:
         return (await states(kube, namespace))["b"] == "InProgress"
