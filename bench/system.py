@@ -751,6 +751,7 @@ async def measure(
             await bench.settled()
             for _ in range(repeats):
                 await bench.smith_once(layered(5, 10, prefix="t"), namespaces=traced)
+            await bench.settled()  # the last reconcile ends, its spans written, before the services stop
         results["where_time_goes"] = traced_share(logs / "traced", [f"reconcile {ns}/b" for ns in traced])
         # Event loops: fresh services on the standard library's loop, then on uvloop (the default),
         # the same job each.
