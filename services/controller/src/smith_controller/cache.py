@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,9 +29,11 @@ Keep = Callable[[BundleKey], bool]
 
 
 def bundle_of(obj: JSONObject) -> BundleKey | None:
+    """The Bundle the object's label names; its namespace and name interned (shared by every object of
+    the Bundle that the cache keeps, not a copy each)."""
     meta = obj.get("metadata", {})
     name = (meta.get("labels") or {}).get(BUNDLE_NAME_LABEL)
-    return (str(meta.get("namespace", "")), str(name)) if name else None
+    return (sys.intern(str(meta.get("namespace", ""))), sys.intern(str(name))) if name else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +47,13 @@ class Child:
     json: bytes
 
     @classmethod
-    def of(cls, obj: JSONObject) -> Child:
-        """`obj` without its managedFields (most of its size; nothing Smith decides depends on them)."""
+    def of(cls, obj: JSONObject, kind: GroupKind | None = None) -> Child:
+        """`obj` without its managedFields (most of its size; nothing Smith decides depends on them).
+        `kind`, when the caller knows it, is shared rather than made again for every object."""
         meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
         kept = {**obj, "metadata": meta}
-        return cls(ObjectKey.of(obj), str(obj.get("apiVersion", "")), bundle_of(obj), dumps(kept))
+        key = ObjectKey(kind, str(meta.get("name", ""))) if kind is not None else ObjectKey.of(obj)
+        return cls(key, sys.intern(str(obj.get("apiVersion", ""))), bundle_of(obj), dumps(kept))
 
     def object(self) -> JSONObject:
         loaded: JSONObject = json.loads(self.json)
@@ -119,15 +124,15 @@ class ChildCache:
         if key and not self.keep(key):
             self._drop(kind, uid)  # it may have been kept under the Bundle its label named before
             return
-        child = Child.of(obj)
-        old = self._objects.get((kind, uid))
+        child, ident = Child.of(obj, kind), (kind, uid)  # one tuple for both indexes
+        old = self._objects.get(ident)
         old_key, new_key = (old.bundle if old else None), child.bundle
-        self._objects[(kind, uid)] = child
+        self._objects[ident] = child
         if old_key and old_key != new_key:
-            self._by_bundle[old_key].discard((kind, uid))
+            self._by_bundle[old_key].discard(ident)
             self.notify(old_key)
         if new_key:
-            self._by_bundle[new_key].add((kind, uid))
+            self._by_bundle[new_key].add(ident)
             self.notify(new_key)
 
     def _drop(self, kind: GroupKind, uid: str) -> None:
