@@ -923,9 +923,9 @@ def report(r: dict[str, Any]) -> str:
         for how in ("alone", "at_once"):
             for window, label in (("0", "0"), ("1", "1 s")):
                 row = passes[window][how]
-                said = f"{row['bundles']} {'one by one' if how == 'alone' else 'at once'}"
+                shape = f"{row['bundles']} {'one by one' if how == 'alone' else 'at once'}"
                 lines.append(
-                    f"  {said:<24}{label:>8}{row['seconds']:>10.2f}{row['status_writes_per_bundle']:>22.2f}"
+                    f"  {shape:<24}{label:>8}{row['seconds']:>10.2f}{row['status_writes_per_bundle']:>22.2f}"
                     f"{row['reconciles_per_bundle']:>19.2f}"
                 )
     if loops := r.get("loops"):

@@ -16,7 +16,7 @@ READY, IN_PROGRESS, BLOCKED, ERROR = (
 )
 
 
-def plan(*states: int, pending: bool = False) -> planner_pb2.PlanResponse:
+def plan(*states: common_pb2.VerdictState.ValueType, pending: bool = False) -> planner_pb2.PlanResponse:
     answer = planner_pb2.PlanResponse(
         verdicts=[common_pb2.Verdict(resource_name=f"r{i}", state=s) for i, s in enumerate(states)]
     )
@@ -35,7 +35,7 @@ def plan(*states: int, pending: bool = False) -> planner_pb2.PlanResponse:
     ],
 )
 def test_only_a_pass_that_leaves_the_bundle_in_progress_may_be_held(
-    states: tuple[int, ...], held: bool
+    states: tuple[common_pb2.VerdictState.ValueType, ...], held: bool
 ) -> None:
     assert only_progress(plan(*states), [common_pb2.ActionResult(ok=True)]) is held
 
