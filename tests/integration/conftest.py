@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 import pytest_asyncio
@@ -33,6 +34,8 @@ from smith_engine.readiness import BUILTIN, SERVICE_CATALOG
 from smith_kube import KubeClient, KubeConfig
 from smith_kube.manifests import create_all
 from support import ROOT
+
+T = TypeVar("T")
 
 EXECUTORS_NAMESPACE = "smith-system"
 
@@ -58,6 +61,7 @@ class System:
     controller_thread: threading.Thread | None = None
     controller_stop: threading.Event | None = None
     controller: Controller | None = None
+    controller_loop: asyncio.AbstractEventLoop | None = None
 
     async def start_executor(self) -> None:
         family = RegistryFamily(BUILTIN)
@@ -142,13 +146,25 @@ class System:
         controller = self.controller = Controller(self.kube_config, settings)
         self.controller_stop, ready = threading.Event(), threading.Event()
         stop = self.controller_stop
+
+        async def serve() -> None:
+            self.controller_loop = asyncio.get_running_loop()
+            await run(controller, stop=stop, ready=ready)
+
         self.controller_thread = threading.Thread(
-            target=lambda: asyncio.run(run(controller, stop=stop, ready=ready)),
+            target=lambda: asyncio.run(serve()),
             name="controller",
             daemon=True,
         )
         self.controller_thread.start()
         assert await asyncio.to_thread(ready.wait, 30), "the controller did not start"
+
+    async def in_controller(self, work: Callable[[Controller], Coroutine[Any, Any, T]]) -> T:
+        """Run `work` on the controller in its own event loop (its thread), as its own code would."""
+        assert self.controller is not None
+        assert self.controller_loop is not None
+        done = asyncio.run_coroutine_threadsafe(work(self.controller), self.controller_loop)
+        return await asyncio.wrap_future(done)
 
     async def kill_controller(self) -> None:
         assert self.controller_thread is not None

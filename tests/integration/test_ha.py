@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from smith_controller.operator import Controller
 from smith_executor import registration
 
 from live import bundle, edit_bundle, exists, get_bundle
@@ -291,6 +293,71 @@ async def test_a_paused_replica_resumed_writes_nothing_stale(
             if "data" in o and "v" in o["data"]
         }
         assert set(values.values()) == {"v2"}
+
+
+def to_value(value: str) -> Any:
+    def edit(spec: dict[str, Any]) -> None:
+        for r in spec["resources"]:
+            r["spec"]["object"]["data"]["v"] = value
+
+    return edit
+
+
+async def test_a_replica_back_after_its_lease_ran_out_acts_only_on_the_bundles_as_they_are_now(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """A replica paused past its lease comes back holding the Bundles as they were, and its watches tell
+    it what it missed only as they catch up. Here the test system's controller is made to hold an earlier
+    generation of a Bundle (as such a watch leaves it), and its lease to run out: back, it lists the
+    Bundles again before acting, and the watch's late word of the earlier generation is not acted on."""
+    key, name = (namespace, "back"), "back"
+    await kube.create(chain(name, namespace, "v1", length=1))
+    await eventually(lambda: all_ready(kube, namespace, [name]), what="the Bundle at v1")
+    earlier = await get_bundle(kube, namespace, name)
+    await edit_bundle(kube, namespace, name, to_value("v2"))
+    await eventually(lambda: all_ready(kube, namespace, [name], generation=2), what="the Bundle at v2")
+
+    before: list[int] = []  # the membership it was in
+
+    async def held_back(controller: Controller) -> None:
+        members = controller.members
+        assert members is not None
+        before.append(members.epoch)
+        controller.bundles[key] = json.dumps(earlier).encode()  # its watch has not told it of v2 yet
+        members._renewed_at = time.monotonic() - 2 * members.duration  # paused past its lease
+        await members._renew()  # resumed: it renews and is back
+
+    async def acting(controller: Controller) -> bool:
+        return controller.owns(key)
+
+    async def earlier_reconciles_may_act(controller: Controller) -> bool:
+        assert controller.members is not None
+        return controller.members.left(*key, epoch=before[0]) > 0
+
+    async def trigger(controller: Controller) -> None:
+        controller.scheduler.trigger(key)
+
+    async def idle(controller: Controller) -> bool:
+        return not controller.scheduler.pending(key)
+
+    async def reconciled() -> None:
+        await smith.in_controller(trigger)
+        await eventually(lambda: smith.in_controller(idle), what="its reconcile to end")
+
+    async def told_late(controller: Controller) -> None:
+        controller.bundle_event("MODIFIED", earlier)
+
+    async with history(kube, namespace) as seen:
+        await smith.in_controller(held_back)
+        await eventually(lambda: smith.in_controller(acting), within=60, what="the replica to act again")
+        assert not await smith.in_controller(earlier_reconciles_may_act)  # what they read is stale
+        await reconciled()
+        await smith.in_controller(told_late)
+        await reconciled()
+        stored = await kube.get("v1", "ConfigMap", f"{name}-0", namespace)
+    assert "v1" not in seen.get(f"{name}-0", []), seen
+    assert stored["data"] == {"v": "v2"}
+    assert (await get_bundle(kube, namespace, name))["status"]["observedGeneration"] == 2
 
 
 def endpoint_slice(service: str, ready: dict[str, bool]) -> dict[str, Any]:

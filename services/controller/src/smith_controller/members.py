@@ -7,7 +7,11 @@ count it gone by then, so it must not act for any Bundle.
 A replica joining while others are live (or coming back after its lease ran out) waits a third of the
 lease duration before it acts: time for the others to see its lease and let its share go. What it may
 still do for a Bundle is bounded in time (`left`): its calls' deadlines end a fifth of the duration
-before its lease would run out unrenewed, so nothing it sent lands after another replica took over."""
+before its lease would run out unrenewed, so nothing it sent lands after another replica took over.
+
+Each membership has a number (`epoch`). A replica whose lease ran out missed whatever the others did
+meanwhile: what it read before (Bundles, objects) is stale, so a reconcile begun in an earlier membership
+may do nothing more (`left(..., epoch=)`), and the controller reads everything again before it acts."""
 
 from __future__ import annotations
 
@@ -67,6 +71,7 @@ class Members:
         self._renewed_at = -float("inf")  # when the last successful renewal was sent (monotonic)
         self._since = 0.0  # when this replica's current membership began (monotonic)
         self._rejoined = False  # it began after the lease had run out (the replica was paused, cut off)
+        self.epoch = 0  # this replica's memberships so far: one more each time one begins
         self._live: frozenset[str] = frozenset()
         self._acting = False
         self._synced = asyncio.Event()
@@ -108,10 +113,16 @@ class Members:
     def owns(self, namespace: str, name: str) -> bool:
         return self.left(namespace, name) > 0
 
-    def left(self, namespace: str, name: str) -> float:
-        """Seconds this replica may still act for the Bundle (0: it is not this replica's now)."""
+    @property
+    def rejoined(self) -> bool:
+        """The current membership began after this replica's lease had run out."""
+        return self._rejoined
+
+    def left(self, namespace: str, name: str, *, epoch: int | None = None) -> float:
+        """Seconds this replica may still act for the Bundle (0: it is not this replica's now, or
+        `epoch` is given and is not the current membership's)."""
         now = time.monotonic()
-        if not (self._synced.is_set() and self.alive(now)):
+        if not (self._synced.is_set() and self.alive(now)) or epoch not in (None, self.epoch):
             return 0.0
         others = self.seen.live(now)
         if (others or self._rejoined) and now < self._since + self.duration / 3:
@@ -168,6 +179,7 @@ class Members:
             )
         if not self.alive(sent):  # a new membership: the first, or after the lease ran out
             self._rejoined, self._since = self._renewed_at > -float("inf"), sent
+            self.epoch += 1
         self._renewed_at = sent
         self._recount()
 

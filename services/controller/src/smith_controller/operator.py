@@ -155,6 +155,10 @@ class Controller:
         BUNDLES.set_function(lambda: len(self.bundles))
         self.members: Members | None = None
         self._others: frozenset[str] = frozenset()  # the other live replicas, when last told
+        self._epoch = 0  # the membership last told of
+        self._fresh = asyncio.Event()  # the Bundles as read in this membership (see _catch_up)
+        self._fresh.set()  # at start: kopf lists them
+        self._relisting: asyncio.Task[None] | None = None
         if self.settings.lease_seconds > 0:
             self.members = Members(
                 self.kube_config,
@@ -174,26 +178,61 @@ class Controller:
 
     def _members_changed(self) -> None:
         """The Bundles owned changed: the cache keeps the new share (listing again when it grew, as a
-        replica left), blockers of others' Bundles are let go, and each Bundle is looked at (or dropped)."""
+        replica left), blockers of others' Bundles are let go, and each Bundle is looked at (or dropped).
+        Back after its lease ran out, the replica reads everything again first (`_catch_up`)."""
         assert self.members is not None
         others = self.members.live() - {self.settings.identity}
-        self.cache.reshare(grew=bool(self._others - others))
+        back = self.members.epoch != self._epoch and self.members.rejoined
+        self._epoch = self.members.epoch
+        self.cache.reshare(grew=bool(self._others - others) or back)
         self.blockers.retain(self._in_share)
         self._others = others
+        if back:
+            self._catch_up()
         self.resync()
 
-    def owns(self, key: BundleKey) -> bool:
-        """The Bundle is this replica's to reconcile (always, without leases: a single replica)."""
-        return self.members is None or self.members.owns(*key)
+    def _catch_up(self) -> None:
+        """A replica whose lease ran out (paused, cut off) missed what happened meanwhile, and its watches
+        may still be delivering it: the Bundles it holds may be generations behind. It lists them again
+        (the cache lists every kind again too) and reconciles nothing until that list is in."""
+        self._fresh.clear()
+        if self._relisting is not None:
+            self._relisting.cancel()
+        self._relisting = asyncio.create_task(self._relist_bundles(), name="list Bundles again")
 
-    def _guard(self, key: BundleKey) -> None:
-        """Right before a write of its own: ShareLostError when the Bundle is not this replica's any more."""
-        if not self.owns(key):
+    async def _relist_bundles(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                where = self.settings.watch_namespace or None
+                listing = await self.kube.list(API_VERSION, BUNDLE_KIND, where)
+                break
+            except (ApiError, *CONNECTION_ERRORS) as e:
+                log.warning("listing Bundles again failed (%s); again in %.0fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
+        fresh = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in listing["items"]}
+        for key in self.bundles.keys() - fresh.keys():
+            self.bundle_event("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
+        for body in fresh.values():
+            self.bundle_event(None, {"apiVersion": API_VERSION, "kind": BUNDLE_KIND, **body})
+        log.info("Bundles listed again after this replica's lease ran out: %d", len(fresh))
+        self._fresh.set()
+
+    def owns(self, key: BundleKey, epoch: int | None = None) -> bool:
+        """The Bundle is this replica's to reconcile (always, without leases: a single replica); with
+        `epoch`, in that membership only."""
+        return self.members is None or self.members.left(*key, epoch=epoch) > 0
+
+    def _guard(self, key: BundleKey, epoch: int | None) -> None:
+        """Right before a write of its own: ShareLostError when the Bundle is not this replica's any more
+        (or the membership the reconcile began in is over: what it read may be stale)."""
+        if not self.owns(key, epoch):
             raise ShareLostError
 
-    def _fence(self, key: BundleKey) -> Fence | None:
+    def _fence(self, key: BundleKey, epoch: int | None) -> Fence | None:
         members = self.members
-        return None if members is None else (lambda: members.left(*key))
+        return None if members is None else (lambda: members.left(*key, epoch=epoch))
 
     def synced(self) -> bool:
         """Ready to reconcile: started, with every watched kind listed once."""
@@ -204,7 +243,7 @@ class Controller:
         )
 
     async def stop(self) -> None:
-        await cancel_and_wait([self._resync] if self._resync is not None else [])
+        await cancel_and_wait([t for t in (self._resync, self._relisting) if t is not None])
         await self.scheduler.stop()  # first: a reconcile still running could start a blocker's watch
         if self.members is not None:
             await self.members.stop()  # the others take this replica's share at once
@@ -236,6 +275,10 @@ class Controller:
     def bundle_event(self, event_type: str | None, body: JSONObject) -> None:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
+        kept = self.bundles.get(key)
+        old = json.loads(kept) if kept is not None else None
+        if old is not None and _behind(event_type, body, old):
+            return  # the watch catching up with what a list read already (see _catch_up)
         if event_type == "DELETED":
             self.bundles.pop(key, None)
             self.unreported.pop(key, None)
@@ -243,9 +286,8 @@ class Controller:
             self.scheduler.forget(key)
             self.blockers.set(key, ())
             return
-        old = self.bundles.get(key)
         self.bundles[key] = _kept(body)
-        if _needs_work(json.loads(old) if old is not None else None, body):
+        if _needs_work(old, body):
             self.scheduler.trigger(key)
 
     def executor_event(self, event_type: str | None, body: JSONObject) -> None:
@@ -299,18 +341,20 @@ class Controller:
         await self.cache.synced()
         if self.members is not None:
             await self.members.synced()
+        await self._fresh.wait()
         stored = self.bundles.get(key)
-        if stored is None or not self.owns(key):
+        epoch = self.members.epoch if self.members is not None else None
+        if stored is None or not self.owns(key, epoch):
             return False
         bundle: JSONObject = json.loads(stored)
         began, result = time.perf_counter(), "error"
         try:
             if bundle["metadata"].get("deletionTimestamp"):
-                await self._tear_down(key, bundle)
+                await self._tear_down(key, bundle, epoch)
                 result = "ok"
                 return False
             if FINALIZER not in _finalizers(bundle):
-                self._guard(key)
+                self._guard(key, epoch)
                 bundle = await self._set_finalizers(bundle, [*_finalizers(bundle), FINALIZER])
                 self.bundles[key] = stored = _kept(bundle)
             children = self.cache.children(key)
@@ -326,7 +370,7 @@ class Controller:
                 children,
                 outside=outside,
                 earlier=self.unreported.get(key, ()),
-                fence=self._fence(key),
+                fence=self._fence(key, epoch),
                 hold=self._written_within(key) > 0,
             )
             if step.unreported:
@@ -365,7 +409,7 @@ class Controller:
         finally:
             RECONCILES.labels(result=result).observe(time.perf_counter() - began)
 
-    async def _tear_down(self, key: BundleKey, bundle: JSONObject) -> None:
+    async def _tear_down(self, key: BundleKey, bundle: JSONObject, epoch: int | None) -> None:
         """A deleted Bundle with Smith's finalizer: delete its objects dependents first, wave by wave (each
         wave's watch events bring the next), then let the Bundle go. With the `orphan` finalizer
         (`kubectl delete --cascade=orphan`) its objects stay: the garbage collector unlinks them."""
@@ -378,10 +422,10 @@ class Controller:
             return
         await self.cache.synced()
         if ORPHAN_FINALIZER not in finalizers and not await teardown(
-            self.peers, bundle, self.cache.children(key), fence=self._fence(key)
+            self.peers, bundle, self.cache.children(key), fence=self._fence(key, epoch)
         ):
             return
-        self._guard(key)
+        self._guard(key, epoch)
         with contextlib.suppress(NotFoundError):  # gone already (its namespace deleted): nothing holds it
             await self._set_finalizers(bundle, [f for f in finalizers if f != FINALIZER])
         log.info("bundle %s/%s: objects deleted, finalizer removed", *key)
@@ -454,6 +498,17 @@ def _outside_sources(bundle: JSONObject, children: Sequence[Child]) -> list[Obje
     namespace = bundle["metadata"]["namespace"]
     own = {(c.key.group_kind.kind, c.key.name) for c in children if c.api_version == "v1"}
     return [ObjectRef("v1", k, namespace, n) for k, n in sorted(config_sources(bundle) - own)]
+
+
+def _behind(event_type: str | None, event: JSONObject, kept: JSONObject) -> bool:
+    """The event tells of an older state than the one kept: an earlier generation of the same Bundle, or
+    the deletion of an earlier Bundle of that name. (Only after a list: a watch alone is in order.)"""
+    now, before = event["metadata"], kept["metadata"]
+    if "uid" not in now:  # a Bundle a list no longer shows
+        return False
+    if now["uid"] != before.get("uid"):
+        return event_type == "DELETED"
+    return int(now.get("generation") or 0) < int(before.get("generation") or 0)
 
 
 def _needs_work(old: JSONObject | None, new: JSONObject) -> bool:

@@ -48,6 +48,10 @@ class Scheduler(Generic[Key]):
         """Keys waiting for a reconcile (the work queue's depth): marked, or waiting for a free slot."""
         return len(self._dirty) + self._waiting
 
+    def pending(self, key: Key) -> bool:
+        """A reconcile of `key` is marked or running."""
+        return key in self._dirty or key in self._running
+
     def trigger(self, key: Key) -> None:
         if self._stopped:  # an event that came in during shutdown: the next start looks at everything
             return
