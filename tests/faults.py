@@ -72,10 +72,13 @@ class Toxiproxy:
 @dataclass
 class Faults:
     """What the fault proxy answers instead of the API server: `phases` are (status, Retry-After or
-    None, how many), served in turn to every `every`-th request that is not a watch; then nothing."""
+    None, how many), served in turn to every `every`-th request that is not a watch; then nothing.
+    While `hidden_group` is set, discovery's list of API groups leaves that group out, as an API server
+    that has just started answers for a moment."""
 
     phases: list[tuple[int, str | None, int]] = field(default_factory=list)
     every: int = 3
+    hidden_group: str | None = None
     seen: Counter[int] = field(default_factory=Counter)
     _count: int = 0
 
@@ -117,6 +120,7 @@ async def fault_proxy(plane: ControlPlane, faults: Faults) -> AsyncIterator[str]
                 "reason": "Injected",
             }
             return web.json_response(body, status=status, headers={"Retry-After": retry} if retry else {})
+        hiding = faults.hidden_group is not None and request.method == "GET" and request.path == "/apis"
         hop = ("host", "authorization", "content-length", "transfer-encoding", "connection")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in hop}
         async with session.request(
@@ -126,6 +130,8 @@ async def fault_proxy(plane: ControlPlane, faults: Faults) -> AsyncIterator[str]
             data=await request.read() or None,
             timeout=aiohttp.ClientTimeout(total=None),
         ) as answer:
+            if hiding and answer.status == 200:
+                return web.json_response(_without_group(await answer.json(), faults.hidden_group))
             out = web.StreamResponse(status=answer.status, headers={"Content-Type": answer.content_type})
             await out.prepare(request)
             async for chunk in answer.content.iter_any():
@@ -146,6 +152,18 @@ async def fault_proxy(plane: ControlPlane, faults: Faults) -> AsyncIterator[str]
         await session.close()
 
 
+def _without_group(discovery: Json, group: str | None) -> Json:
+    """An API group list (or an aggregated discovery list) without `group`."""
+
+    def name(entry: Json) -> str:
+        return str(entry.get("name") or entry.get("metadata", {}).get("name"))
+
+    for key in ("groups", "items"):
+        if key in discovery:
+            discovery[key] = [g for g in discovery[key] if name(g) != group]
+    return discovery
+
+
 # --- the system under test ------------------------------------------------------------------------
 
 
@@ -159,11 +177,28 @@ def kubeconfig_via(plane: ControlPlane, server: str, path: Path) -> Path:
 
 @contextlib.contextmanager
 def smith(kubeconfig: Path, logs: Path, **options: Any) -> Iterator[Services]:
-    """Every Smith service as a process against `kubeconfig`; afterwards, no traceback in any log."""
-    with running_services(kubeconfig, logs, env={"SMITH_RESYNC_SECONDS": "0"}, **options) as started:
-        yield started
+    """Every Smith service as a process against `kubeconfig`; afterwards, no traceback in any log. A
+    test that fails inside says what the services complained of (the logs are gone after CI)."""
+    try:
+        with running_services(kubeconfig, logs, env={"SMITH_RESYNC_SECONDS": "0"}, **options) as started:
+            yield started
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{complaints(logs)}") from None
     tracebacks = {log.name: _tracebacks(log.read_text(errors="replace")) for log in logs.glob("*.log")}
     assert not {name: lines for name, lines in tracebacks.items() if lines}, tracebacks
+
+
+def complaints(logs: Path, last: int = 12) -> str:
+    """The last warnings and errors of each service's log, one line each."""
+    told = []
+    for log in sorted(logs.glob("*.log")):
+        lines = [
+            line[:300]
+            for line in log.read_text(errors="replace").splitlines()
+            if '"level": "warning"' in line or '"level": "error"' in line or "Traceback" in line
+        ]
+        told += [f"{log.name}: {len(lines)} warnings and errors, the last:", *lines[-last:]]
+    return "\n".join(told)
 
 
 def _tracebacks(log: str) -> list[str]:

@@ -21,8 +21,10 @@ from faults import (
     smith,
 )
 from smith_controlplane.plane import ControlPlane
+from smith_engine.model import GROUP
 from smith_kube import KubeClient
-from support import metric
+from smith_kube.client import MERGE_PATCH
+from support import eventually, metric
 
 
 async def through_toxiproxy(toxiproxy: Toxiproxy, plane: ControlPlane, tmp_path: Path) -> Path:
@@ -98,3 +100,34 @@ async def test_the_api_server_or_etcd_killed_and_restarted_mid_convergence(
             await asyncio.to_thread(restart, 2.0)
             await converged(kube, namespace, names, within=240)
         nothing_lost_or_doubled(book, names, length=5)
+
+
+async def test_discovery_without_smiths_group_for_a_moment_loses_no_bundle(
+    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """An API server just (re)started lists only some API groups for a moment. A controller starting
+    then waits until Smith's group is listed (kopf looks once); one running then keeps watching its
+    Bundles when a CRD of Smith's group changes meanwhile."""
+    faults = Faults(hidden_group=GROUP)
+    first, later = [f"d{i}" for i in range(10 * SCALE)], [f"e{i}" for i in range(10 * SCALE)]
+    logs = tmp_path / "logs"
+
+    async def waiting() -> bool:
+        log = logs / "smith_controller.log"
+        return log.exists() and "waiting for the API server to serve Smith's kinds" in log.read_text()
+
+    async with fault_proxy(plane, faults) as server:
+        with smith(kubeconfig_via(plane, server, tmp_path / "kubeconfig"), logs):
+            await eventually(waiting, within=60, what="the controller to wait for Smith's group")
+            faults.hidden_group = None
+            await asyncio.gather(*(kube.create(chain(n, namespace)) for n in first))
+            await converged(kube, namespace, first)
+
+            faults.hidden_group = GROUP
+            touch = {"metadata": {"labels": {"smith.test/touched": namespace}}}
+            crd = ("apiextensions.k8s.io/v1", "CustomResourceDefinition", f"bundles.{GROUP}")
+            await kube.patch(*crd, touch, content_type=MERGE_PATCH)
+            await asyncio.sleep(2)  # time to look at discovery again, were the controller to
+            faults.hidden_group = None
+            await asyncio.gather(*(kube.create(chain(n, namespace)) for n in later))
+            await converged(kube, namespace, later)

@@ -56,6 +56,7 @@ from smith_kube import (
 from smith_kube.client import MERGE_PATCH
 
 log = logging.getLogger("smith.controller")
+SMITH_KINDS = (BUNDLE_KIND, "Executor", "Plugin")  # what kopf watches
 CLOSE_GRACE = 0.25  # seconds
 RECONCILES = Histogram(
     "smith_reconcile_duration_seconds",
@@ -241,6 +242,26 @@ class Controller:
             and self.cache.is_synced()
             and (self.members is None or self.members.is_synced())
         )
+
+    async def served(self) -> None:
+        """Wait until the API server's discovery shows Smith's kinds. kopf reads discovery once, at start,
+        and watches only what it found then; an API server just (re)started lists only some groups for
+        a moment, and a controller starting in that moment would never see a Bundle."""
+        delay = 0.2
+        while True:
+            try:
+                groups = (await self.kube.request("GET", "/apis")).get("groups") or []
+                if any(g.get("name") == GROUP for g in groups):
+                    self.kube.forget(API_VERSION)
+                    for kind in SMITH_KINDS:
+                        await self.kube.resource(API_VERSION, kind)
+                    return
+                problem = f"no group {GROUP} in discovery yet"
+            except (ApiError, UnservedKindError, *CONNECTION_ERRORS) as e:
+                problem = str(e) or type(e).__name__
+            log.info("waiting for the API server to serve Smith's kinds: %s", problem)
+            await asyncio.sleep(delay)
+            delay = min(5.0, delay * 2)
 
     async def stop(self) -> None:
         await cancel_and_wait([t for t in (self._resync, self._relisting) if t is not None])
@@ -534,10 +555,14 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # Smith reports through Bundle status, not kopf's events
         settings.watching.server_timeout = 300
-        # Limited to a namespace, Smith has no right to list namespaces or CRDs cluster-wide: serve the
-        # namespaces given and the resources found at start (Smith's CRDs are installed before it).
-        settings.scanning.disabled = bool(controller.settings.watch_namespace)
+        # kopf serves the resources found at start (Smith's CRDs are installed before it), and only
+        # those: it does not look at discovery again when a CRD changes, as it would by default, for
+        # discovery may show a group missing for a moment (an API server restarting), and kopf would
+        # then stop watching its Bundles for good. (Limited to a namespace, Smith has no right to list
+        # namespaces or CRDs cluster-wide anyway.)
+        settings.scanning.disabled = True
         await controller.start()
+        await controller.served()  # before kopf's one look at discovery, which follows this handler
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
