@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from smith_controller.members import Members
 
 from faults import (
     SCALE,
@@ -22,7 +23,7 @@ from faults import (
 )
 from smith_controlplane.plane import ControlPlane
 from smith_engine.model import GROUP
-from smith_kube import KubeClient
+from smith_kube import KubeClient, KubeConfig
 from smith_kube.client import MERGE_PATCH
 from support import eventually, metric
 
@@ -131,3 +132,42 @@ async def test_discovery_without_smiths_group_for_a_moment_loses_no_bundle(
             faults.hidden_group = None
             await asyncio.gather(*(kube.create(chain(n, namespace)) for n in later))
             await converged(kube, namespace, later)
+
+
+async def test_a_replica_whose_watch_falls_behind_does_not_count_a_live_member_gone(
+    kube: KubeClient, plane: ControlPlane, toxiproxy: Toxiproxy, tmp_path: Path
+) -> None:
+    """Replica `b` hears from the API server late for a while (its process starved, say): its watch
+    tells it of `a`'s renewals only after `a`'s lease would have run out. It reads `a`'s lease before
+    counting it gone, and `a`, renewing all along, stays a member in `b`'s eyes."""
+    duration = 3.0
+    seen_by_b: list[frozenset[str]] = []
+    config = KubeConfig.load(plane.kubeconfig)
+    late = KubeConfig.load(await through_toxiproxy(toxiproxy, plane, tmp_path))
+    a = Members(config, namespace="smith-system", identity="lag-a", duration=duration, changed=lambda: None)
+    b = Members(
+        late,
+        namespace="smith-system",
+        identity="lag-b",
+        duration=duration,
+        changed=lambda: seen_by_b.append(b.live()),
+    )
+    await a.start()
+    await b.start()
+    try:
+        await eventually(lambda: _both(b), within=30, what="b to see a")
+        seen_by_b.clear()
+        # everything b hears comes 2.5 s late: a's renewals (every second) reach it more than its
+        # lease's 3 s apart once, as the delay begins; and b's own requests time out (b drops out itself)
+        await toxiproxy.toxic("apiserver", "behind", "latency", latency=2500)
+        await asyncio.sleep(3 * duration)
+        await toxiproxy.clear("apiserver", "behind")
+        await eventually(lambda: _both(b), within=30, what="b to be back")
+    finally:
+        await b.stop()
+        await a.stop()
+    assert all("lag-a" in live for live in seen_by_b), seen_by_b
+
+
+async def _both(members: Members) -> bool:
+    return members.live() == {"lag-a", "lag-b"}

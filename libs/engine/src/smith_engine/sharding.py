@@ -41,6 +41,10 @@ class Membership:
         else:
             before.duration = duration
 
+    def knows(self, member: str) -> bool:
+        """A lease of `member` has been read and not seen deleted (live or not)."""
+        return member in self._seen
+
     def forget(self, member: str) -> None:
         """The lease is gone: the member left."""
         self._seen.pop(member, None)

@@ -11,7 +11,11 @@ before its lease would run out unrenewed, so nothing it sent lands after another
 
 Each membership has a number (`epoch`). A replica whose lease ran out missed whatever the others did
 meanwhile: what it read before (Bundles, objects) is stale, so a reconcile begun in an earlier membership
-may do nothing more (`left(..., epoch=)`), and the controller reads everything again before it acts."""
+may do nothing more (`left(..., epoch=)`), and the controller reads everything again before it acts.
+
+A member whose lease seems to have run out, as this replica's watch tells it, is counted live until a
+read of its lease confirms it: a watch that falls behind (this replica's process starved) would otherwise
+miss a renewal and let this replica take over Bundles that member may still act for."""
 
 from __future__ import annotations
 
@@ -78,6 +82,7 @@ class Members:
         self._tasks: list[asyncio.Task[None]] = []
         self._leases: dict[str, tuple[str, str]] = {}  # the others' leases: name, resourceVersion read
         self._removals: set[asyncio.Task[None]] = set()
+        self._confirming: asyncio.Task[None] | None = None  # reading the leases of members that ran out
 
     @property
     def lease(self) -> str:
@@ -94,7 +99,8 @@ class Members:
 
     async def stop(self) -> None:
         """Leave: stop renewing and delete the lease, so the others take this share over at once."""
-        await cancel_and_wait([*self._tasks, *self._removals])
+        confirming = [self._confirming] if self._confirming is not None else []
+        await cancel_and_wait([*self._tasks, *self._removals, *confirming])
         with contextlib.suppress(ApiError, OSError, TimeoutError):
             await self.kube.delete(LEASE_API, "Lease", self.lease, namespace=self.namespace)
         await self.kube.close()
@@ -245,9 +251,39 @@ class Members:
         """When this replica's wait after joining ends (monotonic)."""
         return self._since + self.duration / 3
 
+    def _ran_out(self, now: float) -> frozenset[str]:
+        """Members counted live until now whose leases ran out as this replica's watch tells it (not
+        deleted: a member that leaves deletes its lease)."""
+        return frozenset(m for m in self._live - self.seen.live(now) - {self.identity} if self.seen.knows(m))
+
+    async def _confirm(self) -> None:
+        """Read the lease of each member that seems to have run out: renewed meanwhile, it stays; not
+        renewed (or deleted), it is gone. Unreadable (the API server unreachable), it stays live for now
+        and is read again at the next count."""
+        try:
+            for member in self._ran_out(time.monotonic()):
+                name = self._leases.get(member, (lease_name(member), ""))[0]
+                try:
+                    lease = await self.kube.get(LEASE_API, "Lease", name, namespace=self.namespace)
+                except NotFoundError:
+                    self.seen.forget(member)
+                    continue
+                except (ApiError, OSError, TimeoutError) as e:
+                    log.warning("could not read the lease of member %s: %s", member, e or type(e).__name__)
+                    return
+                self._observe(lease)
+                if member not in self.seen.live(time.monotonic()):
+                    self.seen.forget(member)  # not renewed: gone (its lease is deleted as it drops out)
+        finally:
+            self._confirming = None
+        self._recount()
+
     def _recount(self) -> None:
         now = time.monotonic()
-        live = self.seen.live(now) | ({self.identity} if self.alive(now) else frozenset())
+        if (unsure := self._ran_out(now)) and self._confirming is None:
+            self._confirming = asyncio.create_task(self._confirm(), name="read leases run out")
+        alive = {self.identity} if self.alive(now) else frozenset()
+        live = self.seen.live(now) | unsure | alive
         acting = now >= self._acting_from()
         if (live, acting) != (self._live, self._acting):
             if live != self._live:
