@@ -249,9 +249,20 @@ async def ledger(kube: KubeClient, namespace: str) -> AsyncIterator[Ledger]:
             except (GoneError, aiohttp.ClientError, OSError):
                 await asyncio.sleep(0.2)
 
+    async def caught_up() -> bool:
+        """The watches have told of every object there is now (a Bundle may be Ready a moment before
+        the watch tells of its last object)."""
+        for kind in ("ConfigMap", "Secret"):
+            listing = await kube.list("v1", kind, namespace, label_selector=BUNDLE_NAME_LABEL)
+            for item in listing["items"]:
+                if item["metadata"]["uid"] not in book.uids.get(f"{kind}/{item['metadata']['name']}", ()):
+                    return False
+        return True
+
     tasks = [asyncio.create_task(follow(kind)) for kind in ("ConfigMap", "Secret")]
     try:
         yield book
+        await eventually(caught_up, within=60, what="the ledger's watches to catch up")
     finally:
         for task in tasks:
             task.cancel()

@@ -6,13 +6,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from smith_kube import ConflictError, KubeClient, NotFoundError, UnservedKindError, WatchEvent
+from smith_kube import (
+    ConflictError,
+    DeadlineError,
+    KubeClient,
+    NotFoundError,
+    TokenBucket,
+    UnservedKindError,
+    WatchEvent,
+)
 from smith_kube.client import REQUEST_CONNECTIONS
 from smith_kube.informer import run_informer
 from support import crd_object, eventually
@@ -260,3 +269,24 @@ async def test_deployment_becomes_available_on_kwok_nodes(kube: KubeClient, name
     await eventually(available, within=90, what="Deployment available")
     pods = await kube.list("v1", "Pod", namespace)
     assert {p["spec"]["nodeName"].startswith("kwok-node-") for p in pods["items"]} == {True}
+
+
+async def test_a_write_that_cannot_be_sent_before_its_deadline_is_not_sent(
+    kube: KubeClient, namespace: str
+) -> None:
+    """A write bounded by a deadline (an executor's fence) that waits past it — here for its turn under a
+    rate limit of one request every 2 s — is not sent; one sent in time carries the time left to the API
+    server (`timeout`), which takes it."""
+    async with KubeClient(kube.config, rate=TokenBucket(qps=0.5, burst=1)) as limited:
+        await limited.resource("v1", "ConfigMap")  # discovery takes the one token there is
+        deadline = time.monotonic() + 3
+        first, second = await asyncio.gather(
+            limited.create(config_map("in-time", namespace), deadline=deadline),
+            limited.create(config_map("too-late", namespace), deadline=deadline),
+            return_exceptions=True,
+        )
+    assert not isinstance(first, BaseException), first
+    assert isinstance(second, DeadlineError), second
+    assert (await kube.get("v1", "ConfigMap", "in-time", namespace))["metadata"]["name"] == "in-time"
+    with pytest.raises(NotFoundError):
+        await kube.get("v1", "ConfigMap", "too-late", namespace)

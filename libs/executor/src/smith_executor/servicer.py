@@ -98,16 +98,6 @@ async def _deadline(context: grpc.aio.ServicerContext[object, object]) -> float 
     return None if left is None else time.monotonic() + left
 
 
-class TooLateError(Exception):
-    """The caller's deadline passed before a write: it is not made (retriable: the caller asks again)."""
-
-
-def _in_time(until: float | None) -> None:
-    """Right before each write: TooLateError once the caller's deadline has passed."""
-    if until is not None and time.monotonic() >= until:
-        raise TooLateError("not done: the call's deadline passed before this write")
-
-
 def _failure(ref: ObjectRef, resource: str, error: Exception) -> ActionResult:
     if isinstance(error, UnservedKindError):
         return ActionResult(object=ref, resource=resource, ok=False, error=str(error), terminal=True)
@@ -207,18 +197,15 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 if not (await self.kube.resource(obj["apiVersion"], obj["kind"])).namespaced:
                     return refused("Refused", cluster_scoped_problem(GroupKind.of(obj)))
                 if action.expect_absent:
-                    _in_time(until)
-                    applied, before, wrote = await self._create(obj, wanted), "", True
+                    applied, before, wrote = await self._create(obj, wanted, until), "", True
                     if applied is None:  # something has the name already: Smith's to take over?
                         problem, before = await self._foreign(obj, bundle)
                         if problem:
                             return refused("NotOwned", problem)
-                        _in_time(until)
-                        applied = await self._write(obj, wanted)
+                        applied = await self._write(obj, wanted, until)
                 else:
                     before = action.observed_version
-                    _in_time(until)
-                    applied, wrote = await self._ensure(action, wanted)
+                    applied, wrote = await self._ensure(action, wanted, until)
             except UpdateCycleError as e:
                 return refused("UpdateCycle", str(e))
             except Exception as e:
@@ -240,26 +227,29 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             seen = Observed(applied, self.family.assess(applied), in_sync_with=wanted)
             return self._done(result, bundle, "apply"), seen  # the controller plans on from it
 
-    async def _create(self, obj: JSONObject, wanted: str) -> JSONObject | None:
+    async def _create(self, obj: JSONObject, wanted: str, until: float | None) -> JSONObject | None:
         """Apply `obj` only if nothing has its name yet (None otherwise), in one request: an apply with
         the resourceVersion of etcd's first write, which no object has any more, is refused with a
         conflict by an object that exists and creates one that does not."""
         meta = {**obj["metadata"], "resourceVersion": ABSENT}
         try:
-            return await self._write({**obj, "metadata": meta}, wanted)
+            return await self._write({**obj, "metadata": meta}, wanted, until)
         except ConflictError:
             return None
 
-    async def _write(self, obj: JSONObject, wanted: str) -> JSONObject:
+    async def _write(self, obj: JSONObject, wanted: str, until: float | None) -> JSONObject:
         """Apply `obj` (whose desired hash is `wanted`) for real, and remember the object it made as in
-        sync with it."""
-        applied: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER)
+        sync with it. Every write is sent only before the caller's deadline (`until`: its fence, see
+        `_deadline`) and bounded by it at the API server too; past it, DeadlineError (retriable)."""
+        applied: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER, deadline=until)
         if foreign_keys(obj, applied):
-            applied = await self._drop_foreign_secret_keys(obj, applied)
+            applied = await self._drop_foreign_secret_keys(obj, applied, until)
         self.memo.synced(_memo_key(obj), digest=digest(applied), desired=wanted)
         return applied
 
-    async def _ensure(self, action: planner.Apply, wanted: str) -> tuple[JSONObject, bool]:
+    async def _ensure(
+        self, action: planner.Apply, wanted: str, until: float | None
+    ) -> tuple[JSONObject, bool]:
         """Bring an existing object in line with the Bundle, writing only when that changes something.
 
         Unless the Bundle changed since Smith last applied this object (then an apply is due anyway), a
@@ -278,7 +268,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 message = await self._cycle_message(obj, predicted)
                 self.memo.stuck(key, message)
                 raise UpdateCycleError(message)
-        return await self._write(obj, wanted), True
+        return await self._write(obj, wanted, until), True
 
     async def _cycle_message(self, obj: JSONObject, predicted: JSONObject) -> str:
         meta = obj["metadata"]
@@ -324,7 +314,9 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             return None, ""
         return ownership_problem(current, bundle), current["metadata"].get("resourceVersion", "")
 
-    async def _drop_foreign_secret_keys(self, desired: JSONObject, applied: JSONObject) -> JSONObject:
+    async def _drop_foreign_secret_keys(
+        self, desired: JSONObject, applied: JSONObject, until: float | None
+    ) -> JSONObject:
         """A Secret's data is what the Bundle says: keys someone else added are removed."""
         extra = foreign_keys(desired, applied)
         patch = [
@@ -332,7 +324,13 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         ]
         meta = applied["metadata"]
         return await self.kube.patch(
-            "v1", "Secret", meta["name"], patch, namespace=meta["namespace"], content_type=JSON_PATCH
+            "v1",
+            "Secret",
+            meta["name"],
+            patch,
+            namespace=meta["namespace"],
+            content_type=JSON_PATCH,
+            deadline=until,
         )
 
     async def _delete(
@@ -350,9 +348,8 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             )
             outcome = Outcome.DELETED
             try:
-                _in_time(until)
                 await self.kube.delete(
-                    ref.api_version, ref.kind, ref.name, namespace=ref.namespace, uid=ref.uid
+                    ref.api_version, ref.kind, ref.name, namespace=ref.namespace, uid=ref.uid, deadline=until
                 )
             except (NotFoundError, ConflictError):
                 outcome = Outcome.UNCHANGED  # gone already, or replaced by a newer object: not ours

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Self
@@ -84,6 +85,10 @@ class ConflictError(ApiError):
 
 class GoneError(ApiError):
     """410: a watch's resourceVersion is too old; list again."""
+
+
+class DeadlineError(TimeoutError):
+    """The caller's deadline came before the request could be sent: it was not sent."""
 
 
 class UnservedKindError(LookupError):
@@ -174,6 +179,19 @@ def _counting_failures(method: str) -> Iterator[None]:
         raise
 
 
+def _bounded(options: dict[str, Any], deadline: float, what: str) -> dict[str, Any]:
+    """`options` of one attempt of a request that must be done by `deadline`: the client waits no
+    longer than the time left, and tells the API server to give up then too (its `timeout` parameter:
+    a request still waiting in the server, e.g. for its turn, is then refused, not carried out late)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise DeadlineError(f"{what}: not sent: the caller's deadline passed")
+    limit: aiohttp.ClientTimeout | None = options.get("timeout")
+    total = left if limit is None or limit.total is None else min(limit.total, left)
+    params = {**(options.get("params") or {}), "timeout": f"{max(1, int(left * 1000))}ms"}
+    return {**options, "params": params, "timeout": aiohttp.ClientTimeout(total=total)}
+
+
 class KubeClient:
     """Connections to one API server: a pool of REQUEST_CONNECTIONS for requests, and one connection
     per watch, apart (HTTP/1.1 holds a connection for each watch: watches sharing the requests' pool
@@ -226,17 +244,21 @@ class KubeClient:
         headers: Mapping[str, str] | None = None,
         *,
         watch: bool = False,
+        deadline: float | None = None,
         **options: Any,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One request with the current credentials. A 401 reads the credentials again (a rotated token
         file, an expired or revoked token, a new client certificate) and sends the request once more. A
         request the server turned away unprocessed — 429 Too Many Requests (priority and fairness, a
         proxy), or a 5xx with `Retry-After` — is sent again after the time it asks, up to
-        THROTTLED_ATTEMPTS times, as client-go does."""
+        THROTTLED_ATTEMPTS times, as client-go does. With `deadline` (monotonic), no attempt is sent
+        after it (DeadlineError), and each is bounded by it on both ends (see `request`)."""
         renewed, throttled = False, 0
         while True:
             if self.rate is not None:
                 await self.rate.wait()
+            if deadline is not None:
+                options = _bounded(options, deadline, f"{method} {path}")
             await self.config.fresh()
             auth = self.config.authorization()
             sent = {**(headers or {}), **({"Authorization": auth} if auth else {})}
@@ -272,7 +294,11 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         request_timeout: float | None = None,
+        deadline: float | None = None,
     ) -> JSONObject:
+        """One request, its answer decoded. With `deadline` (monotonic time), the request is sent only
+        before it and must be answered by it: the API server is told the time left (`timeout`), so a
+        write it could not begin in time is not made."""
         data = None if body is None else dumps(body)
         if data is not None and content_type == APPLY_PATCH:
             data = yaml_safe(data)  # read as YAML by the API server
@@ -280,7 +306,7 @@ class KubeClient:
         limit = self._timeout if request_timeout is None else aiohttp.ClientTimeout(total=request_timeout)
         with _counting_failures(method):
             async with self._send(
-                method, path, params=params, data=data, headers=headers, timeout=limit
+                method, path, params=params, data=data, headers=headers, timeout=limit, deadline=deadline
             ) as response:
                 text = await response.text()
                 _raise_for(response.status, text, method, path)
@@ -378,9 +404,12 @@ class KubeClient:
             "GET", await self._path(api_version, kind, namespace), params=params or None
         )
 
-    async def create(self, obj: Mapping[str, Any], *, namespace: str | None = None) -> JSONObject:
+    async def create(
+        self, obj: Mapping[str, Any], *, namespace: str | None = None, deadline: float | None = None
+    ) -> JSONObject:
         ns = namespace or obj.get("metadata", {}).get("namespace")
-        return await self.request("POST", await self._path(obj["apiVersion"], obj["kind"], ns), body=obj)
+        path = await self._path(obj["apiVersion"], obj["kind"], ns)
+        return await self.request("POST", path, body=obj, deadline=deadline)
 
     async def replace(self, obj: Mapping[str, Any], *, subresource: str | None = None) -> JSONObject:
         """PUT: fails with ConflictError when `obj`'s resourceVersion is stale."""
@@ -400,9 +429,10 @@ class KubeClient:
         namespace: str | None = None,
         content_type: str = MERGE_PATCH,
         subresource: str | None = None,
+        deadline: float | None = None,
     ) -> JSONObject:
         path = await self._path(api_version, kind, namespace, name, subresource)
-        return await self.request("PATCH", path, body=patch, content_type=content_type)
+        return await self.request("PATCH", path, body=patch, content_type=content_type, deadline=deadline)
 
     async def apply(
         self,
@@ -412,6 +442,7 @@ class KubeClient:
         force: bool = True,
         subresource: str | None = None,
         dry_run: bool = False,
+        deadline: float | None = None,
     ) -> JSONObject:
         """Server-side apply: the server merges `obj` into what it holds, owning the fields `obj` names.
         With `dry_run`, nothing is stored: the answer is the object as the apply would leave it."""
@@ -422,7 +453,9 @@ class KubeClient:
         params = {"fieldManager": field_manager, "force": "true" if force else "false"}
         if dry_run:
             params["dryRun"] = "All"
-        return await self.request("PATCH", path, params=params, body=obj, content_type=APPLY_PATCH)
+        return await self.request(
+            "PATCH", path, params=params, body=obj, content_type=APPLY_PATCH, deadline=deadline
+        )
 
     async def delete(
         self,
@@ -434,6 +467,7 @@ class KubeClient:
         propagation: str = "Background",
         uid: str | None = None,
         resource_version: str | None = None,
+        deadline: float | None = None,
     ) -> JSONObject:
         """Delete; with `uid`, only that incarnation of the object, with `resource_version` only that
         version of it (preconditions: ConflictError otherwise)."""
@@ -441,7 +475,8 @@ class KubeClient:
         preconditions = {"uid": uid, "resourceVersion": resource_version}
         if kept := {k: v for k, v in preconditions.items() if v}:
             body["preconditions"] = kept
-        return await self.request("DELETE", await self._path(api_version, kind, namespace, name), body=body)
+        path = await self._path(api_version, kind, namespace, name)
+        return await self.request("DELETE", path, body=body, deadline=deadline)
 
     async def watch(
         self,
