@@ -110,7 +110,7 @@ async def test_discovery_without_smiths_group_for_a_moment_loses_no_bundle(
     then waits until Smith's group is listed (kopf looks once); one running then keeps watching its
     Bundles when a CRD of Smith's group changes meanwhile."""
     faults = Faults(hidden_group=GROUP)
-    first, later = [f"d{i}" for i in range(10 * SCALE)], [f"e{i}" for i in range(10 * SCALE)]
+    first, later = [f"d{i}" for i in range(5 * SCALE)], [f"e{i}" for i in range(5 * SCALE)]
     logs = tmp_path / "logs"
 
     async def waiting() -> bool:
