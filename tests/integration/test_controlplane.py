@@ -21,6 +21,7 @@ from smith_kube import (
     TokenBucket,
     UnservedKindError,
     WatchEvent,
+    informer,
 )
 from smith_kube.client import REQUEST_CONNECTIONS
 from smith_kube.informer import run_informer
@@ -290,3 +291,63 @@ async def test_a_write_that_cannot_be_sent_before_its_deadline_is_not_sent(
     assert (await kube.get("v1", "ConfigMap", "in-time", namespace))["metadata"]["name"] == "in-time"
     with pytest.raises(NotFoundError):
         await kube.get("v1", "ConfigMap", "too-late", namespace)
+
+
+async def test_a_paged_informer_holds_a_page_at_a_time_and_misses_nothing(
+    kube: KubeClient, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The controller's cache lists its kinds page by page (a restarted controller with 50,000 objects
+    must not parse them all at once): every object comes once, in order of pages, and the watch goes
+    on from the list's version."""
+    monkeypatch.setattr(informer, "PAGE", 50)
+
+    def labelled(name: str, value: str) -> Json:
+        made = config_map(name, namespace, v=value)
+        made["metadata"]["labels"] = {"smith.test/paged": "yes"}
+        return made
+
+    await asyncio.gather(*(kube.create(labelled(f"p{i}", "x" * 1000)) for i in range(500)))
+    pages: list[tuple[int, bool, bool]] = []
+    named: list[str] = []
+
+    async def listing_peak(**handlers: Any) -> tuple[int, asyncio.Task[None]]:
+        """The most memory held while the informer lists (beyond what was held before)."""
+        listed = asyncio.Event()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            task = asyncio.create_task(
+                run_informer(
+                    kube,
+                    "v1",
+                    "ConfigMap",
+                    on_event=lambda e: named.append(e.object["metadata"]["name"]),
+                    label_selector="smith.test/paged",
+                    synced=listed,
+                    namespace=namespace,
+                    **handlers,
+                )
+            )
+            await listed.wait()
+            return tracemalloc.get_traced_memory()[1] - before, task
+        finally:
+            tracemalloc.stop()
+
+    def page(items: list[Any], first: bool, last: bool) -> None:
+        pages.append((len(items), first, last))
+
+    paged, paging = await listing_peak(on_page=page)
+    whole, listing = await listing_peak(on_list=lambda items: None)
+    try:
+        assert pages == [(50, i == 0, i == 9) for i in range(10)]
+        assert paged < whole / 3, (paged, whole)
+        await kube.create(labelled("after", "1"))
+        await eventually(lambda: _true(named.count("after") == 2), what="both informers to see it")
+    finally:
+        for task in (paging, listing):
+            task.cancel()
+        await asyncio.gather(paging, listing, return_exceptions=True)
+
+
+async def _true(value: bool) -> bool:
+    return value

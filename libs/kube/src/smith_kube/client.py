@@ -398,8 +398,16 @@ class KubeClient:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        limit: int | None = None,
+        continue_from: str | None = None,
     ) -> JSONObject:
+        """A list; with `limit`, one page of it (its `metadata.continue` asks for the next, given back
+        as `continue_from`: every page is of the same snapshot)."""
         params = _selectors(label_selector, field_selector)
+        if limit is not None:
+            params["limit"] = str(limit)
+        if continue_from:
+            params["continue"] = continue_from
         return await self.request(
             "GET", await self._path(api_version, kind, namespace), params=params or None
         )

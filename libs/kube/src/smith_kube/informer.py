@@ -13,6 +13,7 @@ from smith_kube.client import ApiError, GoneError, JSONObject, KubeClient, Watch
 
 log = logging.getLogger("smith.kube.informer")
 RETRY_SECONDS = 1.0
+PAGE = 500  # objects per page of a paged list (as client-go's informers)
 
 
 async def run_informer(
@@ -20,18 +21,28 @@ async def run_informer(
     api_version: str,
     kind: str,
     *,
-    on_list: Callable[[Sequence[JSONObject]], None],
+    on_list: Callable[[Sequence[JSONObject]], None] | None = None,
     on_event: Callable[[WatchEvent], None],
+    on_page: Callable[[Sequence[JSONObject], bool, bool], None] | None = None,
     label_selector: str | None = None,
     field_selector: str | None = None,
     synced: asyncio.Event | None = None,
     namespace: str | None = None,
 ) -> None:
     """`on_list` gets every object after each (re)list; `on_event` each change after it. Runs until
-    cancelled; UnservedKindError (the kind is not served) propagates. `namespace` limits it to one."""
+    cancelled; UnservedKindError (the kind is not served) propagates. `namespace` limits it to one.
+
+    With `on_page` instead of `on_list`, the list comes in pages of PAGE objects, each given to
+    `on_page` as it arrives (with whether it is the first, and the last): a kind of 50,000 objects is
+    never held whole, parsed, at once. A list that fails part way starts again from its first page."""
     while True:
         try:
-            version = await _list(kube, api_version, kind, namespace, label_selector, field_selector, on_list)
+            selectors = (label_selector, field_selector)
+            if on_page is not None:
+                version = await _list_paged(kube, api_version, kind, namespace, selectors, on_page)
+            else:
+                assert on_list is not None, "run_informer needs on_list or on_page"
+                version = await _list(kube, api_version, kind, namespace, *selectors, on_list)
             if synced is not None:
                 synced.set()
             while True:
@@ -54,6 +65,43 @@ async def run_informer(
             await asyncio.sleep(RETRY_SECONDS)
 
 
+async def _list_paged(
+    kube: KubeClient,
+    api_version: str,
+    kind: str,
+    namespace: str | None,
+    selectors: tuple[str | None, str | None],
+    on_page: Callable[[Sequence[JSONObject], bool, bool], None],
+) -> str:
+    """List page by page, each handed to `on_page` and let go; the list's resourceVersion."""
+    token: str | None = None
+    first = True
+    while True:
+        page = await kube.list(
+            api_version,
+            kind,
+            namespace,
+            label_selector=selectors[0],
+            field_selector=selectors[1],
+            limit=PAGE,
+            continue_from=token,
+        )
+        items = _typed(page.get("items", []), api_version, kind)
+        meta = page.get("metadata", {})
+        token = meta.get("continue") or None
+        on_page(items, first, token is None)
+        first = False
+        if token is None:
+            return str(meta.get("resourceVersion", ""))
+
+
+def _typed(items: list[JSONObject], api_version: str, kind: str) -> list[JSONObject]:
+    for item in items:  # list items carry no apiVersion/kind of their own
+        item.setdefault("apiVersion", api_version)
+        item.setdefault("kind", kind)
+    return items
+
+
 async def _list(
     kube: KubeClient,
     api_version: str,
@@ -69,9 +117,5 @@ async def _list(
     listing = await kube.list(
         api_version, kind, namespace, label_selector=label_selector, field_selector=field_selector
     )
-    items = listing.get("items", [])
-    for item in items:  # list items carry no apiVersion/kind of their own
-        item.setdefault("apiVersion", api_version)
-        item.setdefault("kind", kind)
-    on_list(items)
+    on_list(_typed(listing.get("items", []), api_version, kind))
     return str(listing.get("metadata", {}).get("resourceVersion", ""))

@@ -74,6 +74,7 @@ class ChildCache:
         self._by_bundle: dict[BundleKey, set[tuple[GroupKind, str]]] = defaultdict(set)
         self._watches: dict[GroupKind, asyncio.Task[None]] = {}
         self._synced: dict[GroupKind, asyncio.Event] = {}
+        self._listing: dict[GroupKind, set[str]] = {}  # uids of a list in progress, by kind
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -176,19 +177,26 @@ class ChildCache:
                 self.kube,
                 api_version,
                 kind.kind,
-                on_list=lambda items: self._relisted(kind, items),
+                on_page=lambda items, first, last: self._listed_page(kind, items, first, last),
                 on_event=lambda event: self._changed(kind, event),
                 label_selector=BUNDLE_NAME_LABEL,
                 synced=self._synced[kind],
                 namespace=self.namespace,
             )
 
-    def _relisted(self, kind: GroupKind, items: Sequence[JSONObject]) -> None:
-        fresh = {o["metadata"]["uid"]: o for o in items}
-        for kind_, uid in [k for k in self._objects if k[0] == kind and k[1] not in fresh]:
-            self._drop(kind_, uid)
-        for obj in fresh.values():
+    def _listed_page(self, kind: GroupKind, items: Sequence[JSONObject], first: bool, last: bool) -> None:
+        """A page of a (re)list of `kind`: kept as it comes; after the last, what the list did not
+        have is gone."""
+        if first:
+            self._listing[kind] = set()
+        listed = self._listing[kind]
+        for obj in items:
+            listed.add(obj["metadata"]["uid"])
             self._put(kind, obj)
+        if last:
+            del self._listing[kind]
+            for kind_, uid in [k for k in self._objects if k[0] == kind and k[1] not in listed]:
+                self._drop(kind_, uid)
 
     def _changed(self, kind: GroupKind, event: WatchEvent) -> None:
         if event.type == "DELETED":
