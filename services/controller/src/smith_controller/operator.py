@@ -555,6 +555,10 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # Smith reports through Bundle status, not kopf's events
         settings.watching.server_timeout = 300
+        # kopf's worker for a Bundle keeps the Bundle's last event, parsed in full, until it has been
+        # idle this long (default 5 s): while thousands converge, that is every Bundle at once. With
+        # 0.2 s a fresh controller converging 10,000 objects peaked at 141 MiB instead of 146.
+        settings.queueing.idle_timeout = 0.2
         # kopf serves the resources found at start (Smith's CRDs are installed before it), and only
         # those: it does not look at discovery again when a CRD changes, as it would by default, for
         # discovery may show a group missing for a moment (an API server restarting), and kopf would
