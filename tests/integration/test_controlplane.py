@@ -171,6 +171,15 @@ async def test_requests_go_through_while_more_watches_are_open_than_requests_hav
             await asyncio.gather(*holders, return_exceptions=True)
 
 
+def config_maps_informed(
+    kube: KubeClient, namespace: str, listed: asyncio.Event, **handlers: Any
+) -> asyncio.Task[None]:
+    """An informer of the namespace's ConfigMaps, running; `listed` is set once it has listed."""
+    return asyncio.create_task(
+        run_informer(kube, "v1", "ConfigMap", synced=listed, namespace=namespace, **handlers)
+    )
+
+
 async def test_an_informer_keeps_nothing_of_its_listing_while_it_watches(
     kube: KubeClient, namespace: str
 ) -> None:
@@ -180,16 +189,8 @@ async def test_an_informer_keeps_nothing_of_its_listing_while_it_watches(
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        informer = asyncio.create_task(
-            run_informer(
-                kube,
-                "v1",
-                "ConfigMap",
-                on_list=lambda items: seen.append(len(items)),
-                on_event=lambda _: None,
-                synced=listed,
-                namespace=namespace,
-            )
+        informer = config_maps_informed(
+            kube, namespace, listed, on_list=lambda items: seen.append(len(items)), on_event=lambda _: None
         )
         await listed.wait()
         await kube.create(config_map("after", namespace, v="1"))  # the watch is under way once it sees one
@@ -316,17 +317,13 @@ async def test_a_paged_informer_holds_a_page_at_a_time_and_misses_nothing(
         tracemalloc.start()
         try:
             before = tracemalloc.get_traced_memory()[0]
-            task = asyncio.create_task(
-                run_informer(
-                    kube,
-                    "v1",
-                    "ConfigMap",
-                    on_event=lambda e: named.append(e.object["metadata"]["name"]),
-                    label_selector="smith.test/paged",
-                    synced=listed,
-                    namespace=namespace,
-                    **handlers,
-                )
+            task = config_maps_informed(
+                kube,
+                namespace,
+                listed,
+                on_event=lambda e: named.append(e.object["metadata"]["name"]),
+                label_selector="smith.test/paged",
+                **handlers,
             )
             await listed.wait()
             return tracemalloc.get_traced_memory()[1] - before, task
