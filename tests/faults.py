@@ -188,6 +188,22 @@ def smith(kubeconfig: Path, logs: Path, **options: Any) -> Iterator[Services]:
     assert not {name: lines for name, lines in tracebacks.items() if lines}, tracebacks
 
 
+@contextlib.asynccontextmanager
+async def smith_beside_proxy(kubeconfig: Path, logs: Path, **options: Any) -> AsyncIterator[Services]:
+    """`smith`, stopped from a thread: for services whose API server is a proxy in the test's own event
+    loop (`fault_proxy`), which must go on serving their last requests while they stop (a loop blocked
+    waiting for them held each stopping service until it was killed, 10 s later)."""
+    stack = contextlib.ExitStack()
+    services = stack.enter_context(smith(kubeconfig, logs, **options))
+    try:
+        yield services
+    except BaseException as e:
+        if not await asyncio.to_thread(stack.__exit__, type(e), e, e.__traceback__):
+            raise
+    else:
+        await asyncio.to_thread(stack.close)
+
+
 def complaints(logs: Path, last: int = 12) -> str:
     """The last warnings and errors of each service's log, one line each."""
     told = []

@@ -20,6 +20,7 @@ from faults import (
     ledger,
     nothing_lost_or_doubled,
     smith,
+    smith_beside_proxy,
 )
 from smith_controlplane.plane import ControlPlane
 from smith_engine.model import GROUP
@@ -75,7 +76,7 @@ async def test_429_with_retry_after_and_503_are_waited_out(
     names = [f"t{i}" for i in range(20 * SCALE)]
     async with fault_proxy(plane, faults) as server:
         kubeconfig = kubeconfig_via(plane, server, tmp_path / "kubeconfig")
-        with smith(kubeconfig, tmp_path / "logs", metrics=metrics):
+        async with smith_beside_proxy(kubeconfig, tmp_path / "logs", metrics=metrics):
             async with ledger(kube, namespace) as book:
                 await asyncio.gather(*(kube.create(chain(n, namespace)) for n in names))
                 await converged(kube, namespace, names, within=240)
@@ -117,21 +118,24 @@ async def test_discovery_without_smiths_group_for_a_moment_loses_no_bundle(
         log = logs / "smith_controller.log"
         return log.exists() and "waiting for the API server to serve Smith's kinds" in log.read_text()
 
-    async with fault_proxy(plane, faults) as server:
-        with smith(kubeconfig_via(plane, server, tmp_path / "kubeconfig"), logs):
-            await eventually(waiting, within=60, what="the controller to wait for Smith's group")
-            faults.hidden_group = None
-            await asyncio.gather(*(kube.create(chain(n, namespace)) for n in first))
-            await converged(kube, namespace, first)
+    kubeconfig = tmp_path / "kubeconfig"
+    async with (
+        fault_proxy(plane, faults) as server,
+        smith_beside_proxy(kubeconfig_via(plane, server, kubeconfig), logs),
+    ):
+        await eventually(waiting, within=60, what="the controller to wait for Smith's group")
+        faults.hidden_group = None
+        await asyncio.gather(*(kube.create(chain(n, namespace)) for n in first))
+        await converged(kube, namespace, first)
 
-            faults.hidden_group = GROUP
-            touch = {"metadata": {"labels": {"smith.test/touched": namespace}}}
-            crd = ("apiextensions.k8s.io/v1", "CustomResourceDefinition", f"bundles.{GROUP}")
-            await kube.patch(*crd, touch, content_type=MERGE_PATCH)
-            await asyncio.sleep(2)  # time to look at discovery again, were the controller to
-            faults.hidden_group = None
-            await asyncio.gather(*(kube.create(chain(n, namespace)) for n in later))
-            await converged(kube, namespace, later)
+        faults.hidden_group = GROUP
+        touch = {"metadata": {"labels": {"smith.test/touched": namespace}}}
+        crd = ("apiextensions.k8s.io/v1", "CustomResourceDefinition", f"bundles.{GROUP}")
+        await kube.patch(*crd, touch, content_type=MERGE_PATCH)
+        await asyncio.sleep(2)  # time to look at discovery again, were the controller to
+        faults.hidden_group = None
+        await asyncio.gather(*(kube.create(chain(n, namespace)) for n in later))
+        await converged(kube, namespace, later)
 
 
 async def test_a_replica_whose_watch_falls_behind_does_not_count_a_live_member_gone(
