@@ -116,9 +116,6 @@ class Members:
         """This replica's lease is still valid as everyone sees it: renewed within its duration."""
         return (time.monotonic() if now is None else now) < self._renewed_at + self.duration
 
-    def owns(self, namespace: str, name: str) -> bool:
-        return self.left(namespace, name) > 0
-
     @property
     def rejoined(self) -> bool:
         """The current membership began after this replica's lease had run out."""
