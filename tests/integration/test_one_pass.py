@@ -4,6 +4,9 @@ watch event brings the next one. Against the real control plane, with every serv
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -13,10 +16,11 @@ from smith_wire.convert import action_to_proto
 from live import bundle, deployment_object, finished_trace, resource_condition, until_condition
 from smith.v1.common_pb2 import OUTCOME_CREATED, ActionResult, BundleRef
 from smith.v1.executor_pb2 import ApplyRequest
+from smith_engine.deletion import FINALIZER
 from smith_engine.planner import Apply
 from smith_engine.readiness import BUILTIN
-from smith_kube import KubeClient
-from support import config_map, resource
+from smith_kube import ConflictError, KubeClient, NotFoundError
+from support import config_map, eventually, resource
 
 pytestmark = pytest.mark.controlplane
 
@@ -85,6 +89,80 @@ async def test_a_wave_that_needs_time_ends_the_pass_and_its_watch_event_brings_t
     later = await finished_trace(smith, namespace, "rollout", lambda s: "after" in applies(s))
     assert applies(later) == ["after"]
     assert later[0].context.trace_id != first[0].context.trace_id
+
+
+Before = Callable[[KubeClient], Awaitable[None]]
+
+
+def finalizer_write(monkeypatch: pytest.MonkeyPatch, smith: Any, namespace: str, before: Before) -> None:
+    """Run `before` (in the controller's loop) ahead of each write of the controller's on a Bundle of
+    `namespace` other than its status: the finalizer's."""
+    kube = smith.controller.kube
+    patch = kube.patch
+
+    async def held(api_version: str, kind: str, name: str, body: Any, **options: Any) -> Any:
+        if kind == "Bundle" and options.get("namespace") == namespace and not options.get("subresource"):
+            await before(kube)
+        return await patch(api_version, kind, name, body, **options)
+
+    monkeypatch.setattr(kube, "patch", held)
+
+
+async def test_a_new_bundles_first_pass_does_not_wait_for_its_finalizer(
+    kube: KubeClient, namespace: str, smith: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finalizer's write (as costly as a status write) goes on beside the first waves: held back
+    until the Bundle's first object exists, the Bundle still converges in that one pass, finalizer set."""
+    order: list[str] = []
+
+    async def until_c0_exists(controller_kube: KubeClient) -> None:
+        for _ in range(100):
+            with contextlib.suppress(NotFoundError):
+                await controller_kube.get("v1", "ConfigMap", "c0", namespace)
+                order.append("c0 made, then the finalizer written")
+                return
+            await asyncio.sleep(0.1)
+        order.append("the finalizer written first")  # the pass waited for it: c0 never came
+
+    finalizer_write(monkeypatch, smith, namespace, until_c0_exists)
+    chain = [resource("c0", config_map("c0", {"value": "seed"})), link("c1", "c0")]
+    await kube.create(bundle("eager", namespace, *chain))
+    done = await until_condition(kube, namespace, "eager", "Ready")
+
+    assert order == ["c0 made, then the finalizer written"]
+    assert FINALIZER in done["metadata"]["finalizers"]
+    spans = await finished_trace(smith, namespace, "eager", lambda s: len(applies(s)) == 2)
+    assert applies(spans) == ["c0", "c1"], "both waves in the first pass"
+    reports = [s for s in spans if s.name.endswith("/Report") and s.kind.name == "CLIENT"]
+    assert len(reports) == 1, "its report written over the version the finalizer made: once"
+
+
+async def test_a_first_pass_whose_finalizer_write_fails_is_told_by_the_next(
+    kube: KubeClient, namespace: str, smith: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Bundle changed under the finalizer's write (a conflict): that pass ends unreported, the next
+    writes the finalizer and tells what the first made (its Created Events are not lost)."""
+    refused: list[str] = []
+
+    async def refuse_once(_: KubeClient) -> None:
+        if not refused:
+            refused.append("refused")
+            raise ConflictError(409, {"reason": "Conflict", "message": "the object has been modified"})
+
+    finalizer_write(monkeypatch, smith, namespace, refuse_once)
+    await kube.create(bundle("late", namespace, resource("c0", config_map("c0", {"value": "seed"}))))
+    done = await until_condition(kube, namespace, "late", "Ready")
+
+    assert refused == ["refused"]
+    assert FINALIZER in done["metadata"]["finalizers"]
+    stored = await kube.get("v1", "ConfigMap", "c0", namespace)
+    assert stored["data"] == {"value": "seed"}
+
+    async def created_told() -> bool:
+        events = (await kube.list("v1", "Event", namespace))["items"]
+        return [e["reason"] for e in events].count("Created") == 1
+
+    await eventually(created_told, what="one Created Event for c0, made by the pass that was not reported")
 
 
 class Recording(KubeClient):

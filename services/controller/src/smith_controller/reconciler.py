@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -176,6 +176,7 @@ async def reconcile(
     earlier: Sequence[common_pb2.ActionResult] = (),
     fence: Fence | None = None,
     hold: bool = False,
+    finalizing: Awaitable[JSONObject | None] | None = None,
 ) -> Step:
     """Converge `bundle` as far as it goes now. `outside` are objects not the Bundle's that it reads: the
     Secrets of its ServiceBindings (`bindsecret` references), the ConfigMaps and Secrets its Deployments
@@ -184,7 +185,9 @@ async def reconcile(
     says how long this replica may still act for the Bundle: every write is checked against it. `hold`:
     a report was written a moment ago, so a pass that only made progress (nothing failed, no resource in
     error, the Bundle not READY yet) tells it with the next report (its `unreported`); a Bundle turned
-    READY, an error or an object in the way is always reported at once."""
+    READY, an error or an object in the way is always reported at once. `finalizing`: the write of Smith's
+    finalizer, going on meanwhile (a new Bundle's first pass does not wait for it); the report waits for
+    it and writes over the version it made (None: it failed, and the pass ends, told by the next one)."""
     meta = bundle["metadata"]
     with tracer.start_as_current_span(f"reconcile {meta['namespace']}/{meta['name']}") as span:
         span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
@@ -212,9 +215,11 @@ async def reconcile(
                 if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
                     raise
                 span.set_attribute("smith.verdict", "InvalidBundle")
+                if (bundle_now := await _finalized(bundle, finalizing)) is None:
+                    return Step(Next.RETRY)
                 written = await _report(
                     peers,
-                    bundle,
+                    bundle_now,
                     invalid=e.details() or "invalid bundle",
                     fence=fence,
                 )
@@ -239,13 +244,15 @@ async def reconcile(
 
         # 4. report, once for the whole pass (or with the next pass's, when it only shows progress)
         blockers, wake = _blockers(actions, results), plan.wake_after_seconds or None
+        if (bundle_now := await _finalized(bundle, finalizing)) is None:
+            return Step(Next.RETRY, blockers, wake, unreported=_told_later([*earlier, *results]))
         if hold and not blockers and only_progress(plan, [*earlier, *results]):
             span.set_attribute("smith.report", "held")
             return Step(Next.DONE, blockers, wake, unreported=_told_later([*earlier, *results]), held=True)
         try:
             written = await _report(
                 peers,
-                bundle,
+                bundle_now,
                 verdicts=plan.verdicts,
                 results=[*earlier, *results],
                 pending=plan.pending,
@@ -260,6 +267,13 @@ async def reconcile(
         )
         span.set_attribute("smith.retry", retry)
         return Step(Next.RETRY if retry else Next.DONE, blockers, wake, written)
+
+
+async def _finalized(
+    bundle: JSONObject, finalizing: Awaitable[JSONObject | None] | None
+) -> JSONObject | None:
+    """The Bundle to report on: as the finalizer's write left it, if one was going on (None: it failed)."""
+    return bundle if finalizing is None else await finalizing
 
 
 def only_progress(plan: planner_pb2.PlanResponse, results: Sequence[common_pb2.ActionResult]) -> bool:
