@@ -94,6 +94,36 @@ async def test_a_wave_that_needs_time_ends_the_pass_and_its_watch_event_brings_t
 Before = Callable[[KubeClient], Awaitable[None]]
 
 
+async def test_a_passs_own_writes_coming_back_bring_no_other_pass_and_a_change_by_someone_else_does(
+    kube: KubeClient, namespace: str, smith_without_resync: Any
+) -> None:
+    """Every object the pass made comes back as a watch event with the version its apply's answer showed
+    the pass: no news. A change to one of them by anyone else brings a pass, which puts it back."""
+    # a controller just started learns its executors for a moment, and each routing change is a pass
+    await kube.create(bundle("first", namespace, resource("w", config_map("w", {"value": "w"}))))
+    await until_condition(kube, namespace, "first", "Ready")
+    chain = [resource("c0", config_map("c0", {"value": "seed"})), link("c1", "c0"), link("c2", "c1")]
+    await kube.create(bundle("quiet", namespace, *chain))
+    await until_condition(kube, namespace, "quiet", "Ready")
+    smith = smith_without_resync
+    await finished_trace(smith, namespace, "quiet", lambda s: len(applies(s)) == 3)
+
+    def passes() -> int:
+        name = f"reconcile {namespace}/quiet"
+        return sum(s.name == name for s in smith.spans.get_finished_spans())
+
+    await asyncio.sleep(2)  # the three watch events came within milliseconds; a pass they caused, too
+    assert passes() == 1, "the objects' own events brought no pass"
+
+    await kube.patch("v1", "ConfigMap", "c2", {"data": {"value": "changed"}}, namespace=namespace)
+
+    async def put_back() -> bool:
+        return (await kube.get("v1", "ConfigMap", "c2", namespace))["data"] == {"value": "seed"}
+
+    await eventually(put_back, what="c2 put back by the pass its change brought")
+    assert passes() >= 2
+
+
 def finalizer_write(monkeypatch: pytest.MonkeyPatch, smith: Any, namespace: str, before: Before) -> None:
     """Run `before` (in the controller's loop) ahead of each write of the controller's on a Bundle of
     `namespace` other than its status: the finalizer's."""

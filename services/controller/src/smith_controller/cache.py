@@ -24,7 +24,9 @@ from smith_kube.informer import run_informer
 log = logging.getLogger("smith.controller.cache")
 
 BundleKey = tuple[str, str]  # (namespace, bundle name)
+Version = tuple[ObjectKey, str]  # an object, and a resourceVersion of it
 Notify = Callable[[BundleKey], None]
+Changed = Callable[[BundleKey, Version | None], None]  # a Bundle's object changed (to that version) or went
 Keep = Callable[[BundleKey], bool]
 
 
@@ -62,7 +64,7 @@ class Child:
 
 class ChildCache:
     def __init__(
-        self, kube: KubeClient, notify: Notify, *, namespace: str | None = None, keep: Keep | None = None
+        self, kube: KubeClient, notify: Changed, *, namespace: str | None = None, keep: Keep | None = None
     ) -> None:
         """`namespace` limits the watches to one namespace (a single-namespace install); `keep` says
         which Bundles' children to keep (all when not given; see `reshare`)."""
@@ -131,14 +133,14 @@ class ChildCache:
         self._objects[ident] = child
         if old_key and old_key != new_key:
             self._by_bundle[old_key].discard(ident)
-            self.notify(old_key)
+            self.notify(old_key, None)
         if new_key:
             self._by_bundle[new_key].add(ident)
-            self.notify(new_key)
+            self.notify(new_key, (child.key, str(obj["metadata"].get("resourceVersion", ""))))
 
     def _drop(self, kind: GroupKind, uid: str) -> None:
         if (key := self._forget(kind, uid)) is not None:
-            self.notify(key)
+            self.notify(key, None)
 
     def _forget(self, kind: GroupKind, uid: str) -> BundleKey | None:
         """Remove the object; the Bundle it belonged to."""

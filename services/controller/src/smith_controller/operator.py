@@ -20,7 +20,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from smith.v1 import common_pb2
 from smith_controller.blockers import BlockerWatches
-from smith_controller.cache import BundleKey, Child, ChildCache
+from smith_controller.cache import BundleKey, Child, ChildCache, Version
+from smith_controller.echoes import Echoes
 from smith_controller.members import Members, default_identity
 from smith_controller.reconciler import (
     Fence,
@@ -137,9 +138,10 @@ class Controller:
             plugins=self.plugins,
             identity=self.settings.identity,
         )
+        self.echoes = Echoes()
         self.cache = ChildCache(
             self.kube,
-            self._child_changed,
+            self._child_event,
             namespace=self.settings.watch_namespace or None,
             keep=self._in_share,
         )
@@ -305,6 +307,7 @@ class Controller:
             self.unreported.pop(key, None)
             self.written.pop(key, None)
             self.scheduler.forget(key)
+            self.echoes.forget(key)
             self.blockers.set(key, ())
             return
         self.bundles[key] = _kept(body)
@@ -358,6 +361,12 @@ class Controller:
         if key in self.bundles:
             self.scheduler.trigger(key)
 
+    def _child_event(self, key: BundleKey, seen: Version | None) -> None:
+        """One of the Bundle's objects changed (to version `seen`) or went: a pass, unless it is only the
+        echo of the Bundle's own pass (see echoes.Echoes)."""
+        if key in self.bundles and self.echoes.news(key, seen):
+            self.scheduler.trigger(key)
+
     async def _work(self, key: BundleKey) -> bool:
         await self.cache.synced()
         if self.members is not None:
@@ -370,6 +379,7 @@ class Controller:
         bundle: JSONObject = json.loads(stored)
         began, result = time.perf_counter(), "error"
         finalizing: asyncio.Task[JSONObject | None] | None = None
+        self.echoes.begin(key)
         try:
             if bundle["metadata"].get("deletionTimestamp"):
                 await self._tear_down(key, bundle, epoch)
@@ -394,6 +404,7 @@ class Controller:
                 fence=self._fence(key, epoch),
                 hold=self._written_within(key) > 0,
                 finalizing=finalizing,
+                wrote=lambda versions: self.echoes.wrote(key, versions),
             )
             if step.unreported:
                 self.unreported[key] = step.unreported
@@ -432,6 +443,8 @@ class Controller:
         finally:
             if finalizing is not None and not finalizing.done():
                 finalizing.cancel()  # the pass ended before its report: the next pass writes it
+            if self.echoes.end(key):  # an event meanwhile that was not the echo of its own writes
+                self.scheduler.trigger(key)
             RECONCILES.labels(result=result).observe(time.perf_counter() - began)
 
     async def _tear_down(self, key: BundleKey, bundle: JSONObject, epoch: int | None) -> None:

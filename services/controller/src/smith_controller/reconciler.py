@@ -37,7 +37,7 @@ from smith.v1 import (
     status_pb2,
     status_pb2_grpc,
 )
-from smith_controller.cache import Child
+from smith_controller.cache import Child, Version
 from smith_engine.model import GroupKind, JSONObject, ObjectKey, ObjectRef, group_of
 from smith_engine.planner import Action, Apply, Delete
 from smith_engine.plugins import PluginInfo
@@ -177,6 +177,7 @@ async def reconcile(
     fence: Fence | None = None,
     hold: bool = False,
     finalizing: Awaitable[JSONObject | None] | None = None,
+    wrote: Callable[[list[Version]], None] = lambda _: None,
 ) -> Step:
     """Converge `bundle` as far as it goes now. `outside` are objects not the Bundle's that it reads: the
     Secrets of its ServiceBindings (`bindsecret` references), the ConfigMaps and Secrets its Deployments
@@ -187,7 +188,9 @@ async def reconcile(
     error, the Bundle not READY yet) tells it with the next report (its `unreported`); a Bundle turned
     READY, an error or an object in the way is always reported at once. `finalizing`: the write of Smith's
     finalizer, going on meanwhile (a new Bundle's first pass does not wait for it); the report waits for
-    it and writes over the version it made (None: it failed, and the pass ends, told by the next one)."""
+    it and writes over the version it made (None: it failed, and the pass ends, told by the next one).
+    `wrote` is told, wave by wave, the objects the pass wrote and the versions the API server answered
+    (their watch events are no news: see echoes.Echoes)."""
     meta = bundle["metadata"]
     with tracer.start_as_current_span(f"reconcile {meta['namespace']}/{meta['name']}") as span:
         span.set_attribute("smith.bundle", f"{meta['namespace']}/{meta['name']}")
@@ -229,6 +232,7 @@ async def reconcile(
             if not wave:
                 break
             answered = await _execute(peers, bundle, wave, fence=fence)
+            wrote(_written(answered))
             actions += wave
             results += answered
             waves += 1
@@ -315,14 +319,26 @@ class Seen:
     def update(self, answers: Sequence[common_pb2.ActionResult]) -> None:
         """Each answer's object as its executor returned it, keyed by the reference it came with."""
         for answer in answers:
-            ref = answer.object
-            self._by_key[ObjectKey(GroupKind(group_of(ref.api_version), ref.kind), ref.name)] = (
-                answer.observed
-            )
+            self._by_key[_key(answer.object)] = answer.observed
 
     @property
     def observed(self) -> list[common_pb2.Observed]:
         return list(self._by_key.values())
+
+
+def _key(ref: common_pb2.ObjectRef) -> ObjectKey:
+    return ObjectKey(GroupKind(group_of(ref.api_version), ref.kind), ref.name)
+
+
+def _written(answers: Sequence[common_pb2.ActionResult]) -> list[Version]:
+    """The objects the answers say were written (created or updated), each at the version it was left."""
+    return [
+        (_key(r.object), str(load(r.observed.object_json)["metadata"].get("resourceVersion", "")))
+        for r in answers
+        if r.ok
+        and r.outcome in (common_pb2.OUTCOME_CREATED, common_pb2.OUTCOME_UPDATED)
+        and r.HasField("observed")
+    ]
 
 
 def _identity(action: Action) -> tuple[str, str]:
