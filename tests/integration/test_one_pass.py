@@ -118,7 +118,7 @@ async def test_a_passs_own_writes_coming_back_bring_no_other_pass_and_a_change_b
     await kube.patch("v1", "ConfigMap", "c2", {"data": {"value": "changed"}}, namespace=namespace)
 
     async def put_back() -> bool:
-        return (await kube.get("v1", "ConfigMap", "c2", namespace))["data"] == {"value": "seed"}
+        return bool((await kube.get("v1", "ConfigMap", "c2", namespace))["data"] == {"value": "seed"})
 
     await eventually(put_back, what="c2 put back by the pass its change brought")
     assert passes() >= 2
