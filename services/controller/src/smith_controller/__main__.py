@@ -15,6 +15,7 @@ from smith_telemetry.metrics import metrics_address, serve_http
 from smith_wire.rpc import run_loop
 
 from smith_controller.operator import Controller, Settings, run
+from smith_controller.shutdown import quiet_kopf_watch_closing
 from smith_kube import KubeConfig
 
 log = logging.getLogger("smith.controller")
@@ -35,6 +36,7 @@ async def serve(controller: Controller) -> None:
 
 def main() -> None:
     setup_logging("smith-controller")
+    quiet_kopf_watch_closing()
     setup_tracing("smith-controller")
     run_loop(serve(Controller(KubeConfig.auto(), Settings.from_env())))
 
