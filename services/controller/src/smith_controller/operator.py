@@ -148,7 +148,7 @@ class Controller:
         self.scheduler: Scheduler[BundleKey] = Scheduler(
             self._work, concurrency=self.settings.concurrency, group=lambda key: key[0]
         )
-        self.blockers = BlockerWatches(self.kube, self._child_changed)
+        self.blockers = BlockerWatches(self.kube, lambda key: self._child_event(key, None))
         self._resync = (
             asyncio.create_task(self._resync_every(self.settings.resync_seconds), name="resync")
             if self.settings.resync_seconds > 0
@@ -357,13 +357,9 @@ class Controller:
             for key in self.bundles:
                 self.scheduler.trigger(key)
 
-    def _child_changed(self, key: BundleKey) -> None:
-        if key in self.bundles:
-            self.scheduler.trigger(key)
-
     def _child_event(self, key: BundleKey, seen: Version | None) -> None:
-        """One of the Bundle's objects changed (to version `seen`) or went: a pass, unless it is only the
-        echo of the Bundle's own pass (see echoes.Echoes)."""
+        """One of the Bundle's objects (or an object in its way: `seen` None) changed, to version `seen`,
+        or went: a pass, unless it is only the echo of the Bundle's own pass (see echoes.Echoes)."""
         if key in self.bundles and self.echoes.news(key, seen):
             self.scheduler.trigger(key)
 
