@@ -28,18 +28,19 @@ async def run_informer(
     field_selector: str | None = None,
     synced: asyncio.Event | None = None,
     namespace: str | None = None,
+    page: int = PAGE,
 ) -> None:
     """`on_list` gets every object after each (re)list; `on_event` each change after it. Runs until
     cancelled; UnservedKindError (the kind is not served) propagates. `namespace` limits it to one.
 
-    With `on_page` instead of `on_list`, the list comes in pages of PAGE objects, each given to
+    With `on_page` instead of `on_list`, the list comes in pages of `page` objects, each given to
     `on_page` as it arrives (with whether it is the first, and the last): a kind of 50,000 objects is
     never held whole, parsed, at once. A list that fails part way starts again from its first page."""
     while True:
         try:
             selectors = (label_selector, field_selector)
             if on_page is not None:
-                version = await _list_paged(kube, api_version, kind, namespace, selectors, on_page)
+                version = await _list_paged(kube, api_version, kind, namespace, selectors, on_page, page)
             else:
                 assert on_list is not None, "run_informer needs on_list or on_page"
                 version = await _list(kube, api_version, kind, namespace, *selectors, on_list)
@@ -72,6 +73,7 @@ async def _list_paged(
     namespace: str | None,
     selectors: tuple[str | None, str | None],
     on_page: Callable[[Sequence[JSONObject], bool, bool], None],
+    size: int,
 ) -> str:
     """List page by page, each handed to `on_page` and let go; the list's resourceVersion."""
     token: str | None = None
@@ -83,7 +85,7 @@ async def _list_paged(
             namespace,
             label_selector=selectors[0],
             field_selector=selectors[1],
-            limit=PAGE,
+            limit=size,
             continue_from=token,
         )
         items = _typed(page.get("items", []), api_version, kind)
