@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,7 +37,7 @@ from smith_controller.scheduler import Scheduler
 from smith_controller.tasks import cancel_and_wait
 from smith_engine.catalog import CATALOG_KINDS, SERVICE_INSTANCE
 from smith_engine.deletion import FINALIZER, ORPHAN_FINALIZER, kinds_made
-from smith_engine.model import API_VERSION, BUNDLE_KIND, GROUP, VERSION, GroupKind, JSONObject, ObjectRef
+from smith_engine.model import API_VERSION, BUNDLE_KIND, GROUP, GroupKind, JSONObject, ObjectRef
 from smith_engine.planner import SERVICE_BINDING
 from smith_engine.plugins import PluginInfo
 from smith_engine.references import binding_secret_name
@@ -59,6 +59,7 @@ from smith_kube.client import MERGE_PATCH
 from smith_kube.informer import run_informer
 
 log = logging.getLogger("smith.controller")
+Told = Callable[[str | None, JSONObject], None]  # an event of one of Smith's kinds, told to the controller
 SMITH_KINDS = (BUNDLE_KIND, "Executor", "Plugin")  # what must be served before the controller starts
 CLOSE_GRACE = 0.25  # seconds
 # Bundles per page of their list: a page of 500 Bundles of 10 resources, with their status, is 3.7 MB of
@@ -167,6 +168,13 @@ class Controller:
         self._fresh = asyncio.Event()  # the Bundles listed, in this membership (see _catch_up)
         self._listed: set[BundleKey] = set()  # the Bundles of a list in progress
         self._bundle_watch = self._watch_bundles()
+        # Executors and Plugins: listed before any reconcile (which needs to know who serves what)
+        self._registered = {kind: asyncio.Event() for kind in ("Executor", "Plugin")}
+        self._names: dict[str, set[str]] = {kind: set() for kind in self._registered}
+        self._registrations = [
+            self._watch_registrations("Executor", self.executor_event),
+            self._watch_registrations("Plugin", self.plugin_event),
+        ]
         if self.settings.lease_seconds > 0:
             self.members = Members(
                 self.kube_config,
@@ -211,27 +219,56 @@ class Controller:
         """List the Bundles page by page, then watch them (as the cache does their objects). Not kopf's
         watch: kopf lists them in one response and gives each its own worker holding its event, all at
         once; a restarted controller with 1,500 Bundles grew by some 50 MiB that way, and kept them."""
-        return asyncio.create_task(self._bundle_informer(), name="watch Bundles")
+        return asyncio.create_task(
+            self._inform(
+                BUNDLE_KIND,
+                self._fresh,
+                on_page=self._bundles_page,
+                on_event=lambda event: self.bundle_event(event.type, event.object),
+                namespace=self.settings.watch_namespace or None,
+                page=BUNDLES_PAGE,
+            ),
+            name="watch Bundles",
+        )
 
-    async def _bundle_informer(self) -> None:
+    async def _inform(self, kind: str, synced: asyncio.Event, **informer: Any) -> None:
+        """List and watch one of Smith's kinds for as long as the controller runs."""
         delay = 1.0
         while True:
             try:
-                await run_informer(
-                    self.kube,
-                    API_VERSION,
-                    BUNDLE_KIND,
-                    on_page=self._bundles_page,
-                    on_event=lambda event: self.bundle_event(event.type, event.object),
-                    synced=self._fresh,
-                    namespace=self.settings.watch_namespace or None,
-                    page=BUNDLES_PAGE,
-                )
+                await run_informer(self.kube, API_VERSION, kind, synced=synced, **informer)
             except UnservedKindError as e:  # the CRD not installed, or not established yet
-                log.warning("Bundles are not served (%s); looking again in %.0fs", e, delay)
+                log.warning("%s is not served (%s); looking again in %.0fs", kind, e, delay)
                 await asyncio.sleep(delay)
                 delay = min(30.0, delay * 2)
                 self.kube.forget(API_VERSION)
+
+    def _watch_registrations(self, kind: str, told: Told) -> asyncio.Task[None]:
+        return asyncio.create_task(
+            self._inform(
+                kind,
+                self._registered[kind],
+                on_list=lambda items: self._registrations_listed(kind, items, told),
+                on_event=lambda event: self._registration(kind, told, event.type, event.object),
+                namespace=self.settings.namespace,
+            ),
+            name=f"watch {kind}s",
+        )
+
+    def _registration(self, kind: str, told: Told, event_type: str | None, body: JSONObject) -> None:
+        names = self._names[kind]
+        (names.discard if event_type == "DELETED" else names.add)(body["metadata"]["name"])
+        told(event_type, body)
+
+    def _registrations_listed(self, kind: str, items: Sequence[JSONObject], told: Told) -> None:
+        """A (re)list of Executors or Plugins: each told as it is, and those it no longer shows as gone."""
+        listed = {item["metadata"]["name"] for item in items}
+        for name in self._names[kind] - listed:
+            self._registration(
+                kind, told, "DELETED", {"metadata": {"name": name, "namespace": self.settings.namespace}}
+            )
+        for item in items:
+            self._registration(kind, told, None, item)
 
     def _bundles_page(self, items: Sequence[JSONObject], first: bool, last: bool) -> None:
         """A page of a (re)list of the Bundles; after the last, those it did not show are gone."""
@@ -266,6 +303,7 @@ class Controller:
         return (
             hasattr(self, "cache")
             and self._fresh.is_set()
+            and all(e.is_set() for e in self._registered.values())
             and self.cache.is_synced()
             and (self.members is None or self.members.is_synced())
         )
@@ -291,7 +329,9 @@ class Controller:
             delay = min(5.0, delay * 2)
 
     async def stop(self) -> None:
-        await cancel_and_wait([t for t in (self._resync, self._bundle_watch) if t is not None])
+        await cancel_and_wait(
+            [t for t in (self._resync, self._bundle_watch, *self._registrations) if t is not None]
+        )
         await self.scheduler.stop()  # first: a reconcile still running could start a blocker's watch
         if self.members is not None:
             await self.members.stop()  # the others take this replica's share at once
@@ -393,6 +433,8 @@ class Controller:
         if self.members is not None:
             await self.members.synced()
         await self._fresh.wait()
+        for registered in self._registered.values():
+            await registered.wait()
         stored = self.bundles.get(key)
         epoch = self.members.epoch if self.members is not None else None
         if stored is None or not self.owns(key, epoch):
@@ -633,19 +675,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
             default_namespace=config.namespace,
         )
 
-    @kopf.on.event(GROUP, VERSION, "plugins", registry=registry)
-    async def plugin_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        controller.plugin_event(event.get("type"), _plain(body))
-
-    @kopf.on.event(GROUP, VERSION, "executors", registry=registry)
-    async def executor_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        controller.executor_event(event.get("type"), _plain(body))
-
     return registry
-
-
-def _plain(body: kopf.Body) -> JSONObject:
-    return dict(body.items())
 
 
 def _kept(bundle: JSONObject) -> bytes:
