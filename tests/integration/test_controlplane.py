@@ -21,7 +21,6 @@ from smith_kube import (
     TokenBucket,
     UnservedKindError,
     WatchEvent,
-    informer,
 )
 from smith_kube.client import REQUEST_CONNECTIONS
 from smith_kube.informer import run_informer
@@ -295,12 +294,11 @@ async def test_a_write_that_cannot_be_sent_before_its_deadline_is_not_sent(
 
 
 async def test_a_paged_informer_holds_a_page_at_a_time_and_misses_nothing(
-    kube: KubeClient, namespace: str, monkeypatch: pytest.MonkeyPatch
+    kube: KubeClient, namespace: str
 ) -> None:
     """The controller's cache lists its kinds page by page (a restarted controller with 50,000 objects
     must not parse them all at once): every object comes once, in order of pages, and the watch goes
     on from the list's version."""
-    monkeypatch.setattr(informer, "PAGE", 50)
 
     def labelled(name: str, value: str) -> Json:
         made = config_map(name, namespace, v=value)
@@ -333,7 +331,7 @@ async def test_a_paged_informer_holds_a_page_at_a_time_and_misses_nothing(
     def page(items: list[Any], first: bool, last: bool) -> None:
         pages.append((len(items), first, last))
 
-    paged, paging = await listing_peak(on_page=page)
+    paged, paging = await listing_peak(on_page=page, page=50)
     whole, listing = await listing_peak(on_list=lambda items: None)
     try:
         assert pages == [(50, i == 0, i == 9) for i in range(10)]
