@@ -1,6 +1,6 @@
-"""The operator: kopf runs it and brings Executor and Plugin events; the controller's own watches
-bring the Bundles and the objects they manage. Each change marks the Bundles it concerns for a
-reconcile."""
+"""The operator: kopf runs it (start, stop, credentials); the controller's own informers bring the
+Bundles, the Executors and Plugins, and the objects the Bundles manage. Each change marks the Bundles it
+concerns for a reconcile."""
 
 from __future__ import annotations
 
