@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from smith_controller.members import Members
 from smith_controller.operator import Controller
 from smith_executor import registration
 
@@ -28,7 +29,7 @@ from smith_controlplane.plane import dying_with_parent, free_ports
 from smith_engine.model import API_VERSION, BUNDLE_NAME_LABEL, Bundle, GroupKind, ObjectRef
 from smith_engine.planner import Apply, Delete
 from smith_engine.sharding import owner
-from smith_kube import GoneError, KubeClient, NotFoundError
+from smith_kube import GoneError, KubeClient, KubeConfig, NotFoundError
 from support import config_map, eventually, metric, resource
 
 pytestmark = pytest.mark.controlplane
@@ -358,6 +359,34 @@ async def test_a_replica_back_after_its_lease_ran_out_acts_only_on_the_bundles_a
     assert "v1" not in seen.get(f"{name}-0", []), seen
     assert stored["data"] == {"v": "v2"}
     assert (await get_bundle(kube, namespace, name))["status"]["observedGeneration"] == 2
+
+
+async def test_a_replica_back_within_its_wait_after_joining_is_told_of_its_new_membership(
+    kubeconfig: Path, namespace: str
+) -> None:
+    """A replica paused right after it joined, before its wait after joining ended, comes back with the
+    same members and still waiting: only its membership is new. It must be told all the same, or it acts
+    in the new membership on the Bundles as it held them (CI once saw the stale v1 of the test above,
+    when no watch event of its own lease happened to come in between). Only its renewals run here: no
+    watch or timer counts the members in between."""
+    told: list[tuple[int, bool]] = []  # its membership and whether it came back, as each call saw them
+    members = Members(
+        KubeConfig.load(kubeconfig),
+        namespace=namespace,
+        identity="back-soon",
+        duration=60.0,  # its wait after joining (a third) lasts far longer than this test
+        changed=lambda: told.append((members.epoch, members.rejoined)),
+    )
+    try:
+        await members._renew()  # joins
+        assert told == [(1, False)]
+        members._renewed_at = time.monotonic() - 2 * members.duration  # paused past its lease
+        await members._renew()  # resumed: it renews and is back
+        assert told == [(1, False), (2, True)]
+        await members._renew()  # renewed in the same membership: nothing new
+        assert len(told) == 2
+    finally:
+        await members.stop()
 
 
 def endpoint_slice(service: str, ready: dict[str, bool]) -> dict[str, Any]:

@@ -65,9 +65,9 @@ class Members:
         duration: float,
         changed: Callable[[], None],
     ) -> None:
-        """`changed()` is called whenever the live members change (the Bundles owned change with them).
-        The leases have a connection pool of their own: a renewal never waits behind the controller's
-        watches and requests."""
+        """`changed()` is called whenever the live members change (the Bundles owned change with them),
+        or this replica's membership begins again. The leases have a connection pool of their own: a
+        renewal never waits behind the controller's watches and requests."""
         self.kube = KubeClient(config, timeout=duration / 3)
         self.namespace, self.identity, self.duration = namespace, identity, duration
         self.changed = changed
@@ -78,6 +78,7 @@ class Members:
         self.epoch = 0  # this replica's memberships so far: one more each time one begins
         self._live: frozenset[str] = frozenset()
         self._acting = False
+        self._told = 0  # the membership `changed()` was last called in
         self._synced = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._leases: dict[str, tuple[str, str]] = {}  # the others' leases: name, resourceVersion read
@@ -282,7 +283,9 @@ class Members:
         alive = {self.identity} if self.alive(now) else frozenset()
         live = self.seen.live(now) | unsure | alive
         acting = now >= self._acting_from()
-        if (live, acting) != (self._live, self._acting):
+        # a new membership is news even when the members and the wait look as before (back within
+        # its wait after joining): the controller lists the Bundles again before it acts in it
+        if (live, acting, self.epoch) != (self._live, self._acting, self._told):
             if live != self._live:
                 log.info("controller members: %s", sorted(live))
                 for gone in self._live - live - {self.identity}:
@@ -290,7 +293,7 @@ class Members:
                         removal = asyncio.create_task(self._remove(gone), name="remove lease")
                         self._removals.add(removal)
                         removal.add_done_callback(self._removals.discard)
-            self._live, self._acting = live, acting
+            self._live, self._acting, self._told = live, acting, self.epoch
             self.changed()
 
 
