@@ -14,9 +14,11 @@ from typing import Any
 from smith_controlplane.plane import ControlPlane
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, *, peak: bool = False) -> float:
+    """The process's resident memory now (or its peak so far: the kernel's high-water mark)."""
+    field = "VmHWM:" if peak else "VmRSS:"
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return 0.0
 

@@ -571,8 +571,8 @@ class Bench:
 
     # 5. footprint -----------------------------------------------------------------------------------
 
-    def rss_mib(self) -> dict[str, float]:
-        return {name: rss_mib(pid) for name, pid in self.pids.items()}
+    def rss_mib(self, *, peak: bool = False) -> dict[str, float]:
+        return {name: rss_mib(pid, peak=peak) for name, pid in self.pids.items()}
 
     async def objects(self) -> tuple[int, int]:
         """(Bundles, objects they list) in the cluster."""
@@ -602,9 +602,30 @@ class Bench:
         added = total[1] - known[1]
         self.results["footprint_large"] = {
             "baseline": {"bundles": known[0], "objects": known[1], "rss_mib": before},
-            "loaded": {"bundles": total[0], "objects": total[1], "rss_mib": after},
+            "loaded": {
+                "bundles": total[0],
+                "objects": total[1],
+                "rss_mib": after,
+                "peak_mib": self.rss_mib(peak=True),
+            },
             "converge_seconds": seconds,
             "kib_per_object": {n: (after[n] - before[n]) * 1024 / added for n in after},
+        }
+
+    async def restarted(self) -> Json:
+        """Fresh services started over every Bundle the run left (as after an upgrade or a crash): how
+        long until each is reconciled once and all is quiet, and each service's memory then and at its
+        peak on the way (a restart lists everything at once: the figure a memory limit must allow)."""
+        began = time.perf_counter()
+        await self.settled()
+        seconds = time.perf_counter() - began
+        bundles, objects = await self.objects()
+        return {
+            "bundles": bundles,
+            "objects": objects,
+            "settle_seconds": seconds,
+            "rss_mib": self.rss_mib(),
+            "peak_mib": self.rss_mib(peak=True),
         }
 
 
@@ -795,6 +816,8 @@ async def measure(
             with system(plane, kube, logs / "footprint") as bench:
                 await bench.footprint(footprint)
                 results["footprint_large"] = bench.results["footprint_large"]
+            with system(plane, kube, logs / "restarted") as bench:
+                results["footprint_large"]["restarted"] = await bench.restarted()
     return results
 
 
@@ -916,11 +939,22 @@ def report(r: dict[str, Any]) -> str:
             "",
             f"Footprint at scale: fresh services, {base['objects']} objects ({base['bundles']} Bundles) -> "
             f"{loaded['objects']} objects ({loaded['bundles']} Bundles; those added converged in "
-            f"{large['converge_seconds']:.0f} s); RSS MiB, and KiB per added object",
+            f"{large['converge_seconds']:.0f} s); RSS MiB, KiB per added object, and the peak",
         ]
         for name, rss in loaded["rss_mib"].items():
-            per = large["kib_per_object"][name]
-            lines.append(f"  {name:<32}{base['rss_mib'][name]:>7.0f} -> {rss:>6.0f}  {per:>7.2f}")
+            per, peak = large["kib_per_object"][name], loaded.get("peak_mib", {}).get(name, 0.0)
+            lines.append(
+                f"  {name:<32}{base['rss_mib'][name]:>7.0f} -> {rss:>6.0f}  {per:>7.2f}  peak {peak:>6.0f}"
+            )
+        if again := large.get("restarted"):
+            lines += [
+                f"Restarted: fresh services over those {again['objects']} objects, every Bundle reconciled "
+                f"once and quiet in {again['settle_seconds']:.0f} s; RSS MiB then, and at its peak",
+                *(
+                    f"  {name:<32}{rss:>7.0f}  peak {again['peak_mib'][name]:>6.0f}"
+                    for name, rss in again["rss_mib"].items()
+                ),
+            ]
     if passes := r.get("passes"):
         lines += [
             "",
