@@ -1,0 +1,147 @@
+"""Planning ahead: the waves after a wave, planned against the answers its applies are predicted to get,
+and the checks an executor makes before it applies one (smith_engine.ahead)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from smith_controller.reconciler import _mispredicted
+
+from smith_engine.ahead import as_predicted, filled, placeholder, plan_ahead, predicted_answer
+from smith_engine.changes import desired_hash
+from smith_engine.model import Bundle
+from smith_engine.planner import Apply, Observed, Plan, plan_bundle
+from support import bundle, config_map, resource
+
+NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def link(name: str, before: str, path: str = "data.value") -> dict[str, Any]:
+    """ConfigMap `name` holding a value read from the one before it (a reference)."""
+    ref = {"name": "v", "resource": before, "path": path}
+    return resource(name, config_map(name, {"value": "!{v}"}), depends_on=[before], references=[ref])
+
+
+def chain(*more: dict[str, Any]) -> Bundle:
+    return bundle(resource("c0", config_map("c0", {"value": "seed"})), *more)
+
+
+def ahead_of(b: Bundle, observed: Sequence[Observed] = ()) -> tuple[Plan, list[list[str]], Any]:
+    plan = plan_bundle(b, observed, now=NOON)
+    waves = plan_ahead(plan.actions, observed, lambda seen: plan_bundle(b, seen, now=NOON), now=NOON)
+    return plan, [[a.resource for a in w.actions] for w in waves], waves
+
+
+def answer(predicted: dict[str, Any], uid: str, **server: Any) -> dict[str, Any]:
+    """What the API server answers a create with: the object, its uid and what only it sets."""
+    out = copy.deepcopy(predicted)
+    out["metadata"] |= {"uid": uid, "resourceVersion": "42", "creationTimestamp": "2026-11-27T12:00:00Z"}
+    out["metadata"]["managedFields"] = [{"manager": "smith", "operation": "Apply"}]
+    return out | server
+
+
+def test_a_reference_chain_is_planned_ahead_wave_by_wave_each_predicting_the_one_before() -> None:
+    b = chain(link("c1", "c0"), link("c2", "c1"), link("c3", "c2"))
+    plan, waves, planned = ahead_of(b)
+    assert [a.resource for a in plan.actions] == ["c0"]
+    assert waves == [["c1"], ["c2"], ["c3"]]
+    assert [list(w.predicted) for w in planned] == [["c0"], ["c1"], ["c2"]]
+    c2 = planned[1].actions[0].object
+    assert c2["data"] == {"value": "seed"}, "the value travels through the predictions"
+    owners = [o["uid"] for o in c2["metadata"]["ownerReferences"] if not o.get("controller")]
+    assert owners == [placeholder("c1")], "a uid not known yet stands as a placeholder"
+
+
+def test_nothing_is_planned_past_an_object_that_needs_time() -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}},
+    }
+    b = chain(resource("web", deployment, depends_on=["c0"]), resource("after", depends_on=["web"]))
+    _, waves, _ = ahead_of(b)
+    assert waves == [["web"]], "the Deployment follows the ConfigMap; what follows it waits for it"
+
+
+def test_a_reference_to_what_only_the_server_sets_is_not_planned_ahead() -> None:
+    for path in ("metadata.uid", "metadata.creationTimestamp"):
+        _, waves, _ = ahead_of(chain(link("c1", "c0", path=path)))
+        assert waves == [], path
+
+
+def test_an_update_is_not_predicted() -> None:
+    b = chain(link("c1", "c0"))
+    update = Apply("c0", {**config_map("c0", {"value": "x"}), "metadata": {"name": "c0"}})
+    assert predicted_answer(update, now=NOON) is None
+    assert predicted_answer(Apply("c0", update.object, expect_absent=True), now=NOON) is not None
+    plan = plan_bundle(b, [], now=NOON)
+    assert plan_ahead([update], [], lambda seen: plan_bundle(b, seen, now=NOON), now=NOON) == ()
+    assert plan.actions, "the bundle itself plans"
+
+
+def test_an_answer_is_as_predicted_with_what_only_the_server_sets_and_its_owners_filled_in() -> None:
+    _, _, planned = ahead_of(chain(link("c1", "c0"), link("c2", "c1")))
+    c1 = planned[1].predicted["c1"]
+    stored = filled(answer(c1, "uid-c1"), {"c0": "uid-c0"})
+    assert stored is not None
+    assert as_predicted(c1, stored, {"c0": "uid-c0"})
+    assert not as_predicted(c1, stored, {"c0": "another-uid"}), "an owner's uid is compared once filled"
+    assert not as_predicted(c1, stored, {}), "an owner whose uid is not known yet"
+
+
+def test_an_answer_that_says_more_or_other_than_predicted_is_not_as_predicted() -> None:
+    _, _, planned = ahead_of(chain(link("c1", "c0")))
+    c0 = planned[0].predicted["c0"]
+    extra = answer(c0, "uid-c0")
+    extra["data"] = {**extra["data"], "added": "by someone else"}
+    assert not as_predicted(c0, extra, {})
+    other = answer(c0, "uid-c0")
+    other["data"] = {"value": "changed"}
+    assert not as_predicted(c0, other, {})
+    dropped = answer(c0, "uid-c0")
+    dropped["metadata"] = {k: v for k, v in dropped["metadata"].items() if k != "labels"}
+    assert not as_predicted(c0, dropped, {})
+    assert as_predicted(c0, answer(c0, "uid-c0", status={"any": "thing"}), {})
+
+
+def test_a_secret_is_predicted_with_the_type_the_server_defaults() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}}
+    b = bundle(resource("s", secret), resource("after", depends_on=["s"]))
+    _, waves, planned = ahead_of(b)
+    assert waves == [["after"]]
+    predicted = planned[0].predicted["s"]
+    assert predicted["type"] == "Opaque"
+    assert predicted["data"] == {"k": "dg=="}, "stringData as the server stores it"
+
+
+def test_filled_replaces_owner_placeholders_and_refuses_any_other() -> None:
+    obj: dict[str, Any] = {
+        "metadata": {
+            "name": "x",
+            "ownerReferences": [{"kind": "ConfigMap", "name": "c0", "uid": placeholder("c0")}],
+        },
+        "data": {"k": "v"},
+    }
+    done = filled(obj, {"c0": "real"})
+    assert done is not None
+    assert done["metadata"]["ownerReferences"][0]["uid"] == "real"
+    assert obj["metadata"]["ownerReferences"][0]["uid"] == placeholder("c0"), "the input is left as it is"
+    assert filled(obj, {}) is None, "a uid not known"
+    copied = {**obj, "data": {"k": placeholder("c0")}}
+    assert filled(copied, {"c0": "real"}) is None, "a placeholder a reference copied into the object"
+
+
+def test_an_object_applied_ahead_is_applied_again_in_the_pass_only_if_the_real_answers_call_for_another() -> (
+    None
+):
+    made = Apply("c1", config_map("c1", {"value": "seed"}), expect_absent=True)
+    other = Apply("c1", config_map("c1", {"value": "other"}))
+    ahead_made = {"c1": desired_hash(made.object)}
+    assert not _mispredicted(Apply("c1", made.object), dict(ahead_made)), "the same object: nothing to do"
+    assert not _mispredicted(Apply("c2", other.object), dict(ahead_made)), "not applied ahead"
+    assert _mispredicted(other, ahead_made)
+    assert not _mispredicted(other, ahead_made), "once"
