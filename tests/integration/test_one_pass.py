@@ -11,16 +11,18 @@ from typing import Any
 
 import pytest
 from smith_executor.servicer import ExecutorServicer, RegistryFamily
-from smith_wire.convert import action_to_proto
+from smith_wire.convert import action_to_proto, wave_to_proto
 
 from live import bundle, deployment_object, finished_trace, resource_condition, until_condition
 from smith.v1.common_pb2 import OUTCOME_CREATED, ActionResult, BundleRef
 from smith.v1.executor_pb2 import ApplyRequest
+from smith_engine.ahead import plan_ahead
 from smith_engine.deletion import FINALIZER
-from smith_engine.planner import Apply
+from smith_engine.planner import Apply, plan_bundle
 from smith_engine.readiness import BUILTIN
+from smith_engine.validation import load_bundle
 from smith_kube import ConflictError, KubeClient, NotFoundError
-from support import config_map, eventually, resource
+from support import UID, bundle_object, config_map, eventually, resource
 
 pytestmark = pytest.mark.controlplane
 
@@ -57,11 +59,37 @@ async def test_a_chain_ready_as_it_is_made_converges_in_one_reconcile(
     assert (root.attributes or {}).get("smith.waves") == 5
     reports = [s for s in spans if s.name.endswith("/Report") and s.kind.name == "CLIENT"]
     assert len(reports) == 1, "the status is written once for the pass"
+    plans = [s for s in spans if s.name.endswith("/Plan") and s.kind.name == "CLIENT"]
+    calls = [s for s in spans if s.name.endswith("/Apply") and s.kind.name == "CLIENT"]
+    assert (len(plans), len(calls)) == (2, 1), "c1-c4 planned ahead and applied in c0's call, then a plan"
 
     stored = await kube.get("v1", "ConfigMap", "c4", namespace)
     assert stored["data"] == {"value": "seed"}, "each wave read what the one before it holds"
     assert done["status"]["readyResources"] == "5/5"
     assert all(resource_condition(done, f"c{i}", "Ready")["status"] == "True" for i in range(5))
+
+
+async def test_a_chain_not_answered_as_predicted_is_planned_again_from_the_answers_and_converges(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """c0 says `annotations: {}` (as templates often do), which the API server does not keep: the waves
+    planned ahead of it do not go, the planner plans again from its real answer, and every value and
+    owner is as it would have been."""
+    c0 = config_map("c0", {"value": "seed"})
+    c0["metadata"]["annotations"] = {}
+    await kube.create(bundle("odd", namespace, resource("c0", c0), link("c1", "c0"), link("c2", "c1")))
+    done = await until_condition(kube, namespace, "odd", "Ready")
+    assert done["status"]["readyResources"] == "3/3"
+
+    spans = await finished_trace(smith, namespace, "odd", lambda s: len(applies(s)) == 3)
+    assert applies(spans) == ["c0", "c1", "c2"]
+    plans = [s for s in spans if s.name.endswith("/Plan") and s.kind.name == "CLIENT"]
+    assert len(plans) == 3, "c0's answer, then c1 with c2 ahead of it, then nothing left"
+    stored = {n: await kube.get("v1", "ConfigMap", n, namespace) for n in ("c0", "c1", "c2")}
+    assert stored["c2"]["data"] == {"value": "seed"}
+    for name, before in (("c1", "c0"), ("c2", "c1")):
+        owners = [o["uid"] for o in stored[name]["metadata"]["ownerReferences"] if not o.get("controller")]
+        assert owners == [stored[before]["metadata"]["uid"]], name
 
 
 async def test_a_wave_that_needs_time_ends_the_pass_and_its_watch_event_brings_the_next(
@@ -240,6 +268,46 @@ async def test_a_create_is_one_request_and_never_takes_over_an_object_that_is_no
         stored = await kube.get("v1", "ConfigMap", "theirs", namespace)
         assert stored["data"] == {"value": "someone else's"}, "an object that is not Smith's is left as it is"
         assert "smith" not in {m["manager"] for m in stored["metadata"]["managedFields"]}
+
+
+def planned_ahead(namespace: str, *resources: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """The first wave of a Bundle of `resources` in `namespace` and the waves the planner plans ahead of
+    it, as the planner sends them."""
+    obj = bundle_object(*resources, name="ahead")
+    obj["metadata"]["namespace"] = namespace
+    b = load_bundle(obj)
+    plan = plan_bundle(b, [])
+    waves = plan_ahead(plan.actions, [], lambda seen: plan_bundle(b, seen))
+    return [action_to_proto(a) for a in plan.actions], [wave_to_proto(w) for w in waves]
+
+
+async def test_waves_planned_ahead_go_in_the_same_call_only_while_the_answers_are_as_predicted(
+    kube: KubeClient, namespace: str
+) -> None:
+    executor = ExecutorServicer(kube, RegistryFamily(BUILTIN))
+    owner = BundleRef(namespace=namespace, name="ahead", uid=UID)
+    first, then = planned_ahead(
+        namespace, resource("c0", config_map("c0", {"value": "seed"})), link("c1", "c0"), link("c2", "c1")
+    )
+    assert len(then) == 2
+    answer = await executor.Apply(ApplyRequest(bundle=owner, actions=first, then=then), NoDeadline())  # type: ignore[arg-type]
+    assert [(r.resource_name, r.ok, r.outcome) for r in answer.results] == [
+        (f"c{i}", True, OUTCOME_CREATED) for i in range(3)
+    ]
+    c1, c2 = [await kube.get("v1", "ConfigMap", n, namespace) for n in ("c1", "c2")]
+    assert c2["data"] == {"value": "seed"}, "the value went along the predictions"
+    owners = [o["uid"] for o in c2["metadata"]["ownerReferences"] if not o.get("controller")]
+    assert owners == [c1["metadata"]["uid"]], "the placeholder uid was filled in from c1's answer"
+
+    # d0 says `annotations: {}`, which the API server does not keep: its answer is not as predicted
+    d0 = config_map("d0", {"value": "seed"})
+    d0["metadata"]["annotations"] = {}
+    first, then = planned_ahead(namespace, resource("d0", d0), link("d1", "d0"))
+    assert len(then) == 1
+    answer = await executor.Apply(ApplyRequest(bundle=owner, actions=first, then=then), NoDeadline())  # type: ignore[arg-type]
+    assert [(r.resource_name, r.ok) for r in answer.results] == [("d0", True)], "d1 was not applied"
+    with pytest.raises(NotFoundError):
+        await kube.get("v1", "ConfigMap", "d1", namespace)
 
 
 class NoDeadline:

@@ -7,22 +7,30 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 import grpc
 from opentelemetry import trace
 from prometheus_client import Counter
-from smith_wire.convert import action_from_proto, bundle_from_proto, load, readiness_to_proto, result_to_proto
+from smith_wire.convert import (
+    action_from_proto,
+    bundle_from_proto,
+    load,
+    readiness_to_proto,
+    result_to_proto,
+    wave_from_proto,
+)
 from smith_wire.rpc import Register
 
 from smith.v1 import executor_pb2, executor_pb2_grpc
 from smith_engine import planner
+from smith_engine.ahead import Wave, as_predicted, filled
 from smith_engine.changes import desired_hash, differing_fields, digest, foreign_keys, in_sync
 from smith_engine.model import Bundle, GroupKind, JSONObject, ObjectKey, ObjectRef
 from smith_engine.planner import Observed, ownership_problem
-from smith_engine.readiness import Readiness, ReadinessCheck, terminal
+from smith_engine.readiness import Readiness, ReadinessCheck, State, terminal
 from smith_engine.routing import cluster_scoped_problem
 from smith_engine.status import ActionResult, Outcome
 from smith_executor.memo import Memo, MemoKey
@@ -109,6 +117,28 @@ def _failure(ref: ObjectRef, resource: str, error: Exception) -> ActionResult:
     return ActionResult(object=ref, resource=resource, ok=False, error=f"{type(error).__name__}: {error}")
 
 
+def _as_planned(
+    ahead: Wave, before: Sequence[tuple[ActionResult, Observed | None]], uids: dict[str, str]
+) -> list[planner.Apply] | None:
+    """The applies of a wave planned ahead, with the uids the answers so far gave (`uids`, by resource
+    name, grows with `before`), when every answer of the wave `before` it is READY and as the plan
+    predicted (smith_engine.ahead); None when one is not."""
+    answers = {
+        r.resource: o.object for r, o in before if r.ok and o is not None and o.readiness.state is State.READY
+    }
+    uids.update((name, str(obj["metadata"].get("uid", ""))) for name, obj in answers.items())
+    if not all(
+        name in answers and as_predicted(p, answers[name], uids) for name, p in ahead.predicted.items()
+    ):
+        return None
+    applies = []
+    for apply in ahead.actions:
+        if (obj := filled(apply.object, uids)) is None:
+            return None
+        applies.append(replace(apply, object=obj))
+    return applies
+
+
 class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
     def __init__(self, kube: KubeClient, family: Family, *, memo: Memo | None = None) -> None:
         self.kube = kube
@@ -141,11 +171,15 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
     ) -> executor_pb2.ApplyResponse:
         until = await _deadline(context)
         bundle = bundle_from_proto(request.bundle)
-        actions = [action_from_proto(a) for a in request.actions]
-        results = await asyncio.gather(
-            *(self._apply(bundle, a, until) for a in actions if isinstance(a, planner.Apply))
-        )
-        return executor_pb2.ApplyResponse(results=[result_to_proto(r, o) for r, o in results])
+        actions = [a for a in map(action_from_proto, request.actions) if isinstance(a, planner.Apply)]
+        answered = list(await asyncio.gather(*(self._apply(bundle, a, until) for a in actions)))
+        wave, uids = answered, dict[str, str]()
+        for ahead in map(wave_from_proto, request.then):
+            if (applies := _as_planned(ahead, wave, uids)) is None:
+                break  # the world is not as the plan predicted: the controller plans again
+            wave = list(await asyncio.gather(*(self._apply(bundle, a, until) for a in applies)))
+            answered += wave
+        return executor_pb2.ApplyResponse(results=[result_to_proto(r, o) for r, o in answered])
 
     async def Delete(  # noqa: N802
         self, request: executor_pb2.DeleteRequest, context: grpc.aio.ServicerContext[object, object]

@@ -9,6 +9,7 @@ from typing import Any
 
 from smith.v1 import common_pb2 as pb
 from smith.v1 import plugin_pb2 as plugin_pb
+from smith_engine.ahead import Wave
 from smith_engine.codec import dumps
 from smith_engine.deletion import PendingDeletion
 from smith_engine.model import Bundle, JSONObject, ObjectRef
@@ -111,6 +112,18 @@ def action_from_proto(msg: pb.Action) -> Action:
             observed_digest=msg.observed_digest,
         )
     return Delete(object=ref_from_proto(msg.delete), resource=msg.resource_name)
+
+
+def wave_to_proto(wave: Wave) -> pb.Wave:
+    return pb.Wave(
+        actions=[action_to_proto(a) for a in wave.actions],
+        predicted_json={name: dump(obj) for name, obj in wave.predicted.items()},
+    )
+
+
+def wave_from_proto(msg: pb.Wave) -> Wave:
+    actions = tuple(a for a in map(action_from_proto, msg.actions) if isinstance(a, Apply))
+    return Wave(actions, {name: load(data) for name, data in msg.predicted_json.items()})
 
 
 def action_target(action: Action) -> tuple[str, str]:

@@ -104,6 +104,8 @@ class Settings:
     api_burst: int = 0  # requests at once before the limit applies (0: twice the QPS)
     # a Bundle's status is written at most once per window while it is only in progress (0: every pass)
     status_window: float = 1.0
+    # a pass applies the waves the planner plans ahead with the wave before them (see smith_engine.ahead)
+    plan_ahead: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -118,6 +120,7 @@ class Settings:
             api_qps=float(os.environ.get("SMITH_API_QPS") or 0),
             api_burst=int(os.environ.get("SMITH_API_BURST") or 0),
             status_window=float(os.environ.get("SMITH_STATUS_WINDOW", "1")),
+            plan_ahead=os.environ.get("SMITH_PLAN_AHEAD", "1") != "0",
         )
 
     def rate(self) -> TokenBucket | None:
@@ -466,6 +469,7 @@ class Controller:
                 earlier=self.unreported.get(key, ()),
                 fence=self._fence(key, epoch),
                 hold=self._written_within(key) > 0,
+                plan_ahead=self.settings.plan_ahead,
                 finalizing=finalizing,
                 wrote=lambda versions: self.echoes.wrote(key, versions),
             )

@@ -23,6 +23,8 @@ from smith_wire.convert import (
     plugin_to_proto,
     readiness_to_proto,
     ref_to_proto,
+    wave_from_proto,
+    wave_to_proto,
 )
 from smith_wire.rpc import APPLY_DEADLINE, ASSESS_DEADLINE, PLAN_DEADLINE, REPORT_DEADLINE, channel
 
@@ -38,6 +40,8 @@ from smith.v1 import (
     status_pb2_grpc,
 )
 from smith_controller.cache import Child, Version
+from smith_engine.ahead import Wave
+from smith_engine.changes import desired_hash
 from smith_engine.model import GroupKind, JSONObject, ObjectKey, ObjectRef, group_of
 from smith_engine.planner import Action, Apply, Delete
 from smith_engine.plugins import PluginInfo
@@ -176,6 +180,7 @@ async def reconcile(
     earlier: Sequence[common_pb2.ActionResult] = (),
     fence: Fence | None = None,
     hold: bool = False,
+    plan_ahead: bool = True,
     finalizing: Awaitable[JSONObject | None] | None = None,
     wrote: Callable[[list[Version]], None] = lambda _: None,
 ) -> Step:
@@ -189,6 +194,8 @@ async def reconcile(
     READY, an error or an object in the way is always reported at once. `finalizing`: the write of Smith's
     finalizer, going on meanwhile (a new Bundle's first pass does not wait for it); the report waits for
     it and writes over the version it made (None: it failed, and the pass ends, told by the next one).
+    `plan_ahead`: the planner also plans the waves that follow a wave if its answers come as it predicts,
+    and they go in the same call to the executor, which checks the answers (see smith_engine.ahead).
     `wrote` is told, wave by wave, the objects the pass wrote and the versions the API server answered
     (their watch events are no news: see echoes.Echoes)."""
     meta = bundle["metadata"]
@@ -210,10 +217,11 @@ async def reconcile(
         # left waits for time: a rollout, a controller's status; its watch event brings the next pass).
         actions: list[Action] = []
         results: list[common_pb2.ActionResult] = []
+        ahead_made: dict[str, str] = {}  # resources applied as planned ahead: their desired hash
         waves, bundle_json = 0, dump(bundle)
         while True:
             try:
-                plan = await _plan(peers, bundle, bundle_json, seen.observed)
+                plan = await _plan(peers, bundle, bundle_json, seen.observed, ahead=plan_ahead)
             except grpc.aio.AioRpcError as e:
                 if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
                     raise
@@ -228,11 +236,21 @@ async def reconcile(
                 )
                 return Step(Next.DONE, written=written)
             done = {_identity(a) for a in actions}
-            wave = [a for a in map(action_from_proto, plan.actions) if _identity(a) not in done]
+            wave = [
+                a
+                for a in map(action_from_proto, plan.actions)
+                if _identity(a) not in done or _mispredicted(a, ahead_made)
+            ]
             if not wave:
                 break
-            answered = await _execute(peers, bundle, wave, fence=fence)
+            ahead = _ahead_with(peers, wave, plan.ahead)
+            answered = await _execute(peers, bundle, wave, fence=fence, ahead=ahead)
             wrote(_written(answered))
+            made = {r.resource_name for r in answered}
+            for applied in (w for w in ahead if made.issuperset(a.resource for a in w.actions)):
+                actions += applied.actions
+                ahead_made |= {a.resource: desired_hash(a.object) for a in applied.actions}
+                waves += 1
             actions += wave
             results += answered
             waves += 1
@@ -341,6 +359,34 @@ def _written(answers: Sequence[common_pb2.ActionResult]) -> list[Version]:
     ]
 
 
+def _mispredicted(action: Action, ahead_made: dict[str, str]) -> bool:
+    """An apply of a resource already applied in this pass as planned ahead, of another object than
+    the one made then: the prediction it was made on did not hold (the executor checks, so it should
+    not happen), and the object the real answers call for is applied at once, once."""
+    if not isinstance(action, Apply) or action.resource not in ahead_made:
+        return False
+    return ahead_made.pop(action.resource) != desired_hash(action.object)
+
+
+def _ahead_with(peers: Peers, wave: Sequence[Action], planned: Sequence[common_pb2.Wave]) -> list[Wave]:
+    """The waves planned ahead that go with `wave` in one call: `wave` all applies to one executor, and
+    each wave ahead too (up to the first that is not)."""
+    endpoints = {_endpoint(peers, a) for a in wave}
+    if len(endpoints) != 1 or None in endpoints or not all(isinstance(a, Apply) for a in wave):
+        return []
+    ahead = []
+    for w in map(wave_from_proto, planned):
+        if {_endpoint(peers, a) for a in w.actions} != endpoints:
+            break
+        ahead.append(w)
+    return ahead
+
+
+def _endpoint(peers: Peers, action: Action) -> str | None:
+    api_version, kind = action_target(action)
+    return peers.routing.endpoint(GroupKind(group_of(api_version), kind))
+
+
 def _identity(action: Action) -> tuple[str, str]:
     """An action's target within one pass: a resource is applied, an object deleted, at most once."""
     if isinstance(action, Apply):
@@ -349,12 +395,19 @@ def _identity(action: Action) -> tuple[str, str]:
 
 
 async def _plan(
-    peers: Peers, bundle: JSONObject, bundle_json: bytes, observed: Sequence[common_pb2.Observed]
+    peers: Peers,
+    bundle: JSONObject,
+    bundle_json: bytes,
+    observed: Sequence[common_pb2.Observed],
+    *,
+    ahead: bool = False,
 ) -> planner_pb2.PlanResponse:
     """The planner's plan; when plugin resources are ready to be made, their plugins are called and the
     planner asked again with what they made."""
     plugins = [plugin_to_proto(p) for p in peers.plugins.values()]
-    request = planner_pb2.PlanRequest(bundle_json=bundle_json, observed=observed, plugins=plugins)
+    request = planner_pb2.PlanRequest(
+        bundle_json=bundle_json, observed=observed, plugins=plugins, plan_ahead=ahead
+    )
     plan = await peers.planner.Plan(request, timeout=PLAN_DEADLINE)
     if plan.plugin_calls:
         for name, made in (await _process(peers, bundle, plan.plugin_calls)).items():
@@ -462,10 +515,16 @@ async def _assess(peers: Peers, children: Sequence[Child]) -> list[common_pb2.Ob
 
 
 async def _execute(
-    peers: Peers, bundle: JSONObject, actions: Sequence[Action], *, fence: Fence | None = None
+    peers: Peers,
+    bundle: JSONObject,
+    actions: Sequence[Action],
+    *,
+    fence: Fence | None = None,
+    ahead: Sequence[Wave] = (),
 ) -> list[common_pb2.ActionResult]:
     """Send the actions to the executors serving their kinds, one call per executor and direction, all at
-    once. Each call's deadline is taken from the fence as the call is made, not before: a replica
+    once (with the waves planned `ahead` of them, when they all go to one executor: see `_ahead_with`).
+    Each call's deadline is taken from the fence as the call is made, not before: a replica
     paused in between must not send, on resuming, a deadline it no longer has."""
     results: list[common_pb2.ActionResult] = []
     batches: dict[tuple[str, bool], list[Action]] = defaultdict(list)
@@ -483,8 +542,9 @@ async def _execute(
         protos = [action_to_proto(a) for a in batch]
         try:
             if applying:
+                then = [wave_to_proto(w) for w in ahead]
                 answer: executor_pb2.ApplyResponse | executor_pb2.DeleteResponse = await stub.Apply(
-                    executor_pb2.ApplyRequest(bundle=ref, actions=protos),
+                    executor_pb2.ApplyRequest(bundle=ref, actions=protos, then=then),
                     timeout=within(fence, APPLY_DEADLINE),
                 )
             else:

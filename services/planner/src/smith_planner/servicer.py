@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import grpc
 from opentelemetry import trace
@@ -18,13 +19,15 @@ from smith_wire.convert import (
     plugin_status_to_proto,
     result_of_plugin,
     verdict_to_proto,
+    wave_to_proto,
 )
 
 from smith.v1 import planner_pb2, planner_pb2_grpc
+from smith_engine.ahead import plan_ahead
 from smith_engine.catalog import CATALOG_KINDS, parameter_problems
 from smith_engine.errors import InvalidBundleError
 from smith_engine.model import Bundle, GroupKind, JSONObject
-from smith_engine.planner import Apply, plan_bundle, plan_teardown
+from smith_engine.planner import Apply, Observed, plan_bundle, plan_teardown
 from smith_engine.planner import Plan as EnginePlan
 from smith_engine.validation import load_bundle
 
@@ -63,10 +66,19 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         previous = (raw.get("status") or {}).get("objectsToDelete") or []
         processed = {name: result_of_plugin(r) for name, r in request.processed.items()}
-        plan = plan_bundle(bundle, observed, previous_pending=previous, plugins=plugins, processed=processed)
-        PLANNED.inc(len(bundle.resources))
+
+        def replan(seen: Sequence[Observed]) -> EnginePlan:
+            PLANNED.inc(len(bundle.resources))
+            return plan_bundle(bundle, seen, previous_pending=previous, plugins=plugins, processed=processed)
+
+        plan = replan(observed)
         span.set_attribute("smith.bundle", str(bundle))
-        return self._response(plan)
+        response = self._response(plan)
+        if request.plan_ahead and not plan.plugin_calls:
+            ahead = plan_ahead(plan.actions, observed, replan)
+            response.ahead.extend(wave_to_proto(w) for w in ahead)
+            span.set_attribute("smith.waves_ahead", len(ahead))
+        return response
 
     def _parse(self, request: planner_pb2.PlanRequest) -> tuple[JSONObject, Bundle | None]:
         """The Bundle as sent, and as validated when it was valid; the same bytes (and plugins) as a

@@ -24,19 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15smith/v1/common.proto\x12\x08smith.v1\"\\\n\tObjectRef\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0b\n\x03uid\x18\x05 \x01(\t\"g\n\tBundleRef\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x12\n\ngeneration\x18\x04 \x01(\x03\x12\x18\n\x10resource_version\x18\x05 \x01(\t\"W\n\tReadiness\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x18.smith.v1.ReadinessState\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x10\n\x08terminal\x18\x03 \x01(\x08\"s\n\x08Observed\x12\x13\n\x0bobject_json\x18\x01 \x01(\x0c\x12&\n\treadiness\x18\x02 \x01(\x0b\x32\x13.smith.v1.Readiness\x12\x14\n\x0cin_sync_with\x18\x03 \x01(\t\x12\x14\n\x0clast_applied\x18\x04 \x01(\t\"h\n\tCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x1c\n\x14last_transition_time\x18\x05 \x01(\t\"\xbe\x01\n\x06\x41\x63tion\x12\x15\n\rresource_name\x18\x01 \x01(\t\x12\x1b\n\x11\x61pply_object_json\x18\x02 \x01(\x0cH\x00\x12%\n\x06\x64\x65lete\x18\x03 \x01(\x0b\x32\x13.smith.v1.ObjectRefH\x00\x12\x15\n\rexpect_absent\x18\x04 \x01(\x08\x12!\n\x19observed_resource_version\x18\x05 \x01(\t\x12\x17\n\x0fobserved_digest\x18\x06 \x01(\tB\x06\n\x04kind\"\xdd\x01\n\x0c\x41\x63tionResult\x12\x15\n\rresource_name\x18\x01 \x01(\t\x12#\n\x06object\x18\x02 \x01(\x0b\x32\x13.smith.v1.ObjectRef\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x10\n\x08terminal\x18\x05 \x01(\x08\x12$\n\x08observed\x18\x06 \x01(\x0b\x32\x12.smith.v1.Observed\x12\"\n\x07outcome\x18\x07 \x01(\x0e\x32\x11.smith.v1.Outcome\x12\x12\n\nin_the_way\x18\x08 \x01(\x08\"\xb3\x01\n\x07Verdict\x12\x15\n\rresource_name\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.smith.v1.VerdictState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08terminal\x18\x05 \x01(\x08\x12\x12\n\nblocked_on\x18\x06 \x03(\t\x12#\n\x06object\x18\x07 \x01(\x0b\x32\x13.smith.v1.ObjectRef\"T\n\x0fPendingDeletion\x12#\n\x06object\x18\x01 \x01(\x0b\x32\x13.smith.v1.ObjectRef\x12\x0b\n\x03\x64ue\x18\x02 \x01(\t\x12\x0f\n\x07problem\x18\x03 \x01(\t*\x88\x01\n\x0eReadinessState\x12\x1f\n\x1bREADINESS_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15READINESS_STATE_READY\x10\x01\x12\x1f\n\x1bREADINESS_STATE_IN_PROGRESS\x10\x02\x12\x19\n\x15READINESS_STATE_ERROR\x10\x03*x\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_CREATED\x10\x01\x12\x13\n\x0fOUTCOME_UPDATED\x10\x02\x12\x15\n\x11OUTCOME_UNCHANGED\x10\x03\x12\x13\n\x0fOUTCOME_DELETED\x10\x04*\x99\x01\n\x0cVerdictState\x12\x1d\n\x19VERDICT_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13VERDICT_STATE_READY\x10\x01\x12\x1d\n\x19VERDICT_STATE_IN_PROGRESS\x10\x02\x12\x19\n\x15VERDICT_STATE_BLOCKED\x10\x03\x12\x17\n\x13VERDICT_STATE_ERROR\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15smith/v1/common.proto\x12\x08smith.v1\"\\\n\tObjectRef\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0b\n\x03uid\x18\x05 \x01(\t\"g\n\tBundleRef\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x12\n\ngeneration\x18\x04 \x01(\x03\x12\x18\n\x10resource_version\x18\x05 \x01(\t\"W\n\tReadiness\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x18.smith.v1.ReadinessState\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x10\n\x08terminal\x18\x03 \x01(\x08\"s\n\x08Observed\x12\x13\n\x0bobject_json\x18\x01 \x01(\x0c\x12&\n\treadiness\x18\x02 \x01(\x0b\x32\x13.smith.v1.Readiness\x12\x14\n\x0cin_sync_with\x18\x03 \x01(\t\x12\x14\n\x0clast_applied\x18\x04 \x01(\t\"h\n\tCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x1c\n\x14last_transition_time\x18\x05 \x01(\t\"\xbe\x01\n\x06\x41\x63tion\x12\x15\n\rresource_name\x18\x01 \x01(\t\x12\x1b\n\x11\x61pply_object_json\x18\x02 \x01(\x0cH\x00\x12%\n\x06\x64\x65lete\x18\x03 \x01(\x0b\x32\x13.smith.v1.ObjectRefH\x00\x12\x15\n\rexpect_absent\x18\x04 \x01(\x08\x12!\n\x19observed_resource_version\x18\x05 \x01(\t\x12\x17\n\x0fobserved_digest\x18\x06 \x01(\tB\x06\n\x04kind\"\x9a\x01\n\x04Wave\x12!\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x10.smith.v1.Action\x12\x39\n\x0epredicted_json\x18\x02 \x03(\x0b\x32!.smith.v1.Wave.PredictedJsonEntry\x1a\x34\n\x12PredictedJsonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"\xdd\x01\n\x0c\x41\x63tionResult\x12\x15\n\rresource_name\x18\x01 \x01(\t\x12#\n\x06object\x18\x02 \x01(\x0b\x32\x13.smith.v1.ObjectRef\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x10\n\x08terminal\x18\x05 \x01(\x08\x12$\n\x08observed\x18\x06 \x01(\x0b\x32\x12.smith.v1.Observed\x12\"\n\x07outcome\x18\x07 \x01(\x0e\x32\x11.smith.v1.Outcome\x12\x12\n\nin_the_way\x18\x08 \x01(\x08\"\xb3\x01\n\x07Verdict\x12\x15\n\rresource_name\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.smith.v1.VerdictState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08terminal\x18\x05 \x01(\x08\x12\x12\n\nblocked_on\x18\x06 \x03(\t\x12#\n\x06object\x18\x07 \x01(\x0b\x32\x13.smith.v1.ObjectRef\"T\n\x0fPendingDeletion\x12#\n\x06object\x18\x01 \x01(\x0b\x32\x13.smith.v1.ObjectRef\x12\x0b\n\x03\x64ue\x18\x02 \x01(\t\x12\x0f\n\x07problem\x18\x03 \x01(\t*\x88\x01\n\x0eReadinessState\x12\x1f\n\x1bREADINESS_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15READINESS_STATE_READY\x10\x01\x12\x1f\n\x1bREADINESS_STATE_IN_PROGRESS\x10\x02\x12\x19\n\x15READINESS_STATE_ERROR\x10\x03*x\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_CREATED\x10\x01\x12\x13\n\x0fOUTCOME_UPDATED\x10\x02\x12\x15\n\x11OUTCOME_UNCHANGED\x10\x03\x12\x13\n\x0fOUTCOME_DELETED\x10\x04*\x99\x01\n\x0cVerdictState\x12\x1d\n\x19VERDICT_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13VERDICT_STATE_READY\x10\x01\x12\x1d\n\x19VERDICT_STATE_IN_PROGRESS\x10\x02\x12\x19\n\x15VERDICT_STATE_BLOCKED\x10\x03\x12\x17\n\x13VERDICT_STATE_ERROR\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'smith.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_READINESSSTATE']._serialized_start=1232
-  _globals['_READINESSSTATE']._serialized_end=1368
-  _globals['_OUTCOME']._serialized_start=1370
-  _globals['_OUTCOME']._serialized_end=1490
-  _globals['_VERDICTSTATE']._serialized_start=1493
-  _globals['_VERDICTSTATE']._serialized_end=1646
+  _globals['_WAVE_PREDICTEDJSONENTRY']._loaded_options = None
+  _globals['_WAVE_PREDICTEDJSONENTRY']._serialized_options = b'8\001'
+  _globals['_READINESSSTATE']._serialized_start=1389
+  _globals['_READINESSSTATE']._serialized_end=1525
+  _globals['_OUTCOME']._serialized_start=1527
+  _globals['_OUTCOME']._serialized_end=1647
+  _globals['_VERDICTSTATE']._serialized_start=1650
+  _globals['_VERDICTSTATE']._serialized_end=1803
   _globals['_OBJECTREF']._serialized_start=35
   _globals['_OBJECTREF']._serialized_end=127
   _globals['_BUNDLEREF']._serialized_start=129
@@ -49,10 +51,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONDITION']._serialized_end=544
   _globals['_ACTION']._serialized_start=547
   _globals['_ACTION']._serialized_end=737
-  _globals['_ACTIONRESULT']._serialized_start=740
-  _globals['_ACTIONRESULT']._serialized_end=961
-  _globals['_VERDICT']._serialized_start=964
-  _globals['_VERDICT']._serialized_end=1143
-  _globals['_PENDINGDELETION']._serialized_start=1145
-  _globals['_PENDINGDELETION']._serialized_end=1229
+  _globals['_WAVE']._serialized_start=740
+  _globals['_WAVE']._serialized_end=894
+  _globals['_WAVE_PREDICTEDJSONENTRY']._serialized_start=842
+  _globals['_WAVE_PREDICTEDJSONENTRY']._serialized_end=894
+  _globals['_ACTIONRESULT']._serialized_start=897
+  _globals['_ACTIONRESULT']._serialized_end=1118
+  _globals['_VERDICT']._serialized_start=1121
+  _globals['_VERDICT']._serialized_end=1300
+  _globals['_PENDINGDELETION']._serialized_start=1302
+  _globals['_PENDINGDELETION']._serialized_end=1386
 # @@protoc_insertion_point(module_scope)

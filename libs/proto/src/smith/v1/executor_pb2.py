@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from smith.v1 import common_pb2 as smith_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17smith/v1/executor.proto\x12\x08smith.v1\x1a\x15smith/v1/common.proto\"(\n\tGroupKind\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\x14\n\x12KindsServedRequest\"9\n\x13KindsServedResponse\x12\"\n\x05kinds\x18\x01 \x03(\x0b\x32\x13.smith.v1.GroupKind\"%\n\rAssessRequest\x12\x14\n\x0cobjects_json\x18\x01 \x03(\x0c\"d\n\x0e\x41ssessResponse\x12&\n\treadiness\x18\x01 \x03(\x0b\x32\x13.smith.v1.Readiness\x12\x14\n\x0cin_sync_with\x18\x02 \x03(\t\x12\x14\n\x0clast_applied\x18\x03 \x03(\t\"V\n\x0c\x41pplyRequest\x12#\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x13.smith.v1.BundleRef\x12!\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32\x10.smith.v1.Action\"8\n\rApplyResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.smith.v1.ActionResult\"W\n\rDeleteRequest\x12#\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x13.smith.v1.BundleRef\x12!\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32\x10.smith.v1.Action\"9\n\x0e\x44\x65leteResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.smith.v1.ActionResult2\x8a\x02\n\x08\x45xecutor\x12J\n\x0bKindsServed\x12\x1c.smith.v1.KindsServedRequest\x1a\x1d.smith.v1.KindsServedResponse\x12;\n\x06\x41ssess\x12\x17.smith.v1.AssessRequest\x1a\x18.smith.v1.AssessResponse\x12\x38\n\x05\x41pply\x12\x16.smith.v1.ApplyRequest\x1a\x17.smith.v1.ApplyResponse\x12;\n\x06\x44\x65lete\x12\x17.smith.v1.DeleteRequest\x1a\x18.smith.v1.DeleteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17smith/v1/executor.proto\x12\x08smith.v1\x1a\x15smith/v1/common.proto\"(\n\tGroupKind\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\x14\n\x12KindsServedRequest\"9\n\x13KindsServedResponse\x12\"\n\x05kinds\x18\x01 \x03(\x0b\x32\x13.smith.v1.GroupKind\"%\n\rAssessRequest\x12\x14\n\x0cobjects_json\x18\x01 \x03(\x0c\"d\n\x0e\x41ssessResponse\x12&\n\treadiness\x18\x01 \x03(\x0b\x32\x13.smith.v1.Readiness\x12\x14\n\x0cin_sync_with\x18\x02 \x03(\t\x12\x14\n\x0clast_applied\x18\x03 \x03(\t\"t\n\x0c\x41pplyRequest\x12#\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x13.smith.v1.BundleRef\x12!\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32\x10.smith.v1.Action\x12\x1c\n\x04then\x18\x03 \x03(\x0b\x32\x0e.smith.v1.Wave\"8\n\rApplyResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.smith.v1.ActionResult\"W\n\rDeleteRequest\x12#\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x13.smith.v1.BundleRef\x12!\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32\x10.smith.v1.Action\"9\n\x0e\x44\x65leteResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.smith.v1.ActionResult2\x8a\x02\n\x08\x45xecutor\x12J\n\x0bKindsServed\x12\x1c.smith.v1.KindsServedRequest\x1a\x1d.smith.v1.KindsServedResponse\x12;\n\x06\x41ssess\x12\x17.smith.v1.AssessRequest\x1a\x18.smith.v1.AssessResponse\x12\x38\n\x05\x41pply\x12\x16.smith.v1.ApplyRequest\x1a\x17.smith.v1.ApplyResponse\x12;\n\x06\x44\x65lete\x12\x17.smith.v1.DeleteRequest\x1a\x18.smith.v1.DeleteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,13 +43,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSESSRESPONSE']._serialized_start=222
   _globals['_ASSESSRESPONSE']._serialized_end=322
   _globals['_APPLYREQUEST']._serialized_start=324
-  _globals['_APPLYREQUEST']._serialized_end=410
-  _globals['_APPLYRESPONSE']._serialized_start=412
-  _globals['_APPLYRESPONSE']._serialized_end=468
-  _globals['_DELETEREQUEST']._serialized_start=470
-  _globals['_DELETEREQUEST']._serialized_end=557
-  _globals['_DELETERESPONSE']._serialized_start=559
-  _globals['_DELETERESPONSE']._serialized_end=616
-  _globals['_EXECUTOR']._serialized_start=619
-  _globals['_EXECUTOR']._serialized_end=885
+  _globals['_APPLYREQUEST']._serialized_end=440
+  _globals['_APPLYRESPONSE']._serialized_start=442
+  _globals['_APPLYRESPONSE']._serialized_end=498
+  _globals['_DELETEREQUEST']._serialized_start=500
+  _globals['_DELETEREQUEST']._serialized_end=587
+  _globals['_DELETERESPONSE']._serialized_start=589
+  _globals['_DELETERESPONSE']._serialized_end=646
+  _globals['_EXECUTOR']._serialized_start=649
+  _globals['_EXECUTOR']._serialized_end=915
 # @@protoc_insertion_point(module_scope)

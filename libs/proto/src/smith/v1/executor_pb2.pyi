@@ -140,19 +140,28 @@ class ApplyRequest(_message.Message):
 
     BUNDLE_FIELD_NUMBER: _builtins.int
     ACTIONS_FIELD_NUMBER: _builtins.int
+    THEN_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def bundle(self) -> _common_pb2.BundleRef: ...
     @_builtins.property
     def actions(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Action]: ...
+    @_builtins.property
+    def then(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Wave]:
+        """Waves planned ahead: each is applied after the actions (and the waves) before it, only when every
+        answer of the wave before it is READY and as predicted; the first that is not ends the call.
+        Their results follow the actions'.
+        """
+
     def __init__(
         self,
         *,
         bundle: _common_pb2.BundleRef | None = ...,
         actions: _abc.Iterable[_common_pb2.Action] | None = ...,
+        then: _abc.Iterable[_common_pb2.Wave] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "bundle", b"bundle"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "bundle", b"bundle", "then", b"then"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -49,8 +49,11 @@ class PlanRequest(_message.Message):
     OBSERVED_FIELD_NUMBER: _builtins.int
     PLUGINS_FIELD_NUMBER: _builtins.int
     PROCESSED_FIELD_NUMBER: _builtins.int
+    PLAN_AHEAD_FIELD_NUMBER: _builtins.int
     bundle_json: _builtins.bytes
     """The Bundle object as the API server holds it."""
+    plan_ahead: _builtins.bool
+    """Also plan the waves that would follow this plan's applies if they are answered as predicted (`ahead`)."""
     @_builtins.property
     def observed(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Observed]:
         """Objects in the Bundle's namespace that carry its label or share a name with one of its objects,
@@ -74,10 +77,11 @@ class PlanRequest(_message.Message):
         observed: _abc.Iterable[_common_pb2.Observed] | None = ...,
         plugins: _abc.Iterable[_plugin_pb2.DescribeResponse] | None = ...,
         processed: _abc.Mapping[_builtins.str, _plugin_pb2.ProcessResponse] | None = ...,
+        plan_ahead: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_json", b"bundle_json", "observed", b"observed", "plugins", b"plugins", "processed", b"processed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_json", b"bundle_json", "observed", b"observed", "plan_ahead", b"plan_ahead", "plugins", b"plugins", "processed", b"processed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -95,6 +99,7 @@ class PlanResponse(_message.Message):
     FINISHED_FIELD_NUMBER: _builtins.int
     PLUGIN_CALLS_FIELD_NUMBER: _builtins.int
     PLUGIN_STATUSES_FIELD_NUMBER: _builtins.int
+    AHEAD_FIELD_NUMBER: _builtins.int
     wake_after_seconds: _builtins.float
     """When > 0: reconcile again after this many seconds (a soft-deleted object falls due)."""
     finished: _builtins.bool
@@ -121,6 +126,12 @@ class PlanResponse(_message.Message):
     def plugin_statuses(self) -> _containers.RepeatedCompositeFieldContainer[_plugin_pb2.PluginStatus]:
         """Each plugin the Bundle uses (status.pluginStatuses)."""
 
+    @_builtins.property
+    def ahead(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Wave]:
+        """With `plan_ahead`: the waves after `actions`, each to make once the one before is answered as it
+        predicts (empty when the next wave cannot be predicted).
+        """
+
     def __init__(
         self,
         *,
@@ -132,10 +143,11 @@ class PlanResponse(_message.Message):
         finished: _builtins.bool = ...,
         plugin_calls: _abc.Iterable[_plugin_pb2.ProcessRequest] | None = ...,
         plugin_statuses: _abc.Iterable[_plugin_pb2.PluginStatus] | None = ...,
+        ahead: _abc.Iterable[_common_pb2.Wave] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "finished", b"finished", "order", b"order", "pending", b"pending", "plugin_calls", b"plugin_calls", "plugin_statuses", b"plugin_statuses", "verdicts", b"verdicts", "wake_after_seconds", b"wake_after_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "ahead", b"ahead", "finished", b"finished", "order", b"order", "pending", b"pending", "plugin_calls", b"plugin_calls", "plugin_statuses", b"plugin_statuses", "verdicts", b"verdicts", "wake_after_seconds", b"wake_after_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
