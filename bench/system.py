@@ -308,6 +308,21 @@ class Bench:
             table[label] = compared(smith, floor)
         self.results["latency"] = table
 
+    async def ahead(self, repeats: int) -> Json:
+        """The reference chain and the 5 waves from quiet (`repeats` each), and the CPU of Smith's
+        services per chain."""
+        chains, cpu = [], []
+        for _ in range(repeats):
+            await self.settled()
+            await self.events_drained()
+            before = cpu_seconds(self.pids)
+            chains.append(await self.smith_chains(1))
+            await self.settled()
+            await self.events_drained()
+            cpu.append(sum(cpu_seconds(self.pids).values()) - sum(before.values()))
+        waves = [await self.quiet(self.smith_once, layered(5, 10)) for _ in range(repeats)]
+        return {"chain_s": chains, "smith_cpu_per_chain_s": cpu, "layered_s": waves}
+
     # 2. throughput and scale ------------------------------------------------------------------------
 
     async def throughput(self, counts: list[int]) -> str:
@@ -784,6 +799,12 @@ async def measure(
                 await bench.smith_once(layered(5, 10, prefix="t"), namespaces=traced)
             await bench.settled()  # the last reconcile ends, its spans written, before the services stop
         results["where_time_goes"] = traced_share(logs / "traced", [f"reconcile {ns}/b" for ns in traced])
+        # Planning ahead: fresh services with it off, then on (the default), the same chains and waves.
+        results["ahead"] = {}
+        for ahead in ("0", "1"):
+            with system(plane, kube, logs / f"ahead-{ahead}", env={"SMITH_PLAN_AHEAD": ahead}) as bench:
+                await bench.settled()
+                results["ahead"][ahead] = await bench.ahead(repeats)
         # Event loops: fresh services on the standard library's loop, then on uvloop (the default),
         # the same job each.
         results["loops"] = {}
@@ -972,6 +993,20 @@ def report(r: dict[str, Any]) -> str:
                     f"  {shape:<24}{label:>8}{row['seconds']:>10.2f}{row['status_writes_per_bundle']:>22.2f}"
                     f"{row['reconciles_per_bundle']:>19.2f}"
                 )
+    if ahead := r.get("ahead"):
+        off, on = ahead["0"], ahead["1"]
+        lines += [
+            "",
+            "Planning ahead: fresh services with SMITH_PLAN_AHEAD 0, then 1 (the default); median of each",
+            f"  {'':<34}{'off':>9}{'on':>9}{'on/off':>8}",
+        ]
+        for label, key in (
+            (f"chain of {REFERENCE_CHAIN}, references (s)", "chain_s"),
+            ("Smith's CPU per chain (s, all services)", "smith_cpu_per_chain_s"),
+            ("5 waves x 10 (s)", "layered_s"),
+        ):
+            a, b = statistics.median(off[key]), statistics.median(on[key])
+            lines.append(f"  {label:<34}{a:>9.3f}{b:>9.3f}{b / a:>7.2f}x")
     if loops := r.get("loops"):
         base = loops["asyncio"]
         lines += [
