@@ -16,7 +16,6 @@ world is as the plan assumed.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,11 +57,9 @@ def predicted_answer(apply: Apply, *, now: datetime) -> JSONObject | None:
     check = BUILTIN.get(GroupKind.of(apply.object))
     if check is None or check(apply.object, now).state is not State.READY:
         return None
-    obj = copy.deepcopy(dict(apply.object))
-    for key, value in _DEFAULTS.get(GroupKind.of(obj), {}).items():
-        obj.setdefault(key, value)
-    obj["metadata"]["uid"] = placeholder(apply.resource)
-    return obj
+    defaults = _DEFAULTS.get(GroupKind.of(apply.object), {})
+    metadata = {**apply.object["metadata"], "uid": placeholder(apply.resource)}
+    return {**defaults, **apply.object, "metadata": metadata}
 
 
 def _comparable(obj: JSONObject) -> dict[str, Any]:

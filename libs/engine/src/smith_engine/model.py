@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from smith_engine.graph import creation_order, creation_waves
+
 GROUP = "smith.atlassian.com"
 VERSION = "v1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -112,15 +114,15 @@ class Resource:
     depends_on: tuple[str, ...] = ()
     references: tuple[Reference, ...] = ()
     plugin: PluginRef | None = None
+    # Explicit `dependsOn` plus every resource a reference reads from (a plan asks for them per resource
+    # per wave, so they are worked out once).
+    dependencies: frozenset[str] = field(init=False, repr=False, compare=False)
+    key: ObjectKey = field(init=False, repr=False, compare=False)
 
-    @property
-    def dependencies(self) -> frozenset[str]:
-        """Explicit `dependsOn` plus every resource a reference reads from."""
-        return frozenset(self.depends_on) | {r.resource for r in self.references}
-
-    @property
-    def key(self) -> ObjectKey:
-        return ObjectKey.of(self.object)
+    def __post_init__(self) -> None:
+        dependencies = frozenset(self.depends_on) | {r.resource for r in self.references}
+        object.__setattr__(self, "dependencies", dependencies)
+        object.__setattr__(self, "key", ObjectKey.of(self.object))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,7 @@ class Bundle:
     resources: tuple[Resource, ...] = ()
     description: str = ""
     by_name: Mapping[str, Resource] = field(init=False, repr=False, compare=False)
+    _order: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {r.name: r for r in self.resources})
@@ -139,6 +142,15 @@ class Bundle:
     @property
     def dependencies(self) -> dict[str, frozenset[str]]:
         return {r.name: r.dependencies for r in self.resources}
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The resources' names in creation order (graph.creation_order), worked out on first use: a pass
+        plans the same Bundle once per wave, and more when it plans ahead. Raises as creation_waves."""
+        if self._order is None:
+            object.__setattr__(self, "_order", creation_order(creation_waves(self.dependencies)))
+        assert self._order is not None
+        return self._order
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"

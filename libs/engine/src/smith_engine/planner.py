@@ -16,7 +16,6 @@ from typing import Any
 
 from smith_engine.changes import SECRET, desired_hash, digest
 from smith_engine.deletion import PendingDeletion, being_deleted, next_wave, removals
-from smith_engine.graph import creation_order, creation_waves
 from smith_engine.model import (
     API_VERSION,
     BUNDLE_KIND,
@@ -133,7 +132,7 @@ def plan_bundle(
     `previous_pending` is the Bundle's `status.objectsToDelete` (where soft deletions' due times live);
     `plugins` the registered plugins by name, `processed` what they made in this reconcile by resource."""
     by_key = {ObjectKey.of(o.object): o for o in observed}
-    order = creation_order(creation_waves(bundle.dependencies))
+    order = bundle.order
     verdicts: dict[str, Verdict] = {}
     actions: list[Action] = []
     runs = _PluginRuns(plugins or {}, processed or {})
@@ -385,9 +384,10 @@ def desired_object(
 ) -> dict[str, Any]:
     """The object Smith applies: references substituted, in the bundle's namespace, labelled, owned by
     the Bundle and by the objects of its `dependencies`."""
-    obj: dict[str, Any] = copy.deepcopy(dict(resource.object))
-    if resource.plugin is None:  # a plugin's object is its own: no markers of ours in it
-        obj = substitute(obj, values)
+    if resource.plugin is None:  # substitute builds every dict and list anew
+        obj: dict[str, Any] = substitute(resource.object, values)
+    else:  # a plugin's object is its own: no markers of ours in it
+        obj = copy.deepcopy(dict(resource.object))
     metadata = obj.setdefault("metadata", {})
     metadata["namespace"] = bundle.namespace
     metadata.setdefault("labels", {})[BUNDLE_NAME_LABEL] = bundle.name
