@@ -24,7 +24,6 @@ from smith_wire.convert import (
     readiness_to_proto,
     ref_to_proto,
     wave_from_proto,
-    wave_to_proto,
 )
 from smith_wire.rpc import APPLY_DEADLINE, ASSESS_DEADLINE, PLAN_DEADLINE, REPORT_DEADLINE, channel
 
@@ -244,10 +243,10 @@ async def reconcile(
             if not wave:
                 break
             ahead = _ahead_with(peers, wave, plan.ahead)
-            answered = await _execute(peers, bundle, wave, fence=fence, ahead=ahead)
+            answered = await _execute(peers, bundle, wave, fence=fence, then=[sent for sent, _ in ahead])
             wrote(_written(answered))
             made = {r.resource_name for r in answered}
-            for applied in (w for w in ahead if made.issuperset(a.resource for a in w.actions)):
+            for applied in (w for _, w in ahead if made.issuperset(a.resource for a in w.actions)):
                 actions += applied.actions
                 ahead_made |= {a.resource: desired_hash(a.object) for a in applied.actions}
                 waves += 1
@@ -368,23 +367,26 @@ def _mispredicted(action: Action, ahead_made: dict[str, str]) -> bool:
     return ahead_made.pop(action.resource) != desired_hash(action.object)
 
 
-def _ahead_with(peers: Peers, wave: Sequence[Action], planned: Sequence[common_pb2.Wave]) -> list[Wave]:
-    """The waves planned ahead that go with `wave` in one call: `wave` all applies to one executor, and
-    each wave ahead too (up to the first that is not)."""
-    endpoints = {_endpoint(peers, a) for a in wave}
+def _ahead_with(
+    peers: Peers, wave: Sequence[Action], planned: Sequence[common_pb2.Wave]
+) -> list[tuple[common_pb2.Wave, Wave]]:
+    """The waves planned ahead that go with `wave` in one call, as sent and as read: `wave` all applies
+    to one executor, and each wave ahead too (up to the first that is not)."""
+    endpoints = {peers.routing.endpoint(_kind(a)) for a in wave}
     if len(endpoints) != 1 or None in endpoints or not all(isinstance(a, Apply) for a in wave):
         return []
     ahead = []
-    for w in map(wave_from_proto, planned):
-        if {_endpoint(peers, a) for a in w.actions} != endpoints:
+    for sent in planned:
+        read = wave_from_proto(sent)
+        if {peers.routing.endpoint(_kind(a)) for a in read.actions} != endpoints:
             break
-        ahead.append(w)
+        ahead.append((sent, read))
     return ahead
 
 
-def _endpoint(peers: Peers, action: Action) -> str | None:
+def _kind(action: Action) -> GroupKind:
     api_version, kind = action_target(action)
-    return peers.routing.endpoint(GroupKind(group_of(api_version), kind))
+    return GroupKind(group_of(api_version), kind)
 
 
 def _identity(action: Action) -> tuple[str, str]:
@@ -520,17 +522,16 @@ async def _execute(
     actions: Sequence[Action],
     *,
     fence: Fence | None = None,
-    ahead: Sequence[Wave] = (),
+    then: Sequence[common_pb2.Wave] = (),
 ) -> list[common_pb2.ActionResult]:
     """Send the actions to the executors serving their kinds, one call per executor and direction, all at
-    once (with the waves planned `ahead` of them, when they all go to one executor: see `_ahead_with`).
+    once (`then`: the waves planned ahead of them, when they all go to one executor: see `_ahead_with`).
     Each call's deadline is taken from the fence as the call is made, not before: a replica
     paused in between must not send, on resuming, a deadline it no longer has."""
     results: list[common_pb2.ActionResult] = []
     batches: dict[tuple[str, bool], list[Action]] = defaultdict(list)
     for action in actions:
-        api_version, kind = action_target(action)
-        group_kind = GroupKind(group_of(api_version), kind)
+        group_kind = _kind(action)
         endpoint = peers.routing.endpoint(group_kind)
         if endpoint is None:
             results.append(_failed(action, *peers.routing.unserved(group_kind)))
@@ -542,7 +543,6 @@ async def _execute(
         protos = [action_to_proto(a) for a in batch]
         try:
             if applying:
-                then = [wave_to_proto(w) for w in ahead]
                 answer: executor_pb2.ApplyResponse | executor_pb2.DeleteResponse = await stub.Apply(
                     executor_pb2.ApplyRequest(bundle=ref, actions=protos, then=then),
                     timeout=within(fence, APPLY_DEADLINE),
