@@ -25,7 +25,7 @@ from smith_wire.rpc import start_server
 from live import RESYNC_SECONDS, Json, bundle, edit_bundle, until_condition
 from smith.v1 import common_pb2
 from smith_controlplane.plane import free_port
-from smith_engine.events import REASON_ANNOTATION, RESOURCE_ANNOTATION, Notice
+from smith_engine.events import COMBINED, REASON_ANNOTATION, RESOURCE_ANNOTATION, Notice
 from smith_kube import KubeClient, NotFoundError
 from support import config_map, eventually, resource
 
@@ -312,3 +312,31 @@ async def test_a_burst_of_events_waits_in_a_bounded_queue_and_what_overflows_is_
     assert sample("smith_events_dropped_total", reason="BundleReady") == dropped + 3
     posted = sorted(e["message"] for e in await bundle_events(kube, namespace, "burst"))
     assert posted == [f"n{i}" for i in range(5)]
+
+
+async def test_events_told_again_raise_one_events_count_and_past_nine_similar_ones_are_combined(
+    kube: KubeClient, namespace: str
+) -> None:
+    """As client-go tells them: the same Event again is its count raised; the 10th similar one on and
+    after are one "(combined from similar events)" Event; raises still queued are one write."""
+    recorder = EventRecorder(kube)
+    ref = common_pb2.BundleRef(namespace=namespace, name="many", uid="u")
+    writes = sample("smith_events_posted_total", type="Normal", reason="Created")
+    recorder.post(ref, [Notice("Created", f"created ConfigMap c{i}") for i in range(30)])
+    recorder.post(ref, [Notice("Created", "created ConfigMap c0")])
+    await recorder.drain()
+    events = {e["message"]: e for e in await bundle_events(kube, namespace, "many")}
+    assert sorted(events) == sorted(
+        [f"created ConfigMap c{i}" for i in range(9)] + [f"{COMBINED}created ConfigMap c29"]
+    )
+    assert events["created ConfigMap c0"]["count"] == 2
+    combined = events[f"{COMBINED}created ConfigMap c29"]
+    assert combined["count"] == 21
+    assert sample("smith_events_posted_total", type="Normal", reason="Created") == writes + 10
+
+    recorder.post(ref, [Notice("Created", f"created ConfigMap d{i}") for i in range(4)])
+    await recorder.drain()
+    later = {e["metadata"]["name"]: e for e in await bundle_events(kube, namespace, "many")}
+    assert len(later) == 10, "no new Event"
+    assert later[combined["metadata"]["name"]]["count"] == 25
+    assert later[combined["metadata"]["name"]]["message"] == f"{COMBINED}created ConfigMap d3"

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from smith_engine.events import REASON_ANNOTATION, RESOURCE_ANNOTATION, Notice, notices, transitions
+from smith_engine.events import (
+    COMBINED,
+    REASON_ANNOTATION,
+    RESOURCE_ANNOTATION,
+    SIMILAR_WINDOW_SECONDS,
+    Correlator,
+    Notice,
+    notices,
+    transitions,
+)
 from smith_engine.model import ObjectRef
 from smith_engine.planner import Reason, Verdict, VerdictState
 from smith_engine.status import ActionResult, Outcome, bundle_status
@@ -115,3 +124,43 @@ def test_a_failed_delete_of_a_removed_object_is_a_warning_while_failed_applies_c
     told = notices({}, status, results)
     assert [n.reason for n in told if n.warning] == ["BundleError", "ResourceError", "DeleteFailed"]
     assert told[-1] == Notice("DeleteFailed", "deleting Service old: forbidden", warning=True)
+
+
+SIMILAR = ("ns", "web", "uid-1", "Normal", "Created", "smith-0")
+
+
+def test_an_event_told_again_is_the_same_event() -> None:
+    correlator = Correlator()
+    first = correlator.told(SIMILAR, "created ConfigMap a", now=0.0)
+    assert correlator.told(SIMILAR, "created ConfigMap a", now=1.0) == first
+    assert correlator.told(SIMILAR, "created ConfigMap b", now=1.0).key != first.key
+
+
+def test_past_nine_similar_events_the_rest_are_one_combined_event_as_client_go_tells_them() -> None:
+    correlator = Correlator()
+    told = [correlator.told(SIMILAR, f"created ConfigMap c{i}", now=float(i)) for i in range(30)]
+    assert [t.message for t in told[:9]] == [f"created ConfigMap c{i}" for i in range(9)]
+    assert len({t.key for t in told[:9]}) == 9
+    assert {t.key for t in told[9:]} == {told[9].key}, "one Event for all the rest"
+    assert told[29].message == f"{COMBINED}created ConfigMap c29"
+    again = correlator.told(SIMILAR, "created ConfigMap c3", now=30.0)
+    assert again == told[3], "one told on its own before still is"
+    other = correlator.told((*SIMILAR[:4], "ResourceReady", SIMILAR[5]), "resource 'c20': Ready", now=30.0)
+    assert not other.message.startswith(COMBINED), "another reason is not similar"
+
+
+def test_similar_events_are_combined_only_within_ten_minutes_of_the_last() -> None:
+    correlator = Correlator()
+    for i in range(12):
+        correlator.told(SIMILAR, f"created ConfigMap c{i}", now=float(i))
+    later = correlator.told(SIMILAR, "created ConfigMap late", now=11.0 + SIMILAR_WINDOW_SECONDS + 1)
+    assert later.message == "created ConfigMap late"
+
+
+def test_the_correlator_forgets_the_least_recent_beyond_what_it_remembers() -> None:
+    correlator = Correlator(remembered=2)
+    for i in range(9):
+        correlator.told(SIMILAR, f"m{i}", now=0.0)
+    correlator.told(("b",), "x", now=0.0)
+    correlator.told(("c",), "x", now=0.0)
+    assert correlator.told(SIMILAR, "m9", now=0.0).message == "m9", "forgotten: nine similar no more"

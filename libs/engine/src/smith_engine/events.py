@@ -6,10 +6,16 @@ that becomes True (or changes its reason; an Error also when its message changes
 counted in Smith's metrics, and told as Smith tells it: BundleReady, BundleInProgress, BundleError,
 ResourceReady, ResourceInProgress, ResourceError (errors are Warnings; a resource becoming Blocked is
 counted, not told), annotated with `smith.atlassian.com/Reason` and `smith.atlassian.com/ResourceName`.
+
+Told as client-go's recorder (which Smith's Go controller posted through) tells them: an Event like one
+told before is the same Event told again (its count raised), and past ten similar ones on a Bundle (same
+type and reason, another message) within ten minutes the rest are one Event "(combined from similar
+events): ...", its count raised for each. `Correlator` decides which Event a notice is told as.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,3 +128,48 @@ def _error(holder: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The Error condition of a status or resource status, when it is True."""
     error = by_type(holder.get("conditions")).get(ConditionType.ERROR)
     return error if error is not None and error.get("status") == "True" else None
+
+
+# client-go's defaults (tools/record/events_cache.go), so a Bundle's Events read as Smith's Go ones did
+SIMILAR_BEFORE_COMBINED = 10
+SIMILAR_WINDOW_SECONDS = 600.0
+REMEMBERED = 4096
+COMBINED = "(combined from similar events): "
+
+
+@dataclass(frozen=True, slots=True)
+class Told:
+    """Which Event a notice is told as: `key` names it (the same key, the same Event, its count
+    raised), `message` is what the Event says now."""
+
+    key: tuple[str, ...]
+    message: str
+
+
+class Correlator:
+    """client-go's EventCorrelator (its aggregator and its logger), without its spam filter: no Event
+    is dropped, and what would be dropped is mostly a count raised, which the recorder coalesces.
+    Pure: the caller gives the time. Remembers at most `remembered` kinds of Event, least recent out."""
+
+    def __init__(
+        self,
+        *,
+        combine_after: int = SIMILAR_BEFORE_COMBINED,
+        window: float = SIMILAR_WINDOW_SECONDS,
+        remembered: int = REMEMBERED,
+    ) -> None:
+        self._after, self._window, self._remembered = combine_after, window, remembered
+        self._similar: OrderedDict[tuple[str, ...], tuple[float, set[str]]] = OrderedDict()
+
+    def told(self, similar: tuple[str, ...], message: str, *, now: float) -> Told:
+        """`similar`: what makes Events similar (the Bundle, the type, the reason, the reporter)."""
+        last, messages = self._similar.pop(similar, (now, set()))
+        if now - last > self._window:
+            messages = set()
+        self._similar[similar] = (now, messages)
+        if len(self._similar) > self._remembered:
+            self._similar.popitem(last=False)
+        if message in messages or len(messages) < self._after - 1:
+            messages.add(message)
+            return Told((*similar, "message", message), message)
+        return Told((*similar, "combined"), COMBINED + message)
