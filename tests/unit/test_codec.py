@@ -1,4 +1,5 @@
-"""Fast JSON out loses nothing: what orjson refuses goes through the standard library."""
+"""Fast JSON in and out loses nothing: what orjson refuses or would read inexactly goes through the
+standard library."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import json
 import tracemalloc
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smith_engine.codec import dumps, yaml_safe
+from smith_engine.codec import dumps, loads, yaml_safe
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -23,6 +25,36 @@ JSON_VALUES = st.recursive(
 def test_what_is_written_reads_back_equal(value: Any) -> None:
     assert json.loads(dumps(value)) == value
     assert json.loads(dumps(value, sort_keys=True)) == value
+
+
+@given(JSON_VALUES | st.floats(allow_nan=False, allow_infinity=False))
+def test_what_is_read_is_what_the_standard_library_reads(value: Any) -> None:
+    data = json.dumps(value).encode()
+    assert loads(data) == json.loads(data)
+    assert type(loads(data)) is type(json.loads(data))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"size":18446744073709551617}',  # beyond 64 bits: orjson would read a float
+        b'{"small":-9223372036854775809}',
+        b'{"big":[1234567890123456789012345678901234567890]}',
+    ],
+)
+def test_integers_beyond_64_bits_are_read_with_every_digit(data: bytes) -> None:
+    assert loads(data) == json.loads(data)
+    assert all(isinstance(v, int) for v in json.loads(data).values() if not isinstance(v, list))
+    assert dumps(loads(data)) == data
+
+
+def test_what_orjson_refuses_to_read_the_standard_library_reads() -> None:
+    assert loads(b'{"k":"\\ud800"}') == {"k": "\ud800"}  # a lone surrogate
+
+
+def test_what_is_not_json_is_a_value_error() -> None:
+    with pytest.raises(json.JSONDecodeError):
+        loads(b"<html>bad gateway</html>")
 
 
 @given(st.dictionaries(st.text(), st.integers(), max_size=6))

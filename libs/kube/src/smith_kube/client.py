@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import re
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -20,7 +19,7 @@ from urllib.parse import quote
 import aiohttp
 from prometheus_client import Counter
 
-from smith_engine.codec import dumps, yaml_safe
+from smith_engine.codec import dumps, loads, yaml_safe
 from smith_kube.config import KubeConfig
 from smith_kube.ratelimit import TokenBucket
 
@@ -163,10 +162,10 @@ API_ERRORS = Counter(
 )
 
 
-def _raise_for(status: int, text: str, method: str, path: str) -> None:
+def _raise_for(status: int, body: bytes, method: str, path: str) -> None:
     if status >= 400:
         API_ERRORS.labels(verb=method, code=str(status)).inc()
-        raise _ERRORS.get(status, ApiError)(status, _decode(text), method=method, path=path)
+        raise _ERRORS.get(status, ApiError)(status, _decode(body), method=method, path=path)
 
 
 @contextlib.contextmanager
@@ -308,17 +307,17 @@ class KubeClient:
             async with self._send(
                 method, path, params=params, data=data, headers=headers, timeout=limit, deadline=deadline
             ) as response:
-                text = await response.text()
-                _raise_for(response.status, text, method, path)
-                return _decode(text)
+                body = await response.read()
+                _raise_for(response.status, body, method, path)
+                return _decode(body)
 
     async def request_text(self, method: str, path: str) -> str:
         """A non-JSON answer as text (e.g. the API server's own /metrics)."""
         with _counting_failures(method):
             async with self._send(method, path, headers={"Accept": "text/plain"}) as response:
-                text = await response.text()
-                _raise_for(response.status, text, method, path)
-                return text
+                body = await response.read()
+                _raise_for(response.status, body, method, path)
+                return body.decode()
 
     # --- discovery --------------------------------------------------------------------------------
 
@@ -512,14 +511,14 @@ class KubeClient:
         endless = aiohttp.ClientTimeout(total=None, sock_connect=10)
         async with self._send("GET", path, params=params, timeout=endless, watch=True) as response:
             if response.status >= 400:
-                _raise_for(response.status, await response.text(), "WATCH", path)
+                _raise_for(response.status, await response.read(), "WATCH", path)
             buffer = b""
             async for chunk in response.content.iter_any():
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        yield _event(json.loads(line), path)
+                        yield _event(loads(line), path)
 
 
 def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
@@ -540,13 +539,13 @@ def _event(raw: Mapping[str, Any], path: str) -> WatchEvent:
     return WatchEvent(type=raw["type"], object=raw["object"])
 
 
-def _decode(text: str) -> JSONObject:
-    if not text:
+def _decode(body: bytes) -> JSONObject:
+    if not body:
         return {}
     try:
-        decoded = json.loads(text)
-    except json.JSONDecodeError:
-        return {"message": text.strip()}
+        decoded = loads(body)
+    except ValueError:  # not JSON (json.JSONDecodeError is a ValueError)
+        return {"message": body.decode(errors="replace").strip()}
     return decoded if isinstance(decoded, dict) else {"items": decoded}
 
 

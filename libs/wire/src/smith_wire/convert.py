@@ -10,7 +10,7 @@ from typing import Any
 from smith.v1 import common_pb2 as pb
 from smith.v1 import plugin_pb2 as plugin_pb
 from smith_engine.ahead import Wave
-from smith_engine.codec import dumps
+from smith_engine.codec import dumps, loads
 from smith_engine.deletion import PendingDeletion
 from smith_engine.model import Bundle, JSONObject, ObjectRef
 from smith_engine.planner import Action, Apply, Delete, Observed, Reason, Verdict, VerdictState
@@ -25,7 +25,7 @@ def dump(obj: Any) -> bytes:
 
 
 def load(data: bytes) -> Any:
-    return json.loads(data) if data else {}
+    return loads(data) if data else {}
 
 
 # --- object references ----------------------------------------------------------------------------

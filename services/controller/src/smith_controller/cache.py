@@ -8,7 +8,6 @@ what is not its own is not kept. When its share grows (a replica left), it lists
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sys
 from collections import defaultdict
@@ -16,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from smith_controller.tasks import cancel_and_wait
-from smith_engine.codec import dumps
+from smith_engine.codec import dumps, loads
 from smith_engine.model import BUNDLE_NAME_LABEL, GroupKind, JSONObject, ObjectKey
 from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient, UnservedKindError, WatchEvent
 from smith_kube.informer import run_informer
@@ -58,7 +57,7 @@ class Child:
         return cls(key, sys.intern(str(obj.get("apiVersion", ""))), bundle_of(obj), dumps(kept))
 
     def object(self) -> JSONObject:
-        loaded: JSONObject = json.loads(self.json)
+        loaded: JSONObject = loads(self.json)
         return loaded
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -36,6 +35,7 @@ from smith_controller.reconciler import (
 from smith_controller.scheduler import Scheduler
 from smith_controller.tasks import cancel_and_wait
 from smith_engine.catalog import CATALOG_KINDS, SERVICE_INSTANCE
+from smith_engine.codec import loads
 from smith_engine.deletion import FINALIZER, ORPHAN_FINALIZER, kinds_made
 from smith_engine.model import API_VERSION, BUNDLE_KIND, GROUP, GroupKind, JSONObject, ObjectRef
 from smith_engine.planner import SERVICE_BINDING
@@ -367,7 +367,7 @@ class Controller:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         kept = self.bundles.get(key)
-        old = json.loads(kept) if kept is not None else None
+        old = loads(kept) if kept is not None else None
         if old is not None and _behind(event_type, body, old):
             return  # the watch catching up with what a list read already (see _catch_up)
         if event_type == "DELETED":
@@ -442,7 +442,7 @@ class Controller:
         epoch = self.members.epoch if self.members is not None else None
         if stored is None or not self.owns(key, epoch):
             return False
-        bundle: JSONObject = json.loads(stored)
+        bundle: JSONObject = loads(stored)
         began, result = time.perf_counter(), "error"
         finalizing: asyncio.Task[JSONObject | None] | None = None
         self.echoes.begin(key)
