@@ -113,6 +113,21 @@ def sleeper_chain(name: str, namespace: str, depth: int) -> Json:
     }
 
 
+def owned(name: str, namespace: str, owners: list[Json]) -> Json:
+    """`member(name)` as Smith applies it: labelled with its Bundle's name, with these owners."""
+    obj = member(name, namespace)
+    obj["metadata"] |= {
+        "labels": {"smith.atlassian.com/BundleName": "b"},
+        "ownerReferences": [{**o, "blockOwnerDeletion": True} for o in owners],
+    }
+    return obj
+
+
+def dependency(obj: Json) -> Json:
+    meta = obj["metadata"]
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "uid": meta["uid"]}
+
+
 def bundle(name: str, namespace: str, waves: list[list[str]]) -> Json:
     resources = []
     for w, wave in enumerate(waves):
@@ -129,15 +144,21 @@ def bundle(name: str, namespace: str, waves: list[list[str]]) -> Json:
     }
 
 
-def compared(smith: list[float], floor: list[float]) -> dict[str, float]:
-    """Smith's times next to the baseline's, from the same run."""
-    return {
+def compared(smith: list[float], floor: list[float], same: list[float] | None = None) -> dict[str, float]:
+    """Smith's times next to the baseline's (and the same writes' baseline), from the same run."""
+    row = {
         "smith_median_s": statistics.median(smith),
         "smith_p95_s": pct(smith, 0.95),
         "floor_median_s": statistics.median(floor),
         "floor_p95_s": pct(floor, 0.95),
         "ratio_median": statistics.median(smith) / statistics.median(floor),
     }
+    if same:
+        row |= {
+            "same_writes_median_s": statistics.median(same),
+            "ratio_same_writes": statistics.median(smith) / statistics.median(same),
+        }
+    return row
 
 
 def pct(values: list[float], q: float) -> float:
@@ -246,6 +267,23 @@ class Bench:
             await asyncio.gather(*(self.kube.create(member(n, namespace)) for n in wave))
         return time.perf_counter() - began
 
+    async def floor_same_writes(self, waves: list[list[str]]) -> float:
+        """A plain client writing what Smith writes for the objects: each wave concurrently, by
+        server-side apply, labelled, owned by every object of the wave before (from their answers) and
+        by a controller owner (the namespace standing in for the Bundle). Not the Bundle's own writes
+        (its finalizer, its status): what is left between this and Smith is those and Smith itself."""
+        namespace = await self.namespace()
+        space = await self.kube.get("v1", "Namespace", namespace)
+        began = time.perf_counter()
+        controller = {"apiVersion": "v1", "kind": "Namespace", "name": namespace}
+        owners: list[Json] = [{**controller, "uid": space["metadata"]["uid"], "controller": True}]
+        for wave in waves:
+            made = await asyncio.gather(
+                *(self.kube.apply(owned(n, namespace, owners), field_manager="smith") for n in wave)
+            )
+            owners = [*(dependency(m) for m in made), owners[-1]]
+        return time.perf_counter() - began
+
     async def smith_chains(self, count: int) -> float:
         """Seconds from creating `count` Bundles, each a reference chain, at once to all Ready."""
         namespace = await self.namespace()
@@ -305,7 +343,8 @@ class Bench:
             waves = layered(depth, width)
             smith = [await self.quiet(self.smith_once, waves) for _ in range(repeats)]
             floor = [await self.quiet(self.floor_once, waves) for _ in range(repeats)]
-            table[label] = compared(smith, floor)
+            same = [await self.quiet(self.floor_same_writes, waves) for _ in range(repeats)]
+            table[label] = compared(smith, floor, same)
         self.results["latency"] = table
 
     async def ahead(self, repeats: int) -> Json:
@@ -876,6 +915,16 @@ def report(r: dict[str, Any]) -> str:
             f"  {label:<26}{row['smith_median_s']:>13.3f}s{row['smith_p95_s']:>8.3f}s"
             f"{row['floor_median_s']:>13.3f}s{row['floor_p95_s']:>8.3f}s{row['ratio_median']:>7.1f}x"
         )
+    lines.append(
+        "  the same shapes against a plain client making Smith's object writes (server-side apply, label,"
+        " owners; not the Bundle's finalizer and status):"
+    )
+    for label, row in r["latency"].items():
+        if "same_writes_median_s" in row:
+            lines.append(
+                f"  {label:<26}{row['smith_median_s']:>13.3f}s{'':>9}{row['same_writes_median_s']:>13.3f}s"
+                f"{'':>9}{row['ratio_same_writes']:>7.1f}x"
+            )
     if kro := r.get("kro_chain_s"):
         chain = r["latency"][f"chain of {REFERENCE_CHAIN}, references"]
         lines.append(
