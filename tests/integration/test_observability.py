@@ -322,7 +322,8 @@ async def test_events_told_again_raise_one_events_count_and_past_nine_similar_on
     recorder = EventRecorder(kube)
     ref = common_pb2.BundleRef(namespace=namespace, name="many", uid="u")
     writes = sample("smith_events_posted_total", type="Normal", reason="Created")
-    recorder.post(ref, [Notice("Created", f"created ConfigMap c{i}") for i in range(30)])
+    named = {RESOURCE_ANNOTATION: "c"}
+    recorder.post(ref, [Notice("Created", f"created ConfigMap c{i}", annotations=named) for i in range(30)])
     recorder.post(ref, [Notice("Created", "created ConfigMap c0")])
     await recorder.drain()
     events = {e["message"]: e for e in await bundle_events(kube, namespace, "many")}
@@ -332,6 +333,8 @@ async def test_events_told_again_raise_one_events_count_and_past_nine_similar_on
     assert events["created ConfigMap c0"]["count"] == 2
     combined = events[f"{COMBINED}created ConfigMap c29"]
     assert combined["count"] == 21
+    assert "annotations" not in combined["metadata"], "it stands for several resources"
+    assert events["created ConfigMap c0"]["metadata"]["annotations"] == named
     assert sample("smith_events_posted_total", type="Normal", reason="Created") == writes + 10
 
     recorder.post(ref, [Notice("Created", f"created ConfigMap d{i}") for i in range(4)])

@@ -164,3 +164,16 @@ def test_the_correlator_forgets_the_least_recent_beyond_what_it_remembers() -> N
     correlator.told(("b",), "x", now=0.0)
     correlator.told(("c",), "x", now=0.0)
     assert correlator.told(SIMILAR, "m9", now=0.0).message == "m9", "forgotten: nine similar no more"
+
+
+def test_a_combined_event_names_no_single_resource() -> None:
+    correlator = Correlator()
+    ready = [
+        Notice("ResourceReady", f"resource 'c{i}': Ready", annotations={RESOURCE_ANNOTATION: f"c{i}"})
+        for i in range(10)
+    ]
+    told = [correlator.told(SIMILAR, n.message, now=0.0) for n in ready]
+    assert told[0].notice(ready[0]) == ready[0]
+    combined = told[9].notice(ready[9])
+    assert combined.message == f"{COMBINED}resource 'c9': Ready"
+    assert combined.annotations == {}, "it stands for several resources"

@@ -140,10 +140,17 @@ COMBINED = "(combined from similar events): "
 @dataclass(frozen=True, slots=True)
 class Told:
     """Which Event a notice is told as: `key` names it (the same key, the same Event, its count
-    raised), `message` is what the Event says now."""
+    raised), `message` is what the Event says now; `combined`: it stands for several notices."""
 
     key: tuple[str, ...]
     message: str
+    combined: bool = False
+
+    def notice(self, notice: Notice) -> Notice:
+        """`notice` as this Event tells it: a combined one is about several resources and reasons, so
+        it carries neither Smith annotation (which would name only one of them)."""
+        annotations = {} if self.combined else notice.annotations
+        return Notice(notice.reason, self.message, notice.warning, annotations)
 
 
 class Correlator:
@@ -172,4 +179,4 @@ class Correlator:
         if message in messages or len(messages) < self._after - 1:
             messages.add(message)
             return Told((*similar, "message", message), message)
-        return Told((*similar, "combined"), COMBINED + message)
+        return Told((*similar, "combined"), COMBINED + message, combined=True)

@@ -8,7 +8,7 @@ import os
 import socket
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -128,9 +128,7 @@ class EventRecorder:
                 DROPPED.labels(reason=notice.reason).inc()
                 continue
             else:
-                known = _Event(
-                    event(bundle, replace(notice, message=told.message), now=now, instance=instance)
-                )
+                known = _Event(event(bundle, told.notice(notice), now=now, instance=instance))
             self._told[told.key] = known
             if len(self._told) > REMEMBERED:
                 self._told.popitem(last=False)
