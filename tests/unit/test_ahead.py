@@ -10,10 +10,19 @@ from typing import Any
 
 from smith_controller.reconciler import _mispredicted
 
-from smith_engine.ahead import as_predicted, filled, placeholder, plan_ahead, predicted_answer
+from smith_engine.ahead import (
+    Ahead,
+    as_predicted,
+    filled,
+    placeholder,
+    plan_ahead,
+    predicted_answer,
+    settled_verdicts,
+)
 from smith_engine.changes import desired_hash
 from smith_engine.model import Bundle
 from smith_engine.planner import Apply, Observed, Plan, plan_bundle
+from smith_engine.readiness import READY
 from support import bundle, config_map, resource
 
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -31,7 +40,7 @@ def chain(*more: dict[str, Any]) -> Bundle:
 
 def ahead_of(b: Bundle, observed: Sequence[Observed] = ()) -> tuple[Plan, list[list[str]], Any]:
     plan = plan_bundle(b, observed, now=NOON)
-    waves = plan_ahead(plan.actions, observed, lambda seen: plan_bundle(b, seen, now=NOON), now=NOON)
+    waves = plan_ahead(plan.actions, observed, lambda seen: plan_bundle(b, seen, now=NOON), now=NOON).waves
     return plan, [[a.resource for a in w.actions] for w in waves], waves
 
 
@@ -79,7 +88,7 @@ def test_an_update_is_not_predicted() -> None:
     assert predicted_answer(update, now=NOON) is None
     assert predicted_answer(Apply("c0", update.object, expect_absent=True), now=NOON) is not None
     plan = plan_bundle(b, [], now=NOON)
-    assert plan_ahead([update], [], lambda seen: plan_bundle(b, seen, now=NOON), now=NOON) == ()
+    assert plan_ahead([update], [], lambda seen: plan_bundle(b, seen, now=NOON), now=NOON) == Ahead(())
     assert plan.actions, "the bundle itself plans"
 
 
@@ -145,3 +154,55 @@ def test_an_object_applied_ahead_is_applied_again_in_the_pass_only_if_the_real_a
     assert not _mispredicted(Apply("c2", other.object), dict(ahead_made)), "not applied ahead"
     assert _mispredicted(other, ahead_made)
     assert not _mispredicted(other, ahead_made), "once"
+
+
+Made = dict[str, tuple[dict[str, Any], dict[str, Any]]]
+
+
+def made(b: Bundle) -> tuple[Any, Made]:
+    """Plan `b` ahead and answer every apply as the API server would (its own uid for each, owners'
+    uids filled in): what was planned, and by resource what was sent and its answer."""
+    first = plan_bundle(b, [], now=NOON)
+    ahead = plan_ahead(first.actions, [], lambda seen: plan_bundle(b, seen, now=NOON), now=NOON)
+    out: Made = {}
+    for wave in (first.actions, *(w.actions for w in ahead.waves)):
+        for apply in wave:
+            assert isinstance(apply, Apply)
+            sent = filled(apply.object, {n: a["metadata"]["uid"] for n, (_, a) in out.items()})
+            assert sent is not None
+            out[apply.resource] = (sent, answer(sent, f"uid-{apply.resource}"))
+    return ahead, out
+
+
+def test_the_plan_after_the_last_wave_is_predicted_with_the_real_uids_as_the_planner_would_plan_it() -> None:
+    b = chain(link("c1", "c0"), link("c2", "c1"))
+    ahead, out = made(b)
+    assert ahead.settled is not None
+    assert list(ahead.settled.predicted) == ["c2"], "the last wave's answers are what it rests on"
+    verdicts = settled_verdicts(ahead.settled, {n: a for n, (_, a) in out.items()})
+    observed = [Observed(a, READY, in_sync_with=desired_hash(sent)) for sent, a in out.values()]
+    real = plan_bundle(b, observed, now=NOON)  # as the controller would ask for it
+    assert not real.actions
+    assert verdicts == real.verdicts
+    assert {v.object.uid for v in verdicts if v.object} == {"uid-c0", "uid-c1", "uid-c2"}
+
+
+def test_the_predicted_plan_is_not_used_when_the_last_answer_is_not_as_predicted() -> None:
+    ahead, out = made(chain(link("c1", "c0")))
+    assert ahead.settled is not None
+    answers = {n: a for n, (_, a) in out.items()}
+    answers["c1"]["metadata"]["annotations"] = {"added": "by a webhook"}
+    assert settled_verdicts(ahead.settled, answers) is None
+    del answers["c1"]
+    assert settled_verdicts(ahead.settled, answers) is None, "no answer"
+
+
+def test_nothing_is_predicted_settled_while_something_needs_time() -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}},
+    }
+    ahead, _ = made(chain(resource("web", deployment, depends_on=["c0"])))
+    assert ahead.settled is None

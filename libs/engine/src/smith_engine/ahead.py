@@ -10,6 +10,10 @@ object, whose uid stands as a placeholder until its real one is known. Whoever a
 what was predicted (`as_predicted`), with the real uids filled in (`filled`); at the first surprise the
 waves after it are dropped, and the controller plans again from the real answers, as without them.
 
+When the plan after the last wave predicted leaves nothing to do and every resource READY, the
+planner says so too (`Settled`): once the last wave is answered as predicted, the controller reports
+those verdicts (`settled_verdicts`, real uids filled in) instead of asking for that very plan.
+
 The decision stays the planner's: it plans every wave with its own rules; the check only says the
 world is as the plan assumed.
 """
@@ -17,14 +21,14 @@ world is as the plan assumed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from smith_engine.changes import desired_hash
 from smith_engine.codec import dumps
 from smith_engine.model import GroupKind, JSONObject, ObjectKey
-from smith_engine.planner import Action, Apply, Observed, Plan
+from smith_engine.planner import Action, Apply, Observed, Plan, Verdict, VerdictState
 from smith_engine.readiness import BUILTIN, READY, State
 
 PLACEHOLDER = "smith.atlassian.com/predicted-uid:"  # + resource name: a uid not known yet
@@ -41,6 +45,21 @@ class Wave:
 
     actions: tuple[Apply, ...]
     predicted: Mapping[str, JSONObject]
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """The verdicts of the plan after the last wave predicted, all READY with nothing left to do, once
+    every apply of that wave is answered as `predicted` (by resource name)."""
+
+    predicted: Mapping[str, JSONObject]
+    verdicts: tuple[Verdict, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    waves: tuple[Wave, ...]
+    settled: Settled | None = None
 
 
 def placeholder(resource: str) -> str:
@@ -104,11 +123,12 @@ def plan_ahead(
     *,
     now: datetime | None = None,
     limit: int = MAX_WAVES_AHEAD,
-) -> tuple[Wave, ...]:
+) -> Ahead:
     """The waves that would follow the applies of `first`, each planned by `replan` against the
     objects observed with the predicted answers of the wave before in place of what was observed of
     them. It stops at a wave with nothing new, with a deletion or a plugin to call, or one whose
-    objects hold a predicted uid other than as an owner (see `filled`)."""
+    objects hold a predicted uid other than as an owner (see `filled`); when it stops because the
+    last wave predicted leaves nothing to do and every resource READY, the verdicts then (`settled`)."""
     now = now or datetime.now(UTC)
     seen = {ObjectKey.of(o.object): o for o in observed}
     known: set[str] = set()  # resources whose uids the waves so far predict
@@ -132,9 +152,46 @@ def plan_ahead(
         if plan.plugin_calls or any(not isinstance(a, Apply) for a in plan.actions):
             break
         following = tuple(a for a in plan.actions if isinstance(a, Apply) and a.resource not in done)
-        if not following or any(filled(a.object, dict.fromkeys(known, "")) is None for a in following):
+        if not following:
+            return Ahead(tuple(waves), _settled(plan, predicted))
+        if any(filled(a.object, dict.fromkeys(known, "")) is None for a in following):
             break
         waves.append(Wave(following, predicted))
         done |= {a.resource for a in following}
         wave = following
-    return tuple(waves)
+    return Ahead(tuple(waves))
+
+
+def _settled(plan: Plan, predicted: Mapping[str, JSONObject]) -> Settled | None:
+    """`plan`'s verdicts when it is the end of the pass: nothing to do, nothing pending or to come back
+    for, every resource READY."""
+    if (
+        plan.actions
+        or plan.pending
+        or plan.wake_after is not None
+        or plan.plugin_calls
+        or plan.plugin_statuses
+        or any(v.state is not VerdictState.READY for v in plan.verdicts)
+    ):
+        return None
+    return Settled(predicted, plan.verdicts)
+
+
+def settled_verdicts(settled: Settled, answers: Mapping[str, JSONObject]) -> tuple[Verdict, ...] | None:
+    """The settled verdicts with the uids of the READY `answers` (by resource name) in place of the
+    placeholders, when every apply of the last wave was answered as predicted; None when one was not
+    (then the plan is asked for)."""
+    uids = {name: str(obj["metadata"].get("uid", "")) for name, obj in answers.items()}
+    if not all(
+        name in answers and as_predicted(p, answers[name], uids) for name, p in settled.predicted.items()
+    ):
+        return None
+    verdicts = []
+    for verdict in settled.verdicts:
+        ref = verdict.object
+        if ref is not None and ref.uid.startswith(PLACEHOLDER):
+            if (uid := uids.get(ref.uid.removeprefix(PLACEHOLDER))) is None:
+                return None
+            verdict = replace(verdict, object=replace(ref, uid=uid))
+        verdicts.append(verdict)
+    return tuple(verdicts)

@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from smith.v1 import common_pb2 as pb
+from smith.v1 import planner_pb2 as planner_pb
 from smith.v1 import plugin_pb2 as plugin_pb
-from smith_engine.ahead import Wave
+from smith_engine.ahead import Settled, Wave
 from smith_engine.codec import dumps, loads
 from smith_engine.deletion import PendingDeletion
 from smith_engine.model import Bundle, JSONObject, ObjectRef
@@ -124,6 +125,18 @@ def wave_to_proto(wave: Wave) -> pb.Wave:
 def wave_from_proto(msg: pb.Wave) -> Wave:
     actions = tuple(a for a in map(action_from_proto, msg.actions) if isinstance(a, Apply))
     return Wave(actions, {name: load(data) for name, data in msg.predicted_json.items()})
+
+
+def settled_to_proto(settled: Settled) -> planner_pb.Settled:
+    return planner_pb.Settled(
+        predicted_json={name: dump(obj) for name, obj in settled.predicted.items()},
+        verdicts=[verdict_to_proto(v) for v in settled.verdicts],
+    )
+
+
+def settled_from_proto(msg: planner_pb.Settled) -> Settled:
+    predicted = {name: load(data) for name, data in msg.predicted_json.items()}
+    return Settled(predicted, tuple(verdict_from_proto(v) for v in msg.verdicts))
 
 
 def action_target(action: Action) -> tuple[str, str]:

@@ -23,6 +23,8 @@ from smith_wire.convert import (
     plugin_to_proto,
     readiness_to_proto,
     ref_to_proto,
+    settled_from_proto,
+    verdict_to_proto,
     wave_from_proto,
 )
 from smith_wire.rpc import APPLY_DEADLINE, ASSESS_DEADLINE, PLAN_DEADLINE, REPORT_DEADLINE, channel
@@ -39,7 +41,7 @@ from smith.v1 import (
     status_pb2_grpc,
 )
 from smith_controller.cache import Child, Version
-from smith_engine.ahead import Wave
+from smith_engine.ahead import Wave, settled_verdicts
 from smith_engine.changes import desired_hash
 from smith_engine.model import GroupKind, JSONObject, ObjectKey, ObjectRef, group_of
 from smith_engine.planner import Action, Apply, Delete
@@ -253,6 +255,9 @@ async def reconcile(
             actions += wave
             results += answered
             waves += 1
+            if (settled := _settled(plan, len(ahead), answered)) is not None:
+                plan = settled  # the plan after this wave, as the planner said it would be
+                break
             came_ready = [
                 r
                 for r in answered
@@ -382,6 +387,28 @@ def _ahead_with(
             break
         ahead.append((sent, read))
     return ahead
+
+
+def _settled(
+    plan: planner_pb2.PlanResponse, went: int, answered: Sequence[common_pb2.ActionResult]
+) -> planner_pb2.PlanResponse | None:
+    """The plan after the waves of `plan` (`went` of its waves ahead went with them) as the planner
+    predicted it (smith_engine.ahead.Settled), when they all went and were made, and every answer of
+    the last is READY and as predicted; None otherwise (then the planner is asked)."""
+    if not plan.HasField("settled") or went != len(plan.ahead):
+        return None
+    made = {r.resource_name for r in answered}
+    if not all(made.issuperset(a.resource for a in w.actions) for w in map(wave_from_proto, plan.ahead)):
+        return None
+    ready = readiness_to_proto(READY).state
+    answers = {
+        r.resource_name: load(r.observed.object_json)
+        for r in answered
+        if r.ok and r.HasField("observed") and r.observed.readiness.state == ready
+    }
+    if (verdicts := settled_verdicts(settled_from_proto(plan.settled), answers)) is None:
+        return None
+    return planner_pb2.PlanResponse(verdicts=[verdict_to_proto(v) for v in verdicts], order=plan.order)
 
 
 def _kind(action: Action) -> GroupKind:

@@ -18,6 +18,7 @@ from smith_wire.convert import (
     plugin_from_proto,
     plugin_status_to_proto,
     result_of_plugin,
+    settled_to_proto,
     verdict_to_proto,
     wave_to_proto,
 )
@@ -76,8 +77,10 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
         response = self._response(plan)
         if request.plan_ahead and not plan.plugin_calls:
             ahead = plan_ahead(plan.actions, observed, replan)
-            response.ahead.extend(wave_to_proto(w) for w in ahead)
-            span.set_attribute("smith.waves_ahead", len(ahead))
+            response.ahead.extend(wave_to_proto(w) for w in ahead.waves)
+            if ahead.settled is not None:
+                response.settled.CopyFrom(settled_to_proto(ahead.settled))
+            span.set_attribute("smith.waves_ahead", len(ahead.waves))
         return response
 
     def _parse(self, request: planner_pb2.PlanRequest) -> tuple[JSONObject, Bundle | None]:

@@ -26,7 +26,7 @@ from smith.v1 import common_pb2 as smith_dot_v1_dot_common__pb2
 from smith.v1 import plugin_pb2 as smith_dot_v1_dot_plugin__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16smith/v1/planner.proto\x12\x08smith.v1\x1a\x15smith/v1/common.proto\x1a\x15smith/v1/plugin.proto\"\x8f\x02\n\x0bPlanRequest\x12\x13\n\x0b\x62undle_json\x18\x01 \x01(\x0c\x12$\n\x08observed\x18\x02 \x03(\x0b\x32\x12.smith.v1.Observed\x12+\n\x07plugins\x18\x03 \x03(\x0b\x32\x1a.smith.v1.DescribeResponse\x12\x37\n\tprocessed\x18\x04 \x03(\x0b\x32$.smith.v1.PlanRequest.ProcessedEntry\x12\x12\n\nplan_ahead\x18\x05 \x01(\x08\x1aK\n\x0eProcessedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.smith.v1.ProcessResponse:\x02\x38\x01\"\xbf\x02\n\x0cPlanResponse\x12!\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x10.smith.v1.Action\x12#\n\x08verdicts\x18\x02 \x03(\x0b\x32\x11.smith.v1.Verdict\x12\r\n\x05order\x18\x03 \x03(\t\x12*\n\x07pending\x18\x04 \x03(\x0b\x32\x19.smith.v1.PendingDeletion\x12\x1a\n\x12wake_after_seconds\x18\x05 \x01(\x01\x12\x10\n\x08\x66inished\x18\x06 \x01(\x08\x12.\n\x0cplugin_calls\x18\x07 \x03(\x0b\x32\x18.smith.v1.ProcessRequest\x12/\n\x0fplugin_statuses\x18\x08 \x03(\x0b\x32\x16.smith.v1.PluginStatus\x12\x1d\n\x05\x61head\x18\t \x03(\x0b\x32\x0e.smith.v1.Wave2@\n\x07Planner\x12\x35\n\x04Plan\x12\x15.smith.v1.PlanRequest\x1a\x16.smith.v1.PlanResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16smith/v1/planner.proto\x12\x08smith.v1\x1a\x15smith/v1/common.proto\x1a\x15smith/v1/plugin.proto\"\x8f\x02\n\x0bPlanRequest\x12\x13\n\x0b\x62undle_json\x18\x01 \x01(\x0c\x12$\n\x08observed\x18\x02 \x03(\x0b\x32\x12.smith.v1.Observed\x12+\n\x07plugins\x18\x03 \x03(\x0b\x32\x1a.smith.v1.DescribeResponse\x12\x37\n\tprocessed\x18\x04 \x03(\x0b\x32$.smith.v1.PlanRequest.ProcessedEntry\x12\x12\n\nplan_ahead\x18\x05 \x01(\x08\x1aK\n\x0eProcessedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.smith.v1.ProcessResponse:\x02\x38\x01\"\xe3\x02\n\x0cPlanResponse\x12!\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x10.smith.v1.Action\x12#\n\x08verdicts\x18\x02 \x03(\x0b\x32\x11.smith.v1.Verdict\x12\r\n\x05order\x18\x03 \x03(\t\x12*\n\x07pending\x18\x04 \x03(\x0b\x32\x19.smith.v1.PendingDeletion\x12\x1a\n\x12wake_after_seconds\x18\x05 \x01(\x01\x12\x10\n\x08\x66inished\x18\x06 \x01(\x08\x12.\n\x0cplugin_calls\x18\x07 \x03(\x0b\x32\x18.smith.v1.ProcessRequest\x12/\n\x0fplugin_statuses\x18\x08 \x03(\x0b\x32\x16.smith.v1.PluginStatus\x12\x1d\n\x05\x61head\x18\t \x03(\x0b\x32\x0e.smith.v1.Wave\x12\"\n\x07settled\x18\n \x01(\x0b\x32\x11.smith.v1.Settled\"\xa2\x01\n\x07Settled\x12<\n\x0epredicted_json\x18\x01 \x03(\x0b\x32$.smith.v1.Settled.PredictedJsonEntry\x12#\n\x08verdicts\x18\x02 \x03(\x0b\x32\x11.smith.v1.Verdict\x1a\x34\n\x12PredictedJsonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\x32@\n\x07Planner\x12\x35\n\x04Plan\x12\x15.smith.v1.PlanRequest\x1a\x16.smith.v1.PlanResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +35,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PLANREQUEST_PROCESSEDENTRY']._loaded_options = None
   _globals['_PLANREQUEST_PROCESSEDENTRY']._serialized_options = b'8\001'
+  _globals['_SETTLED_PREDICTEDJSONENTRY']._loaded_options = None
+  _globals['_SETTLED_PREDICTEDJSONENTRY']._serialized_options = b'8\001'
   _globals['_PLANREQUEST']._serialized_start=83
   _globals['_PLANREQUEST']._serialized_end=354
   _globals['_PLANREQUEST_PROCESSEDENTRY']._serialized_start=279
   _globals['_PLANREQUEST_PROCESSEDENTRY']._serialized_end=354
   _globals['_PLANRESPONSE']._serialized_start=357
-  _globals['_PLANRESPONSE']._serialized_end=676
-  _globals['_PLANNER']._serialized_start=678
-  _globals['_PLANNER']._serialized_end=742
+  _globals['_PLANRESPONSE']._serialized_end=712
+  _globals['_SETTLED']._serialized_start=715
+  _globals['_SETTLED']._serialized_end=877
+  _globals['_SETTLED_PREDICTEDJSONENTRY']._serialized_start=825
+  _globals['_SETTLED_PREDICTEDJSONENTRY']._serialized_end=877
+  _globals['_PLANNER']._serialized_start=879
+  _globals['_PLANNER']._serialized_end=943
 # @@protoc_insertion_point(module_scope)

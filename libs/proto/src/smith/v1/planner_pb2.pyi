@@ -100,6 +100,7 @@ class PlanResponse(_message.Message):
     PLUGIN_CALLS_FIELD_NUMBER: _builtins.int
     PLUGIN_STATUSES_FIELD_NUMBER: _builtins.int
     AHEAD_FIELD_NUMBER: _builtins.int
+    SETTLED_FIELD_NUMBER: _builtins.int
     wake_after_seconds: _builtins.float
     """When > 0: reconcile again after this many seconds (a soft-deleted object falls due)."""
     finished: _builtins.bool
@@ -132,6 +133,12 @@ class PlanResponse(_message.Message):
         predicts (empty when the next wave cannot be predicted).
         """
 
+    @_builtins.property
+    def settled(self) -> Global___Settled:
+        """With `plan_ahead`, when the last wave predicted (of `ahead`, or `actions` when there is none)
+        leaves nothing to do: every resource's verdict once its answers come back as predicted.
+        """
+
     def __init__(
         self,
         *,
@@ -144,11 +151,65 @@ class PlanResponse(_message.Message):
         plugin_calls: _abc.Iterable[_plugin_pb2.ProcessRequest] | None = ...,
         plugin_statuses: _abc.Iterable[_plugin_pb2.PluginStatus] | None = ...,
         ahead: _abc.Iterable[_common_pb2.Wave] | None = ...,
+        settled: Global___Settled | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settled", b"settled"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "ahead", b"ahead", "finished", b"finished", "order", b"order", "pending", b"pending", "plugin_calls", b"plugin_calls", "plugin_statuses", b"plugin_statuses", "verdicts", b"verdicts", "wake_after_seconds", b"wake_after_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "ahead", b"ahead", "finished", b"finished", "order", b"order", "pending", b"pending", "plugin_calls", b"plugin_calls", "plugin_statuses", b"plugin_statuses", "settled", b"settled", "verdicts", b"verdicts", "wake_after_seconds", b"wake_after_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PlanResponse: _TypeAlias = PlanResponse  # noqa: Y015
+
+@_typing.final
+class Settled(_message.Message):
+    """What the plan after the last wave predicted says (smith_engine.ahead): the controller reports these
+    verdicts, their placeholder uids filled in, instead of asking for that plan, when every answer of the
+    last wave is READY and as `predicted_json` says.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class PredictedJsonEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.bytes
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.bytes = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PREDICTED_JSON_FIELD_NUMBER: _builtins.int
+    VERDICTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def predicted_json(self) -> _containers.ScalarMap[_builtins.str, _builtins.bytes]:
+        """The object each apply of the last wave is predicted to answer, by resource name (as in Wave)."""
+
+    @_builtins.property
+    def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Verdict]:
+        """Every resource READY (a uid not known yet is a placeholder)."""
+
+    def __init__(
+        self,
+        *,
+        predicted_json: _abc.Mapping[_builtins.str, _builtins.bytes] | None = ...,
+        verdicts: _abc.Iterable[_common_pb2.Verdict] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["predicted_json", b"predicted_json", "verdicts", b"verdicts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Settled: _TypeAlias = Settled  # noqa: Y015
