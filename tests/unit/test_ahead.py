@@ -28,6 +28,14 @@ from support import bundle, config_map, resource
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
+DEPLOYMENT = {  # a kind that needs time: Available only once rolled out
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "web"},
+    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}},
+}
+
+
 def link(name: str, before: str, path: str = "data.value") -> dict[str, Any]:
     """ConfigMap `name` holding a value read from the one before it (a reference)."""
     ref = {"name": "v", "resource": before, "path": path}
@@ -65,13 +73,7 @@ def test_a_reference_chain_is_planned_ahead_wave_by_wave_each_predicting_the_one
 
 
 def test_nothing_is_planned_past_an_object_that_needs_time() -> None:
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}},
-    }
-    b = chain(resource("web", deployment, depends_on=["c0"]), resource("after", depends_on=["web"]))
+    b = chain(resource("web", DEPLOYMENT, depends_on=["c0"]), resource("after", depends_on=["web"]))
     _, waves, _ = ahead_of(b)
     assert waves == [["web"]], "the Deployment follows the ConfigMap; what follows it waits for it"
 
@@ -198,11 +200,5 @@ def test_the_predicted_plan_is_not_used_when_the_last_answer_is_not_as_predicted
 
 
 def test_nothing_is_predicted_settled_while_something_needs_time() -> None:
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}},
-    }
-    ahead, _ = made(chain(resource("web", deployment, depends_on=["c0"])))
+    ahead, _ = made(chain(resource("web", DEPLOYMENT, depends_on=["c0"])))
     assert ahead.settled is None
