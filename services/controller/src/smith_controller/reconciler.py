@@ -255,7 +255,7 @@ async def reconcile(
             actions += wave
             results += answered
             waves += 1
-            if (settled := _settled(plan, len(ahead), answered)) is not None:
+            if (settled := _settled(plan, [w for _, w in ahead], answered)) is not None:
                 plan = settled  # the plan after this wave, as the planner said it would be
                 break
             came_ready = [
@@ -390,15 +390,15 @@ def _ahead_with(
 
 
 def _settled(
-    plan: planner_pb2.PlanResponse, went: int, answered: Sequence[common_pb2.ActionResult]
+    plan: planner_pb2.PlanResponse, went: Sequence[Wave], answered: Sequence[common_pb2.ActionResult]
 ) -> planner_pb2.PlanResponse | None:
-    """The plan after the waves of `plan` (`went` of its waves ahead went with them) as the planner
+    """The plan after the waves of `plan` (of its waves ahead, `went` went with them) as the planner
     predicted it (smith_engine.ahead.Settled), when they all went and were made, and every answer of
     the last is READY and as predicted; None otherwise (then the planner is asked)."""
-    if not plan.HasField("settled") or went != len(plan.ahead):
+    if not plan.HasField("settled") or len(went) != len(plan.ahead):
         return None
     made = {r.resource_name for r in answered}
-    if not all(made.issuperset(a.resource for a in w.actions) for w in map(wave_from_proto, plan.ahead)):
+    if not all(made.issuperset(a.resource for a in w.actions) for w in went):
         return None
     ready = readiness_to_proto(READY).state
     answers = {
