@@ -30,6 +30,7 @@ from smith_controlplane.objects import crd_object
 from smith_controlplane.plane import ControlPlane
 from smith_controlplane.services import controller_identity, cpu_seconds, running_services
 from smith_engine.conditions import condition_true
+from smith_engine.planner import dependency_reference
 from smith_engine.readiness import READY_WHEN_PATH, READY_WHEN_VALUE
 from smith_engine.sharding import owner
 from smith_kube import KubeClient, KubeConfig
@@ -118,14 +119,9 @@ def owned(name: str, namespace: str, owners: list[Json]) -> Json:
     obj = member(name, namespace)
     obj["metadata"] |= {
         "labels": {"smith.atlassian.com/BundleName": "b"},
-        "ownerReferences": [{**o, "blockOwnerDeletion": True} for o in owners],
+        "ownerReferences": owners,
     }
     return obj
-
-
-def dependency(obj: Json) -> Json:
-    meta = obj["metadata"]
-    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "uid": meta["uid"]}
 
 
 def bundle(name: str, namespace: str, waves: list[list[str]]) -> Json:
@@ -276,12 +272,13 @@ class Bench:
         space = await self.kube.get("v1", "Namespace", namespace)
         began = time.perf_counter()
         controller = {"apiVersion": "v1", "kind": "Namespace", "name": namespace}
-        owners: list[Json] = [{**controller, "uid": space["metadata"]["uid"], "controller": True}]
+        uid = space["metadata"]["uid"]
+        owners: list[Json] = [{**controller, "uid": uid, "controller": True, "blockOwnerDeletion": True}]
         for wave in waves:
             made = await asyncio.gather(
                 *(self.kube.apply(owned(n, namespace, owners), field_manager="smith") for n in wave)
             )
-            owners = [*(dependency(m) for m in made), owners[-1]]
+            owners = [*(dependency_reference(m) for m in made), owners[-1]]
         return time.perf_counter() - began
 
     async def smith_chains(self, count: int) -> float:

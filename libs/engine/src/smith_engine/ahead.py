@@ -95,6 +95,13 @@ def as_predicted(predicted: JSONObject, answered: JSONObject, uids: Mapping[str,
     )
 
 
+def all_as_predicted(
+    predicted: Mapping[str, JSONObject], answers: Mapping[str, JSONObject], uids: Mapping[str, str]
+) -> bool:
+    """Every predicted object (by resource name) has an answer, and it is as predicted."""
+    return all(name in answers and as_predicted(p, answers[name], uids) for name, p in predicted.items())
+
+
 def filled(obj: JSONObject, uids: Mapping[str, str]) -> dict[str, Any] | None:
     """`obj` with the placeholder uids of its ownerReferences replaced by the real ones (`uids`, by
     resource name); None when a placeholder is left anywhere (one not known yet, or one a reference
@@ -182,9 +189,7 @@ def settled_verdicts(settled: Settled, answers: Mapping[str, JSONObject]) -> tup
     placeholders, when every apply of the last wave was answered as predicted; None when one was not
     (then the plan is asked for)."""
     uids = {name: str(obj["metadata"].get("uid", "")) for name, obj in answers.items()}
-    if not all(
-        name in answers and as_predicted(p, answers[name], uids) for name, p in settled.predicted.items()
-    ):
+    if not all_as_predicted(settled.predicted, answers, uids):
         return None
     verdicts = []
     for verdict in settled.verdicts:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smith_engine.conditions import by_type
@@ -150,7 +150,7 @@ class Told:
         """`notice` as this Event tells it: a combined one is about several resources and reasons, so
         it carries neither Smith annotation (which would name only one of them)."""
         annotations = {} if self.combined else notice.annotations
-        return Notice(notice.reason, self.message, notice.warning, annotations)
+        return replace(notice, message=self.message, annotations=annotations)
 
 
 class Correlator:

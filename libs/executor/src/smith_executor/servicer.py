@@ -26,7 +26,7 @@ from smith_wire.rpc import Register
 
 from smith.v1 import executor_pb2, executor_pb2_grpc
 from smith_engine import planner
-from smith_engine.ahead import Wave, as_predicted, filled
+from smith_engine.ahead import Wave, all_as_predicted, filled
 from smith_engine.changes import desired_hash, differing_fields, digest, foreign_keys, in_sync
 from smith_engine.model import Bundle, GroupKind, JSONObject, ObjectKey, ObjectRef
 from smith_engine.planner import Observed, ownership_problem
@@ -127,9 +127,7 @@ def _as_planned(
         r.resource: o.object for r, o in before if r.ok and o is not None and o.readiness.state is State.READY
     }
     uids.update((name, str(obj["metadata"].get("uid", ""))) for name, obj in answers.items())
-    if not all(
-        name in answers and as_predicted(p, answers[name], uids) for name, p in ahead.predicted.items()
-    ):
+    if not all_as_predicted(ahead.predicted, answers, uids):
         return None
     applies = []
     for apply in ahead.actions:

@@ -248,14 +248,15 @@ async def reconcile(
             answered = await _execute(peers, bundle, wave, fence=fence, then=[sent for sent, _ in ahead])
             wrote(_written(answered))
             made = {r.resource_name for r in answered}
-            for applied in (w for _, w in ahead if made.issuperset(a.resource for a in w.actions)):
+            went = [w for _, w in ahead if made.issuperset(a.resource for a in w.actions)]
+            for applied in went:
                 actions += applied.actions
                 ahead_made |= {a.resource: desired_hash(a.object) for a in applied.actions}
                 waves += 1
             actions += wave
             results += answered
             waves += 1
-            if (settled := _settled(plan, [w for _, w in ahead], answered)) is not None:
+            if len(went) == len(plan.ahead) and (settled := _settled(plan, answered)) is not None:
                 plan = settled  # the plan after this wave, as the planner said it would be
                 break
             came_ready = [
@@ -390,15 +391,12 @@ def _ahead_with(
 
 
 def _settled(
-    plan: planner_pb2.PlanResponse, went: Sequence[Wave], answered: Sequence[common_pb2.ActionResult]
+    plan: planner_pb2.PlanResponse, answered: Sequence[common_pb2.ActionResult]
 ) -> planner_pb2.PlanResponse | None:
-    """The plan after the waves of `plan` (of its waves ahead, `went` went with them) as the planner
-    predicted it (smith_engine.ahead.Settled), when they all went and were made, and every answer of
-    the last is READY and as predicted; None otherwise (then the planner is asked)."""
-    if not plan.HasField("settled") or len(went) != len(plan.ahead):
-        return None
-    made = {r.resource_name for r in answered}
-    if not all(made.issuperset(a.resource for a in w.actions) for w in went):
+    """The plan after every wave of `plan` (all of them made: the caller knows) as the planner
+    predicted it (smith_engine.ahead.Settled), when every answer of the last is READY and as predicted;
+    None otherwise (then the planner is asked)."""
+    if not plan.HasField("settled"):
         return None
     ready = readiness_to_proto(READY).state
     answers = {
