@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -21,15 +22,18 @@ async def create_all(kube: KubeClient, files: Iterable[Path], *, namespaces: Ite
     for name in namespaces:
         with contextlib.suppress(ConflictError):
             await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    docs = [doc for path in sorted(files) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    await create_objects(kube, docs)
+
+
+async def create_objects(kube: KubeClient, objects: Iterable[Mapping[str, Any]]) -> None:
+    """Create every object (those that exist are left alone), as `create_all` does."""
     crds = []
-    for path in sorted(files):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not doc:
-                continue
-            with contextlib.suppress(ConflictError):
-                await kube.create(doc)
-            if doc["kind"] == "CustomResourceDefinition":
-                crds.append(doc["metadata"]["name"])
+    for obj in objects:
+        with contextlib.suppress(ConflictError):
+            await kube.create(obj)
+        if obj["kind"] == "CustomResourceDefinition":
+            crds.append(obj["metadata"]["name"])
     await asyncio.gather(*(_established(kube, name) for name in crds))
     kube.forget()
 
