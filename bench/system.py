@@ -116,9 +116,8 @@ def sleeper_chain(name: str, namespace: str, depth: int) -> Json:
     }
 
 
-COPIES = (
-    "BundleCopy"  # Smith's Bundle kind under another name (in the Sleepers' group): no service watches it
-)
+# Smith's Bundle kind under another name (in the Sleepers' group): no service watches it
+COPIES = "BundleCopy"
 
 
 def bundle_copy_crd() -> Json:
@@ -847,12 +846,10 @@ async def measure(
     logs = ROOT / ".smith" / "bench"
     async with KubeClient(KubeConfig.load(plane.kubeconfig)) as kube:
         await create_all(kube, (ROOT / "deploy" / "crds").glob("*.yaml"), namespaces=["smith-system"])
-        await kube.create(
-            crd_object(
-                SLEEPERS, "Sleeper", **{READY_WHEN_PATH: "{$.status.state}", READY_WHEN_VALUE: "Awake"}
-            )
+        sleepers = crd_object(
+            SLEEPERS, "Sleeper", **{READY_WHEN_PATH: "{$.status.state}", READY_WHEN_VALUE: "Awake"}
         )
-        await create_objects(kube, [bundle_copy_crd()])
+        await create_objects(kube, [sleepers, bundle_copy_crd()])
         with system(plane, kube, logs / "plain") as bench, contextlib.ExitStack() as stack:
             kro = None
             if peers:
