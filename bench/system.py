@@ -314,17 +314,7 @@ class Bench:
 
     async def _object_writes(self, namespace: str, waves: list[list[str]], controller: JSONObject) -> None:
         """Smith's object writes for `waves`, wave by wave, with `controller` as the controller owner."""
-        meta = controller["metadata"]
-        owners: list[Json] = [
-            {
-                "apiVersion": controller["apiVersion"],
-                "kind": controller["kind"],
-                "name": meta["name"],
-                "uid": meta["uid"],
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ]
+        owners: list[Json] = [{**dependency_reference(controller), "controller": True}]
         for wave in waves:
             made = await asyncio.gather(
                 *(self.kube.apply(owned(n, namespace, owners), field_manager="smith") for n in wave)
