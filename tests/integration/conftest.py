@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -26,18 +27,23 @@ from smith_planner.servicer import register as register_planner
 from smith_plugin_app import PLUGIN
 from smith_status.servicer import StatusServicer
 from smith_telemetry import setup_tracing
-from smith_wire.rpc import start_server
+from smith_wire.rpc import Register, start_server
+from smith_wire.trust import AUDIENCE, ServerTrust
 
 from fakes import Broker
 from live import RESYNC_SECONDS
+from smith_controlplane.services import SERVICES
+from smith_controlplane.trust import LocalTrust
 from smith_engine.readiness import BUILTIN, SERVICE_CATALOG
 from smith_kube import KubeClient, KubeConfig
 from smith_kube.manifests import create_all
+from smith_kube.reviews import token_user
 from support import ROOT
 
 T = TypeVar("T")
 
 EXECUTORS_NAMESPACE = "smith-system"
+SERVERS = [s for s in SERVICES if s != "smith_controller"]
 
 
 async def install_crds(kube: KubeClient) -> None:
@@ -50,6 +56,7 @@ class System:
     kube_config: KubeConfig
     kube: KubeClient
     spans: InMemorySpanExporter
+    trust: LocalTrust
     servers: list[grpc.aio.Server] = field(default_factory=list)
     planner_port: int = 0
     status_port: int = 0
@@ -63,9 +70,25 @@ class System:
     controller: Controller | None = None
     controller_loop: asyncio.AbstractEventLoop | None = None
 
+    def server_trust(self, service: str) -> ServerTrust:
+        """A server's trust as its process has it: its certificate, the controller its only caller, and
+        tokens reviewed by the API server (here with the test's credentials)."""
+
+        async def review(token: str) -> str | None:
+            return await token_user(self.kube, token, audiences=[AUDIENCE])
+
+        return self.trust.server(service, review)
+
+    async def serve(
+        self, service: str, registrations: list[Register], *, address: str = "127.0.0.1:0"
+    ) -> tuple[grpc.aio.Server, int]:
+        return await start_server(
+            registrations, trust=self.server_trust(service), service=service, address=address
+        )
+
     async def start_executor(self) -> None:
         family = RegistryFamily(BUILTIN)
-        self.executor, port = await start_server([self._executor(family).registration()])
+        self.executor, port = await self.serve("smith_executor_core", [self._executor(family).registration()])
         self.executor_endpoint = f"127.0.0.1:{port}"
         await registration.publish(
             self.kube, name="core", endpoint=self.executor_endpoint, kinds=family.kinds()
@@ -73,7 +96,7 @@ class System:
 
     async def start_plugin(self) -> None:
         """The sample `app` plugin (services/plugin-app), registered as its __main__ registers it."""
-        self.plugin, port = await start_server([PluginServicer(PLUGIN).registration()])
+        self.plugin, port = await self.serve("smith_plugin_app", [PluginServicer(PLUGIN).registration()])
         await registration.publish_object(
             self.kube, registration_object(PLUGIN, endpoint=f"127.0.0.1:{port}")
         )
@@ -87,7 +110,9 @@ class System:
     async def start_servicecatalog(self) -> None:
         """The Service Catalog executor, and the fake broker that provisions what it applies."""
         family = RegistryFamily(SERVICE_CATALOG)
-        server, port = await start_server([self._executor(family).registration()])
+        server, port = await self.serve(
+            "smith_executor_servicecatalog", [self._executor(family).registration()]
+        )
         self.servers.append(server)
         await registration.publish(
             self.kube, name="servicecatalog", endpoint=f"127.0.0.1:{port}", kinds=family.kinds()
@@ -96,7 +121,7 @@ class System:
 
     async def start_dynamic_executor(self) -> None:
         catalog = CrdCatalog()
-        server, port = await start_server([self._executor(catalog).registration()])
+        server, port = await self.serve("smith_executor_dynamic", [self._executor(catalog).registration()])
         self.servers.append(server)
 
         async def republish() -> None:
@@ -142,6 +167,7 @@ class System:
             resync_seconds=resync_seconds,
             status_window=status_window,
             lease_seconds=lease_seconds,
+            trust=self.trust.client(),
         )
         controller = self.controller = Controller(self.kube_config, settings)
         self.controller_stop, ready = threading.Event(), threading.Event()
@@ -198,15 +224,18 @@ async def smith_without_resync(smith: System) -> AsyncIterator[System]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def smith(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[System]:
+async def smith(
+    kubeconfig: Path, kube: KubeClient, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[System]:
     spans = InMemorySpanExporter()
     setup_tracing("smith-tests", processors=[SimpleSpanProcessor(spans)])
     await install_crds(kube)
     config = KubeConfig.load(kubeconfig)
     client = KubeClient(config)
-    system = System(kube_config=config, kube=client, spans=spans)
-    planner, system.planner_port = await start_server([register_planner])
-    status, system.status_port = await start_server([StatusServicer(client).registration()])
+    trust = await LocalTrust.make(client, tmp_path_factory.mktemp("trust"), SERVERS)
+    system = System(kube_config=config, kube=client, spans=spans, trust=trust)
+    planner, system.planner_port = await system.serve("smith_planner", [register_planner])
+    status, system.status_port = await system.serve("smith_status", [StatusServicer(client).registration()])
     system.servers += [planner, status]
     await system.start_executor()
     await system.start_dynamic_executor()

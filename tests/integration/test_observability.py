@@ -20,7 +20,6 @@ from prometheus_client import REGISTRY
 from smith_status.events import EventRecorder
 from smith_telemetry.logs import JsonFormatter, TraceIds
 from smith_telemetry.metrics import serve_http
-from smith_wire.rpc import start_server
 
 from live import RESYNC_SECONDS, Json, bundle, edit_bundle, until_condition
 from smith.v1 import common_pb2
@@ -205,10 +204,12 @@ def _about(span: Any, bundle_key: str) -> bool:
     return (span.attributes or {}).get("smith.bundle") == bundle_key
 
 
-async def test_every_grpc_server_answers_the_standard_health_check() -> None:
-    server, port = await start_server([])
+async def test_every_grpc_server_answers_the_standard_health_check(smith: Any) -> None:
+    """Over TLS, with no token: probes need no identity."""
+    server, port = await smith.serve("smith_planner", [])
+    tls = grpc.ssl_channel_credentials(smith.trust.ca.read_bytes())
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with grpc.aio.secure_channel(f"127.0.0.1:{port}", tls) as channel:
             stub: Any = health_pb2_grpc.HealthStub(channel)  # the stubs type the sync API only
             answer = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert answer.status == health_pb2.HealthCheckResponse.SERVING

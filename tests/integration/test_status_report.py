@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from smith_controller.reconciler import bundle_ref
 from smith_status.servicer import StatusServicer
 from smith_wire.convert import dump, verdict_to_proto
-from smith_wire.rpc import channel, start_server
+from smith_wire.rpc import channel
 
 from live import (
     Json,
@@ -49,7 +49,8 @@ async def test_a_report_from_a_stale_read_tells_nothing_twice_and_loses_nothing(
 ) -> None:
     await kube.create(bundle("race", namespace, resource("cfg", config_map("cfg", {"a": "1"}))))
     read = await get_bundle(kube, namespace, "race")  # both reconciles below read this version
-    async with channel(f"127.0.0.1:{smith_without_controller.status_port}") as ch:
+    smith = smith_without_controller
+    async with channel(f"127.0.0.1:{smith.status_port}", smith.trust.client()) as ch:
         status = status_pb2_grpc.StatusStub(ch)
         first = await status.Report(report(read, VerdictState.READY, Reason.READY))
         assert first.changed
@@ -94,8 +95,10 @@ async def test_what_a_pass_did_while_the_status_service_was_down_is_told_once_it
 
         await eventually(made, what="the ConfigMap")
     finally:
-        server, _ = await start_server(
-            [StatusServicer(smith.kube).registration()], address=f"127.0.0.1:{smith.status_port}"
+        server, _ = await smith.serve(
+            "smith_status",
+            [StatusServicer(smith.kube).registration()],
+            address=f"127.0.0.1:{smith.status_port}",
         )
         smith.servers[1] = server
     await until_condition(kube, namespace, "told", "Ready", within=60)
@@ -126,8 +129,10 @@ async def test_a_report_told_late_says_how_the_objects_are_now_not_how_they_were
         status = {"status": {"observedGeneration": 1, **available}}
         await kube.patch("apps/v1", "Deployment", "web", status, namespace=namespace, subresource="status")
     finally:
-        server, _ = await start_server(
-            [StatusServicer(smith.kube).registration()], address=f"127.0.0.1:{smith.status_port}"
+        server, _ = await smith.serve(
+            "smith_status",
+            [StatusServicer(smith.kube).registration()],
+            address=f"127.0.0.1:{smith.status_port}",
         )
         smith.servers[1] = server
     done = await until_condition(kube, namespace, "late", "Ready", within=60)

@@ -11,10 +11,10 @@ INSTANCE = GroupKind("servicecatalog.k8s.io", "ServiceInstance")
 
 
 def executor(
-    name: str, endpoint: str, *kinds: GroupKind, fallback: bool = False, beat: str = ""
+    name: str, endpoint: str, *kinds: GroupKind, fallback: bool = False, beat: str = "", created: str = ""
 ) -> dict[str, Any]:
     return {
-        "metadata": {"name": name},
+        "metadata": {"name": name, "creationTimestamp": created},
         "spec": {
             "endpoint": endpoint,
             "kinds": [{"group": k.group, "kind": k.kind} for k in kinds],
@@ -44,12 +44,25 @@ def test_the_fallback_serves_what_no_one_else_does() -> None:
     assert table(executor("dynamic", "dyn:1", widget, fallback=True)).endpoint(widget) == "dyn:1"
 
 
-def test_among_equals_the_latest_heartbeat_wins() -> None:
+def test_a_kind_claimed_again_stays_with_the_executor_registered_first() -> None:
+    """A later registration (an executor's own, or anyone's who may create Executors) cannot take a kind
+    over, however fresh its heartbeat: it is refused, and says which executor serves the kind."""
     routing = table(
-        executor("a", "a:1", INSTANCE, beat="2026-01-01T00:00:00Z"),
-        executor("b", "b:1", INSTANCE, beat="2026-02-01T00:00:00Z"),
+        executor("b", "b:1", INSTANCE, beat="2026-12-01T00:00:00Z", created="2026-02-01T00:00:00Z"),
+        executor("a", "a:1", INSTANCE, beat="2026-01-01T00:00:00Z", created="2026-01-01T00:00:00Z"),
     )
-    assert routing.endpoint(INSTANCE) == "b:1"
+    assert routing.endpoint(INSTANCE) == "a:1"
+    assert routing.refused("b") == {INSTANCE: "a"}
+    assert routing.refused("a") == {}
+
+
+def test_a_fallback_claims_nothing_from_anyone() -> None:
+    routing = table(
+        executor("servicecatalog", "sc:1", INSTANCE, created="2026-02-01T00:00:00Z"),
+        executor("dynamic", "dyn:1", INSTANCE, fallback=True, created="2026-01-01T00:00:00Z"),
+    )
+    assert routing.endpoint(INSTANCE) == "sc:1"
+    assert routing.refused("dynamic") == {} and routing.refused("servicecatalog") == {}
 
 
 def test_a_kind_no_one_serves_has_no_endpoint() -> None:

@@ -9,6 +9,7 @@ from collections import Counter
 import grpc
 import pytest
 from smith_wire.rpc import Register, channel, run_loop, start_server
+from smith_wire.trust import Insecure
 
 from smith.v1 import planner_pb2, planner_pb2_grpc
 
@@ -33,9 +34,9 @@ async def test_calls_are_spread_over_replicas_and_go_on_when_one_is_gone() -> No
     servers = {}
     for name in ("a", "b"):
         servicer = CountingPlanner(name, calls)
-        servers[name] = await start_server([serving(servicer)])
+        servers[name] = await start_server([serving(servicer)], trust=Insecure())
     target = "ipv4:" + ",".join(f"127.0.0.1:{port}" for _, port in servers.values())
-    ch = channel(target)
+    ch = channel(target, Insecure())
     try:
         stub = planner_pb2_grpc.PlannerStub(ch)
         for _ in range(20):
@@ -67,8 +68,8 @@ class GoingPlanner(planner_pb2_grpc.PlannerServicer):
 async def test_a_call_refused_as_unavailable_is_sent_again_to_another_replica() -> None:
     calls: Counter[str] = Counter()
     servicers: list[planner_pb2_grpc.PlannerServicer] = [GoingPlanner(calls), CountingPlanner("fine", calls)]
-    servers = [await start_server([serving(s)]) for s in servicers]
-    ch = channel("ipv4:" + ",".join(f"127.0.0.1:{port}" for _, port in servers))
+    servers = [await start_server([serving(s)], trust=Insecure()) for s in servicers]
+    ch = channel("ipv4:" + ",".join(f"127.0.0.1:{port}" for _, port in servers), Insecure())
     try:
         stub = planner_pb2_grpc.PlannerStub(ch)
         for _ in range(20):
@@ -88,9 +89,9 @@ def test_services_run_on_uvloop_unless_told_otherwise(monkeypatch: pytest.Monkey
 
     async def one_call() -> None:
         loops.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
-        server, port = await start_server([serving(CountingPlanner("a", Counter()))])
+        server, port = await start_server([serving(CountingPlanner("a", Counter()))], trust=Insecure())
         try:
-            async with channel(f"127.0.0.1:{port}") as ch:
+            async with channel(f"127.0.0.1:{port}", Insecure()) as ch:
                 answer = await planner_pb2_grpc.PlannerStub(ch).Plan(planner_pb2.PlanRequest(), timeout=5)
             assert answer.finished
         finally:

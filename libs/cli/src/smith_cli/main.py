@@ -14,8 +14,10 @@ from typing import TypeVar
 
 import aiohttp
 import click
+import yaml
 from rich.console import Console
 
+from smith_cli.certs import authority, secrets
 from smith_cli.follow import AccessError, first
 from smith_cli.graph import GraphvizMissingError, dot, mermaid, render
 from smith_cli.plan import check, plan_lines, read
@@ -203,3 +205,21 @@ def status(names: tuple[str, ...], namespace: str | None, follow: bool, context:
         what = f"bundle {', '.join(map(repr, missing))}" if missing else "no bundles"
         raise click.ClickException(f"{what} not found in namespace {ns!r}")
     console.print(view(shown, wanted, datetime.now(UTC)))
+
+
+@cli.command()
+@click.option(
+    "--ca-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="where Smith's CA is kept (ca.crt, ca.key; made there the first time). Keep it out of the cluster",
+)
+@click.option("--new-ca", is_flag=True, help="rotate the CA too (the bundle trusts the previous one as well)")
+@click.option("-n", "--namespace", default="smith-system", show_default=True, help="Smith's namespace")
+@click.option("--days", type=int, default=90, show_default=True, help="how long each certificate is valid")
+def certs(ca_dir: Path, new_ca: bool, namespace: str, days: int) -> None:
+    """Print the Secrets of Smith's TLS (a serving certificate per service, Smith's CA bundle) as YAML:
+    `smith certs --ca-dir ~/.smith-ca | kubectl apply -f -`. Run it again to rotate: the services read
+    the new files without a restart (see docs/security.md)."""
+    ca = authority(ca_dir, new=new_ca)
+    click.echo(yaml.safe_dump_all(secrets(ca, namespace, days=days), sort_keys=False), nl=False)

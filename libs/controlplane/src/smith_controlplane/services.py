@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from smith_controlplane.plane import dying_with_parent, free_ports
+from smith_controlplane.trust import make_local_trust
 
 SERVICES = (
     "smith_planner",
@@ -72,6 +73,7 @@ def running_services(
     kubeconfigs: Mapping[str, Path] | None = None,
     controllers: int = 1,
     service_env: Mapping[str, Mapping[str, str]] | None = None,
+    insecure: bool = False,
 ) -> Iterator[Services]:
     """Start every service (and the `extra` commands, by name); stop them all on exit. Logs go to
     `logs/<name>.log`; `env` adds variables (e.g. OTEL_*) to every process. Each service's metrics and
@@ -79,7 +81,10 @@ def running_services(
     gives a service credentials of its own (e.g. its ServiceAccount's token) instead of `kubeconfig`.
     `controllers` > 1 runs that many controller replicas sharing the Bundles (`smith_controller`,
     `smith_controller_2`, ...; each its own member identity and metrics port). `service_env` adds
-    variables to one service (e.g. its SMITH_LISTEN and SMITH_ADVERTISE, to put a proxy before it)."""
+    variables to one service (e.g. its SMITH_LISTEN and SMITH_ADVERTISE, to put a proxy before it).
+    The services trust each other as in a cluster (smith_controlplane.trust: TLS, the controller's
+    token), with files under `logs/trust`; `insecure` runs them in the development mode without (the
+    benchmarks measure what security costs)."""
     metrics = {} if metrics is None else metrics
     replicas = [f"smith_controller_{i}" for i in range(2, controllers + 1)]
     ports = iter(free_ports(2 * len(SERVICES) + len(replicas)))  # chosen together: never one port twice
@@ -95,6 +100,9 @@ def running_services(
     commands.update({name: [sys.executable, "-m", "smith_controller"] for name in replicas})
     commands.update(extra or {})
     logs.mkdir(parents=True, exist_ok=True)
+    trust = None if insecure else make_local_trust(kubeconfig, logs / "trust", [*listen, "smith_controller"])
+    if trust is None:
+        base["SMITH_INSECURE_DEVELOPMENT"] = "1"
     started = Services(logs)
     try:
         for name, command in commands.items():
@@ -105,6 +113,8 @@ def running_services(
                 own["SMITH_METRICS"] = f"127.0.0.1:{metrics.setdefault(name, next(ports))}"
             if name == "smith_controller" or name in replicas:
                 own["SMITH_CONTROLLER_ID"] = controller_identity(name)
+            if trust is not None:
+                own.update(trust.env(name if name in listen else "smith_controller"))
             own.update((service_env or {}).get(name, {}))
             (logs / f"{name}.log").unlink(missing_ok=True)
             started.start(name, dying_with_parent(command), own)

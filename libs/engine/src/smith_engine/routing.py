@@ -46,6 +46,7 @@ class ExecutorInfo:
     kinds: frozenset[GroupKind]
     heartbeat: str = ""
     fallback: bool = False  # serves a kind only when no other executor does (the dynamic executor)
+    created: str = ""  # when its registration was made (RFC 3339): the first to claim a kind keeps it
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> ExecutorInfo:
@@ -58,6 +59,7 @@ class ExecutorInfo:
             kinds=kinds,
             heartbeat=heartbeat,
             fallback=bool(spec.get("fallback", False)),
+            created=str(obj["metadata"].get("creationTimestamp", "")),
         )
 
 
@@ -78,11 +80,23 @@ class RoutingTable:
     def remove(self, name: str) -> bool:
         return self.executors.pop(name, None) is not None
 
-    def endpoint(self, group_kind: GroupKind) -> str | None:
-        """The endpoint serving `group_kind`: a specific executor before a fallback one, then the one
-        with the latest heartbeat."""
+    def owner(self, group_kind: GroupKind) -> ExecutorInfo | None:
+        """The executor serving `group_kind`: a specific executor before a fallback one, then the one
+        registered first. A later registration claiming a kind already served is refused (see
+        `refused`), never handed the kind: an executor cannot take another's kinds."""
         serving = [e for e in self.executors.values() if group_kind in e.kinds and e.endpoint]
-        return max(serving, key=lambda e: (not e.fallback, e.heartbeat, e.name)).endpoint if serving else None
+        return min(serving, key=lambda e: (e.fallback, e.created or "~", e.name), default=None)
+
+    def endpoint(self, group_kind: GroupKind) -> str | None:
+        return owner.endpoint if (owner := self.owner(group_kind)) is not None else None
+
+    def refused(self, name: str) -> dict[GroupKind, str]:
+        """The kinds executor `name` claims that another, registered before it, serves: by that one's name."""
+        info = self.executors.get(name)
+        if info is None or info.fallback:
+            return {}
+        owners = {k: self.owner(k) for k in info.kinds}
+        return {k: o.name for k, o in sorted(owners.items()) if o is not None and o.name != name}
 
     def kinds(self) -> frozenset[GroupKind]:
         return frozenset(k for e in self.executors.values() for k in e.kinds)

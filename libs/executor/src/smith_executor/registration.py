@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from smith_engine.model import API_VERSION, GroupKind
+from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.times import rfc3339
 from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient
 
@@ -50,6 +51,33 @@ async def publish(
     namespace = smith_namespace()
     body = executor_object(name=name, namespace=namespace, endpoint=endpoint, kinds=kinds, fallback=fallback)
     await publish_object(kube, body)
+    with contextlib.suppress(ApiError, *CONNECTION_ERRORS):  # told again at the next publish
+        await tell_claims(kube, name=name, namespace=namespace)
+
+
+async def tell_claims(kube: KubeClient, *, name: str, namespace: str) -> dict[GroupKind, str]:
+    """Say on this executor's own registration whether the controller routes its kinds to it: a kind
+    another executor registered first serves stays with that one (smith_engine.routing), and is named in
+    the condition KindsAccepted=False (and logged). Returns those kinds, by their executor."""
+    table = RoutingTable()
+    for item in (await kube.list(API_VERSION, EXECUTOR_KIND, namespace))["items"]:
+        table.update(ExecutorInfo.of(item))
+    refused = table.refused(name)
+    taken = ", ".join(f"{k} (served by executor {owner!r})" for k, owner in refused.items())
+    if refused:
+        log.error("executor %s: kinds other executors serve are not routed here: %s", name, taken)
+    condition = {
+        "type": "KindsAccepted",
+        "status": "False" if refused else "True",
+        "reason": "KindClaimed" if refused else "Accepted",
+        "message": f"served by executors registered first: {taken}"
+        if refused
+        else "every kind is routed here",
+        "lastTransitionTime": rfc3339(datetime.now(UTC)),
+    }
+    status = {"status": {"conditions": [condition]}}
+    await kube.patch(API_VERSION, EXECUTOR_KIND, name, status, namespace=namespace, subresource="status")
+    return refused
 
 
 async def publish_object(kube: KubeClient, body: dict[str, Any]) -> None:

@@ -1,5 +1,7 @@
 """The executor servicer: server-side apply (field manager `smith`), deletion and readiness for the
-kinds of one family. Never takes over an object another controller (or nobody) controls."""
+kinds of one family. Never takes over an object another controller (or nobody) controls, and re-checks
+every write whoever asks (smith_engine.admission): the kind is one it serves, the object is in the
+Bundle's namespace, the Bundle exists with the request's uid, and the Bundle controls the object."""
 
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ from smith_wire.rpc import Register
 
 from smith.v1 import executor_pb2, executor_pb2_grpc
 from smith_engine import planner
+from smith_engine.admission import bundle_problem, delete_problem, write_problem
 from smith_engine.ahead import Wave, all_as_predicted, filled
 from smith_engine.changes import desired_hash, differing_fields, digest, foreign_keys, in_sync
-from smith_engine.model import Bundle, GroupKind, JSONObject, ObjectKey, ObjectRef
+from smith_engine.model import API_VERSION, BUNDLE_KIND, Bundle, GroupKind, JSONObject, ObjectKey, ObjectRef
 from smith_engine.planner import Observed, ownership_problem
 from smith_engine.readiness import Readiness, ReadinessCheck, State, terminal
 from smith_engine.routing import cluster_scoped_problem
@@ -36,6 +39,7 @@ from smith_engine.status import ActionResult, Outcome
 from smith_executor.memo import Memo, MemoKey
 from smith_kube import ApiError, ConflictError, KubeClient, NotFoundError, UnservedKindError
 from smith_kube.client import JSON_PATCH
+from smith_kube.uids import UidCache
 
 FIELD_MANAGER = "smith"
 ABSENT = "1"  # a resourceVersion no object has: as a precondition, "create, never take over"
@@ -77,6 +81,10 @@ class RegistryFamily:
         return None
 
 
+class RefusedError(Exception):
+    """What the request asks must not be done for this Bundle (smith_engine.admission): terminal."""
+
+
 class UpdateCycleError(Exception):
     """Another writer keeps changing fields Smith owns right after each apply."""
 
@@ -107,7 +115,7 @@ async def _deadline(context: grpc.aio.ServicerContext[object, object]) -> float 
 
 
 def _failure(ref: ObjectRef, resource: str, error: Exception) -> ActionResult:
-    if isinstance(error, UnservedKindError):
+    if isinstance(error, UnservedKindError | RefusedError):
         return ActionResult(object=ref, resource=resource, ok=False, error=str(error), terminal=True)
     if isinstance(error, ApiError):
         # 4xx other than throttling/timeouts means the object itself is wrong: retrying cannot help.
@@ -142,6 +150,23 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         self.kube = kube
         self.family = family
         self.memo = memo or Memo()
+        self.bundles = UidCache(kube, API_VERSION, BUNDLE_KIND)
+
+    async def _bundle(
+        self,
+        request: executor_pb2.ApplyRequest | executor_pb2.DeleteRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> Bundle:
+        """The Bundle the request acts for, once it is known to exist with the uid the request names;
+        otherwise the call is refused whole (FAILED_PRECONDITION), nothing done."""
+        bundle = bundle_from_proto(request.bundle)
+        uid = (
+            await self.bundles.uid(bundle.namespace, bundle.name, expected=bundle.uid) if bundle.uid else None
+        )
+        if problem := bundle_problem(bundle, uid):
+            log.warning("refused a request: %s", problem, extra={"fields": {"bundle": str(bundle)}})
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
+        return bundle
 
     def registration(self) -> Register:
         return lambda server: executor_pb2_grpc.add_ExecutorServicer_to_server(self, server)
@@ -168,7 +193,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         self, request: executor_pb2.ApplyRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.ApplyResponse:
         until = await _deadline(context)
-        bundle = bundle_from_proto(request.bundle)
+        bundle = await self._bundle(request, context)
         actions = [a for a in map(action_from_proto, request.actions) if isinstance(a, planner.Apply)]
         answered = list(await asyncio.gather(*(self._apply(bundle, a, until) for a in actions)))
         wave, uids = answered, dict[str, str]()
@@ -183,10 +208,11 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         self, request: executor_pb2.DeleteRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.DeleteResponse:
         until = await _deadline(context)
-        bundle = bundle_from_proto(request.bundle)
+        bundle = await self._bundle(request, context)
         actions = [action_from_proto(a) for a in request.actions]
+        served = self.family.kinds()
         results = await asyncio.gather(
-            *(self._delete(bundle, a, until) for a in actions if isinstance(a, planner.Delete))
+            *(self._delete(bundle, a, served, until) for a in actions if isinstance(a, planner.Delete))
         )
         return executor_pb2.DeleteResponse(results=[result_to_proto(r) for r in results])
 
@@ -221,23 +247,28 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 return self._done(failure, bundle, "apply"), None
 
             key, wanted = _memo_key(obj), desired_hash(obj)
-            if refusal := self.family.refusal(obj):
+            if refusal := self.family.refusal(obj) or write_problem(obj, bundle, self.family.kinds()):
                 return refused("Refused", refusal)
             if invalid := self.memo.invalid(key, wanted):
                 return refused("Invalid", invalid)  # the server refused this very object: ask it once
             try:
                 if not (await self.kube.resource(obj["apiVersion"], obj["kind"])).namespaced:
                     return refused("Refused", cluster_scoped_problem(GroupKind.of(obj)))
-                if action.expect_absent:
-                    applied, before, wrote = await self._create(obj, wanted, until), "", True
-                    if applied is None:  # something has the name already: Smith's to take over?
-                        problem, before = await self._foreign(obj, bundle)
-                        if problem:
-                            return refused("NotOwned", problem)
-                        applied = await self._write(obj, wanted, until)
-                else:
-                    before = action.observed_version
-                    applied, wrote = await self._ensure(action, wanted, until)
+                if action.expect_absent and (applied := await self._create(obj, wanted, until)) is not None:
+                    before, wrote = "", True
+                else:  # it exists (or did when the controller looked): Smith's only if the Bundle controls it
+                    problem, before = await self._foreign(obj, bundle)
+                    if problem:
+                        return refused("NotOwned", problem)
+                    if not before:  # gone since: made again, as a create, never over anyone's
+                        if (applied := await self._create(obj, wanted, until)) is None:
+                            raise ConflictError(409, {"message": f"{ObjectKey.of(obj)} appeared meanwhile"})
+                        wrote = True
+                    elif action.expect_absent:
+                        applied, wrote = await self._write(obj, wanted, until), True
+                    else:
+                        before = action.observed_version or before
+                        applied, wrote = await self._ensure(action, wanted, until)
             except UpdateCycleError as e:
                 return refused("UpdateCycle", str(e))
             except Exception as e:
@@ -366,8 +397,9 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         )
 
     async def _delete(
-        self, bundle: Bundle, action: planner.Delete, until: float | None = None
+        self, bundle: Bundle, action: planner.Delete, served: Sequence[GroupKind], until: float | None = None
     ) -> ActionResult:
+        """Delete the object only while `bundle` controls it, and only the incarnation read (uid)."""
         ref = action.object
         with tracer.start_as_current_span("delete") as span:
             span.set_attributes(
@@ -380,8 +412,16 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             )
             outcome = Outcome.DELETED
             try:
+                if problem := delete_problem(ref, bundle, served):
+                    raise RefusedError(problem)
+                current = await self.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+                uid = str(current["metadata"].get("uid", ""))
+                if ref.uid and uid != ref.uid:
+                    raise NotFoundError(404, {"message": f"{ref.key} is another object now"})
+                if problem := ownership_problem(current, bundle):
+                    raise RefusedError(problem)
                 await self.kube.delete(
-                    ref.api_version, ref.kind, ref.name, namespace=ref.namespace, uid=ref.uid, deadline=until
+                    ref.api_version, ref.kind, ref.name, namespace=ref.namespace, uid=uid, deadline=until
                 )
             except (NotFoundError, ConflictError):
                 outcome = Outcome.UNCHANGED  # gone already, or replaced by a newer object: not ours

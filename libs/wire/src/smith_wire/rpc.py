@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 import grpc
@@ -16,6 +17,19 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from smith_telemetry import client_interceptors, server_interceptors, setup_tracing
 from smith_telemetry.logs import setup_logging
 from smith_telemetry.metrics import metrics_address, serve_http
+
+from smith_kube import KubeClient, KubeConfig
+from smith_kube.reviews import token_user
+from smith_wire.trust import (
+    AUDIENCE,
+    TLS_DIR,
+    ClientTrust,
+    Insecure,
+    ServerTrust,
+    callers_from_env,
+    insecure_requested,
+    warn_insecure,
+)
 
 # Every call has a deadline (seconds). Apply covers a server-side apply per object, run concurrently.
 PLAN_DEADLINE: Final = 10.0
@@ -27,19 +41,28 @@ Register = Callable[[grpc.aio.Server], None]
 
 
 async def start_server(
-    registrations: Sequence[Register], *, address: str = "127.0.0.1:0"
+    registrations: Sequence[Register],
+    *,
+    trust: ServerTrust | Insecure,
+    address: str = "127.0.0.1:0",
+    service: str = "smith",
 ) -> tuple[grpc.aio.Server, int]:
-    """Start a traced server with `registrations` and the gRPC health service; returns it and its port."""
+    """Start a traced server with `registrations` and the gRPC health service; returns it and its port.
+    With ServerTrust it serves TLS and answers only its expected callers (health checks: anyone)."""
     options = [
         ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
         ("grpc.max_connection_age_grace_ms", 30_000),
     ]
-    server = grpc.aio.server(interceptors=server_interceptors(), options=options)
+    checks = [] if isinstance(trust, Insecure) else [trust.interceptor(service)]
+    server = grpc.aio.server(interceptors=[*checks, *server_interceptors()], options=options)
     for register in registrations:
         register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port(address)
+    if isinstance(trust, Insecure):
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, trust.credentials())
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     return server, port
@@ -70,12 +93,31 @@ SERVICE_CONFIG: Final = json.dumps(
 MAX_CONNECTION_AGE_MS: Final = 5 * 60 * 1000
 
 
-def channel(target: str) -> grpc.aio.Channel:
+def channel(target: str, trust: ClientTrust | Insecure) -> grpc.aio.Channel:
     """A traced channel to `target`: `host:port`, or any gRPC name such as `dns:///name:port` (every
     address it resolves to: a headless Service's pods) or `ipv4:a:port,b:port`. Calls are spread over
-    the addresses round-robin and retried on another when one is gone."""
+    the addresses round-robin and retried on another when one is gone. With ClientTrust: TLS to a server
+    whose certificate Smith's CA issued for the target's name, each call carrying the caller's token."""
     options = [("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1)]
-    return grpc.aio.insecure_channel(target, options=options, interceptors=client_interceptors())
+    if isinstance(trust, Insecure):
+        return grpc.aio.insecure_channel(target, options=options, interceptors=client_interceptors())
+    return grpc.aio.secure_channel(
+        target, trust.credentials(), options=options, interceptors=client_interceptors()
+    )
+
+
+def server_trust_from_env(kube: KubeClient) -> ServerTrust:
+    """A service's trust as its Deployment sets it: $SMITH_TLS_DIR (tls.crt, tls.key), $SMITH_CALLERS
+    (default: the controller's ServiceAccount in $SMITH_NAMESPACE), tokens reviewed with `kube`."""
+    tls = Path(os.environ.get("SMITH_TLS_DIR", str(TLS_DIR)))
+
+    async def review(token: str) -> str | None:
+        return await token_user(kube, token, audiences=[AUDIENCE])
+
+    namespace = os.environ.get("SMITH_NAMESPACE", "smith-system")
+    return ServerTrust(
+        cert=tls / "tls.crt", key=tls / "tls.key", callers=callers_from_env(namespace), review=review
+    )
 
 
 def beside(address: str, offset: int = 1000) -> str:
@@ -94,14 +136,19 @@ def run_service(
     stopping: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """The whole life of one gRPC service process: logging, tracing, serve on $SMITH_LISTEN
-    (default `default_address`) with metrics and probes on $SMITH_METRICS (default: the gRPC port +
-    1000), run `started(port)`, and on SIGTERM/SIGINT `stopping()` then stop."""
+    (default `default_address`) with TLS and caller checks (see `server_trust_from_env`), metrics and
+    probes on $SMITH_METRICS (default: the gRPC port + 1000), run `started(port)`, and on SIGTERM/SIGINT
+    `stopping()` then stop."""
     setup_logging(name)
     setup_tracing(name)
 
     async def serve() -> None:
         address = os.environ.get("SMITH_LISTEN", default_address)
-        server, port = await start_server(registrations, address=address)
+        reviewer = None if insecure_requested() else KubeClient(KubeConfig.auto())
+        trust: ServerTrust | Insecure = Insecure() if reviewer is None else server_trust_from_env(reviewer)
+        if reviewer is None:
+            warn_insecure(name)
+        server, port = await start_server(registrations, trust=trust, address=address, service=name)
         logging.info("%s serving gRPC on port %d", name, port)
         http = None
         if (metrics := metrics_address(beside(address))) is not None:
@@ -119,6 +166,8 @@ def run_service(
         await server.stop(grace=2)
         if http is not None:
             await http.cleanup()
+        if reviewer is not None:
+            await reviewer.close()
 
     run_loop(serve())
 

@@ -1,8 +1,10 @@
 """`python -m smith_controller`: run the controller against $KUBECONFIG (or in-cluster credentials).
 
 Peers: $SMITH_PLANNER (default 127.0.0.1:7401), $SMITH_STATUS (127.0.0.1:7402); executors are found
-through Executor resources in $SMITH_NAMESPACE (default smith-system). Metrics and the liveness and
-readiness probes (/metrics, /healthz, /readyz) on $SMITH_METRICS (default 127.0.0.1:8400)."""
+through Executor resources in $SMITH_NAMESPACE (default smith-system). Every call is TLS, trusting
+$SMITH_TLS_CA (default $SMITH_TLS_DIR/ca.crt), with the token in $SMITH_TOKEN_FILE (smith_wire.trust).
+Metrics and the liveness and readiness probes (/metrics, /healthz, /readyz) on $SMITH_METRICS
+(default 127.0.0.1:8400)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from smith_telemetry import setup_tracing
 from smith_telemetry.logs import setup_logging
 from smith_telemetry.metrics import metrics_address, serve_http
 from smith_wire.rpc import run_loop
+from smith_wire.trust import Insecure, warn_insecure
 
 from smith_controller.operator import Controller, Settings, run
 from smith_controller.shutdown import quiet_kopf_watch_closing
@@ -38,7 +41,10 @@ def main() -> None:
     setup_logging("smith-controller")
     quiet_kopf_watch_closing()
     setup_tracing("smith-controller")
-    run_loop(serve(Controller(KubeConfig.auto(), Settings.from_env())))
+    settings = Settings.from_env()
+    if isinstance(settings.trust, Insecure):
+        warn_insecure("smith-controller")
+    run_loop(serve(Controller(KubeConfig.auto(), settings)))
 
 
 if __name__ == "__main__":

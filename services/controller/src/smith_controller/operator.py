@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 import kopf
 from prometheus_client import Counter, Gauge, Histogram
+from smith_wire.trust import ClientTrust, Insecure, client_trust_from_env
 
 from smith.v1 import common_pb2
 from smith_controller.blockers import BlockerWatches
@@ -106,6 +107,8 @@ class Settings:
     status_window: float = 1.0
     # a pass applies the waves the planner plans ahead with the wave before them (see smith_engine.ahead)
     plan_ahead: bool = True
+    # how it calls the services: TLS and its ServiceAccount token (see smith_wire.trust)
+    trust: ClientTrust | Insecure = field(default_factory=client_trust_from_env)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -144,6 +147,7 @@ class Controller:
             planner=self.settings.planner,
             status=self.settings.status,
             routing=self.routing,
+            trust=self.settings.trust,
             plugins=self.plugins,
             identity=self.settings.identity,
         )
@@ -401,6 +405,13 @@ class Controller:
                 "routing changed: %s",
                 {str(k): self.routing.endpoint(k) for k in sorted(self.routing.kinds())},
             )
+            for other in list(self.routing.executors):
+                if refused := self.routing.refused(other):
+                    log.warning(
+                        "executor %s claims kinds other executors serve; refused: %s",
+                        other,
+                        ", ".join(f"{k} (served by {owner})" for k, owner in refused.items()),
+                    )
             self.cache.watch(self.routing.kinds())
             for key in self.bundles:
                 self.scheduler.trigger(key)

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import grpc
 from opentelemetry import trace
@@ -28,6 +29,7 @@ from smith_wire.convert import (
     wave_from_proto,
 )
 from smith_wire.rpc import APPLY_DEADLINE, ASSESS_DEADLINE, PLAN_DEADLINE, REPORT_DEADLINE, channel
+from smith_wire.trust import ClientTrust, Insecure
 
 from smith.v1 import (
     common_pb2,
@@ -68,16 +70,20 @@ def _answered(endpoint: str, error: grpc.aio.AioRpcError | None = None) -> None:
 
 @dataclass
 class Peers:
-    """gRPC stubs of the planner, the status service and the executors (one channel per endpoint)."""
+    """gRPC stubs of the planner, the status service, the executors and the plugins: one channel per
+    endpoint, made with the controller's trust (TLS to Smith's servers, its ServiceAccount token on every
+    call), and made again when the CA bundle it trusts changes (a rotation needs no restart)."""
 
-    planner: planner_pb2_grpc.PlannerAsyncStub
-    status: status_pb2_grpc.StatusAsyncStub
+    planner_endpoint: str
+    status_endpoint: str
     routing: RoutingTable
+    trust: ClientTrust | Insecure
     plugins: dict[str, PluginInfo] = field(default_factory=dict)  # registered plugins, by name
     identity: str = ""  # the controller replica's (the Events it causes name it)
-    _executors: dict[str, executor_pb2_grpc.ExecutorAsyncStub] = field(default_factory=dict)
-    _plugins: dict[str, plugin_pb2_grpc.PluginAsyncStub] = field(default_factory=dict)
-    _channels: list[grpc.aio.Channel] = field(default_factory=list)
+    _stubs: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    _trusted: object = None  # the CA bundle's version the channels were made with
+    _closing: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def connect(
@@ -86,38 +92,60 @@ class Peers:
         planner: str,
         status: str,
         routing: RoutingTable,
+        trust: ClientTrust | Insecure,
         plugins: dict[str, PluginInfo] | None = None,
         identity: str = "",
     ) -> Peers:
-        planner_channel, status_channel = channel(planner), channel(status)
-        peers = cls(
-            planner_pb2_grpc.PlannerStub(planner_channel),
-            status_pb2_grpc.StatusStub(status_channel),
-            routing,
-            plugins if plugins is not None else {},
-            identity,
-        )
-        peers._channels += [planner_channel, status_channel]
-        return peers
+        return cls(planner, status, routing, trust, plugins if plugins is not None else {}, identity)
+
+    @property
+    def planner(self) -> planner_pb2_grpc.PlannerAsyncStub:
+        return self._stub(self.planner_endpoint, planner_pb2_grpc.PlannerStub)  # type: ignore[no-any-return]
+
+    @property
+    def status(self) -> status_pb2_grpc.StatusAsyncStub:
+        return self._stub(self.status_endpoint, status_pb2_grpc.StatusStub)  # type: ignore[no-any-return]
 
     def executor(self, endpoint: str) -> executor_pb2_grpc.ExecutorAsyncStub:
-        if (stub := self._executors.get(endpoint)) is None:
-            stub = self._executors[endpoint] = executor_pb2_grpc.ExecutorStub(self._channel(endpoint))
-        return stub
+        return self._stub(endpoint, executor_pb2_grpc.ExecutorStub)  # type: ignore[no-any-return]
 
     def plugin(self, endpoint: str) -> plugin_pb2_grpc.PluginAsyncStub:
-        if (stub := self._plugins.get(endpoint)) is None:
-            stub = self._plugins[endpoint] = plugin_pb2_grpc.PluginStub(self._channel(endpoint))
+        return self._stub(endpoint, plugin_pb2_grpc.PluginStub)  # type: ignore[no-any-return]
+
+    def _stub(self, endpoint: str, make: Callable[[grpc.aio.Channel], Any]) -> Any:
+        self._rotated()
+        key = (endpoint, make.__name__)
+        if (stub := self._stubs.get(key)) is None:
+            if (ch := self._channels.get(endpoint)) is None:
+                ch = self._channels[endpoint] = channel(endpoint, self.trust)
+            stub = self._stubs[key] = make(ch)
         return stub
 
-    def _channel(self, endpoint: str) -> grpc.aio.Channel:
-        ch = channel(endpoint)
-        self._channels.append(ch)
-        return ch
+    def _rotated(self) -> None:
+        """When the CA bundle changed, new calls go over new channels; the old ones close gracefully."""
+        if isinstance(self.trust, Insecure):
+            return
+        try:
+            version = self.trust.version()
+        except OSError:
+            return  # being replaced: keep the channels until the new bundle is there
+        if version == self._trusted:
+            return
+        if self._trusted is not None:
+            log.info("the CA bundle changed: new channels to every service")
+        self._trusted, old = version, list(self._channels.values())
+        self._stubs.clear()
+        self._channels.clear()
+        for ch in old:
+            task = asyncio.create_task(ch.close(grace=APPLY_DEADLINE))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
-        for ch in self._channels:
+        for ch in self._channels.values():
             await ch.close()
+        for task in list(self._closing):
+            task.cancel()
 
 
 def bundle_ref(bundle: JSONObject) -> common_pb2.BundleRef:

@@ -18,12 +18,14 @@ from smith_wire.convert import (
 from smith_wire.rpc import Register
 
 from smith.v1 import common_pb2, status_pb2, status_pb2_grpc
+from smith_engine.admission import bundle_problem
 from smith_engine.conditions import by_type
 from smith_engine.events import notices, transitions
-from smith_engine.model import API_VERSION, BUNDLE_KIND, JSONObject
+from smith_engine.model import API_VERSION, BUNDLE_KIND, Bundle, JSONObject
 from smith_engine.status import ActionResult, ConditionType, bundle_status
 from smith_kube import CONNECTION_ERRORS, ApiError, ConflictError, KubeClient, NotFoundError
 from smith_kube.client import JSON_PATCH
+from smith_kube.uids import UidCache
 from smith_status.events import EventRecorder, count
 
 WRITE_ATTEMPTS = 4
@@ -33,6 +35,7 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
         self.events = EventRecorder(kube)
+        self.bundles = UidCache(kube, API_VERSION, BUNDLE_KIND)
 
     async def Report(  # noqa: N802 - gRPC method name
         self, request: status_pb2.ReportRequest, context: grpc.aio.ServicerContext[object, object]
@@ -43,6 +46,10 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
         ref = request.bundle
         span = trace.get_current_span()
         span.set_attribute("smith.bundle", f"{ref.namespace}/{ref.name}")
+        # whoever calls: a report only about the Bundle that exists (its status and Events, nothing else)
+        uid = await self.bundles.uid(ref.namespace, ref.name, expected=ref.uid) if ref.uid else None
+        if problem := bundle_problem(Bundle(namespace=ref.namespace, name=ref.name, uid=ref.uid), uid):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
         results = [result_from_proto(r) for r in request.results]
         previous, version = load(request.previous_status_json), ref.resource_version
         written = ""
@@ -105,7 +112,10 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
 
     async def _write(self, ref: common_pb2.BundleRef, status: JSONObject, version: str) -> JSONObject:
         """Replace the status subresource; with `version`, only over that resourceVersion (409 otherwise)."""
-        patch: list[JSONObject] = [{"op": "add", "path": "/status", "value": status}]
+        patch: list[JSONObject] = [
+            {"op": "test", "path": "/metadata/uid", "value": ref.uid},  # that Bundle, not one made since
+            {"op": "add", "path": "/status", "value": status},
+        ]
         if version:
             patch.append({"op": "replace", "path": "/metadata/resourceVersion", "value": version})
         return await self.kube.patch(

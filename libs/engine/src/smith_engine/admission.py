@@ -1,0 +1,51 @@
+"""What an executor or the status service re-checks before it writes for a Bundle, whoever asks. Pure.
+
+The controller is the only caller the servers accept (smith_wire.trust), but a caller is not trusted
+with what it asks: an executor writes an object only of a kind it serves, in the Bundle's own namespace,
+for a Bundle that exists with the uid the request names, and only an object that Bundle controls (or
+will control: the object it writes names the Bundle as its controller). It deletes only what the
+Bundle controls, and only that incarnation (a uid precondition)."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+
+from smith_engine.model import Bundle, GroupKind, JSONObject, ObjectKey, ObjectRef
+from smith_engine.planner import controlled_by
+
+
+def bundle_problem(bundle: Bundle, uid: str | None) -> str | None:
+    """Why nothing may be done for `bundle` when the API server says its uid is `uid` (None: no such
+    Bundle), or None when the request's Bundle is the one that exists."""
+    if not bundle.uid:
+        return f"the request names Bundle {bundle} without its uid"
+    if uid is None:
+        return f"Bundle {bundle} does not exist"
+    if uid != bundle.uid:
+        return f"Bundle {bundle} is uid {uid}, not the uid {bundle.uid} the request names"
+    return None
+
+
+def _place_problem(
+    key: ObjectKey, namespace: str | None, bundle: Bundle, served: Container[GroupKind]
+) -> str | None:
+    if key.group_kind not in served:
+        return f"this executor does not serve {key.group_kind}"
+    if namespace != bundle.namespace:
+        return f"{key} is in namespace {namespace!r}, not in Bundle {bundle}'s namespace"
+    return None
+
+
+def write_problem(obj: JSONObject, bundle: Bundle, served: Container[GroupKind]) -> str | None:
+    """Why `obj` must not be applied for `bundle` by an executor serving `served`, or None."""
+    key = ObjectKey.of(obj)
+    if problem := _place_problem(key, obj.get("metadata", {}).get("namespace"), bundle, served):
+        return problem
+    if not controlled_by(obj, bundle):
+        return f"{key} does not name Bundle {bundle} (uid {bundle.uid}) as its controller"
+    return None
+
+
+def delete_problem(ref: ObjectRef, bundle: Bundle, served: Container[GroupKind]) -> str | None:
+    """Why the object `ref` names must not be deleted for `bundle`, before it is read, or None."""
+    return _place_problem(ref.key, ref.namespace or None, bundle, served)

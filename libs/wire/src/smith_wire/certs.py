@@ -1,0 +1,146 @@
+"""Smith's own certificate authority: a CA and a serving certificate per service, for TLS between the
+services (smith_wire.trust). `smith certs` makes them for a cluster without cert-manager; `make run`, the
+tests and Tilt make a throw-away set. The files are laid out as a `kubernetes.io/tls` Secret (and
+cert-manager's) mounts them: tls.crt, tls.key, ca.crt."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _san(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def service_hosts(service: str, namespace: str) -> list[str]:
+    """The names a Service is reached by in-cluster: service, service.ns, service.ns.svc(.cluster.local)."""
+    return [
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+    ]
+
+
+@dataclass(frozen=True)
+class Issued:
+    """One service's files: its certificate and key, and the CA bundle to trust."""
+
+    cert: bytes
+    key: bytes
+    ca: bytes
+
+    def write(self, directory: Path) -> Path:
+        """Write tls.crt, tls.key and ca.crt into `directory` (each replaced whole: a reader never sees
+        half a file)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, data in (("tls.crt", self.cert), ("tls.key", self.key), ("ca.crt", self.ca)):
+            partial = directory / f".{name}.new"
+            partial.write_bytes(data)
+            partial.chmod(0o600)
+            partial.replace(directory / name)
+        return directory
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A CA that issues serving certificates. `bundle` is what clients trust: this CA's certificate, and
+    during a rotation the previous CA's too."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+    bundle: bytes
+
+    @classmethod
+    def new(cls, *, name: str = "smith-ca", days: int = 365, trusted_too: bytes = b"") -> Authority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        start, end = _validity(days)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cls(cert=cert, key=key, bundle=_pem(cert) + trusted_too)
+
+    @classmethod
+    def load(cls, directory: Path) -> Authority:
+        """The CA kept in `directory` (ca.crt, ca.key), e.g. by `smith certs --out`."""
+        cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+        key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey), "Smith's CA key is an EC key"
+        return cls(cert=cert, key=key, bundle=(directory / "ca.crt").read_bytes())
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, data in (("ca.crt", self.bundle), ("ca.key", _pem_key(self.key))):
+            (directory / name).write_bytes(data)
+            (directory / name).chmod(0o600)
+
+    def issue(self, name: str, hosts: Sequence[str], *, days: int = 90) -> Issued:
+        """A serving certificate for `hosts` (DNS names or IP addresses), named `name`."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        start, end = _validity(days)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        return Issued(cert=_pem(cert), key=_pem_key(key), ca=self.bundle)
+
+
+def _validity(days: int) -> tuple[datetime.datetime, datetime.datetime]:
+    now = datetime.datetime.now(datetime.UTC)
+    return now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
