@@ -809,11 +809,16 @@ def traced_share(logs: Path, names: list[str]) -> dict[str, float]:
 
 @contextlib.contextmanager
 def system(
-    plane: ControlPlane, kube: KubeClient, logs: Path, env: dict[str, str] | None = None, controllers: int = 1
+    plane: ControlPlane,
+    kube: KubeClient,
+    logs: Path,
+    env: dict[str, str] | None = None,
+    controllers: int = 1,
+    insecure: bool = False,
 ) -> Iterator[Bench]:
     metrics: dict[str, int] = {}
     with running_services(
-        plane.kubeconfig, logs, env=env, metrics=metrics, controllers=controllers
+        plane.kubeconfig, logs, env=env, metrics=metrics, controllers=controllers, insecure=insecure
     ) as started:
         yield Bench(
             kube=kube,
@@ -883,6 +888,13 @@ async def measure(
             with system(plane, kube, logs / f"ahead-{ahead}", env={"SMITH_PLAN_AHEAD": ahead}) as bench:
                 await bench.settled()
                 results["ahead"][ahead] = await bench.ahead(repeats)
+        # Security: fresh services in the development mode without it, then with it (the default: TLS,
+        # the controller's token reviewed by the API server, the executors' re-checks), the same job.
+        results["security"] = {}
+        for mode in ("off", "on"):
+            with system(plane, kube, logs / f"security-{mode}", insecure=mode == "off") as bench:
+                await bench.settled()
+                results["security"][mode] = await bench.ahead(repeats)
         # Event loops: fresh services on the standard library's loop, then on uvloop (the default),
         # the same job each.
         results["loops"] = {}
@@ -948,6 +960,19 @@ BASELINES = {  # the shapes' other baselines, as `compared` names them
     "bundle_writes": "a plain client making every write of a Bundle's convergence (the Bundle, the "
     "objects as Smith writes them, its final status; not Smith's finalizer, written beside them)",
 }
+
+
+def off_on(title: str, off: Json, on: Json) -> list[str]:
+    """The rows of `Bench.ahead`'s figures measured with something off, then on."""
+    lines = ["", title, f"  {'':<34}{'off':>9}{'on':>9}{'on/off':>8}"]
+    for label, key in (
+        (f"chain of {REFERENCE_CHAIN}, references (s)", "chain_s"),
+        ("Smith's CPU per chain (s, all services)", "smith_cpu_per_chain_s"),
+        ("5 waves x 10 (s)", "layered_s"),
+    ):
+        a, b = statistics.median(off[key]), statistics.median(on[key])
+        lines.append(f"  {label:<34}{a:>9.3f}{b:>9.3f}{b / a:>7.2f}x")
+    return lines
 
 
 def report(r: dict[str, Any]) -> str:
@@ -1087,19 +1112,14 @@ def report(r: dict[str, Any]) -> str:
                     f"{row['reconciles_per_bundle']:>19.2f}"
                 )
     if ahead := r.get("ahead"):
-        off, on = ahead["0"], ahead["1"]
-        lines += [
-            "",
-            "Planning ahead: fresh services with SMITH_PLAN_AHEAD 0, then 1 (the default); median of each",
-            f"  {'':<34}{'off':>9}{'on':>9}{'on/off':>8}",
-        ]
-        for label, key in (
-            (f"chain of {REFERENCE_CHAIN}, references (s)", "chain_s"),
-            ("Smith's CPU per chain (s, all services)", "smith_cpu_per_chain_s"),
-            ("5 waves x 10 (s)", "layered_s"),
-        ):
-            a, b = statistics.median(off[key]), statistics.median(on[key])
-            lines.append(f"  {label:<34}{a:>9.3f}{b:>9.3f}{b / a:>7.2f}x")
+        title = "Planning ahead: fresh services with SMITH_PLAN_AHEAD 0, then 1 (the default); median of each"
+        lines += off_on(title, ahead["0"], ahead["1"])
+    if security := r.get("security"):
+        title = (
+            "Security: fresh services in the insecure development mode, then secure (the default: TLS, "
+            "tokens reviewed, writes re-checked); median of each"
+        )
+        lines += off_on(title, security["off"], security["on"])
     if loops := r.get("loops"):
         base = loops["asyncio"]
         lines += [

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import grpc
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from smith_wire.rpc import Register
 
+from smith.v1 import planner_pb2, planner_pb2_grpc
 from smith_controlplane.objects import crd_object as crd_object  # re-exported for the tests
 from smith_engine.changes import desired_hash
 from smith_engine.model import BUNDLE_NAME_LABEL, Bundle, ObjectKey
@@ -148,3 +152,21 @@ async def metric(port: int, name: str) -> float:
         for sample in family.samples
         if sample.name == name
     )
+
+
+# --- gRPC servers for the plumbing's tests ---------------------------------------------------------
+
+
+def serving(servicer: planner_pb2_grpc.PlannerServicer) -> Register:
+    return lambda server: planner_pb2_grpc.add_PlannerServicer_to_server(servicer, server)
+
+
+class CountingPlanner(planner_pb2_grpc.PlannerServicer):
+    def __init__(self, name: str, calls: Counter[str]) -> None:
+        self.name, self.calls = name, calls
+
+    async def Plan(  # noqa: N802 - gRPC method name
+        self, request: planner_pb2.PlanRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> planner_pb2.PlanResponse:
+        self.calls[self.name] += 1
+        return planner_pb2.PlanResponse(finished=True)

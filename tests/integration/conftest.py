@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class System:
     kube: KubeClient
     spans: InMemorySpanExporter
     trust: LocalTrust
+    reviewed: set[str] = field(default_factory=set)  # digests of the tokens the servers had reviewed
     servers: list[grpc.aio.Server] = field(default_factory=list)
     planner_port: int = 0
     status_port: int = 0
@@ -75,6 +77,7 @@ class System:
         tokens reviewed by the API server (here with the test's credentials)."""
 
         async def review(token: str) -> str | None:
+            self.reviewed.add(hashlib.sha256(token.encode()).hexdigest())
             return await token_user(self.kube, token, audiences=[AUDIENCE])
 
         return self.trust.server(service, review)
@@ -136,6 +139,15 @@ class System:
         servicer = ExecutorServicer(self.kube, family)
         self.executors.append(servicer)
         return servicer
+
+    async def restart_status(self) -> None:
+        """Stop the status service's server and start it again on its port: callers connect anew."""
+        await self.servers[1].stop(grace=None)
+        self.servers[1], _ = await self.serve(
+            "smith_status",
+            [StatusServicer(self.kube).registration()],
+            address=f"127.0.0.1:{self.status_port}",
+        )
 
     def forget_applied(self) -> None:
         """Empty every executor's memory of what it applied, as a restart would."""

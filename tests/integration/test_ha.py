@@ -58,6 +58,7 @@ class Replicas:
                 "SMITH_LEASE_SECONDS": str(LEASE),
                 "SMITH_RESYNC_SECONDS": "0",  # what converges, converges by events
                 "SMITH_METRICS": f"127.0.0.1:{self.metrics[name]}",
+                **smith.trust.env("smith_controller"),
             }
             with (logs / f"{name}.log").open("wb") as out:
                 command = dying_with_parent([sys.executable, "-m", "smith_controller"])

@@ -259,11 +259,13 @@ async def test_service_processes_serve_metrics_and_probes(
     env = {
         "smith_planner": {
             **base,
+            **smith.trust.env("smith_planner"),
             "SMITH_LISTEN": "127.0.0.1:0",
             "SMITH_METRICS": f"127.0.0.1:{ports['smith_planner']}",
         },
         "smith_controller": {
             **base,
+            **smith.trust.env("smith_controller"),
             "SMITH_PLANNER": f"127.0.0.1:{smith.planner_port}",
             "SMITH_STATUS": f"127.0.0.1:{smith.status_port}",
             "SMITH_METRICS": f"127.0.0.1:{ports['smith_controller']}",

@@ -42,8 +42,14 @@ ALLOWED: dict[str, list[Check]] = {
         ("patch", "smith.atlassian.com", "bundles/status", MANAGED, "b"),
         ("get", "smith.atlassian.com", "bundles", MANAGED, "b"),
         ("create", "", "events", MANAGED, ""),
+        ("patch", "", "events", MANAGED, "b.1"),  # the same Event again: its count raised
+        ("create", "authentication.k8s.io", "tokenreviews", "", ""),  # who calls it
     ],
+    "smith-planner": [("create", "authentication.k8s.io", "tokenreviews", "", "")],
     "smith-executor-core": [
+        ("create", "authentication.k8s.io", "tokenreviews", "", ""),
+        ("get", "smith.atlassian.com", "bundles", MANAGED, "b"),  # the request's Bundle, with its uid
+        ("list", "smith.atlassian.com", "executors", NAMESPACE, ""),  # kinds claimed by others first
         ("create", "", "configmaps", MANAGED, ""),
         ("patch", "apps", "deployments", MANAGED, "web"),
         ("delete", "", "secrets", MANAGED, "s"),
@@ -60,11 +66,18 @@ ALLOWED: dict[str, list[Check]] = {
         ("bind", "rbac.authorization.k8s.io", "clusterroles", "", "view"),
     ],
     "smith-executor-servicecatalog": [
+        ("create", "authentication.k8s.io", "tokenreviews", "", ""),
+        ("get", "smith.atlassian.com", "bundles", MANAGED, "b"),
         ("create", "servicecatalog.k8s.io", "serviceinstances", MANAGED, ""),
         ("patch", "smith.atlassian.com", "executors", NAMESPACE, "servicecatalog"),
     ],
-    "smith-plugin-app": [("patch", "smith.atlassian.com", "plugins/status", NAMESPACE, "app")],
+    "smith-plugin-app": [
+        ("patch", "smith.atlassian.com", "plugins/status", NAMESPACE, "app"),
+        ("create", "authentication.k8s.io", "tokenreviews", "", ""),
+    ],
     "smith-executor-dynamic": [
+        ("create", "authentication.k8s.io", "tokenreviews", "", ""),
+        ("get", "smith.atlassian.com", "bundles", MANAGED, "b"),
         ("watch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""),
         ("create", "crd.atlassian.com", "sleepers", MANAGED, ""),
         ("delete", "smith.atlassian.com", "executors", NAMESPACE, "dynamic"),
@@ -86,6 +99,7 @@ DENIED: dict[str, list[Check]] = {
     ],
     "smith-executor-core": [
         ("patch", "smith.atlassian.com", "bundles/status", MANAGED, "b"),
+        ("update", "smith.atlassian.com", "bundles", MANAGED, "b"),
         ("list", "", "secrets", "", ""),
         ("create", "servicecatalog.k8s.io", "serviceinstances", MANAGED, ""),
         ("patch", "smith.atlassian.com", "executors", NAMESPACE, "dynamic"),  # not its own registration
@@ -105,6 +119,7 @@ DENIED: dict[str, list[Check]] = {
     ],
     "smith-planner": [
         ("get", "", "configmaps", MANAGED, "c"),
+        ("get", "smith.atlassian.com", "bundles", MANAGED, "b"),  # it reads nothing: it only asks who calls
         ("watch", "smith.atlassian.com", "bundles", "", ""),
     ],
 }

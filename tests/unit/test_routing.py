@@ -62,7 +62,8 @@ def test_a_fallback_claims_nothing_from_anyone() -> None:
         executor("dynamic", "dyn:1", INSTANCE, fallback=True, created="2026-01-01T00:00:00Z"),
     )
     assert routing.endpoint(INSTANCE) == "sc:1"
-    assert routing.refused("dynamic") == {} and routing.refused("servicecatalog") == {}
+    assert routing.refused("dynamic") == {}
+    assert routing.refused("servicecatalog") == {}
 
 
 def test_a_kind_no_one_serves_has_no_endpoint() -> None:

@@ -8,25 +8,11 @@ from collections import Counter
 
 import grpc
 import pytest
-from smith_wire.rpc import Register, channel, run_loop, start_server
+from smith_wire.rpc import channel, run_loop, start_server
 from smith_wire.trust import Insecure
 
 from smith.v1 import planner_pb2, planner_pb2_grpc
-
-
-def serving(servicer: planner_pb2_grpc.PlannerServicer) -> Register:
-    return lambda server: planner_pb2_grpc.add_PlannerServicer_to_server(servicer, server)
-
-
-class CountingPlanner(planner_pb2_grpc.PlannerServicer):
-    def __init__(self, name: str, calls: Counter[str]) -> None:
-        self.name, self.calls = name, calls
-
-    async def Plan(  # noqa: N802 - gRPC method name
-        self, request: planner_pb2.PlanRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> planner_pb2.PlanResponse:
-        self.calls[self.name] += 1
-        return planner_pb2.PlanResponse(finished=True)
+from support import CountingPlanner, serving
 
 
 async def test_calls_are_spread_over_replicas_and_go_on_when_one_is_gone() -> None:

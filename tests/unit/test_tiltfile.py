@@ -109,11 +109,27 @@ def test_a_service_restarts_when_its_code_or_a_library_it_uses_changes(tilt: dic
         assert all((ROOT / d).exists() for d in deps)
 
 
-def test_the_order_is_crds_then_services_then_controller(tilt: dict[str, Resource]) -> None:
+def test_the_order_is_crds_then_trust_then_services_then_controller(tilt: dict[str, Resource]) -> None:
+    assert "crds" in tilt["trust"].needs
     for name in SERVICES:
-        assert "crds" in tilt[name].needs
+        assert {"crds", "trust"} <= set(tilt[name].needs)
     services = set(SERVICES) - {"controller"}
-    assert set(tilt["controller"].needs) == {"crds", *services}
+    assert set(tilt["controller"].needs) == {"crds", "trust", *services}
+
+
+def test_every_service_runs_with_its_own_certificate_and_the_controller_with_its_token(
+    tilt: dict[str, Resource],
+) -> None:
+    """As `smith_controlplane trust` lays the files out: one TLS folder per server, the controller's CA
+    bundle and token; no service runs in the insecure development mode."""
+    folders = {name: tilt[name].env["SMITH_TLS_DIR"] for name in SERVICES}
+    assert len(set(folders.values())) == len(SERVICES)
+    for name in SERVICES:
+        env = tilt[name].env
+        assert "SMITH_INSECURE_DEVELOPMENT" not in env
+        assert env["SMITH_TOKEN_FILE"].endswith("/controller/token")
+        assert env["SMITH_TLS_CA"].endswith("/controller/ca.crt")
+    assert folders["controller"].endswith("/smith_controller")
 
 
 def test_ports_are_unique_and_the_controller_finds_the_planner_and_status(tilt: dict[str, Resource]) -> None:

@@ -1,5 +1,7 @@
 """`python -m smith_controlplane up|down|status`: a detached local control plane for kubectl and
-`make run`, remembered in a state file so `down` stops exactly what `up` started."""
+`make run`, remembered in a state file so `down` stops exactly what `up` started. `trust` makes the
+files Smith's services trust each other by (smith_controlplane.trust) for processes run against
+$KUBECONFIG, under --dir (Tilt does)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import time
 from pathlib import Path
 
 from smith_controlplane.plane import ControlPlane, PlaneState
+from smith_controlplane.services import SERVICES
+from smith_controlplane.trust import make_local_trust
 
 DEFAULT_DIR = Path(".smith/cluster")
 
@@ -81,7 +85,7 @@ def status(directory: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m smith_controlplane", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "trust"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where the plane keeps its files")
     parser.add_argument(
         "--full", action="store_true", help="add kube-controller-manager, kube-scheduler and kwok"
@@ -92,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         return up(args.dir, full=args.full, nodes=args.nodes)
     if args.command == "down":
         return down(args.dir)
+    if args.command == "trust":
+        trust = make_local_trust(Path(os.environ.get("KUBECONFIG", "")), args.dir, SERVICES)
+        print(f"trust files in {trust.directory}")
+        return 0
     return status(args.dir)
 
 

@@ -117,28 +117,45 @@ class Authority:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        for name, data in (("ca.crt", self.bundle), ("ca.key", _pem_key(self.key))):
+        for name, data in (("ca.crt", self.bundle), ("ca.key", self.key_pem())):
             (directory / name).write_bytes(data)
             (directory / name).chmod(0o600)
 
     def issue(self, name: str, hosts: Sequence[str], *, days: int = 90) -> Issued:
         """A serving certificate for `hosts` (DNS names or IP addresses), named `name`."""
+        cert, key = self.sign(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]),
+            usage=ExtendedKeyUsageOID.SERVER_AUTH,
+            hosts=hosts,
+            days=days,
+        )
+        return Issued(cert=cert, key=key, ca=self.bundle)
+
+    def sign(
+        self, subject: x509.Name, *, usage: x509.ObjectIdentifier, hosts: Sequence[str] = (), days: int = 90
+    ) -> tuple[bytes, bytes]:
+        """A certificate for `subject` and its new key (PEM), for `usage` (server or client auth)."""
         key = ec.generate_private_key(ec.SECP256R1())
         start, end = _validity(days)
-        cert = (
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .subject_name(subject)
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
             .not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
-            .sign(self.key, hashes.SHA256())
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
-        return Issued(cert=_pem(cert), key=_pem_key(key), ca=self.bundle)
+        if hosts:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False
+            )
+        return _pem(builder.sign(self.key, hashes.SHA256())), _pem_key(key)
+
+    def key_pem(self) -> bytes:
+        return _pem_key(self.key)
 
 
 def _validity(days: int) -> tuple[datetime.datetime, datetime.datetime]:

@@ -1,0 +1,59 @@
+"""What an executor re-checks before it writes or deletes for a Bundle, whoever asks. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from smith_engine.admission import bundle_problem, delete_problem, write_problem
+from smith_engine.model import Bundle, GroupKind, ObjectRef
+from smith_engine.planner import owner_reference
+
+BUNDLE = Bundle(namespace="team-a", name="shop", uid="u-1")
+SERVED = [GroupKind("", "ConfigMap"), GroupKind("rbac.authorization.k8s.io", "RoleBinding")]
+
+
+def config_map(namespace: str = "team-a", owner: Bundle | None = BUNDLE) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "cfg", "namespace": namespace}
+    if owner is not None:
+        meta["ownerReferences"] = [owner_reference(owner)]
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}
+
+
+def test_an_object_of_the_bundle_in_its_namespace_may_be_written() -> None:
+    assert write_problem(config_map(), BUNDLE, SERVED) is None
+
+
+@pytest.mark.parametrize(
+    ("obj", "says"),
+    [
+        (config_map(namespace="kube-system"), "not in Bundle team-a/shop's namespace"),
+        ({**config_map(), "metadata": {"name": "cfg"}}, "not in Bundle"),  # no namespace at all
+        (config_map(owner=None), "as its controller"),
+        (config_map(owner=Bundle(namespace="team-a", name="shop", uid="u-0")), "as its controller"),
+        (config_map(owner=Bundle(namespace="team-a", name="other", uid="u-1")), "as its controller"),
+        ({**config_map(), "apiVersion": "apps/v1", "kind": "Deployment"}, "does not serve Deployment.apps"),
+    ],
+    ids=["other-namespace", "no-namespace", "no-owner", "earlier-uid", "other-bundle", "kind-not-served"],
+)
+def test_a_write_is_refused_whoever_asks(obj: dict[str, Any], says: str) -> None:
+    problem = write_problem(obj, BUNDLE, SERVED)
+    assert problem is not None
+    assert says in problem
+
+
+def test_the_bundle_must_exist_with_the_requests_uid() -> None:
+    assert bundle_problem(BUNDLE, "u-1") is None
+    assert "does not exist" in (bundle_problem(BUNDLE, None) or "")
+    assert "not the uid u-1" in (bundle_problem(BUNDLE, "u-2") or "")
+    assert "without its uid" in (bundle_problem(Bundle(namespace="team-a", name="shop"), "u-1") or "")
+
+
+def test_a_delete_is_refused_outside_the_bundles_namespace_or_kinds() -> None:
+    ref = ObjectRef(api_version="v1", kind="ConfigMap", namespace="team-a", name="cfg")
+    assert delete_problem(ref, BUNDLE, SERVED) is None
+    elsewhere = ObjectRef(api_version="apps/v1", kind="Deployment", namespace="team-b", name="web")
+    assert "does not serve" in (delete_problem(elsewhere, BUNDLE, SERVED) or "")
+    other_ns = ObjectRef(api_version="v1", kind="ConfigMap", namespace="team-b", name="cfg")
+    assert "not in Bundle" in (delete_problem(other_ns, BUNDLE, SERVED) or "")
