@@ -65,6 +65,10 @@ async def test_make_run_converges_the_samples_and_cleans_up() -> None:
     for log in (ROOT / ".smith" / "run").glob("smith_*.log"):
         errors = [line for line in log.read_text().splitlines() if '"level": "error"' in line]
         assert not errors, f"{log.name}: {errors[:3]}"
+        refused = [line for line in log.read_text().splitlines() if " 403" in line or "forbidden" in line]
+        assert not refused, f"{log.name}: a right its ServiceAccount lacks: {refused[:3]}"
+        denied = [line for line in log.read_text().splitlines() if "refused a call" in line]
+        assert not denied, f"{log.name}: the controller's own call refused: {denied[:3]}"
     mine = f"{sys.executable} -m smith_"  # this checkout's services only, not another run's
     pgrep = await asyncio.create_subprocess_exec("pgrep", "-f", mine, stdout=asyncio.subprocess.PIPE)
     leftovers, _ = await pgrep.communicate()

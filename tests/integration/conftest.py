@@ -28,8 +28,8 @@ from smith_planner.servicer import register as register_planner
 from smith_plugin_app import PLUGIN
 from smith_status.servicer import StatusServicer
 from smith_telemetry import setup_tracing
-from smith_wire.rpc import Register, start_server
-from smith_wire.trust import AUDIENCE, ServerTrust
+from smith_wire.rpc import Register, reviewer, start_server
+from smith_wire.trust import ServerTrust, audience
 
 from fakes import Broker
 from live import RESYNC_SECONDS
@@ -38,7 +38,6 @@ from smith_controlplane.trust import LocalTrust
 from smith_engine.readiness import BUILTIN, SERVICE_CATALOG
 from smith_kube import KubeClient, KubeConfig
 from smith_kube.manifests import create_all
-from smith_kube.reviews import token_user
 from support import ROOT
 
 T = TypeVar("T")
@@ -76,11 +75,13 @@ class System:
         """A server's trust as its process has it: its certificate, the controller its only caller, and
         tokens reviewed by the API server (here with the test's credentials)."""
 
-        async def review(token: str) -> str | None:
-            self.reviewed.add(hashlib.sha256(token.encode()).hexdigest())
-            return await token_user(self.kube, token, audiences=[AUDIENCE])
+        review = reviewer(self.kube, audience(self.trust.target(service)))
 
-        return self.trust.server(service, review)
+        async def recording(token: str) -> str | None:
+            self.reviewed.add(hashlib.sha256(token.encode()).hexdigest())
+            return await review(token)
+
+        return self.trust.server(service, recording)
 
     async def serve(
         self, service: str, registrations: list[Register], *, address: str = "127.0.0.1:0"

@@ -5,14 +5,18 @@ ServiceAccount; see tests/e2e.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from smith_status.events import EventRecorder
 
+from smith.v1 import common_pb2
 from smith_controlplane.install import NAMESPACE, install_base
 from smith_controlplane.plane import ControlPlane
-from smith_kube import KubeClient
+from smith_engine.events import Notice
+from smith_kube import KubeClient, KubeConfig
 from support import ROOT, eventually
 
 # Aggregated ClusterRoles are filled in by kube-controller-manager: the full plane.
@@ -195,3 +199,29 @@ def test_the_base_gives_every_service_a_service_and_an_account_of_its_own(instal
     ):
         assert ("Service", f"smith-{service}") in names
         assert ("ServiceAccount", f"smith-{service}") in names
+
+
+async def test_the_status_service_raises_an_events_count_with_its_own_account(
+    installed: list[dict[str, object]],
+    full_control_plane: ControlPlane,
+    kube: KubeClient,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """The same Event told twice is one Event with count 2: a PATCH, as the status service's own
+    ServiceAccount (a right its Role once lacked: every raise was refused)."""
+    config = full_control_plane.service_account_kubeconfig(
+        NAMESPACE, "smith-status", tmp_path / "status.yaml"
+    )
+    bundle = common_pb2.BundleRef(namespace=namespace, name="b", uid="u-1")
+    async with KubeClient(KubeConfig.load(config)) as as_status:
+        recorder = EventRecorder(as_status)
+        for _ in range(2):
+            recorder.post(bundle, [Notice("Tested", "told twice")])
+            await recorder.drain()
+
+    async def raised() -> bool:
+        events = (await kube.list("v1", "Event", namespace))["items"]
+        return [e["count"] for e in events if e["reason"] == "Tested"] == [2]
+
+    await eventually(raised, what="the Event's count raised to 2")

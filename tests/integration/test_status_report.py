@@ -50,7 +50,7 @@ async def test_a_report_from_a_stale_read_tells_nothing_twice_and_loses_nothing(
     await kube.create(bundle("race", namespace, resource("cfg", config_map("cfg", {"a": "1"}))))
     read = await get_bundle(kube, namespace, "race")  # both reconciles below read this version
     smith = smith_without_controller
-    async with channel(f"127.0.0.1:{smith.status_port}", smith.trust.client()) as ch:
+    async with channel(f"127.0.0.1:{smith.status_port}", smith.trust.client(), "status") as ch:
         status = status_pb2_grpc.StatusStub(ch)
         first = await status.Report(report(read, VerdictState.READY, Reason.READY))
         assert first.changed

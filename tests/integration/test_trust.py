@@ -15,6 +15,7 @@ import grpc
 import pytest
 from smith_executor import registration
 from smith_wire.convert import action_to_proto
+from smith_wire.trust import audience
 
 from live import bundle, exists, get_bundle, until_condition
 from smith.v1 import (
@@ -72,7 +73,7 @@ async def endpoints(smith: Any) -> dict[str, str]:
         executor = await smith.kube.get(API_VERSION, "Executor", name, "smith-system")
         found[f"executor-{name}"] = executor["spec"]["endpoint"]
     plugin = await smith.kube.get(API_VERSION, "Plugin", "app", "smith-system")
-    found["plugin"] = plugin["spec"]["endpoint"]
+    found["plugin-app"] = plugin["spec"]["endpoint"]
     return found
 
 
@@ -90,7 +91,7 @@ async def call(server: str, channel: grpc.aio.Channel, bundle_ref: common_pb2.Bu
             bundle=bundle_ref, previous_status_json=b"{}", invalid_bundle_message=ATTACKER
         )
         return await status_pb2_grpc.StatusStub(channel).Report(report, timeout=10)
-    if server == "plugin":
+    if server == "plugin-app":
         process = plugin_pb2.ProcessRequest(bundle=bundle_ref, spec_json=b"{}", plugin="app")
         return await plugin_pb2_grpc.PluginStub(channel).Process(process, timeout=10)
     apply = executor_pb2.ApplyRequest(bundle=bundle_ref, actions=[action_to_proto(Apply("attack", attack))])
@@ -101,25 +102,31 @@ async def bound(kube: KubeClient, name: str = "smith-pwned") -> bool:
     return await exists(kube, "rbac.authorization.k8s.io/v1", "RoleBinding", name, KUBE_SYSTEM)
 
 
-@pytest.mark.parametrize("identity", ["none", "tenant", "wrong-audience"])
+@pytest.mark.parametrize("identity", ["none", "tenant", "replayed", "api-audience"])
 async def test_a_call_without_the_controllers_identity_is_refused_by_every_server_and_does_nothing(
     kube: KubeClient, namespace: str, smith: Any, identity: str
 ) -> None:
-    """No token: UNAUTHENTICATED. A tenant's ServiceAccount token for Smith's audience: authenticated,
-    and PERMISSION_DENIED. The controller's own token for the API server's audience: UNAUTHENTICATED."""
-    token = {
-        "none": None,
-        "tenant": await account_token(kube, namespace, "tenant"),
-        "wrong-audience": await account_token(
-            kube, "smith-system", "smith-controller", audience="https://kubernetes.default.svc"
-        ),
-    }[identity]
-    expected = grpc.StatusCode.PERMISSION_DENIED if identity == "tenant" else grpc.StatusCode.UNAUTHENTICATED
+    """No token: UNAUTHENTICATED. A tenant's ServiceAccount token for the server's own audience:
+    authenticated, and PERMISSION_DENIED. The controller's token for another server (the plugin, which
+    could replay what it is sent) or for the API server: UNAUTHENTICATED."""
     target = ref_of(await kube.create(bundle("target", namespace)))
     for server, endpoint in (await endpoints(smith)).items():
+        if identity == "replayed" and server == "plugin-app":
+            continue  # that token is the plugin's own to take
+        token = {
+            "none": None,
+            "tenant": await account_token(kube, namespace, "tenant", audience=audience(server)),
+            "replayed": await controller_token(kube, "plugin-app"),
+            "api-audience": await account_token(
+                kube, "smith-system", "smith-controller", audience="https://kubernetes.default.svc"
+            ),
+        }[identity]
         async with grpc.aio.secure_channel(endpoint, credentials(smith, token)) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await call(server, channel, target, cluster_admin_binding(namespace))
+        expected = (
+            grpc.StatusCode.PERMISSION_DENIED if identity == "tenant" else grpc.StatusCode.UNAUTHENTICATED
+        )
         assert refused.value.code() == expected, (server, refused.value)
     assert not await bound(kube)
     assert ATTACKER not in json.dumps(await get_bundle(kube, namespace, "target"))  # no status written
@@ -132,8 +139,8 @@ async def test_plain_text_is_not_served(smith: Any) -> None:
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-async def controller_token(kube: KubeClient) -> str:
-    return await account_token(kube, "smith-system", "smith-controller")
+async def controller_token(kube: KubeClient, server: str) -> str:
+    return await account_token(kube, "smith-system", "smith-controller", audience=audience(server))
 
 
 async def owning_bundle(kube: KubeClient, namespace: str) -> tuple[dict[str, Any], Bundle]:
@@ -158,7 +165,7 @@ async def test_an_executor_refuses_what_even_the_controller_must_not_ask(
         "theirs": (config_map("theirs", namespace, owner, a="2"), False),
         "binding": (cluster_admin_binding(namespace), True),
     }
-    token = await controller_token(kube)
+    token = await controller_token(kube, "executor-core")
     async with grpc.aio.secure_channel(smith.executor_endpoint, credentials(smith, token)) as channel:
         stub = executor_pb2_grpc.ExecutorStub(channel)
         actions = [
@@ -219,7 +226,7 @@ async def test_an_executor_deletes_only_what_the_bundle_controls_in_its_namespac
             },
         }
     )
-    token = await controller_token(kube)
+    token = await controller_token(kube, "executor-core")
     async with grpc.aio.secure_channel(smith.executor_endpoint, credentials(smith, token)) as channel:
         delete = action_to_proto(Delete(ObjectRef.of(victim), "victim"))
         answer = await executor_pb2_grpc.ExecutorStub(channel).Delete(
@@ -235,7 +242,7 @@ async def test_the_status_service_reports_only_on_the_bundle_whose_uid_it_is(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:
     await owning_bundle(kube, namespace)
-    token = await controller_token(kube)
+    token = await controller_token(kube, "status")
     stale = common_pb2.BundleRef(namespace=namespace, name="owner", uid="an-earlier-bundle")
     async with grpc.aio.secure_channel(
         f"127.0.0.1:{smith.status_port}", credentials(smith, token)
@@ -291,9 +298,9 @@ async def test_certificates_and_the_controllers_token_rotate_with_nothing_restar
         bundle("before", namespace, {"name": "cfg", "spec": config_map("before", namespace, a="1")})
     )
     await until_condition(kube, namespace, "before", "Ready", within=30)
-    old_token = smith.trust.token.read_text()
+    old_token = (smith.trust.tokens / "status").read_text()
     await smith.trust.rotate(kube, keep_old_ca=False)
-    new_token = smith.trust.token.read_text()
+    new_token = (smith.trust.tokens / "status").read_text()
     assert new_token != old_token
     await smith.restart_status()
     await kube.create(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from smith_engine.admission import bundle_problem, delete_problem, write_problem
+from smith_engine.admission import bundle_problem, delete_problem, own_account_problem, write_problem
 from smith_engine.model import Bundle, GroupKind, ObjectRef
 from smith_engine.planner import owner_reference
 
@@ -57,3 +57,47 @@ def test_a_delete_is_refused_outside_the_bundles_namespace_or_kinds() -> None:
     assert "does not serve" in (delete_problem(elsewhere, BUNDLE, SERVED) or "")
     other_ns = ObjectRef(api_version="v1", kind="ConfigMap", namespace="team-b", name="cfg")
     assert "not in Bundle" in (delete_problem(other_ns, BUNDLE, SERVED) or "")
+
+
+def pod_template(account: str) -> dict[str, Any]:
+    return {
+        "template": {"spec": {"serviceAccountName": account, "containers": [{"name": "c", "image": "x"}]}}
+    }
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "spec": pod_template("smith-controller")},
+        {"apiVersion": "v1", "kind": "Pod", "spec": {"serviceAccount": "smith-executor-core"}},
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "spec": {"jobTemplate": {"spec": pod_template("smith-status")}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {"annotations": {"kubernetes.io/service-account.name": "smith-controller"}},
+        },
+    ],
+    ids=["deployment", "pod", "cronjob", "token-secret"],
+)
+def test_no_bundle_may_act_as_one_of_smiths_own_accounts(obj: dict[str, Any]) -> None:
+    """In Smith's namespace (the single-namespace install keeps Bundles there), a pod running as a Smith
+    ServiceAccount, or a token Secret for one, would hold Smith's identity: refused."""
+    placed = {**obj, "metadata": {**obj.get("metadata", {}), "name": "x", "namespace": "smith-system"}}
+    assert "one of Smith's own" in (own_account_problem(placed, "smith-system") or "")
+    elsewhere = {**placed, "metadata": {**placed["metadata"], "namespace": "team-a"}}
+    assert own_account_problem(elsewhere, "smith-system") is None  # another namespace's account
+
+
+def test_a_workload_of_its_own_account_in_smiths_namespace_is_fine() -> None:
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "smith-system"},
+        "spec": pod_template("web"),
+    }
+    assert own_account_problem(obj, "smith-system") is None

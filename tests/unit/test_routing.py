@@ -33,8 +33,8 @@ def table(*objs: dict[str, Any]) -> RoutingTable:
 
 def test_a_specific_executor_wins_over_a_fallback_whatever_the_heartbeats() -> None:
     routing = table(
-        executor("servicecatalog", "sc:1", INSTANCE, beat="2026-01-01T00:00:00Z"),
-        executor("dynamic", "dyn:1", INSTANCE, fallback=True, beat="2026-12-01T00:00:00Z"),
+        executor("servicecatalog", "sc:1", INSTANCE, beat="2026-12-01T00:00:00Z"),
+        executor("dynamic", "dyn:1", INSTANCE, fallback=True, beat="2026-12-01T00:04:59Z"),
     )
     assert routing.endpoint(INSTANCE) == "sc:1"
 
@@ -48,8 +48,8 @@ def test_a_kind_claimed_again_stays_with_the_executor_registered_first() -> None
     """A later registration (an executor's own, or anyone's who may create Executors) cannot take a kind
     over, however fresh its heartbeat: it is refused, and says which executor serves the kind."""
     routing = table(
-        executor("b", "b:1", INSTANCE, beat="2026-12-01T00:00:00Z", created="2026-02-01T00:00:00Z"),
-        executor("a", "a:1", INSTANCE, beat="2026-01-01T00:00:00Z", created="2026-01-01T00:00:00Z"),
+        executor("b", "b:1", INSTANCE, beat="2026-12-01T00:04:59Z", created="2026-02-01T00:00:00Z"),
+        executor("a", "a:1", INSTANCE, beat="2026-12-01T00:00:00Z", created="2026-01-01T00:00:00Z"),
     )
     assert routing.endpoint(INSTANCE) == "a:1"
     assert routing.refused("b") == {INSTANCE: "a"}
@@ -76,3 +76,13 @@ def test_only_a_change_of_routing_counts_as_a_change() -> None:
     assert routing.update(ExecutorInfo.of(executor("a", "a:2", INSTANCE, beat="3")))
     assert routing.remove("a")
     assert routing.endpoint(INSTANCE) is None
+
+
+def test_a_registration_whose_heartbeats_stopped_keeps_no_kind() -> None:
+    """Registered first, but crashed long ago (nothing withdrew it): the live claimant serves the kind."""
+    routing = table(
+        executor("old", "old:1", INSTANCE, beat="2026-01-01T00:00:00Z", created="2025-01-01T00:00:00Z"),
+        executor("new", "new:1", INSTANCE, beat="2026-01-01T01:00:00Z", created="2026-01-01T00:30:00Z"),
+    )
+    assert routing.endpoint(INSTANCE) == "new:1"
+    assert routing.refused("new") == {}

@@ -127,7 +127,7 @@ def test_every_service_runs_with_its_own_certificate_and_the_controller_with_its
     for name in SERVICES:
         env = tilt[name].env
         assert "SMITH_INSECURE_DEVELOPMENT" not in env
-        assert env["SMITH_TOKEN_FILE"].endswith("/controller/token")
+        assert env["SMITH_TOKEN_DIR"].endswith("/controller/tokens")
         assert env["SMITH_TLS_CA"].endswith("/controller/ca.crt")
     assert folders["controller"].endswith("/smith_controller")
 

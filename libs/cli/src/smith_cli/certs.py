@@ -8,7 +8,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from smith_wire.certs import Authority, Issued, service_hosts
+from smith_wire.certs import Authority, Issued, private, service_hosts
 
 SERVICES = (
     "planner",
@@ -21,21 +21,34 @@ SERVICES = (
 )
 
 
-def authority(ca_dir: Path, *, new: bool) -> Authority:
-    """The CA kept in `ca_dir`; a new one when there is none or `new` (then the bundle still trusts the
-    previous CA, so servers not yet given new certificates keep being trusted during the rollover)."""
-    if (ca_dir / "ca.key").exists() and not new:
-        return Authority.load(ca_dir)
-    previous = (ca_dir / "ca.crt").read_bytes() if (ca_dir / "ca.crt").exists() else b""
-    made = Authority.new(trusted_too=_first_certificate(previous))
-    made.save(ca_dir)
-    return made
-
-
-def _first_certificate(bundle: bytes) -> bytes:
-    """The first certificate of a PEM bundle (the CA that was current), b"" for none."""
-    end = b"-----END CERTIFICATE-----"
-    return bundle[: bundle.index(end) + len(end)] + b"\n" if end in bundle else b""
+def authority(ca_dir: Path, *, new_ca: bool = False, drop_old: bool = False) -> Authority:
+    """The CA that signs, and the bundle everyone trusts (`trust.crt`), kept in `ca_dir`. A CA rotation
+    is three runs, so that no server ever presents a certificate its callers do not trust yet:
+    `--new-ca` makes the next CA (`next.crt`) and has every Secret trust it, certificates still signed by
+    the current one; the next plain run makes the next CA the one that signs (the previous still
+    trusted); `--drop-old` then trusts the current CA only."""
+    trust = ca_dir / "trust.crt"
+    if not (ca_dir / "ca.key").exists():
+        first = Authority.new()
+        first.save(ca_dir)
+        private(trust, first.pem())
+        return first
+    current = Authority.load(ca_dir)
+    if new_ca:
+        upcoming = Authority.load(ca_dir, "next") if (ca_dir / "next.key").exists() else Authority.new()
+        upcoming.save(ca_dir, "next")
+        private(trust, current.pem() + upcoming.pem())
+    elif (ca_dir / "next.key").exists():
+        upcoming = Authority.load(ca_dir, "next")
+        upcoming.save(ca_dir)
+        private(ca_dir / "previous.crt", current.pem())
+        for name in ("next.crt", "next.key"):
+            (ca_dir / name).unlink()
+        private(trust, upcoming.pem() + current.pem())
+        current = upcoming
+    elif drop_old:
+        private(trust, current.pem())
+    return Authority(cert=current.cert, key=current.key, bundle=trust.read_bytes())
 
 
 def secret(name: str, namespace: str, issued: Issued) -> dict[str, Any]:

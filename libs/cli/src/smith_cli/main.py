@@ -214,12 +214,16 @@ def status(names: tuple[str, ...], namespace: str | None, follow: bool, context:
     required=True,
     help="where Smith's CA is kept (ca.crt, ca.key; made there the first time). Keep it out of the cluster",
 )
-@click.option("--new-ca", is_flag=True, help="rotate the CA too (the bundle trusts the previous one as well)")
+@click.option("--new-ca", is_flag=True, help="start a CA rotation: every Secret trusts the next CA too")
+@click.option("--drop-old", is_flag=True, help="end a CA rotation: trust only the CA that signs now")
 @click.option("-n", "--namespace", default="smith-system", show_default=True, help="Smith's namespace")
 @click.option("--days", type=int, default=90, show_default=True, help="how long each certificate is valid")
-def certs(ca_dir: Path, new_ca: bool, namespace: str, days: int) -> None:
+def certs(ca_dir: Path, new_ca: bool, drop_old: bool, namespace: str, days: int) -> None:
     """Print the Secrets of Smith's TLS (a serving certificate per service, Smith's CA bundle) as YAML:
-    `smith certs --ca-dir ~/.smith-ca | kubectl apply -f -`. Run it again to rotate: the services read
-    the new files without a restart (see docs/security.md)."""
-    ca = authority(ca_dir, new=new_ca)
+    `smith certs --ca-dir ~/.smith-ca | kubectl apply -f -`. Run it again to renew the certificates; a
+    CA rotation is `--new-ca`, then a plain run, then `--drop-old`, each applied and given a minute to
+    reach the pods. The services read the new files without a restart (see docs/security.md)."""
+    if new_ca and drop_old:
+        raise click.UsageError("--new-ca starts a rotation, --drop-old ends one: one at a time")
+    ca = authority(ca_dir, new_ca=new_ca, drop_old=drop_old)
     click.echo(yaml.safe_dump_all(secrets(ca, namespace, days=days), sort_keys=False), nl=False)

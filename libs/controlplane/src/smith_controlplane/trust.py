@@ -1,7 +1,8 @@
 """Smith's service trust for local runs and tests, as a cluster has it: a throw-away CA with a serving
-certificate per service, and the controller's ServiceAccount token of audience `smith.atlassian.com`
-(from the TokenRequest API, as the kubelet's projected volume would hold it). `rotate` replaces them
-all in place, the way cert-manager and the kubelet do, for the tests that prove nothing restarts."""
+certificate per service, and the controller's ServiceAccount tokens, one per server, each of that
+server's audience (from the TokenRequest API, as the kubelet's projected volume would hold them).
+`rotate` replaces them all in place, the way cert-manager and the kubelet do, for the tests that prove
+nothing restarts."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smith_wire.certs import LOCAL_HOSTS, Authority
-from smith_wire.trust import AUDIENCE, CONTROLLER_ACCOUNT, ClientTrust, Review, ServerTrust, controller_user
+from smith_wire.trust import (
+    AUDIENCE,
+    CONTROLLER_ACCOUNT,
+    ClientTrust,
+    Review,
+    ServerTrust,
+    audience,
+    controller_user,
+    target_of,
+)
 
 from smith_kube import ConflictError, KubeClient, KubeConfig
 
@@ -59,8 +69,13 @@ class LocalTrust:
         return self.directory / "controller" / "ca.crt"
 
     @property
-    def token(self) -> Path:
-        return self.directory / "controller" / "token"
+    def tokens(self) -> Path:
+        return self.directory / "controller" / "tokens"
+
+    @staticmethod
+    def target(service: str) -> str:
+        """A server's target name from its module: smith_executor_core -> executor-core."""
+        return target_of(service.replace("_", "-"))
 
     def tls_dir(self, service: str) -> Path:
         return self.directory / service
@@ -82,14 +97,17 @@ class LocalTrust:
             authority.issue(service, LOCAL_HOSTS, days=7).write(self.tls_dir(service))
         controller = authority.issue("smith-controller", LOCAL_HOSTS, days=7)
         controller.write(self.directory / "controller")
-        token = await account_token(kube, self.namespace, CONTROLLER_ACCOUNT)
-        partial = self.token.with_suffix(".new")
-        partial.write_text(token)
-        partial.chmod(0o600)
-        partial.replace(self.token)
+        self.tokens.mkdir(parents=True, exist_ok=True)
+        for service in self.services:
+            target = self.target(service)
+            token = await account_token(kube, self.namespace, CONTROLLER_ACCOUNT, audience=audience(target))
+            partial = self.tokens / f".{target}.new"
+            partial.write_text(token)
+            partial.chmod(0o600)
+            partial.replace(self.tokens / target)
 
     def client(self) -> ClientTrust:
-        return ClientTrust(ca=self.ca, token=self.token)
+        return ClientTrust(ca=self.ca, tokens=self.tokens)
 
     def server(self, service: str, review: Review) -> ServerTrust:
         tls = self.tls_dir(service)
@@ -98,6 +116,7 @@ class LocalTrust:
             key=tls / "tls.key",
             callers=frozenset({controller_user(self.namespace)}),
             review=review,
+            audience=audience(self.target(service)),
         )
 
     def env(self, service: str) -> dict[str, str]:
@@ -105,7 +124,7 @@ class LocalTrust:
         return {
             "SMITH_TLS_DIR": str(self.tls_dir(service)),
             "SMITH_TLS_CA": str(self.ca),
-            "SMITH_TOKEN_FILE": str(self.token),
+            "SMITH_TOKEN_DIR": str(self.tokens),
         }
 
 

@@ -49,3 +49,34 @@ def write_problem(obj: JSONObject, bundle: Bundle, served: Container[GroupKind])
 def delete_problem(ref: ObjectRef, bundle: Bundle, served: Container[GroupKind]) -> str | None:
     """Why the object `ref` names must not be deleted for `bundle`, before it is read, or None."""
     return _place_problem(ref.key, ref.namespace or None, bundle, served)
+
+
+SMITH_ACCOUNT_PREFIX = "smith-"
+_SA_TOKEN_ANNOTATION = "kubernetes.io/service-account.name"
+
+
+def _pod_specs(obj: JSONObject) -> list[JSONObject]:
+    """The pod specs an object runs: a Pod's own, a workload's template's, a CronJob's job's."""
+    spec = obj.get("spec") or {}
+    found = [spec, (spec.get("template") or {}).get("spec") or {}]
+    job = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    found.append(job.get("spec") or {})
+    return [s for s in found if isinstance(s, dict)]
+
+
+def own_account_problem(obj: JSONObject, smith_namespace: str) -> str | None:
+    """Smith's own ServiceAccounts (`smith-*` in its namespace) hold Smith's rights, and the
+    controller's is the one identity every Smith server answers: no Bundle may run a pod as one of
+    them, or have a token Secret made for one. Only in Smith's namespace (accounts are namespaced)."""
+    meta = obj.get("metadata") or {}
+    if meta.get("namespace") != smith_namespace:
+        return None
+    accounts = {str(s.get("serviceAccountName") or s.get("serviceAccount") or "") for s in _pod_specs(obj)}
+    if obj.get("kind") == "Secret" and obj.get("type") == "kubernetes.io/service-account-token":
+        accounts.add(str((meta.get("annotations") or {}).get(_SA_TOKEN_ANNOTATION, "")))
+    if own := sorted(a for a in accounts if a.startswith(SMITH_ACCOUNT_PREFIX)):
+        return (
+            f"{ObjectKey.of(obj)} would act as ServiceAccount {own[0]}, one of Smith's own in "
+            f"{smith_namespace}: no Bundle may use Smith's identities"
+        )
+    return None

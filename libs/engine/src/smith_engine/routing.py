@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Final
 
 from smith_engine.model import GroupKind
 from smith_engine.readiness import READY_WHEN_PATH, READY_WHEN_VALUE, SUPPORT_ENABLED
+from smith_engine.times import parse_rfc3339
 
 # Built-in kinds whose objects have no namespace. (Executors also ask discovery before they apply.)
 CLUSTER_SCOPED: Final = frozenset(
@@ -30,6 +32,10 @@ CLUSTER_SCOPED: Final = frozenset(
         ("certificates.k8s.io", "CertificateSigningRequest"),
     )
 )
+
+
+# Executors stamp a heartbeat every 5 minutes (SMITH_HEARTBEAT_SECONDS): three missed, it is gone.
+STALE: Final = timedelta(minutes=15)
 
 
 def cluster_scoped_problem(kind: GroupKind | str) -> str:
@@ -83,9 +89,16 @@ class RoutingTable:
     def owner(self, group_kind: GroupKind) -> ExecutorInfo | None:
         """The executor serving `group_kind`: a specific executor before a fallback one, then the one
         registered first. A later registration claiming a kind already served is refused (see
-        `refused`), never handed the kind: an executor cannot take another's kinds."""
+        `refused`), never handed the kind: an executor cannot take another's kinds. A registration whose
+        heartbeat is STALE behind the freshest claimant's is dead (it crashed, and nothing withdrew it):
+        it keeps nothing."""
         serving = [e for e in self.executors.values() if group_kind in e.kinds and e.endpoint]
-        return min(serving, key=lambda e: (e.fallback, e.created or "~", e.name), default=None)
+        beats = {e.name: parse_rfc3339(e.heartbeat) for e in serving}
+        newest = max((b for b in beats.values() if b is not None), default=None)
+        live = [
+            e for e in serving if newest is None or (beat := beats[e.name]) is None or newest - beat <= STALE
+        ]
+        return min(live, key=lambda e: (e.fallback, e.created or "~", e.name), default=None)
 
     def endpoint(self, group_kind: GroupKind) -> str | None:
         return owner.endpoint if (owner := self.owner(group_kind)) is not None else None

@@ -51,8 +51,10 @@ async def publish(
     namespace = smith_namespace()
     body = executor_object(name=name, namespace=namespace, endpoint=endpoint, kinds=kinds, fallback=fallback)
     await publish_object(kube, body)
-    with contextlib.suppress(ApiError, *CONNECTION_ERRORS):  # told again at the next publish
+    try:
         await tell_claims(kube, name=name, namespace=namespace)
+    except (ApiError, *CONNECTION_ERRORS) as e:  # told again at the next publish
+        log.warning("could not tell whether executor %s's kinds are routed to it: %s", name, e)
 
 
 async def tell_claims(kube: KubeClient, *, name: str, namespace: str) -> dict[GroupKind, str]:

@@ -28,7 +28,7 @@ from smith_wire.rpc import Register
 
 from smith.v1 import executor_pb2, executor_pb2_grpc
 from smith_engine import planner
-from smith_engine.admission import bundle_problem, delete_problem, write_problem
+from smith_engine.admission import bundle_problem, delete_problem, own_account_problem, write_problem
 from smith_engine.ahead import Wave, all_as_predicted, filled
 from smith_engine.changes import desired_hash, differing_fields, digest, foreign_keys, in_sync
 from smith_engine.model import API_VERSION, BUNDLE_KIND, Bundle, GroupKind, JSONObject, ObjectKey, ObjectRef
@@ -37,7 +37,15 @@ from smith_engine.readiness import Readiness, ReadinessCheck, State, terminal
 from smith_engine.routing import cluster_scoped_problem
 from smith_engine.status import ActionResult, Outcome
 from smith_executor.memo import Memo, MemoKey
-from smith_kube import ApiError, ConflictError, KubeClient, NotFoundError, UnservedKindError
+from smith_executor.registration import smith_namespace
+from smith_kube import (
+    CONNECTION_ERRORS,
+    ApiError,
+    ConflictError,
+    KubeClient,
+    NotFoundError,
+    UnservedKindError,
+)
 from smith_kube.client import JSON_PATCH
 from smith_kube.uids import UidCache
 
@@ -160,9 +168,14 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         """The Bundle the request acts for, once it is known to exist with the uid the request names;
         otherwise the call is refused whole (FAILED_PRECONDITION), nothing done."""
         bundle = bundle_from_proto(request.bundle)
-        uid = (
-            await self.bundles.uid(bundle.namespace, bundle.name, expected=bundle.uid) if bundle.uid else None
-        )
+        try:
+            uid = (
+                await self.bundles.uid(bundle.namespace, bundle.name, expected=bundle.uid)
+                if bundle.uid
+                else None
+            )
+        except (ApiError, *CONNECTION_ERRORS) as e:  # no answer now: the controller asks again
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"could not read Bundle {bundle}: {e}")
         if problem := bundle_problem(bundle, uid):
             log.warning("refused a request: %s", problem, extra={"fields": {"bundle": str(bundle)}})
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
@@ -247,7 +260,8 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 return self._done(failure, bundle, "apply"), None
 
             key, wanted = _memo_key(obj), desired_hash(obj)
-            if refusal := self.family.refusal(obj) or write_problem(obj, bundle, self.family.kinds()):
+            refusal = self.family.refusal(obj) or write_problem(obj, bundle, self.family.kinds())
+            if refusal or (refusal := own_account_problem(obj, smith_namespace())):
                 return refused("Refused", refusal)
             if invalid := self.memo.invalid(key, wanted):
                 return refused("Invalid", invalid)  # the server refused this very object: ask it once
@@ -264,11 +278,11 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                         if (applied := await self._create(obj, wanted, until)) is None:
                             raise ConflictError(409, {"message": f"{ObjectKey.of(obj)} appeared meanwhile"})
                         wrote = True
-                    elif action.expect_absent:
-                        applied, wrote = await self._write(obj, wanted, until), True
+                    elif action.expect_absent:  # only over the version whose controller was checked
+                        applied, wrote = await self._write(obj, wanted, until, version=before), True
                     else:
-                        before = action.observed_version or before
-                        applied, wrote = await self._ensure(action, wanted, until)
+                        read, before = before, action.observed_version or before
+                        applied, wrote = await self._ensure(action, wanted, until, version=read)
             except UpdateCycleError as e:
                 return refused("UpdateCycle", str(e))
             except Exception as e:
@@ -300,10 +314,16 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         except ConflictError:
             return None
 
-    async def _write(self, obj: JSONObject, wanted: str, until: float | None) -> JSONObject:
+    async def _write(
+        self, obj: JSONObject, wanted: str, until: float | None, *, version: str = ""
+    ) -> JSONObject:
         """Apply `obj` (whose desired hash is `wanted`) for real, and remember the object it made as in
         sync with it. Every write is sent only before the caller's deadline (`until`: its fence, see
-        `_deadline`) and bounded by it at the API server too; past it, DeadlineError (retriable)."""
+        `_deadline`) and bounded by it at the API server too; past it, DeadlineError (retriable). With
+        `version`, only over that resourceVersion of the object (ConflictError otherwise): the one whose
+        controller was checked."""
+        if version:
+            obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}}
         applied: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER, deadline=until)
         if foreign_keys(obj, applied):
             applied = await self._drop_foreign_secret_keys(obj, applied, until)
@@ -311,7 +331,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         return applied
 
     async def _ensure(
-        self, action: planner.Apply, wanted: str, until: float | None
+        self, action: planner.Apply, wanted: str, until: float | None, *, version: str
     ) -> tuple[JSONObject, bool]:
         """Bring an existing object in line with the Bundle, writing only when that changes something.
 
@@ -331,7 +351,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 message = await self._cycle_message(obj, predicted)
                 self.memo.stuck(key, message)
                 raise UpdateCycleError(message)
-        return await self._write(obj, wanted, until), True
+        return await self._write(obj, wanted, until, version=version), True
 
     async def _cycle_message(self, obj: JSONObject, predicted: JSONObject) -> str:
         meta = obj["metadata"]
@@ -414,14 +434,22 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             try:
                 if problem := delete_problem(ref, bundle, served):
                     raise RefusedError(problem)
+                if not (await self.kube.resource(ref.api_version, ref.kind)).namespaced:
+                    raise RefusedError(cluster_scoped_problem(ref.key.group_kind))
                 current = await self.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
                 uid = str(current["metadata"].get("uid", ""))
                 if ref.uid and uid != ref.uid:
                     raise NotFoundError(404, {"message": f"{ref.key} is another object now"})
                 if problem := ownership_problem(current, bundle):
                     raise RefusedError(problem)
-                await self.kube.delete(
-                    ref.api_version, ref.kind, ref.name, namespace=ref.namespace, uid=uid, deadline=until
+                await self.kube.delete(  # only the incarnation and version whose controller was checked
+                    ref.api_version,
+                    ref.kind,
+                    ref.name,
+                    namespace=ref.namespace,
+                    uid=uid,
+                    resource_version=str(current["metadata"].get("resourceVersion", "")),
+                    deadline=until,
                 )
             except (NotFoundError, ConflictError):
                 outcome = Outcome.UNCHANGED  # gone already, or replaced by a newer object: not ours

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,10 +60,7 @@ class Issued:
         half a file)."""
         directory.mkdir(parents=True, exist_ok=True)
         for name, data in (("tls.crt", self.cert), ("tls.key", self.key), ("ca.crt", self.ca)):
-            partial = directory / f".{name}.new"
-            partial.write_bytes(data)
-            partial.chmod(0o600)
-            partial.replace(directory / name)
+            private(directory / name, data)
         return directory
 
 
@@ -108,18 +106,22 @@ class Authority:
         return cls(cert=cert, key=key, bundle=_pem(cert) + trusted_too)
 
     @classmethod
-    def load(cls, directory: Path) -> Authority:
-        """The CA kept in `directory` (ca.crt, ca.key), e.g. by `smith certs --out`."""
-        cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
-        key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), password=None)
+    def load(cls, directory: Path, name: str = "ca") -> Authority:
+        """The CA kept in `directory` as `<name>.crt` and `<name>.key` (see `save`); it trusts itself."""
+        cert = x509.load_pem_x509_certificate((directory / f"{name}.crt").read_bytes())
+        key = serialization.load_pem_private_key((directory / f"{name}.key").read_bytes(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey), "Smith's CA key is an EC key"
-        return cls(cert=cert, key=key, bundle=(directory / "ca.crt").read_bytes())
+        return cls(cert=cert, key=key, bundle=_pem(cert))
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, name: str = "ca") -> None:
+        """Keep this CA's certificate and key in `directory` (`<name>.crt`, `<name>.key`)."""
         directory.mkdir(parents=True, exist_ok=True)
-        for name, data in (("ca.crt", self.bundle), ("ca.key", self.key_pem())):
-            (directory / name).write_bytes(data)
-            (directory / name).chmod(0o600)
+        private(directory / f"{name}.crt", self.pem())
+        private(directory / f"{name}.key", self.key_pem())
+
+    def pem(self) -> bytes:
+        """This CA's own certificate (not the bundle)."""
+        return _pem(self.cert)
 
     def issue(self, name: str, hosts: Sequence[str], *, days: int = 90) -> Issued:
         """A serving certificate for `hosts` (DNS names or IP addresses), named `name`."""
@@ -156,6 +158,17 @@ class Authority:
 
     def key_pem(self) -> bytes:
         return _pem_key(self.key)
+
+
+def private(path: Path, data: bytes) -> Path:
+    """Write `path` readable by its owner only from its first byte, replaced whole (a reader never sees
+    half a file)."""
+    partial = path.with_name(f".{path.name}.new")
+    partial.unlink(missing_ok=True)
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+        out.write(data)
+    partial.replace(path)
+    return path
 
 
 def _validity(days: int) -> tuple[datetime.datetime, datetime.datetime]:

@@ -21,13 +21,15 @@ from smith_telemetry.metrics import metrics_address, serve_http
 from smith_kube import KubeClient, KubeConfig
 from smith_kube.reviews import token_user
 from smith_wire.trust import (
-    AUDIENCE,
     TLS_DIR,
     ClientTrust,
     Insecure,
+    Review,
     ServerTrust,
+    audience,
     callers_from_env,
     insecure_requested,
+    target_of,
     warn_insecure,
 )
 
@@ -93,31 +95,42 @@ SERVICE_CONFIG: Final = json.dumps(
 MAX_CONNECTION_AGE_MS: Final = 5 * 60 * 1000
 
 
-def channel(target: str, trust: ClientTrust | Insecure) -> grpc.aio.Channel:
+def channel(target: str, trust: ClientTrust | Insecure, server: str = "") -> grpc.aio.Channel:
     """A traced channel to `target`: `host:port`, or any gRPC name such as `dns:///name:port` (every
     address it resolves to: a headless Service's pods) or `ipv4:a:port,b:port`. Calls are spread over
     the addresses round-robin and retried on another when one is gone. With ClientTrust: TLS to a server
-    whose certificate Smith's CA issued for the target's name, each call carrying the caller's token."""
+    whose certificate Smith's CA issued for the target's name, each call carrying the caller's token for
+    that `server` (`planner`, `executor-core`, ...: smith_wire.trust.audience)."""
     options = [("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1)]
     if isinstance(trust, Insecure):
         return grpc.aio.insecure_channel(target, options=options, interceptors=client_interceptors())
     return grpc.aio.secure_channel(
-        target, trust.credentials(), options=options, interceptors=client_interceptors()
+        target, trust.credentials(server), options=options, interceptors=client_interceptors()
     )
 
 
-def server_trust_from_env(kube: KubeClient) -> ServerTrust:
+def server_trust_from_env(kube: KubeClient, service: str) -> ServerTrust:
     """A service's trust as its Deployment sets it: $SMITH_TLS_DIR (tls.crt, tls.key), $SMITH_CALLERS
-    (default: the controller's ServiceAccount in $SMITH_NAMESPACE), tokens reviewed with `kube`."""
+    (default: the controller's ServiceAccount in $SMITH_NAMESPACE), tokens of its own audience
+    (`smith-executor-core` takes `smith.atlassian.com/executor-core`) reviewed with `kube`."""
     tls = Path(os.environ.get("SMITH_TLS_DIR", str(TLS_DIR)))
-
-    async def review(token: str) -> str | None:
-        return await token_user(kube, token, audiences=[AUDIENCE])
-
     namespace = os.environ.get("SMITH_NAMESPACE", "smith-system")
     return ServerTrust(
-        cert=tls / "tls.crt", key=tls / "tls.key", callers=callers_from_env(namespace), review=review
+        cert=tls / "tls.crt",
+        key=tls / "tls.key",
+        callers=callers_from_env(namespace),
+        review=reviewer(kube, audience(target_of(service))),
+        audience=audience(target_of(service)),
     )
+
+
+def reviewer(kube: KubeClient, audience: str) -> Review:
+    """Tokens reviewed by the API server for `audience`."""
+
+    async def review(token: str) -> str | None:
+        return await token_user(kube, token, audiences=[audience])
+
+    return review
 
 
 def beside(address: str, offset: int = 1000) -> str:
@@ -144,9 +157,9 @@ def run_service(
 
     async def serve() -> None:
         address = os.environ.get("SMITH_LISTEN", default_address)
-        reviewer = None if insecure_requested() else KubeClient(KubeConfig.auto())
-        trust: ServerTrust | Insecure = Insecure() if reviewer is None else server_trust_from_env(reviewer)
-        if reviewer is None:
+        kube = None if insecure_requested() else KubeClient(KubeConfig.auto())
+        trust: ServerTrust | Insecure = Insecure() if kube is None else server_trust_from_env(kube, name)
+        if kube is None:
             warn_insecure(name)
         server, port = await start_server(registrations, trust=trust, address=address, service=name)
         logging.info("%s serving gRPC on port %d", name, port)
@@ -166,8 +179,8 @@ def run_service(
         await server.stop(grace=2)
         if http is not None:
             await http.cleanup()
-        if reviewer is not None:
-            await reviewer.close()
+        if kube is not None:
+            await kube.close()
 
     run_loop(serve())
 

@@ -1,9 +1,11 @@
 """Trust between Smith's services: every gRPC server serves TLS and answers only the callers it expects.
 
 Why ServiceAccount tokens and not client certificates: a caller's identity is its Kubernetes
-ServiceAccount, proved by a projected token of audience `smith.atlassian.com` (the kubelet writes and
-rotates it; it is useless against the API server and any other audience) and checked by the API server
-itself (TokenReview). Nothing that signs identities lives in the cluster where a service that may read
+ServiceAccount, proved by a projected token whose audience is the one server it calls,
+`smith.atlassian.com/<target>` (`planner`, `status`, `executor-core`, `plugin-app`, ...: the kubelet
+writes and rotates one per target; each is useless against the API server, and against any other
+server, so a server cannot replay what it was sent) and checked by the API server itself
+(TokenReview). Nothing that signs identities lives in the cluster where a service that may read
 Secrets (an executor) could mint the controller's; a tenant's own ServiceAccount token is authenticated
 and then refused for what it is. TLS (Smith's own CA, see smith_wire.certs) keeps the calls private and
 keeps the controller's token from going to any endpoint that is not a Smith server, whatever an
@@ -33,9 +35,9 @@ from typing import Any, Final
 import grpc
 from prometheus_client import Counter
 
-AUDIENCE: Final = "smith.atlassian.com"
+AUDIENCE: Final = "smith.atlassian.com"  # tokens are for AUDIENCE/<target>: see `audience`
 TLS_DIR: Final = Path("/var/run/secrets/smith.atlassian.com/tls")  # tls.crt, tls.key, ca.crt
-TOKEN_FILE: Final = Path("/var/run/secrets/smith.atlassian.com/token/token")
+TOKEN_DIR: Final = Path("/var/run/secrets/smith.atlassian.com/tokens")  # a token file per target
 INSECURE_FLAG: Final = "SMITH_INSECURE_DEVELOPMENT"
 CONTROLLER_ACCOUNT: Final = "smith-controller"
 OPEN_SERVICES: Final = ("/grpc.health.v1.Health/",)  # probes need no identity
@@ -69,6 +71,16 @@ def controller_user(namespace: str) -> str:
     return f"system:serviceaccount:{namespace}:{CONTROLLER_ACCOUNT}"
 
 
+def audience(target: str) -> str:
+    """The audience of tokens for one server: `planner`, `status`, `executor-<name>`, `plugin-<name>`."""
+    return f"{AUDIENCE}/{target}"
+
+
+def target_of(service: str) -> str:
+    """A server's target name from its service name (`smith-executor-core` -> `executor-core`)."""
+    return service.removeprefix("smith-")
+
+
 class WatchedFile:
     """A file read again only when it changed (inode, size or mtime: a Secret volume swaps its files)."""
 
@@ -93,15 +105,35 @@ class WatchedFile:
 # --- the server's side ----------------------------------------------------------------------------
 
 
-def token_expiry(token: str) -> float | None:
-    """The `exp` claim (Unix seconds) of a JWT, unverified: used only to bound how long the API server's
-    verdict on this very token is kept."""
+def claims(token: str) -> dict[str, Any]:
+    """A JWT's claims, unverified ({} when it is none): used only to turn away, without asking the API
+    server, what could not pass anyway (another audience, expired), and to bound how long the API
+    server's verdict on this very token is kept."""
     try:
         payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return float(claims["exp"])
-    except (IndexError, KeyError, TypeError, ValueError, binascii.Error):
+        decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def token_expiry(token: str) -> float | None:
+    try:
+        return float(claims(token)["exp"])
+    except (KeyError, TypeError, ValueError):
         return None
+
+
+def unfit(token: str, audience: str, *, wall: float) -> str | None:
+    """Why `token` cannot be accepted for `audience`, seen from its own claims; None: ask the API server."""
+    found = claims(token)
+    aud = found.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if audience not in audiences:
+        return f"the token is not for audience {audience}"
+    if (expiry := token_expiry(token)) is not None and expiry <= wall:
+        return "the token has expired"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,17 +190,18 @@ def _refusal(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler[bytes
 
 
 class CallerCheck(grpc.aio.ServerInterceptor):
-    """Refuses, before any servicer runs, a call without a token (UNAUTHENTICATED), with a token the API
-    server does not accept for AUDIENCE (UNAUTHENTICATED), or from a user not in `callers`
-    (PERMISSION_DENIED). Health checks pass. Verdicts are cached (TokenCache); concurrent calls with one
-    new token wait for one review."""
+    """Refuses, before any servicer runs, a call without a token (UNAUTHENTICATED), with a token not for
+    this server's `audience` or that the API server does not accept for it (UNAUTHENTICATED), or from a
+    user not in `callers` (PERMISSION_DENIED). Health checks pass. Verdicts are cached (TokenCache);
+    concurrent calls with one new token wait for one review, which no caller's cancellation stops."""
 
-    def __init__(self, *, callers: frozenset[str], review: Review, service: str) -> None:
+    def __init__(self, *, callers: frozenset[str], review: Review, service: str, audience: str) -> None:
         self.callers = callers
         self.review = review
         self.service = service
+        self.audience = audience
         self.cache = TokenCache()
-        self._reviewing: dict[str, asyncio.Future[str | None]] = {}
+        self._reviewing: dict[str, asyncio.Task[str | None]] = {}
 
     async def intercept_service(
         self,
@@ -180,9 +213,9 @@ class CallerCheck(grpc.aio.ServerInterceptor):
             return await continuation(details)
         token = _bearer(details.invocation_metadata)
         if token is None:
-            return self._deny(
-                "unauthenticated", f"{method} needs a ServiceAccount token of audience {AUDIENCE}"
-            )
+            return self._deny("unauthenticated", f"{method} needs a token of audience {self.audience}")
+        if problem := unfit(token, self.audience, wall=time.time()):
+            return self._deny("unauthenticated", problem)
         try:
             user = await self.identify(token)
         except Exception as e:  # the API server could not answer: try again later, nothing was done
@@ -190,7 +223,7 @@ class CallerCheck(grpc.aio.ServerInterceptor):
             DENIED.labels(reason="review_failed").inc()
             return _refusal(grpc.StatusCode.UNAVAILABLE, "the caller's token could not be reviewed now")
         if user is None:
-            return self._deny("unauthenticated", f"the token was not accepted for audience {AUDIENCE}")
+            return self._deny("unauthenticated", f"the token was not accepted for audience {self.audience}")
         if user not in self.callers:
             return self._deny("forbidden", f"{user} may not call {self.service} ({method})", user=user)
         return await continuation(details)
@@ -203,21 +236,18 @@ class CallerCheck(grpc.aio.ServerInterceptor):
 
     async def identify(self, token: str) -> str | None:
         digest = hashlib.sha256(token.encode()).hexdigest()
-        now = time.monotonic()
-        if (verdict := self.cache.get(digest, now)) is not None:
+        if (verdict := self.cache.get(digest, time.monotonic())) is not None:
             return verdict.user
-        if (pending := self._reviewing.get(digest)) is not None:
-            return await asyncio.shield(pending)
-        future = self._reviewing[digest] = asyncio.get_running_loop().create_future()
+        if (review := self._reviewing.get(digest)) is None:
+            review = self._reviewing[digest] = asyncio.create_task(self._review(token, digest))
+        return await asyncio.shield(review)
+
+    async def _review(self, token: str, digest: str) -> str | None:
         try:
             user = await self.review(token)
+            now = time.monotonic()
             self.cache.put(digest, Verdict(user, kept_until(token, user, now=now, wall=time.time())))
-            future.set_result(user)
             return user
-        except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-            raise
         finally:
             del self._reviewing[digest]
 
@@ -231,6 +261,7 @@ class ServerTrust:
     key: Path
     callers: frozenset[str]
     review: Review
+    audience: str  # tokens for this server only (see `audience`)
 
     def credentials(self) -> grpc.ServerCredentials:
         pair = WatchedFile(self.cert), WatchedFile(self.key)
@@ -254,7 +285,7 @@ class ServerTrust:
         return grpc.dynamic_ssl_server_credentials(first, fetch, require_client_authentication=False)  # type: ignore[arg-type]
 
     def interceptor(self, service: str) -> CallerCheck:
-        return CallerCheck(callers=self.callers, review=self.review, service=service)
+        return CallerCheck(callers=self.callers, review=self.review, service=service, audience=self.audience)
 
 
 # --- the caller's side ----------------------------------------------------------------------------
@@ -268,6 +299,9 @@ class _TokenPlugin(grpc.AuthMetadataPlugin):
         try:
             data, _ = self.token.read()
         except OSError as e:
+            log.warning(
+                "no token for this call at %s (a projected token of its audience): %s", self.token.path, e
+            )
             callback((), e)
             return
         callback((("authorization", f"Bearer {data.decode().strip()}"),), None)
@@ -275,15 +309,18 @@ class _TokenPlugin(grpc.AuthMetadataPlugin):
 
 @dataclass(frozen=True)
 class ClientTrust:
-    """What a caller needs: the CA bundle its servers' certificates chain to, and its token file."""
+    """What a caller needs: the CA bundle its servers' certificates chain to, and a folder of tokens, one
+    file per target (`planner`, `executor-core`, ...), each of that target's audience."""
 
     ca: Path
-    token: Path
+    tokens: Path
 
-    def credentials(self) -> grpc.ChannelCredentials:
+    def credentials(self, target: str) -> grpc.ChannelCredentials:
+        if not target:
+            raise ValueError("a channel with ClientTrust names the server it calls (its token's audience)")
         return grpc.composite_channel_credentials(
             grpc.ssl_channel_credentials(root_certificates=self.ca.read_bytes()),
-            grpc.metadata_call_credentials(_TokenPlugin(self.token), name="smith-serviceaccount-token"),
+            grpc.metadata_call_credentials(_TokenPlugin(self.tokens / target), name=f"token for {target}"),
         )
 
     def version(self) -> tuple[int, int, int]:
@@ -295,7 +332,7 @@ class ClientTrust:
         tls = Path(os.environ.get("SMITH_TLS_DIR", str(TLS_DIR)))
         return cls(
             ca=Path(os.environ.get("SMITH_TLS_CA", str(tls / "ca.crt"))),
-            token=Path(os.environ.get("SMITH_TOKEN_FILE", str(TOKEN_FILE))),
+            tokens=Path(os.environ.get("SMITH_TOKEN_DIR", str(TOKEN_DIR))),
         )
 
 

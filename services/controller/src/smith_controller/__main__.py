@@ -2,7 +2,7 @@
 
 Peers: $SMITH_PLANNER (default 127.0.0.1:7401), $SMITH_STATUS (127.0.0.1:7402); executors are found
 through Executor resources in $SMITH_NAMESPACE (default smith-system). Every call is TLS, trusting
-$SMITH_TLS_CA (default $SMITH_TLS_DIR/ca.crt), with the token in $SMITH_TOKEN_FILE (smith_wire.trust).
+$SMITH_TLS_CA (default $SMITH_TLS_DIR/ca.crt), with the tokens in $SMITH_TOKEN_DIR (smith_wire.trust).
 Metrics and the liveness and readiness probes (/metrics, /healthz, /readyz) on $SMITH_METRICS
 (default 127.0.0.1:8400)."""
 

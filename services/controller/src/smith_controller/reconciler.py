@@ -80,8 +80,8 @@ class Peers:
     trust: ClientTrust | Insecure
     plugins: dict[str, PluginInfo] = field(default_factory=dict)  # registered plugins, by name
     identity: str = ""  # the controller replica's (the Events it causes name it)
-    _stubs: dict[tuple[str, str], Any] = field(default_factory=dict)
-    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    _stubs: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    _channels: dict[tuple[str, str], grpc.aio.Channel] = field(default_factory=dict)  # by endpoint, server
     _trusted: object = None  # the CA bundle's version the channels were made with
     _closing: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -100,24 +100,30 @@ class Peers:
 
     @property
     def planner(self) -> planner_pb2_grpc.PlannerAsyncStub:
-        return self._stub(self.planner_endpoint, planner_pb2_grpc.PlannerStub)  # type: ignore[no-any-return]
+        return self._stub(  # type: ignore[no-any-return]
+            self.planner_endpoint, "planner", planner_pb2_grpc.PlannerStub
+        )
 
     @property
     def status(self) -> status_pb2_grpc.StatusAsyncStub:
-        return self._stub(self.status_endpoint, status_pb2_grpc.StatusStub)  # type: ignore[no-any-return]
+        return self._stub(self.status_endpoint, "status", status_pb2_grpc.StatusStub)  # type: ignore[no-any-return]
 
     def executor(self, endpoint: str) -> executor_pb2_grpc.ExecutorAsyncStub:
-        return self._stub(endpoint, executor_pb2_grpc.ExecutorStub)  # type: ignore[no-any-return]
+        """The executor registered at `endpoint`; the token sent is for that registration's audience
+        (`executor-<name>`): whoever listens there can use it nowhere else."""
+        name = next((e.name for e in self.routing.executors.values() if e.endpoint == endpoint), "")
+        return self._stub(endpoint, f"executor-{name}", executor_pb2_grpc.ExecutorStub)  # type: ignore[no-any-return]
 
     def plugin(self, endpoint: str) -> plugin_pb2_grpc.PluginAsyncStub:
-        return self._stub(endpoint, plugin_pb2_grpc.PluginStub)  # type: ignore[no-any-return]
+        name = next((p.name for p in self.plugins.values() if p.endpoint == endpoint), "")
+        return self._stub(endpoint, f"plugin-{name}", plugin_pb2_grpc.PluginStub)  # type: ignore[no-any-return]
 
-    def _stub(self, endpoint: str, make: Callable[[grpc.aio.Channel], Any]) -> Any:
+    def _stub(self, endpoint: str, server: str, make: Callable[[grpc.aio.Channel], Any]) -> Any:
         self._rotated()
-        key = (endpoint, make.__name__)
+        key = (endpoint, server, make.__name__)
         if (stub := self._stubs.get(key)) is None:
-            if (ch := self._channels.get(endpoint)) is None:
-                ch = self._channels[endpoint] = channel(endpoint, self.trust)
+            if (ch := self._channels.get((endpoint, server))) is None:
+                ch = self._channels[(endpoint, server)] = channel(endpoint, self.trust, server)
             stub = self._stubs[key] = make(ch)
         return stub
 

@@ -47,7 +47,10 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
         span = trace.get_current_span()
         span.set_attribute("smith.bundle", f"{ref.namespace}/{ref.name}")
         # whoever calls: a report only about the Bundle that exists (its status and Events, nothing else)
-        uid = await self.bundles.uid(ref.namespace, ref.name, expected=ref.uid) if ref.uid else None
+        try:
+            uid = await self.bundles.uid(ref.namespace, ref.name, expected=ref.uid) if ref.uid else None
+        except (ApiError, *CONNECTION_ERRORS) as e:  # no answer now: the report is made again
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"could not read the Bundle: {e}")
         if problem := bundle_problem(Bundle(namespace=ref.namespace, name=ref.name, uid=ref.uid), uid):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
         results = [result_from_proto(r) for r in request.results]
