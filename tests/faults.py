@@ -20,9 +20,10 @@ from aiohttp import web
 
 from live import bundle
 from smith_controlplane.plane import ControlPlane, free_port
-from smith_controlplane.services import Services, running_services
+from smith_controlplane.services import SERVICES, Services, running_services
+from smith_controlplane.trust import LocalTrust
 from smith_engine.model import BUNDLE_NAME_LABEL
-from smith_kube import GoneError, KubeClient
+from smith_kube import GoneError, KubeClient, KubeConfig
 from support import config_map, eventually, resource
 
 FULL = os.environ.get("SMITH_CHAOS") == "full"
@@ -193,8 +194,10 @@ async def smith_beside_proxy(kubeconfig: Path, logs: Path, **options: Any) -> As
     """`smith`, stopped from a thread: for services whose API server is a proxy in the test's own event
     loop (`fault_proxy`), which must go on serving their last requests while they stop (a loop blocked
     waiting for them held each stopping service until it was killed, 10 s later)."""
+    async with KubeClient(KubeConfig.load(kubeconfig)) as kube:  # made here: the proxy serves meanwhile
+        trust = await LocalTrust.make(kube, logs / "trust", SERVICES)
     stack = contextlib.ExitStack()
-    services = stack.enter_context(smith(kubeconfig, logs, **options))
+    services = stack.enter_context(smith(kubeconfig, logs, trust=trust, **options))
     try:
         yield services
     except BaseException as e:

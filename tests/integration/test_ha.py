@@ -458,7 +458,7 @@ async def test_an_executor_writes_nothing_once_the_callers_deadline_has_passed(
     past = time.monotonic() - 1
     create, _ = await executor._apply(owner, Apply(resource=name, object=stale, expect_absent=True), past)
     update, _ = await executor._apply(owner, Apply(resource=name, object=stale, observed_version="1"), past)
-    gone = await executor._delete(owner, Delete(ObjectRef.of(ours)), past)
+    gone = await executor._delete(owner, Delete(ObjectRef.of(ours)), executor.family.kinds(), past)
     for result in (create, update, gone):
         assert not result.ok
         assert "deadline passed" in result.error

@@ -18,7 +18,8 @@ from smith.v1.common_pb2 import OUTCOME_CREATED, ActionResult, BundleRef
 from smith.v1.executor_pb2 import ApplyRequest
 from smith_engine.ahead import plan_ahead
 from smith_engine.deletion import FINALIZER
-from smith_engine.planner import Apply, plan_bundle
+from smith_engine.model import Bundle
+from smith_engine.planner import Apply, owner_reference, plan_bundle
 from smith_engine.readiness import BUILTIN
 from smith_engine.validation import load_bundle
 from smith_kube import ConflictError, KubeClient, NotFoundError
@@ -240,15 +241,21 @@ class Recording(KubeClient):
 
 
 async def test_a_create_is_one_request_and_never_takes_over_an_object_that_is_not_smiths(
-    kube: KubeClient, namespace: str
+    kube: KubeClient, namespace: str, smith: Any
 ) -> None:
+    # a Bundle that exists (the executor acts for no other) and that Smith leaves alone (a cycle)
+    cycle = bundle("b", namespace, resource("x", depends_on=["y"]), resource("y", depends_on=["x"]))
+    uid = (await kube.create(cycle))["metadata"]["uid"]
     async with Recording(kube) as recording:
         executor = ExecutorServicer(recording, RegistryFamily(BUILTIN))
-        owner = BundleRef(namespace=namespace, name="b", uid="0c7b5cf5-0000-4000-8000-000000000001")
+        owner = BundleRef(namespace=namespace, name="b", uid=uid)
 
         async def create(name: str) -> ActionResult:
             obj = config_map(name, {"value": "from the Bundle"})
-            obj["metadata"]["namespace"] = namespace
+            obj["metadata"] |= {
+                "namespace": namespace,
+                "ownerReferences": [owner_reference(Bundle(namespace=namespace, name="b", uid=uid))],
+            }
             action = action_to_proto(Apply(name, obj, expect_absent=True))
             recording.sent.clear()
             answer = await executor.Apply(ApplyRequest(bundle=owner, actions=[action]), NoDeadline())  # type: ignore[arg-type]

@@ -102,6 +102,22 @@ async def bound(kube: KubeClient, name: str = "smith-pwned") -> bool:
     return await exists(kube, "rbac.authorization.k8s.io/v1", "RoleBinding", name, KUBE_SYSTEM)
 
 
+async def victim_deployment(kube: KubeClient, namespace: str) -> dict[str, Any]:
+    """A Deployment in another namespace than the Bundle's, which an attacker asks to be deleted."""
+    victim_ns = f"{namespace}-victim"
+    await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": victim_ns}})
+    labels = {"app": "victim"}
+    pod = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}
+    return await kube.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "victim", "namespace": victim_ns},
+            "spec": {"selector": {"matchLabels": labels}, "template": pod},
+        }
+    )
+
+
 @pytest.mark.parametrize("identity", ["none", "tenant", "replayed", "api-audience"])
 async def test_a_call_without_the_controllers_identity_is_refused_by_every_server_and_does_nothing(
     kube: KubeClient, namespace: str, smith: Any, identity: str
@@ -110,6 +126,7 @@ async def test_a_call_without_the_controllers_identity_is_refused_by_every_serve
     authenticated, and PERMISSION_DENIED. The controller's token for another server (the plugin, which
     could replay what it is sent) or for the API server: UNAUTHENTICATED."""
     target = ref_of(await kube.create(bundle("target", namespace)))
+    victim = await victim_deployment(kube, namespace)
     for server, endpoint in (await endpoints(smith)).items():
         if identity == "replayed" and server == "plugin-app":
             continue  # that token is the plugin's own to take
@@ -128,7 +145,16 @@ async def test_a_call_without_the_controllers_identity_is_refused_by_every_serve
             grpc.StatusCode.PERMISSION_DENIED if identity == "tenant" else grpc.StatusCode.UNAUTHENTICATED
         )
         assert refused.value.code() == expected, (server, refused.value)
+        if server.startswith("executor-"):
+            async with grpc.aio.secure_channel(endpoint, credentials(smith, token)) as channel:
+                delete = executor_pb2.DeleteRequest(
+                    bundle=target, actions=[action_to_proto(Delete(ObjectRef.of(victim), "victim"))]
+                )
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await executor_pb2_grpc.ExecutorStub(channel).Delete(delete, timeout=10)
+            assert refused.value.code() == expected, (server, refused.value)
     assert not await bound(kube)
+    assert await exists(kube, "apps/v1", "Deployment", "victim", victim["metadata"]["namespace"])
     assert ATTACKER not in json.dumps(await get_bundle(kube, namespace, "target"))  # no status written
 
 
@@ -209,23 +235,7 @@ async def test_an_executor_deletes_only_what_the_bundle_controls_in_its_namespac
 ) -> None:
     """A Deployment in another namespace, asked to be deleted for a Bundle that exists: refused."""
     made, _ = await owning_bundle(kube, namespace)
-    victim_ns = f"{namespace}-victim"
-    await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": victim_ns}})
-    labels = {"app": "victim"}
-    victim = await kube.create(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "victim", "namespace": victim_ns},
-            "spec": {
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]},
-                },
-            },
-        }
-    )
+    victim = await victim_deployment(kube, namespace)
     token = await controller_token(kube, "executor-core")
     async with grpc.aio.secure_channel(smith.executor_endpoint, credentials(smith, token)) as channel:
         delete = action_to_proto(Delete(ObjectRef.of(victim), "victim"))
@@ -235,7 +245,7 @@ async def test_an_executor_deletes_only_what_the_bundle_controls_in_its_namespac
     (refused,) = answer.results
     assert not refused.ok
     assert refused.terminal
-    assert await exists(kube, "apps/v1", "Deployment", "victim", victim_ns)
+    assert await exists(kube, "apps/v1", "Deployment", "victim", victim["metadata"]["namespace"])
 
 
 async def test_the_status_service_reports_only_on_the_bundle_whose_uid_it_is(

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from smith_controlplane.plane import dying_with_parent, free_ports
-from smith_controlplane.trust import make_local_trust
+from smith_controlplane.trust import LocalTrust, make_local_trust
 
 SERVICES = (
     "smith_planner",
@@ -74,6 +74,7 @@ def running_services(
     controllers: int = 1,
     service_env: Mapping[str, Mapping[str, str]] | None = None,
     insecure: bool = False,
+    trust: LocalTrust | None = None,
 ) -> Iterator[Services]:
     """Start every service (and the `extra` commands, by name); stop them all on exit. Logs go to
     `logs/<name>.log`; `env` adds variables (e.g. OTEL_*) to every process. Each service's metrics and
@@ -83,8 +84,9 @@ def running_services(
     `smith_controller_2`, ...; each its own member identity and metrics port). `service_env` adds
     variables to one service (e.g. its SMITH_LISTEN and SMITH_ADVERTISE, to put a proxy before it).
     The services trust each other as in a cluster (smith_controlplane.trust: TLS, the controller's
-    token), with files under `logs/trust`; `insecure` runs them in the development mode without (the
-    benchmarks measure what security costs)."""
+    token), with files under `logs/trust` (or `trust`, made beforehand: by a caller whose API server is
+    a proxy in its own event loop, which this function would block); `insecure` runs them in the
+    development mode without (the benchmarks measure what security costs)."""
     metrics = {} if metrics is None else metrics
     replicas = [f"smith_controller_{i}" for i in range(2, controllers + 1)]
     ports = iter(free_ports(2 * len(SERVICES) + len(replicas)))  # chosen together: never one port twice
@@ -100,7 +102,8 @@ def running_services(
     commands.update({name: [sys.executable, "-m", "smith_controller"] for name in replicas})
     commands.update(extra or {})
     logs.mkdir(parents=True, exist_ok=True)
-    trust = None if insecure else make_local_trust(kubeconfig, logs / "trust", [*listen, "smith_controller"])
+    if trust is None and not insecure:
+        trust = make_local_trust(kubeconfig, logs / "trust", SERVICES)
     if trust is None:
         base["SMITH_INSECURE_DEVELOPMENT"] = "1"
     started = Services(logs)

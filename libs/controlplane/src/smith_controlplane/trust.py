@@ -99,7 +99,8 @@ class LocalTrust:
         controller.write(self.directory / "controller")
         self.tokens.mkdir(parents=True, exist_ok=True)
         for service in self.services:
-            target = self.target(service)
+            if (target := self.target(service)) == "controller":
+                continue  # it calls; it is not called
             token = await account_token(kube, self.namespace, CONTROLLER_ACCOUNT, audience=audience(target))
             partial = self.tokens / f".{target}.new"
             partial.write_text(token)

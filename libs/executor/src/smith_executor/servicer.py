@@ -51,6 +51,7 @@ from smith_kube.uids import UidCache
 
 FIELD_MANAGER = "smith"
 ABSENT = "1"  # a resourceVersion no object has: as a precondition, "create, never take over"
+OVER_ATTEMPTS = 3  # an apply over the version read, read and checked again when it moved meanwhile
 ACTIONS = Counter(
     "smith_actions", "Actions executed, by kind, action and outcome", ["kind", "action", "outcome"]
 )
@@ -123,6 +124,8 @@ async def _deadline(context: grpc.aio.ServicerContext[object, object]) -> float 
 
 
 def _failure(ref: ObjectRef, resource: str, error: Exception) -> ActionResult:
+    if isinstance(error, ConflictError):  # it changed under the write (a precondition): asked again
+        return ActionResult(object=ref, resource=resource, ok=False, error=error.message)
     if isinstance(error, UnservedKindError | RefusedError):
         return ActionResult(object=ref, resource=resource, ok=False, error=str(error), terminal=True)
     if isinstance(error, ApiError):
@@ -279,10 +282,10 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                             raise ConflictError(409, {"message": f"{ObjectKey.of(obj)} appeared meanwhile"})
                         wrote = True
                     elif action.expect_absent:  # only over the version whose controller was checked
-                        applied, wrote = await self._write(obj, wanted, until, version=before), True
+                        applied, wrote = await self._write(obj, wanted, until, over=(before, bundle)), True
                     else:
                         read, before = before, action.observed_version or before
-                        applied, wrote = await self._ensure(action, wanted, until, version=read)
+                        applied, wrote = await self._ensure(action, wanted, until, over=(read, bundle))
             except UpdateCycleError as e:
                 return refused("UpdateCycle", str(e))
             except Exception as e:
@@ -315,23 +318,42 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             return None
 
     async def _write(
-        self, obj: JSONObject, wanted: str, until: float | None, *, version: str = ""
+        self, obj: JSONObject, wanted: str, until: float | None, *, over: tuple[str, Bundle] | None = None
     ) -> JSONObject:
         """Apply `obj` (whose desired hash is `wanted`) for real, and remember the object it made as in
         sync with it. Every write is sent only before the caller's deadline (`until`: its fence, see
         `_deadline`) and bounded by it at the API server too; past it, DeadlineError (retriable). With
-        `version`, only over that resourceVersion of the object (ConflictError otherwise): the one whose
-        controller was checked."""
-        if version:
-            obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}}
-        applied: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER, deadline=until)
+        `over` (a resourceVersion, and the Bundle found controlling the object at it), only over that
+        version: when the object changed meanwhile (a rollout's status), it is read and checked again."""
+        applied = await self._apply_over(obj, until, over) if over else None
+        if applied is None:
+            applied = await self.kube.apply(obj, field_manager=FIELD_MANAGER, deadline=until)
         if foreign_keys(obj, applied):
             applied = await self._drop_foreign_secret_keys(obj, applied, until)
         self.memo.synced(_memo_key(obj), digest=digest(applied), desired=wanted)
         return applied
 
+    async def _apply_over(self, obj: JSONObject, until: float | None, over: tuple[str, Bundle]) -> JSONObject:
+        version, bundle = over
+        for attempt in range(1, OVER_ATTEMPTS + 1):
+            try:
+                meta = {**obj["metadata"], "resourceVersion": version}
+                applied: JSONObject = await self.kube.apply(
+                    {**obj, "metadata": meta}, field_manager=FIELD_MANAGER, deadline=until
+                )
+                return applied
+            except ConflictError:
+                if attempt == OVER_ATTEMPTS:
+                    raise
+                problem, version = await self._foreign(obj, bundle)
+                if problem:  # someone else's now: not Smith's to write
+                    raise RefusedError(problem) from None
+                if not version:  # deleted meanwhile: the next pass makes it again
+                    raise
+        raise AssertionError("unreachable")
+
     async def _ensure(
-        self, action: planner.Apply, wanted: str, until: float | None, *, version: str
+        self, action: planner.Apply, wanted: str, until: float | None, *, over: tuple[str, Bundle]
     ) -> tuple[JSONObject, bool]:
         """Bring an existing object in line with the Bundle, writing only when that changes something.
 
@@ -351,7 +373,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 message = await self._cycle_message(obj, predicted)
                 self.memo.stuck(key, message)
                 raise UpdateCycleError(message)
-        return await self._write(obj, wanted, until, version=version), True
+        return await self._write(obj, wanted, until, over=over), True
 
     async def _cycle_message(self, obj: JSONObject, predicted: JSONObject) -> str:
         meta = obj["metadata"]
