@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from smith_engine.admission import bundle_problem, delete_problem, own_account_problem, write_problem
+from smith_engine.admission import (
+    acting_user,
+    bundle_problem,
+    delete_problem,
+    own_account_problem,
+    service_account_of,
+    write_problem,
+)
 from smith_engine.model import Bundle, GroupKind, ObjectRef
 from smith_engine.planner import owner_reference
 
@@ -101,3 +108,11 @@ def test_a_workload_of_its_own_account_in_smiths_namespace_is_fine() -> None:
         "spec": pod_template("web"),
     }
     assert own_account_problem(obj, "smith-system") is None
+
+
+def test_a_bundle_acts_as_the_account_it_names_else_the_default_else_the_executor() -> None:
+    assert acting_user("team-a", "deployer", "bundle-deployer") == "system:serviceaccount:team-a:deployer"
+    assert acting_user("team-a", "", "bundle-deployer") == "system:serviceaccount:team-a:bundle-deployer"
+    assert acting_user("team-a", "", "") is None  # Go Smith's way: the executors' own rights
+    assert service_account_of({"spec": {"serviceAccountName": "deployer", "resources": []}}) == "deployer"
+    assert service_account_of({"spec": {"resources": []}}) == ""

@@ -3,6 +3,7 @@ plugin's description, and its spec checked against the plugin's JSON Schema with
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,11 +80,27 @@ def test_a_spec_that_breaks_the_schema_is_told_with_each_path() -> None:
     assert found == [
         "spec.plugin.spec: 'image' is a required property",
         "spec.plugin.spec: Additional properties are not allowed ('replica' was unexpected)",
-        "spec.plugin.spec.env.N: 1 is not of type 'string'",
-        "spec.plugin.spec.port: 'http' is not of type 'integer'",
+        "spec.plugin.spec.env.N: the value is not of type 'string'",
+        "spec.plugin.spec.port: the value is not of type 'integer'",  # not told: it may be a Secret's
     ]
     assert schema_problems({}, {"anything": True}) == [], "no schema: any object"
     assert "schema itself is invalid" in schema_problems({"type": "no-such-type"}, {})[0]
+
+
+@pytest.mark.parametrize("ref", ["http://127.0.0.1:9/schema.json", "file", "other.json"])
+def test_a_schema_refers_to_nothing_outside_itself(ref: str, tmp_path: Path) -> None:
+    """A `$ref` to a URL or a file is an error on the Bundle, never fetched or read (the file here is a
+    schema the spec would break); one inside the schema (`#/$defs/...`) works."""
+    if ref == "file":
+        (tmp_path / "schema.json").write_text('{"type": "string"}')
+        ref = (tmp_path / "schema.json").as_uri()
+    (problem,) = schema_problems({"$ref": ref}, {"port": 80})
+    assert f"refers to {ref!r}" in problem
+    inside = {"$defs": {"port": {"type": "integer"}}, "properties": {"port": {"$ref": "#/$defs/port"}}}
+    assert schema_problems(inside, {"port": 80}) == []
+    assert schema_problems(inside, {"port": "http"}) == [
+        "spec.plugin.spec.port: the value is not of type 'integer'"
+    ]
 
 
 APP = PluginInfo(name="app", endpoint="app:7420", api_version="apps/v1", kind="Deployment", schema=APP_SCHEMA)

@@ -174,3 +174,23 @@ def test_bindsecret_with_undecodable_value_is_unresolved() -> None:
     ref = Reference("pw", "binding", "data.password", modifier=Modifier.BIND_SECRET)
     found = resolve(ref, target=BINDING, secret={**SECRET, "data": {"password": "***"}})
     assert isinstance(found, Unresolved)
+
+
+def test_a_regex_filter_runs_as_re2_in_linear_time() -> None:
+    """A pattern built to make a backtracking matcher take time doubling per character answers at once
+    (RE2, as Kubernetes' JSONPath); a pattern RE2 does not take (a backreference) is a syntax error."""
+    hostile = {"items": [{"name": "a" * 5000 + "!"}, {"name": "web-1"}]}
+    assert lookup(hostile, '{.items[?(@.name =~ "^(a+)+$")].name}') == Unresolved(
+        '{.items[?(@.name =~ "^(a+)+$")].name} is not set'
+    )
+    assert lookup(hostile, '{.items[?(@.name =~ "^web-[0-9]+$")].name}') == "web-1"
+    with pytest.raises(PathSyntaxError, match="not an RE2 regular expression"):
+        compile_path('{.items[?(@.name =~ "(a)\\\\1")].name}')
+
+
+def test_a_path_selecting_several_values_does_not_tell_them() -> None:
+    secret = {"data": {"password": "aHVudGVyMg==", "token": "c2VjcmV0"}}
+    found = lookup(secret, "data.*")
+    assert isinstance(found, Ambiguous)
+    assert "aHVudGVyMg==" not in found.reason
+    assert "c2VjcmV0" not in found.reason

@@ -80,3 +80,16 @@ def own_account_problem(obj: JSONObject, smith_namespace: str) -> str | None:
             f"{smith_namespace}: no Bundle may use Smith's identities"
         )
     return None
+
+
+def service_account_of(bundle: JSONObject) -> str:
+    """The ServiceAccount a Bundle acts as (`spec.serviceAccountName`), "" for none."""
+    return str((bundle.get("spec") or {}).get("serviceAccountName") or "")
+
+
+def acting_user(namespace: str, account: str, default: str) -> str | None:
+    """Whom an executor's reads and writes of a Bundle's objects are made as: the ServiceAccount of the
+    Bundle's namespace it names, else the `default` one of that namespace (the multi-tenant setting),
+    else None (the executor's own rights, as Go Smith did)."""
+    name = account or default
+    return f"system:serviceaccount:{namespace}:{name}" if name else None

@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource, Unresolvable
 
 from smith_engine.model import JSON, GroupKind, JSONObject, PluginRef, group_of
 
@@ -105,14 +107,26 @@ def schema_problems(
         return []
     try:
         Draft202012Validator.check_schema(schema)
-        validator = Draft202012Validator(schema)
+        validator = Draft202012Validator(schema, registry=NOTHING_FETCHED)
+        errors = sorted(validator.iter_errors(spec), key=lambda e: [str(p) for p in e.absolute_path])
     except SchemaError as e:
         return [f"the schema itself is invalid: {e.message}"]
+    except Unresolvable as e:
+        return [f"the schema refers to {e.ref!r}: Smith resolves no reference outside the schema itself"]
     found = []
-    for error in sorted(validator.iter_errors(spec), key=lambda e: [str(p) for p in e.absolute_path]):
+    for error in errors:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        found.append(f"{where}{path}: {error.message}")
+        # the value itself is left out: it may have come from a Secret (a reference, bindsecret)
+        found.append(f"{where}{path}: {error.message.replace(repr(error.instance), 'the value', 1)}")
     return found
+
+
+def _refuse(uri: str) -> Resource[Any]:
+    raise NoSuchResource(ref=uri)
+
+
+# `$ref`s are resolved inside the schema only: never fetched from a URL or read from a file.
+NOTHING_FETCHED: Final = Registry(retrieve=_refuse)  # type: ignore[call-arg]
 
 
 UNKNOWN_GROUP = "plugins.smith.atlassian.com"  # the identity of a plugin's object before the plugin is known

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -28,7 +29,14 @@ from smith_wire.rpc import Register
 
 from smith.v1 import executor_pb2, executor_pb2_grpc
 from smith_engine import planner
-from smith_engine.admission import bundle_problem, delete_problem, own_account_problem, write_problem
+from smith_engine.admission import (
+    acting_user,
+    bundle_problem,
+    delete_problem,
+    own_account_problem,
+    service_account_of,
+    write_problem,
+)
 from smith_engine.ahead import Wave, all_as_predicted, filled
 from smith_engine.changes import desired_hash, differing_fields, digest, foreign_keys, in_sync
 from smith_engine.model import API_VERSION, BUNDLE_KIND, Bundle, GroupKind, JSONObject, ObjectKey, ObjectRef
@@ -46,12 +54,13 @@ from smith_kube import (
     NotFoundError,
     UnservedKindError,
 )
-from smith_kube.client import JSON_PATCH
+from smith_kube.client import JSON_PATCH, impersonating
 from smith_kube.uids import UidCache
 
 FIELD_MANAGER = "smith"
 ABSENT = "1"  # a resourceVersion no object has: as a precondition, "create, never take over"
-OVER_ATTEMPTS = 3  # an apply over the version read, read and checked again when it moved meanwhile
+OVER_ATTEMPTS = 3
+FORBIDDEN = 403  # an apply over the version read, read and checked again when it moved meanwhile
 ACTIONS = Counter(
     "smith_actions", "Actions executed, by kind, action and outcome", ["kind", "action", "outcome"]
 )
@@ -157,32 +166,49 @@ def _as_planned(
 
 
 class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
-    def __init__(self, kube: KubeClient, family: Family, *, memo: Memo | None = None) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        family: Family,
+        *,
+        memo: Memo | None = None,
+        default_account: str | None = None,
+    ) -> None:
         self.kube = kube
         self.family = family
         self.memo = memo or Memo()
-        self.bundles = UidCache(kube, API_VERSION, BUNDLE_KIND)
+        self.bundles = UidCache(kube, API_VERSION, BUNDLE_KIND, keep=service_account_of)
+        # with it, every Bundle acts as a ServiceAccount of its namespace: this one when it names none
+        self.default_account = (
+            os.environ.get("SMITH_DEFAULT_SERVICE_ACCOUNT", "")
+            if default_account is None
+            else default_account
+        )
 
     async def _bundle(
         self,
         request: executor_pb2.ApplyRequest | executor_pb2.DeleteRequest,
         context: grpc.aio.ServicerContext[object, object],
-    ) -> Bundle:
-        """The Bundle the request acts for, once it is known to exist with the uid the request names;
-        otherwise the call is refused whole (FAILED_PRECONDITION), nothing done."""
+    ) -> tuple[Bundle, str | None]:
+        """The Bundle the request acts for, once it is known to exist with the uid the request names
+        (otherwise the call is refused whole, FAILED_PRECONDITION, nothing done), and the user its
+        objects are read and written as (None: this executor's own identity). Read as the executor."""
         bundle = bundle_from_proto(request.bundle)
         try:
-            uid = (
-                await self.bundles.uid(bundle.namespace, bundle.name, expected=bundle.uid)
+            seen = (
+                await self.bundles.read(
+                    bundle.namespace, bundle.name, uid=bundle.uid, generation=bundle.generation
+                )
                 if bundle.uid
                 else None
             )
         except (ApiError, *CONNECTION_ERRORS) as e:  # no answer now: the controller asks again
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"could not read Bundle {bundle}: {e}")
-        if problem := bundle_problem(bundle, uid):
+        if problem := bundle_problem(bundle, None if seen is None else seen.uid):
             log.warning("refused a request: %s", problem, extra={"fields": {"bundle": str(bundle)}})
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
-        return bundle
+        assert seen is not None
+        return bundle, acting_user(bundle.namespace, seen.kept, self.default_account)
 
     def registration(self) -> Register:
         return lambda server: executor_pb2_grpc.add_ExecutorServicer_to_server(self, server)
@@ -209,27 +235,29 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         self, request: executor_pb2.ApplyRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.ApplyResponse:
         until = await _deadline(context)
-        bundle = await self._bundle(request, context)
+        bundle, user = await self._bundle(request, context)
         actions = [a for a in map(action_from_proto, request.actions) if isinstance(a, planner.Apply)]
-        answered = list(await asyncio.gather(*(self._apply(bundle, a, until) for a in actions)))
-        wave, uids = answered, dict[str, str]()
-        for ahead in map(wave_from_proto, request.then):
-            if (applies := _as_planned(ahead, wave, uids)) is None:
-                break  # the world is not as the plan predicted: the controller plans again
-            wave = list(await asyncio.gather(*(self._apply(bundle, a, until) for a in applies)))
-            answered += wave
+        with impersonating(user):  # every read and write of the Bundle's objects, as its identity
+            answered = list(await asyncio.gather(*(self._apply(bundle, a, until) for a in actions)))
+            wave, uids = answered, dict[str, str]()
+            for ahead in map(wave_from_proto, request.then):
+                if (applies := _as_planned(ahead, wave, uids)) is None:
+                    break  # the world is not as the plan predicted: the controller plans again
+                wave = list(await asyncio.gather(*(self._apply(bundle, a, until) for a in applies)))
+                answered += wave
         return executor_pb2.ApplyResponse(results=[result_to_proto(r, o) for r, o in answered])
 
     async def Delete(  # noqa: N802
         self, request: executor_pb2.DeleteRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> executor_pb2.DeleteResponse:
         until = await _deadline(context)
-        bundle = await self._bundle(request, context)
+        bundle, user = await self._bundle(request, context)
         actions = [action_from_proto(a) for a in request.actions]
         served = self.family.kinds()
-        results = await asyncio.gather(
-            *(self._delete(bundle, a, served, until) for a in actions if isinstance(a, planner.Delete))
-        )
+        with impersonating(user):
+            results = await asyncio.gather(
+                *(self._delete(bundle, a, served, until) for a in actions if isinstance(a, planner.Delete))
+            )
         return executor_pb2.DeleteResponse(results=[result_to_proto(r) for r in results])
 
     # --- one object -------------------------------------------------------------------------------
@@ -290,8 +318,8 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 return refused("UpdateCycle", str(e))
             except Exception as e:
                 failure = _failure(ref, action.resource, e)
-                if failure.terminal and isinstance(e, ApiError):
-                    self.memo.refuse(key, wanted, failure.error)
+                if failure.terminal and isinstance(e, ApiError) and e.status != FORBIDDEN:
+                    self.memo.refuse(key, wanted, failure.error)  # not a refusal of rights: those change
                 span.set_attribute("smith.error", failure.error)
                 return self._done(failure, bundle, "apply"), None
             after = applied["metadata"].get("resourceVersion", "")

@@ -1,8 +1,10 @@
-"""Which incarnation of an object exists now: its uid by name, read once and then remembered briefly.
+"""Which incarnation of an object exists now: its uid (and what else a server needs of it) by name, read
+once and then remembered briefly.
 
-Servers that act for a Bundle check that it exists with the uid a request names; a cache keeps that
-from costing a read per call. A remembered uid that differs from the one asked about is read again at
-once (a Bundle deleted and made again under its name); an absent object is never remembered."""
+Servers that act for a Bundle check that it exists with the uid a request names, and executors act as
+the ServiceAccount it names; a cache keeps that from costing a read per call. A remembered object whose
+uid or generation differs from the one asked about is read again at once (a Bundle deleted and made
+again under its name, or changed); an absent object is never remembered."""
 
 from __future__ import annotations
 
