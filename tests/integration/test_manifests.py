@@ -84,7 +84,10 @@ def test_kustomization_is_accepted_by_the_api_server(
 
 @pytest.mark.parametrize(
     "directory",
-    [ROOT / "deploy" / "base", *(ROOT / "deploy" / "overlays" / o for o in ("single-namespace", "ha"))],
+    [
+        ROOT / "deploy" / "base",
+        *(ROOT / "deploy" / "overlays" / o for o in ("single-namespace", "ha", "multi-tenant")),
+    ],
     ids=lambda d: d.name,
 )
 def test_every_deployment_runs_hardened_with_metrics_and_probes(
@@ -124,6 +127,32 @@ def test_the_single_namespace_overlay_grants_nothing_cluster_wide_but_reading_cr
     ]
     env = controller["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "SMITH_WATCH_NAMESPACE", "value": "smith-system"} in env
+
+
+def test_the_multi_tenant_overlay_leaves_the_executors_no_rights_of_their_own_to_write(
+    control_plane: ControlPlane,
+) -> None:
+    """Every executor runs with the default account; its cluster-wide grants are reading (Bundles, CRDs)
+    and asking who calls; acting as anyone is granted per namespace (tenant-example.yaml), not here."""
+    built = overlay(control_plane, "multi-tenant")
+    executors = [
+        d for d in built if d["kind"] == "Deployment" and d["metadata"]["name"].startswith("smith-executor-")
+    ]
+    assert len(executors) == 3
+    for deployment in executors:
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert {"name": "SMITH_DEFAULT_SERVICE_ACCOUNT", "value": "bundle-deployer"} in env
+    roles = {d["metadata"]["name"]: d for d in built if d["kind"] == "ClusterRole"}
+    granted = {
+        b["roleRef"]["name"]
+        for b in built
+        if b["kind"] == "ClusterRoleBinding"
+        and any(s["name"].startswith("smith-executor-") for s in b["subjects"])
+    }
+    assert granted == {"smith-executor-bundle-reader", "smith-executor-dynamic-crds", "system:auth-delegator"}
+    for name in granted - {"system:auth-delegator"}:
+        verbs = {v for rule in roles[name]["rules"] for v in rule["verbs"]}
+        assert verbs <= {"get", "list", "watch"}, name
 
 
 def test_the_ha_overlay_runs_several_replicas_of_everything_spread_and_disruption_budgeted(

@@ -11,6 +11,7 @@ from smith_engine.admission import (
     bundle_problem,
     delete_problem,
     own_account_problem,
+    own_user_problem,
     service_account_of,
     write_problem,
 )
@@ -116,3 +117,11 @@ def test_a_bundle_acts_as_the_account_it_names_else_the_default_else_the_executo
     assert acting_user("team-a", "", "") is None  # Go Smith's way: the executors' own rights
     assert service_account_of({"spec": {"serviceAccountName": "deployer", "resources": []}}) == "deployer"
     assert service_account_of({"spec": {"resources": []}}) == ""
+
+
+def test_no_bundle_may_act_as_one_of_smiths_own_accounts_by_naming_it() -> None:
+    assert "Smith's own" in (
+        own_user_problem("system:serviceaccount:smith-system:smith-controller", "smith-system") or ""
+    )
+    assert own_user_problem("system:serviceaccount:team-a:smith-app", "smith-system") is None
+    assert own_user_problem(None, "smith-system") is None

@@ -93,3 +93,11 @@ def acting_user(namespace: str, account: str, default: str) -> str | None:
     else None (the executor's own rights, as Go Smith did)."""
     name = account or default
     return f"system:serviceaccount:{namespace}:{name}" if name else None
+
+
+def own_user_problem(user: str | None, smith_namespace: str) -> str | None:
+    """Why a Bundle may not act as `user`: one of Smith's own ServiceAccounts (see own_account_problem)."""
+    prefix = f"system:serviceaccount:{smith_namespace}:{SMITH_ACCOUNT_PREFIX}"
+    if user is not None and user.startswith(prefix):
+        return f"a Bundle may not act as {user}, one of Smith's own ServiceAccounts"
+    return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import SchemaError, ValidationError
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 
@@ -116,9 +116,25 @@ def schema_problems(
     found = []
     for error in errors:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        # the value itself is left out: it may have come from a Secret (a reference, bindsecret)
-        found.append(f"{where}{path}: {error.message.replace(repr(error.instance), 'the value', 1)}")
+        found.append(f"{where}{path}: {_without_values(error)}")
     return found
+
+
+# What jsonschema says of these names properties, never values; of the others, the value is taken out.
+_NAMES_ONLY: Final = frozenset(
+    {"required", "additionalProperties", "dependentRequired", "unevaluatedProperties"}
+)
+
+
+def _without_values(error: ValidationError) -> str:
+    """The error's message without the value that broke the schema (it may have come from a Secret: a
+    reference, bindsecret); what names only properties is kept as it is."""
+    if error.validator in _NAMES_ONLY and isinstance(error.instance, dict):
+        return error.message
+    shown = repr(error.instance)
+    if error.message.startswith(shown):
+        return "the value" + error.message[len(shown) :]
+    return f"the value does not satisfy the schema's {error.validator!r}"
 
 
 def _refuse(uri: str) -> Resource[Any]:

@@ -145,9 +145,12 @@ def compile_path(path: str) -> Any:
     """The compiled JSONPath (Kubernetes' dialect: filters, wildcards, `..`, slices); cached, since
     the same few paths are read on every reconcile. Raises PathSyntaxError."""
     text = _jsonpath_text(path)
+    if "`" in text:  # jsonpath-ng's named functions (`sub`, `split`, ...): not Kubernetes JSONPath
+        raise PathSyntaxError("functions in backquotes are not part of Kubernetes JSONPath")
     for pattern in _REGEX_FILTER.findall(text):
+        unescaped = re.sub(r"\\(.)", r"\1", pattern[1:-1])  # as jsonpath-ng's lexer reads the string
         try:
-            _re2(pattern[1:-1])
+            _re2(unescaped)
         except re2.error as e:
             raise PathSyntaxError(f"{pattern} is not an RE2 regular expression ({e})") from None
     try:

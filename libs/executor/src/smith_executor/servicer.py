@@ -34,6 +34,7 @@ from smith_engine.admission import (
     bundle_problem,
     delete_problem,
     own_account_problem,
+    own_user_problem,
     service_account_of,
     write_problem,
 )
@@ -59,8 +60,8 @@ from smith_kube.uids import UidCache
 
 FIELD_MANAGER = "smith"
 ABSENT = "1"  # a resourceVersion no object has: as a precondition, "create, never take over"
-OVER_ATTEMPTS = 3
-FORBIDDEN = 403  # an apply over the version read, read and checked again when it moved meanwhile
+OVER_ATTEMPTS = 3  # an apply over the version read, read and checked again when it moved meanwhile
+FORBIDDEN = 403  # the acting user lacks a right: terminal, but not remembered (rights are granted)
 ACTIONS = Counter(
     "smith_actions", "Actions executed, by kind, action and outcome", ["kind", "action", "outcome"]
 )
@@ -208,7 +209,11 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
             log.warning("refused a request: %s", problem, extra={"fields": {"bundle": str(bundle)}})
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
         assert seen is not None
-        return bundle, acting_user(bundle.namespace, seen.kept, self.default_account)
+        user = acting_user(bundle.namespace, seen.kept, self.default_account)
+        if problem := own_user_problem(user, smith_namespace()):
+            log.warning("refused a request: %s", problem, extra={"fields": {"bundle": str(bundle)}})
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
+        return bundle, user
 
     def registration(self) -> Register:
         return lambda server: executor_pb2_grpc.add_ExecutorServicer_to_server(self, server)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Final
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
 
 from smith_kube.client import KubeClient, NotFoundError
 
@@ -18,32 +20,60 @@ TTL_SECONDS: Final = 30.0
 SIZE: Final = 10_000
 
 
+@dataclass(frozen=True, slots=True)
+class Seen:
+    uid: str
+    generation: int
+    kept: str  # what `keep` took of the object (e.g. the ServiceAccount a Bundle names)
+    until: float  # monotonic
+
+
 class UidCache:
-    def __init__(self, kube: KubeClient, api_version: str, kind: str, *, ttl: float = TTL_SECONDS) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        api_version: str,
+        kind: str,
+        *,
+        ttl: float = TTL_SECONDS,
+        keep: Callable[[dict[str, Any]], str] = lambda _: "",
+    ) -> None:
         self.kube = kube
         self.api_version = api_version
         self.kind = kind
         self.ttl = ttl
-        self._uids: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+        self.keep = keep
+        self._seen: OrderedDict[tuple[str, str], Seen] = OrderedDict()
 
     async def uid(self, namespace: str, name: str, *, expected: str = "") -> str | None:
         """The uid of `namespace/name` (None: it does not exist). Remembered for `ttl` seconds, unless it
         is not `expected`: then it is read again."""
+        seen = await self.read(namespace, name, uid=expected)
+        return None if seen is None else seen.uid
+
+    async def read(self, namespace: str, name: str, *, uid: str = "", generation: int = 0) -> Seen | None:
+        """What is known of `namespace/name` (None: it does not exist), read again when it was not seen
+        within `ttl` seconds, or was seen with another uid or an older generation than asked."""
         key, now = (namespace, name), time.monotonic()
+        seen = self._seen.get(key)
         if (
-            (seen := self._uids.get(key)) is not None
-            and seen[1] > now
-            and (not expected or seen[0] == expected)
+            seen is not None
+            and seen.until > now
+            and (not uid or seen.uid == uid)
+            and seen.generation >= generation
         ):
-            return seen[0]
+            return seen
         try:
             obj = await self.kube.get(self.api_version, self.kind, name, namespace)
         except NotFoundError:
-            self._uids.pop(key, None)
+            self._seen.pop(key, None)
             return None
-        uid = str(obj.get("metadata", {}).get("uid", ""))
-        self._uids[key] = (uid, now + self.ttl)
-        self._uids.move_to_end(key)
-        while len(self._uids) > SIZE:
-            self._uids.popitem(last=False)
-        return uid
+        meta = obj.get("metadata", {})
+        seen = Seen(
+            str(meta.get("uid", "")), int(meta.get("generation") or 0), self.keep(obj), now + self.ttl
+        )
+        self._seen[key] = seen
+        self._seen.move_to_end(key)
+        while len(self._seen) > SIZE:
+            self._seen.popitem(last=False)
+        return seen
