@@ -96,7 +96,7 @@ async def test_a_spec_that_cannot_fit_the_schema_is_refused_before_anything_is_c
     await kube.create(bundle("early", namespace, db, app({"image": "web:1", "port": "!{port}"}, refs)))
     done = await until_condition(kube, namespace, "early", "Error")
     assert condition(done, "Error")["reason"] == "InvalidBundle"
-    assert "spec.plugin.spec.port: '8080' is not of type 'integer'" in condition(done, "Error")["message"]
+    assert "spec.plugin.spec.port: the value is not of type 'integer'" in condition(done, "Error")["message"]
     assert not await exists(kube, "v1", "ConfigMap", "db", namespace), "nothing was created"
 
 

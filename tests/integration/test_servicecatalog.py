@@ -132,6 +132,8 @@ async def test_parameters_that_cannot_fit_the_plan_are_refused_before_anything_i
     )
     done = await until_condition(kube, namespace, "unfit", "Error")
     assert condition(done, "Error")["reason"] == "InvalidBundle"
-    assert "spec.parameters.retention: 'four' is not of type 'integer'" in condition(done, "Error")["message"]
+    assert (
+        "spec.parameters.retention: the value is not of type 'integer'" in condition(done, "Error")["message"]
+    )
     made = (await kube.list("v1", "ConfigMap", namespace, label_selector=BUNDLE_NAME_LABEL))["items"]
     assert made == [], "nothing was created"

@@ -168,7 +168,27 @@ async def test_the_same_bundle_converges_once_its_service_account_is_granted_the
         )
     )
     await conditions_become(kube, namespace, "team", {"cfg": "Ready", "viewers": "Error", "token": "Error"})
-    await grant(kube, namespace, "deployer", "ClusterRole", "admin")  # may bind `view`: it holds its rights
+    more = {
+        "apiVersion": RBAC,
+        "kind": "Role",
+        "metadata": {"name": "more", "namespace": namespace},
+        "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch", "delete"]},
+            {
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "resources": ["rolebindings"],
+                "verbs": ["get", "create", "patch", "delete"],
+            },
+            {  # binding `view` needs its rights, or `bind` on it
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "resources": ["clusterroles"],
+                "resourceNames": ["view"],
+                "verbs": ["bind"],
+            },
+        ],
+    }
+    await kube.create(more)
+    await grant(kube, namespace, "deployer", "Role", "more")
     await conditions_become(kube, namespace, "team", {"cfg": "Ready", "viewers": "Ready", "token": "Ready"})
     assert await exists(kube, RBAC, "RoleBinding", "tenant-view", namespace)
 

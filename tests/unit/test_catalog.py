@@ -33,7 +33,7 @@ def test_parameters_that_can_never_fit_the_plan_are_refused_with_examples() -> N
     (problem,) = parameter_problems(b, CATALOG)
     assert str(problem) == (
         "resource 'queue': the parameters do not fit plan 'plan-queue-standard''s schema: "
-        "spec.parameters.retention: 'four' is not of type 'integer'"
+        "spec.parameters.retention: the value is not of type 'integer'"
     )
     good = [{**refs[0], "example": 4}]
     fits = load_bundle(

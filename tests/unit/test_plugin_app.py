@@ -42,5 +42,5 @@ def test_the_schema_says_what_a_spec_may_hold() -> None:
     assert schema_problems(SCHEMA, {"image": "web:1", "port": 8080}) == []
     assert schema_problems(SCHEMA, {"port": 0}) == [
         "spec.plugin.spec: 'image' is a required property",
-        "spec.plugin.spec.port: 0 is less than the minimum of 1",
+        "spec.plugin.spec.port: the value is less than the minimum of 1",
     ]

@@ -138,7 +138,7 @@ def _without_values(error: ValidationError) -> str:
 
 
 def _refuse(uri: str) -> Resource[Any]:
-    raise NoSuchResource(ref=uri)
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # an attrs class: its fields are keywords
 
 
 # `$ref`s are resolved inside the schema only: never fetched from a URL or read from a file.

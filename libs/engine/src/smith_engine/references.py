@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import re2
+import re2  # type: ignore[import-untyped]  # google-re2 ships no stubs
 from jsonpath_ng.ext import filter as _jsonpath_filter
 from jsonpath_ng.ext.parser import parse as jsonpath_parse
 
