@@ -21,6 +21,7 @@ import aiohttp
 from prometheus_client import Counter
 
 from smith_engine.codec import dumps, loads, yaml_safe
+from smith_engine.redaction import without_values
 from smith_kube.config import KubeConfig
 from smith_kube.ratelimit import TokenBucket
 
@@ -63,7 +64,7 @@ class ApiError(Exception):
         # retry can fix, worded with Go value dumps: say it plainly, and as the object's fault.
         typed = _TYPED_PATCH.match(raw)
         self.invalid_object = typed is not None
-        self.message = (
+        self.message = without_values(  # never a value it echoes: it may be a Secret's
             _GO_VALUE.sub(lambda m: _kind_of_go_value(m.group(1)), typed.group(1)) if typed else raw
         )
         super().__init__(f"{method} {path}: {status} {self.reason}: {self.message}".strip())
