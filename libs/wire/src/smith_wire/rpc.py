@@ -174,9 +174,12 @@ def run_service(
         if started is not None:
             await started(port)
         await stop.wait()
+        # calls in flight finish first (new ones are refused: the caller retries elsewhere), then the
+        # service lets go of what they used (a status report reading its Bundle over a closed client
+        # raised "Session is closed")
+        await server.stop(grace=2)
         if stopping is not None:
             await stopping()
-        await server.stop(grace=2)
         if http is not None:
             await http.cleanup()
         if kube is not None:
