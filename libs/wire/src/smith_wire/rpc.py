@@ -151,7 +151,7 @@ def run_service(
     """The whole life of one gRPC service process: logging, tracing, serve on $SMITH_LISTEN
     (default `default_address`) with TLS and caller checks (see `server_trust_from_env`), metrics and
     probes on $SMITH_METRICS (default: the gRPC port + 1000), run `started(port)`, and on SIGTERM/SIGINT
-    `stopping()` then stop."""
+    stop serving (calls in flight finish), then `stopping()`."""
     setup_logging(name)
     setup_tracing(name)
 
