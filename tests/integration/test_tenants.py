@@ -117,24 +117,26 @@ async def may(kube: KubeClient, user: str, namespace: str, verb: str, resource: 
     return bool(answer["status"].get("allowed"))
 
 
+async def configmaps_only_team(kube: KubeClient, namespace: str, *more: dict[str, Any]) -> None:
+    """Bundle `team`, acting as `deployer`, which may write ConfigMaps only: a ConfigMap `cfg`, and `more`."""
+    await account(kube, namespace, "deployer", may={"/configmaps": ["get", "create", "patch", "delete"]})
+    cfg = resource("cfg", config_map("cfg", {"a": "1"}))
+    await kube.create(acting_as("team", namespace, "deployer", cfg, *more))
+
+
 async def test_a_bundle_gets_what_its_service_account_may_and_a_precise_error_for_the_rest(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:
     """`deployer` may write ConfigMaps only: its Bundle's ConfigMap converges; its RoleBinding to
     cluster-admin and its privileged hostPath DaemonSet get terminal "forbidden" errors naming it; the
     author gains nothing."""
-    await account(kube, namespace, "deployer", may={"/configmaps": ["get", "create", "patch", "delete"]})
-    user = f"system:serviceaccount:{namespace}:deployer"
-    await kube.create(
-        acting_as(
-            "team",
-            namespace,
-            "deployer",
-            resource("cfg", config_map("cfg", {"a": "1"})),
-            resource("admin", binding_to("cluster-admin", "tenant-admin", namespace)),
-            resource("agent", privileged_daemon_set()),
-        )
+    await configmaps_only_team(
+        kube,
+        namespace,
+        resource("admin", binding_to("cluster-admin", "tenant-admin", namespace)),
+        resource("agent", privileged_daemon_set()),
     )
+    user = f"system:serviceaccount:{namespace}:deployer"
     done = await conditions_become(
         kube, namespace, "team", {"cfg": "Ready", "admin": "Error", "agent": "Error"}
     )
@@ -153,19 +155,12 @@ async def test_a_bundle_gets_what_its_service_account_may_and_a_precise_error_fo
 async def test_the_same_bundle_converges_once_its_service_account_is_granted_the_rights(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:
-    await account(kube, namespace, "deployer", may={"/configmaps": ["get", "create", "patch", "delete"]})
-    await kube.create(
-        acting_as(
-            "team",
-            namespace,
-            "deployer",
-            resource("cfg", config_map("cfg", {"a": "1"})),
-            resource("viewers", binding_to("view", "tenant-view", namespace)),
-            resource(
-                "token",
-                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "stringData": {"k": "v"}},
-            ),
-        )
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "stringData": {"k": "v"}}
+    await configmaps_only_team(
+        kube,
+        namespace,
+        resource("viewers", binding_to("view", "tenant-view", namespace)),
+        resource("token", secret),
     )
     await conditions_become(kube, namespace, "team", {"cfg": "Ready", "viewers": "Error", "token": "Error"})
     more = {
