@@ -4,12 +4,13 @@ their status."""
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from smith_engine.model import API_VERSION
-from smith_kube import ConflictError, KubeClient, NotFoundError
+from smith_kube import ApiError, ConflictError, KubeClient, NotFoundError
 from support import eventually
 
 Json = dict[str, Any]
@@ -159,3 +160,24 @@ async def wake(kube: KubeClient, group: str, namespace: str, name: str = "nap") 
         return True
 
     await eventually(woken, what="the Sleeper to exist")
+
+
+def nested(depth: int) -> str:
+    """JSON text of a map nested `depth` levels deep."""
+    return '{"a":' * depth + '"leaf"' + "}" * depth
+
+
+async def post(kube: KubeClient, obj: Json, **texts: str) -> None:
+    """Create `obj` with each string value named in `texts` replaced by that JSON text, posted as text:
+    Smith's own client writes no JSON deeper than Python's recursion reaches."""
+    text = json.dumps(obj)
+    for placeholder, replacement in texts.items():
+        text = text.replace(json.dumps(placeholder), replacement)
+    meta = obj["metadata"]
+    info = await kube.resource(obj["apiVersion"], obj["kind"])
+    path = info.path(meta.get("namespace"))
+    async with kube._send(
+        "POST", path, data=text.encode(), headers={"Content-Type": "application/json"}
+    ) as r:
+        if r.status != 201:
+            raise ApiError(r.status, json.loads(await r.read()))

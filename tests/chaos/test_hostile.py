@@ -23,9 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from faults import FULL, Json, chain, converged, smith
-from live import bundle, condition
+from live import bundle, condition, nested, post, resource_condition
 from smith_controlplane.plane import ControlPlane
 from smith_controlplane.services import Services, cpu_seconds
+from smith_engine.limits import MAX_DEPTH
 from smith_engine.model import BUNDLE_NAME_LABEL
 from smith_kube import ApiError, KubeClient, KubeConfig
 from support import config_map, eventually, metric, resource
@@ -40,8 +41,10 @@ class Case:
     """A Bundle and what Smith must answer."""
 
     spec: list[Json]
-    expect: str  # "ready", "invalid" (nothing created), or "refused:<resource>" (a terminal error there)
+    expect: str  # "ready", "invalid" (nothing created), "refused:<resource>" (a terminal error there),
+    # or "blocked:<resource>" (its reference never resolves: Blocked, and said why)
     why: str = ""
+    deep: int = 0  # levels of nesting put in place of DEEP (posted as text: no client writes it)
 
 
 names = st.text(DNS_CHARS, min_size=1, max_size=12).map(lambda s: "r" + s)
@@ -81,7 +84,9 @@ def broken(draw: st.DrawFn) -> Case:
     """A valid Bundle with one thing wrong."""
     case = draw(valid())
     spec, first = case.spec, case.spec[0]["name"]
-    fault = draw(st.sampled_from(["cycle", "unknown", "duplicate", "marker", "path", "type", "long"]))
+    fault = draw(
+        st.sampled_from(["cycle", "unknown", "duplicate", "marker", "path", "type", "long", "regex", "deep"])
+    )
     if fault == "cycle":
         spec[0].setdefault("dependsOn", []).append(spec[-1]["name"])
         if len(spec) == 1:
@@ -103,11 +108,35 @@ def broken(draw: st.DrawFn) -> Case:
             {"name": "p", "resource": first, "path": draw(st.sampled_from(["[[", "a..[", "{$"]))}
         ]
         return Case(spec, "invalid", "a malformed path")
+    if fault == "regex":  # RE2 runs any pattern in linear time, or refuses it
+        pattern, expect = draw(st.sampled_from(REGEXES))
+        path = f'metadata[?(@.name =~ "{pattern}")].name'
+        spec[-1].setdefault("references", []).append({"name": "p", "resource": first, "path": path})
+        spec[-1]["spec"]["object"].setdefault("data", {})["m"] = "!{p}"
+        if len(spec) == 1:
+            expect = "invalid"  # a reference to itself, whatever its pattern
+        return Case(spec, expect.replace("<resource>", spec[-1]["name"]), f"a regex filter {pattern}")
+    if fault == "deep":
+        spec[-1]["spec"]["object"]["data"] = {"deep": "DEEP"}
+        return Case(
+            spec,
+            "invalid",
+            "deep nesting",
+            deep=draw(st.sampled_from([MAX_DEPTH, 300, 1_100, 9_000, 20_000])),
+        )
     if fault == "type":
         spec[-1]["spec"]["object"] = {**config_map(spec[-1]["name"]), "data": {"a": draw(st.integers())}}
         return Case(spec, f"refused:{spec[-1]['name']}", "a number where the API wants a string")
     spec[-1]["spec"]["object"]["metadata"]["name"] = "y" * 254
     return Case(spec, "invalid", "an object name too long")
+
+
+REGEXES = [  # patterns built to backtrack (RE2 answers at once: nothing matches) and what RE2 refuses
+    ("^r(a+)+_$", "blocked:<resource>"),
+    ("^(r|ra|rab)*(a|b)*(x+x+)+_$", "blocked:<resource>"),
+    ("(r)\\\\1", "invalid"),
+    ("^(?=r)", "invalid"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +165,14 @@ async def answered(plane: ControlPlane, case: Case) -> None:
         namespace = f"h-{secrets.token_hex(4)}"
         await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         try:
-            await kube.create(bundle("hostile", namespace, *case.spec))
+            if case.deep:
+                await post(kube, bundle("hostile", namespace, *case.spec), DEEP=nested(case.deep))
+            else:
+                await kube.create(bundle("hostile", namespace, *case.spec))
         except ApiError as e:  # the Bundle CRD's own validation: a precise answer too
+            if e.status == 400 and case.deep > 10_000:  # the API server reads JSON 10,000 levels deep
+                ANSWERS["too deep for the API server"] += 1
+                return
             if e.status != 422:
                 raise
             ANSWERS["refused by the CRD"] += 1
@@ -150,6 +185,9 @@ async def answered(plane: ControlPlane, case: Case) -> None:
             status = found.get("status") or {}
             if status.get("observedGeneration") != found["metadata"]["generation"]:
                 return False
+            if case.expect.startswith("blocked:"):
+                said = resource_condition(found, case.expect.partition(":")[2], "Blocked")
+                return "is not set" in said.get("message", "")
             wanted = "Ready" if case.expect == "ready" else "Error"
             return bool(condition(found, wanted)["status"] == "True")
 

@@ -205,6 +205,31 @@ async def test_an_informer_keeps_nothing_of_its_listing_while_it_watches(
     assert held < 750_000, f"{held} bytes held while watching (the listing parsed is about 1,800,000)"
 
 
+async def test_a_handler_failing_on_one_object_does_not_stop_the_watch(
+    kube: KubeClient, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An object built to make a handler fail (a tenant's, however hostile) costs only its own event."""
+    listed, seen = asyncio.Event(), list[str]()
+
+    def handle(event: WatchEvent) -> None:
+        name = event.object["metadata"]["name"]
+        if name == "poison":
+            raise RecursionError("maximum recursion depth exceeded")
+        seen.append(name)
+
+    informer = config_maps_informed(kube, namespace, listed, on_list=lambda _: None, on_event=handle)
+    try:
+        await listed.wait()
+        await kube.create(config_map("poison", namespace, v="1"))
+        await kube.create(config_map("after", namespace, v="1"))
+        await eventually(lambda: asyncio.sleep(0, "after" in seen), what="the event after the failing one")
+    finally:
+        informer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await informer
+    assert f"v1 ConfigMap {namespace}/poison: its ADDED event was not handled (RecursionError)" in caplog.text
+
+
 async def test_object_with_a_finalizer_waits_until_it_is_removed(kube: KubeClient, namespace: str) -> None:
     cm = config_map("f", namespace)
     cm["metadata"]["finalizers"] = ["smith.test/hold"]

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smith_engine.codec import dumps, loads, yaml_safe
+from smith_engine.codec import DEEPEST, dumps, loads, yaml_safe
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -98,3 +98,33 @@ def test_json_for_a_server_side_apply_reads_the_same_as_yaml() -> None:
     assert "é".encode() in safe
     plain = dumps({"k": "é 🙂"})
     assert yaml_safe(plain) is plain
+
+
+def nested_json(depth: int, leaf: str = '"leaf"') -> bytes:
+    return ('{"a":' * depth + leaf + "}" * depth).encode()
+
+
+def depth_of(value: Any) -> int:
+    depth = 0
+    while isinstance(value, (dict, list)):
+        value, depth = (value["a"] if isinstance(value, dict) else value[0]), depth + 1
+    return depth
+
+
+@pytest.mark.parametrize("depth", [1_100, 20_000])
+def test_json_deeper_than_python_reaches_is_read_with_its_depths_left_out(depth: int) -> None:
+    """A Bundle nested thousands of levels deep (the API server takes 10,000) once raised a
+    RecursionError that stopped the controller's watch of every Bundle."""
+    listing = b'{"items":[{"name":"fine"},' + nested_json(depth) + b',{"name":"also fine"}]}'
+    read = loads(listing)
+    assert read["items"][0] == {"name": "fine"}
+    assert read["items"][2] == {"name": "also fine"}
+    assert depth_of(read["items"][1]) == DEEPEST - 2  # the list and its map are levels 1 and 2
+    assert loads(b"[" * depth + b"]" * depth) is not None
+
+
+def test_brackets_inside_strings_are_text_when_depths_are_left_out() -> None:
+    text = nested_json(2_000, r'"]}\"[{"')
+    read = loads(b'{"s":"]]}}{{","v":' + text + b"}")
+    assert read["s"] == "]]}}{{"
+    assert depth_of(read["v"]) == DEEPEST - 1

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from smith_engine.errors import BundleError, ParametersError
+from smith_engine.limits import ExpansionError
 from smith_engine.model import JSON, Bundle, GroupKind, JSONObject, Resource
 from smith_engine.plugins import schema_problems
 from smith_engine.references import MarkerSyntaxError, markers_in, outputs_in, substitute
@@ -80,7 +81,7 @@ def _with_examples(resource: Resource) -> Mapping[str, JSON] | None:
     try:
         if not markers_in(parameters) <= examples.keys() or outputs_in(parameters):
             return None
-    except MarkerSyntaxError:
+        substituted = substitute(parameters, examples)
+    except (MarkerSyntaxError, ExpansionError):  # the latter told when the values are known
         return None
-    substituted = substitute(parameters, examples)
     return substituted if isinstance(substituted, Mapping) else None

@@ -247,3 +247,14 @@ class ParametersError(BundleError):
             f"resource {self.resource!r}: the parameters do not fit plan {self.plan!r}'s schema: "
             + "; ".join(self.problems)
         )
+
+
+@dataclass
+class LimitError(BundleError):
+    """A Bundle beyond one of Smith's limits (see smith_engine.limits): what is over, and the limit."""
+
+    what: str
+
+    @property
+    def message(self) -> str:
+        return self.what

@@ -159,3 +159,8 @@ class Bundle:
 def group_of(api_version: str) -> str:
     """`apps/v1` -> `apps`; `v1` -> `` (the core group)."""
     return api_version.rpartition("/")[0]
+
+
+def resource_object(spec: Any) -> Any:
+    """The object of a resource's `spec`, in either of Smith's shapes: `spec.object`, or `spec` itself."""
+    return spec.get("object") if isinstance(spec, Mapping) and "object" in spec else spec

@@ -16,6 +16,7 @@ from typing import Any
 
 from smith_engine.changes import SECRET, desired_hash, digest
 from smith_engine.deletion import PendingDeletion, being_deleted, next_wave, removals
+from smith_engine.limits import ExpansionError
 from smith_engine.model import (
     API_VERSION,
     BUNDLE_KIND,
@@ -214,7 +215,10 @@ def _plan_resource(
             return verdict(state, reason, message), None
         resource, values = replace(resource, object=made), {}  # the plugin's object: no markers of ours
     dependencies = [by_key[bundle.by_name[d].key].object for d in sorted(resource.dependencies)]
-    desired = desired_object(bundle, resource, values, dependencies)
+    try:
+        desired = desired_object(bundle, resource, values, dependencies)
+    except ExpansionError as e:
+        return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, str(e)), None
     try:
         prepare(
             desired, existing.object if existing else None, lambda kind, name: _config(by_key, kind, name)
@@ -274,7 +278,10 @@ class _PluginRuns:
                 Reason.RETRIABLE_ERROR,
                 f"no plugin {name!r} is registered (registered: {known})",
             )
-        spec = substitute(copy.deepcopy(dict(resource.plugin.spec)), values)
+        try:
+            spec = substitute(copy.deepcopy(dict(resource.plugin.spec)), values)
+        except ExpansionError as e:
+            return VerdictState.ERROR, Reason.TERMINAL_ERROR, str(e)
         if problems := schema_problems(info.schema, spec):
             return (
                 VerdictState.ERROR,

@@ -22,6 +22,7 @@ import re2  # type: ignore[import-untyped]  # google-re2 ships no stubs
 from jsonpath_ng.ext import filter as _jsonpath_filter
 from jsonpath_ng.ext.parser import parse as jsonpath_parse
 
+from smith_engine.limits import MAX_OBJECT_BYTES, ExpansionError
 from smith_engine.model import JSON, JSONObject, Modifier, Reference
 
 MARKER_NAME = r"[A-Za-z0-9_.\-]+"
@@ -108,21 +109,43 @@ def _as_text(value: JSON) -> str:
     return str(value)
 
 
-def substitute(value: JSON, values: Mapping[str, JSON]) -> JSON:
+def substitute(value: JSON, values: Mapping[str, JSON], *, limit: int = MAX_OBJECT_BYTES) -> JSON:
     """`value` with every marker replaced by `values[name]`; every marker's name must be in `values`
-    (a `{{resource#path}}` marker's under `output_name(resource, path)`)."""
-    if isinstance(value, str):
-        if whole := _WHOLE_MARKER.match(value):
-            return values[whole.group(1)]
-        if whole := _OUTPUT.fullmatch(value):
-            return values[output_name(whole.group(1), whole.group(2).strip())]
-        text = _MARKER.sub(lambda m: _as_text(values[m.group(1)]), value)
-        return _OUTPUT.sub(lambda m: _as_text(values[output_name(m.group(1), m.group(2).strip())]), text)
-    if isinstance(value, Mapping):
-        return {k: substitute(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, values) for v in value]
-    return value
+    (a `{{resource#path}}` marker's under `output_name(resource, path)`). The values put in come to at
+    most `limit` characters of text (a repeated marker counts each time); more raises ExpansionError."""
+    return _Substitution(values, limit).into(value)
+
+
+class _Substitution:
+    def __init__(self, values: Mapping[str, JSON], limit: int) -> None:
+        self.values, self.limit = values, limit
+        self.sizes: dict[str, int] = {}
+        self.spent = 0
+
+    def value(self, name: str) -> JSON:
+        found = self.values[name]
+        if (size := self.sizes.get(name)) is None:
+            size = self.sizes[name] = len(_as_text(found))
+        self.spent += size
+        if self.spent > self.limit:
+            raise ExpansionError(self.limit)
+        return found
+
+    def into(self, value: JSON) -> JSON:
+        if isinstance(value, str):
+            if whole := _WHOLE_MARKER.match(value):
+                return self.value(whole.group(1))
+            if whole := _OUTPUT.fullmatch(value):
+                return self.value(output_name(whole.group(1), whole.group(2).strip()))
+            text = _MARKER.sub(lambda m: _as_text(self.value(m.group(1))), value)
+            return _OUTPUT.sub(
+                lambda m: _as_text(self.value(output_name(m.group(1), m.group(2).strip()))), text
+            )
+        if isinstance(value, Mapping):
+            return {k: self.into(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.into(v) for v in value]
+        return value
 
 
 # --- paths ----------------------------------------------------------------------------------------

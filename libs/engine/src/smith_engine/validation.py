@@ -22,6 +22,7 @@ from smith_engine.errors import (
     InvalidFieldError,
     InvalidNameError,
     InvalidPathError,
+    LimitError,
     MalformedMarkerError,
     MissingFieldError,
     OutputNotDependencyError,
@@ -32,7 +33,17 @@ from smith_engine.errors import (
     UnknownModifierError,
 )
 from smith_engine.graph import creation_waves
-from smith_engine.model import Bundle, JSONObject, Modifier, ObjectKey, PluginRef, Reference, Resource
+from smith_engine.limits import MAX_DEPTH, MAX_OUTSIDE, MAX_RESOURCES, ExpansionError, shown, too_deep
+from smith_engine.model import (
+    Bundle,
+    JSONObject,
+    Modifier,
+    ObjectKey,
+    PluginRef,
+    Reference,
+    Resource,
+    resource_object,
+)
 from smith_engine.plugins import PluginInfo, identity, plugin_problems, plugin_ref, schema_problems
 from smith_engine.references import (
     MarkerSyntaxError,
@@ -43,6 +54,7 @@ from smith_engine.references import (
     outputs_in,
     substitute,
 )
+from smith_engine.workloads import outside_sources
 
 _DNS1123_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _REFERENCE_NAME: Final = re.compile(r"[A-Za-z0-9_.\-]+\Z")
@@ -67,6 +79,11 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec")
     problems: list[BundleError] = []
+    if (deep := too_deep(spec, MAX_DEPTH - 1)) is not None:  # the Bundle itself is level 1
+        where = shown(("spec", *deep))
+        raise InvalidBundleError(
+            [LimitError(f"{where}: the Bundle is nested more than {MAX_DEPTH} levels deep")]
+        )
     if not isinstance(spec, Mapping):
         raise InvalidBundleError([InvalidFieldError(resource="", field="spec", reason="must be an object")])
     raw_resources = spec.get("resources")
@@ -74,6 +91,14 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
     if not isinstance(raw_resources, list):
         raise InvalidBundleError(
             [InvalidFieldError(resource="", field="spec.resources", reason="must be a list")]
+        )
+    if len(raw_resources) > MAX_RESOURCES:
+        raise InvalidBundleError(
+            [
+                LimitError(
+                    f"the Bundle has {len(raw_resources)} resources; one may have at most {MAX_RESOURCES}"
+                )
+            ]
         )
     namespace = str(metadata.get("namespace") or "")
     resources: list[Resource] = []
@@ -83,6 +108,13 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
         if resource is not None:
             resources.append(resource)
     problems.extend(_bundle_problems(resources))
+    if len(outside := outside_sources(obj)) > MAX_OUTSIDE:
+        problems.append(
+            LimitError(
+                f"the Bundle's objects read {len(outside)} ConfigMaps and Secrets it does not hold; "
+                f"Smith reads and watches at most {MAX_OUTSIDE} for one Bundle"
+            )
+        )
     if problems:
         raise InvalidBundleError(problems)
     return Bundle(
@@ -93,11 +125,6 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
         resources=tuple(resources),
         description=str(spec.get("description") or obj.get("description") or ""),
     )
-
-
-def resource_object(spec: Any) -> Any:
-    """The object of a resource's `spec`, in either of Smith's shapes: `spec.object`, or `spec` itself."""
-    return spec.get("object") if isinstance(spec, Mapping) and "object" in spec else spec
 
 
 def _parse_resource(
@@ -153,9 +180,11 @@ def _early_plugin_problems(
     try:
         if not markers_in(plugin.spec) <= examples.keys() or outputs_in(plugin.spec):
             return []
+        problems = schema_problems(info.schema, substitute(dict(plugin.spec), examples))
     except MarkerSyntaxError:
         return []  # reported by _marker_problems
-    problems = schema_problems(info.schema, substitute(dict(plugin.spec), examples))
+    except ExpansionError:
+        return []  # told on the resource when its values are known
     return (
         [PluginSpecError(resource=resource, plugin=info.name, problems=tuple(problems))] if problems else []
     )

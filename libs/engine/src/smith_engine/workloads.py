@@ -22,8 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from smith_engine.model import GROUP, GroupKind, JSONObject
-from smith_engine.validation import resource_object
+from smith_engine.model import GROUP, GroupKind, JSONObject, resource_object
 
 LAST_APPLIED_REPLICAS = f"{GROUP}/LastAppliedReplicas"
 ENV_REF_HASH = f"{GROUP}/envRefHash"
@@ -96,6 +95,17 @@ def config_sources(bundle: JSONObject) -> set[tuple[str, str]]:
         if isinstance(obj, Mapping):
             found |= {(r.kind, r.name) for r in config_refs(obj)}
     return found
+
+
+def outside_sources(bundle: JSONObject) -> set[tuple[str, str]]:
+    """`config_sources` less the ConfigMaps and Secrets the Bundle's own resources describe: what it
+    reads of objects it does not hold (read and watched for it by name, at most `MAX_OUTSIDE`)."""
+    own = set()
+    for raw in (bundle.get("spec") or {}).get("resources") or []:
+        obj = resource_object(raw.get("spec")) if isinstance(raw, Mapping) else None
+        if isinstance(obj, Mapping) and obj.get("apiVersion") == "v1":
+            own.add((str(obj.get("kind")), str((obj.get("metadata") or {}).get("name"))))
+    return config_sources(bundle) - own
 
 
 def _pod_refs(pod: Mapping[str, Any]) -> Iterator[ConfigRef]:

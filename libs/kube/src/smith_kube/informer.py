@@ -58,12 +58,30 @@ async def run_informer(
                 ):
                     version = event.object.get("metadata", {}).get("resourceVersion", version)
                     if event.type != "BOOKMARK":
-                        on_event(event)
+                        _handle(on_event, event, api_version, kind)
         except GoneError:
             continue
         except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as e:
             log.warning("watch of %s %s failed (%s); listing again", api_version, kind, e)
             await asyncio.sleep(RETRY_SECONDS)
+
+
+def _handle(on_event: Callable[[WatchEvent], None], event: WatchEvent, api_version: str, kind: str) -> None:
+    """One event to its handler: a handler failing on one object (however it was built) is logged, and
+    the watch goes on for every other."""
+    try:
+        on_event(event)
+    except Exception as e:
+        meta = event.object.get("metadata") or {}
+        where = f"{meta.get('namespace', '')}/{meta.get('name', '')}".lstrip("/")
+        log.error(
+            "%s %s %s: its %s event was not handled (%s)",
+            api_version,
+            kind,
+            where,
+            event.type,
+            type(e).__name__,
+        )
 
 
 async def _list_paged(

@@ -38,14 +38,22 @@ from smith_controller.tasks import cancel_and_wait
 from smith_engine.catalog import CATALOG_KINDS, SERVICE_INSTANCE
 from smith_engine.codec import loads
 from smith_engine.deletion import FINALIZER, ORPHAN_FINALIZER, kinds_made
-from smith_engine.model import API_VERSION, BUNDLE_KIND, GROUP, GroupKind, JSONObject, ObjectRef
+from smith_engine.limits import MAX_OUTSIDE, within_reach
+from smith_engine.model import (
+    API_VERSION,
+    BUNDLE_KIND,
+    GROUP,
+    GroupKind,
+    JSONObject,
+    ObjectRef,
+    resource_object,
+)
 from smith_engine.planner import SERVICE_BINDING
 from smith_engine.plugins import PluginInfo
 from smith_engine.references import binding_secret_name
 from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.times import parse_rfc3339
-from smith_engine.validation import resource_object
-from smith_engine.workloads import config_sources
+from smith_engine.workloads import config_sources, outside_sources
 from smith_kube import (
     CONNECTION_ERRORS,
     ApiError,
@@ -488,7 +496,8 @@ class Controller:
                 self.unreported[key] = step.unreported
             else:
                 self.unreported.pop(key, None)
-            self.blockers.set(key, [*step.blockers, *sources])
+            # At most MAX_OUTSIDE objects in the way are watched for one Bundle; past them, the resync.
+            self.blockers.set(key, [*step.blockers[:MAX_OUTSIDE], *sources])
             latest = step.written or (finalizing.result() if finalizing is not None else None)
             if step.written is not None:
                 self.written[key] = time.monotonic()
@@ -622,6 +631,8 @@ def _finalizers(bundle: JSONObject) -> list[str]:
 def _outside_sources(bundle: JSONObject, children: Sequence[Child]) -> list[ObjectRef]:
     """The ConfigMaps and Secrets the Bundle's objects read that are not the Bundle's own: given to the
     planner, and watched by name (a change re-runs the Bundle; one not there yet is watched for)."""
+    if len(outside_sources(bundle)) > MAX_OUTSIDE:
+        return []  # the planner refuses the Bundle: none is read or watched for it
     namespace = bundle["metadata"]["namespace"]
     own = {(c.key.group_kind.kind, c.key.name) for c in children if c.api_version == "v1"}
     return [ObjectRef("v1", k, namespace, n) for k, n in sorted(config_sources(bundle) - own)]
@@ -694,8 +705,9 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
 
 def _kept(bundle: JSONObject) -> bytes:
-    """A Bundle as the controller keeps it: JSON, without managedFields (as its children: cache.Child)."""
-    return Child.of(bundle).json
+    """A Bundle as the controller keeps it: JSON, without managedFields (as its children: cache.Child),
+    and no deeper than Smith's services carry (see limits.within_reach)."""
+    return Child.of(within_reach(bundle)).json
 
 
 Flag = asyncio.Event | threading.Event

@@ -1,0 +1,123 @@
+"""What one Bundle may cost: depth, resources, substituted values, outside objects. Each limit is a
+precise error on that Bundle (or resource); just under it, everything works as before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from smith_engine.errors import InvalidBundleError
+from smith_engine.limits import (
+    MAX_DEPTH,
+    MAX_OBJECT_BYTES,
+    MAX_OUTSIDE,
+    MAX_RESOURCES,
+    ExpansionError,
+    pruned,
+    shown,
+    too_deep,
+    within_reach,
+)
+from smith_engine.planner import Apply, VerdictState, plan_bundle
+from smith_engine.references import substitute
+from smith_engine.validation import load_bundle
+from support import bundle, bundle_object, config_map, observed, resource
+
+
+def nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_too_deep_names_the_first_path_past_the_limit_at_any_depth() -> None:
+    assert too_deep(nested(3), 3) is None
+    assert too_deep(nested(4), 3) == ("a", "a", "a")
+    assert too_deep([[1], {"k": [[]]}], 3) == (1, "k", 0)
+    assert too_deep(nested(50_000), 10) == ("a",) * 10  # no recursion: any depth is safe to ask about
+
+
+def test_pruned_keeps_what_is_within_the_limit_and_empties_what_is_below() -> None:
+    assert pruned({"a": {"b": {"c": 1}}, "x": [1, [2]]}, 2) == {"a": {}, "x": []}
+    assert pruned({"a": {"b": 1}}, 5) == {"a": {"b": 1}}
+    assert too_deep(pruned(nested(300), 10), 10) is None
+
+
+def test_a_bundle_too_deep_for_orjson_is_carried_with_its_spec_cut() -> None:
+    fine = bundle_object(resource("cm", config_map("cm", {"x": "1"})))
+    assert within_reach(fine) is fine
+    deep = bundle_object(resource("cm", {**config_map("cm"), "data": nested(400)}))
+    with pytest.raises(orjson.JSONEncodeError):
+        orjson.dumps(deep)
+    carried = within_reach(deep)
+    orjson.dumps(carried)
+    assert carried["metadata"] == deep["metadata"]
+    with pytest.raises(InvalidBundleError, match=f"nested more than {MAX_DEPTH} levels deep"):
+        load_bundle(carried)
+
+
+def test_shown_paths_are_short() -> None:
+    assert shown(("spec", "resources", 0, "spec")) == "spec.resources[0].spec"
+    assert shown(("a",) * 20, first=3) == "a.a.a… (17 more levels)"
+
+
+def test_a_bundle_just_within_the_depth_limit_is_valid_and_one_level_more_is_not() -> None:
+    # The Bundle, spec, resources, the resource, its spec and object are 6 levels.
+    within = resource("cm", {**config_map("cm"), "data": nested(MAX_DEPTH - 6)})
+    load_bundle(bundle_object(within))
+    beyond = resource("cm", {**config_map("cm"), "data": nested(MAX_DEPTH - 5)})
+    with pytest.raises(InvalidBundleError) as refused:
+        load_bundle(bundle_object(beyond))
+    assert str(refused.value).startswith("spec.resources[0].spec.object.data.a.a… (")
+
+
+def test_a_bundle_of_too_many_resources_is_invalid() -> None:
+    load_bundle(bundle_object(*(resource(f"r{i}") for i in range(MAX_RESOURCES))))
+    with pytest.raises(InvalidBundleError, match=f"has {MAX_RESOURCES + 1} resources; one may have at most"):
+        load_bundle(bundle_object(*(resource(f"r{i}") for i in range(MAX_RESOURCES + 1))))
+
+
+def reading(*names: str) -> dict[str, Any]:
+    container = {"name": "app", "image": "nginx", "envFrom": [{"configMapRef": {"name": n}} for n in names]}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "app"},
+        "spec": {"template": {"spec": {"containers": [container]}}},
+    }
+
+
+def test_a_bundle_reading_too_many_outside_objects_is_invalid_and_its_own_do_not_count() -> None:
+    own = [resource(f"own{i}", config_map(f"own-{i}")) for i in range(5)]
+    names = [f"outside-{i}" for i in range(MAX_OUTSIDE)] + [f"own-{i}" for i in range(5)]
+    load_bundle(bundle_object(*own, resource("app", reading(*names))))
+    with pytest.raises(InvalidBundleError, match=f"read {MAX_OUTSIDE + 1} ConfigMaps and Secrets"):
+        load_bundle(bundle_object(*own, resource("app", reading(*names, "one-more"))))
+
+
+def test_substitution_stops_where_the_values_put_in_pass_the_limit() -> None:
+    values = {"v": "x" * 1000}
+    assert substitute({"a": "!{v}" * 10}, values, limit=10_000) == {"a": "x" * 10_000}
+    with pytest.raises(ExpansionError, match="more than 10,000 bytes"):
+        substitute({"a": "!{v}" * 10, "b": "!{v}"}, values, limit=10_000)
+    with pytest.raises(ExpansionError):  # a whole marker's map counts its JSON text
+        substitute([["!{m}"]] * 11, {"m": {"k": "y" * 995}}, limit=10_000)
+
+
+def test_a_reference_repeated_past_the_limit_is_a_terminal_error_on_its_resource_alone() -> None:
+    refs = [{"name": "v", "resource": "big", "path": "data.value"}]
+    b = bundle(
+        resource("big", config_map("big", {"value": "x" * 100_000})),
+        resource("bomb", config_map("bomb", {"copies": "!{v}" * 16}), references=refs),
+        resource("fits", config_map("fits", {"copies": "!{v}" * 15}), references=refs),
+    )
+    first = plan_bundle(b, [])
+    big = next(a for a in first.actions if isinstance(a, Apply) and a.resource == "big")
+    plan = plan_bundle(b, [observed(b, big.object)])
+    bomb = plan.verdict("bomb")
+    assert bomb.state is VerdictState.ERROR
+    assert f"more than {MAX_OBJECT_BYTES:,} bytes" in bomb.message
+    assert [a.resource for a in plan.actions if isinstance(a, Apply)] == ["fits"]
