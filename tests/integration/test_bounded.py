@@ -120,6 +120,18 @@ async def test_hostile_bundles_get_precise_answers_while_twenty_ordinary_ones_co
         await hostile_and_ordinary(kube, namespace, asked, alone)
     finally:
         await kube.delete(API_VERSION, "Plugin", "fetcher", namespace=EXECUTORS_NAMESPACE)
+        await gone(kube, namespace)
+
+
+async def gone(kube: KubeClient, namespace: str) -> None:
+    """Delete every Bundle of the test (the session's system would go on resyncing them) and wait."""
+    for item in (await kube.list(API_VERSION, "Bundle", namespace))["items"]:
+        await kube.delete(API_VERSION, "Bundle", item["metadata"]["name"], namespace=namespace)
+
+    async def none_left() -> bool:
+        return not (await kube.list(API_VERSION, "Bundle", namespace))["items"]
+
+    await eventually(none_left, within=120, what="the test's Bundles deleted")
 
 
 async def hostile_and_ordinary(kube: KubeClient, namespace: str, asked: list[str], alone: float) -> None:

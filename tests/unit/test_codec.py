@@ -107,7 +107,10 @@ def nested_json(depth: int, leaf: str = '"leaf"') -> bytes:
 def depth_of(value: Any) -> int:
     depth = 0
     while isinstance(value, (dict, list)):
-        value, depth = (value["a"] if isinstance(value, dict) else value[0]), depth + 1
+        depth += 1
+        if not value:
+            break
+        value = value["a"] if isinstance(value, dict) else value[0]
     return depth
 
 
@@ -128,3 +131,8 @@ def test_brackets_inside_strings_are_text_when_depths_are_left_out() -> None:
     read = loads(b'{"s":"]]}}{{","v":' + text + b"}")
     assert read["s"] == "]]}}{{"
     assert depth_of(read["v"]) == DEEPEST - 1
+
+
+def test_a_value_read_deeper_than_the_standard_library_writes_is_written_with_its_depths_left_out() -> None:
+    value = loads(nested_json(1_010))  # orjson reads 1,024 levels; the standard library writes ~1,000
+    assert depth_of(loads(dumps(value))) == DEEPEST  # the last one left empty

@@ -8,11 +8,13 @@ from typing import Any
 import orjson
 import pytest
 
-from smith_engine.errors import InvalidBundleError
+from smith_engine.errors import InvalidBundleError, LimitError
 from smith_engine.limits import (
+    MAX_BUNDLE_BYTES,
     MAX_DEPTH,
     MAX_OBJECT_BYTES,
     MAX_OUTSIDE,
+    MAX_PROBLEMS,
     MAX_RESOURCES,
     ExpansionError,
     pruned,
@@ -21,8 +23,9 @@ from smith_engine.limits import (
     within_reach,
 )
 from smith_engine.planner import Apply, VerdictState, plan_bundle
-from smith_engine.references import substitute
+from smith_engine.references import PathSyntaxError, compile_path, substitute
 from smith_engine.validation import load_bundle
+from smith_engine.workloads import outside_sources
 from support import bundle, bundle_object, config_map, observed, resource
 
 
@@ -121,3 +124,62 @@ def test_a_reference_repeated_past_the_limit_is_a_terminal_error_on_its_resource
     assert bomb.state is VerdictState.ERROR
     assert f"more than {MAX_OBJECT_BYTES:,} bytes" in bomb.message
     assert [a.resource for a in plan.actions if isinstance(a, Apply)] == ["fits"]
+
+
+def test_what_all_of_a_bundles_objects_take_in_one_plan_is_bounded_too() -> None:
+    """A thousand resources each copying the same large value would hold the planner's memory for all
+    of them at once: past 8 MiB in all, the resource that crosses it is a terminal error."""
+    refs = [{"name": "v", "resource": "big", "path": "data.value"}]
+    copies = [resource(f"c{i}", config_map(f"c{i}", {"copy": "!{v}"}), references=refs) for i in range(9)]
+    b = bundle(resource("big", config_map("big", {"value": "x" * 1_000_000})), *copies)
+    big = next(a for a in plan_bundle(b, []).actions if isinstance(a, Apply) and a.resource == "big")
+    plan = plan_bundle(b, [observed(b, big.object)])
+    erred = [v.resource for v in plan.verdicts if v.state is VerdictState.ERROR]
+    assert len(erred) == 1, erred  # 8 copies fit in 8 MiB, the ninth does not
+    assert f"more than {MAX_BUNDLE_BYTES:,} bytes in all" in plan.verdict(erred[0]).message
+    assert len([a for a in plan.actions if isinstance(a, Apply)]) == 8
+
+
+def test_values_put_in_may_not_nest_an_object_past_the_depth_limit() -> None:
+    substitute({"a": {"b": "!{v}"}}, {"v": nested(MAX_DEPTH - 2)})  # levels 3 to 100
+    with pytest.raises(ExpansionError, match=f"nested more than {MAX_DEPTH} levels deep"):
+        substitute({"a": {"b": "!{v}"}}, {"v": nested(MAX_DEPTH - 1)})
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "spec": "x"},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "spec": {"template": {"spec": {"containers": ["x"]}}},
+        },
+        {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {"spec": {"volumes": 3}}}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": "x"},
+        {
+            "apiVersion": "servicecatalog.k8s.io/v1beta1",
+            "kind": "ServiceInstance",
+            "spec": {"parametersFrom": 1},
+        },
+    ],
+)
+def test_fields_of_the_wrong_type_read_as_absent_not_as_a_crash(obj: dict[str, Any]) -> None:
+    """The Bundle's CRD lets anything stand in a resource's object: the controller reads what its objects
+    read before the planner sees it, and a crash there left the Bundle without a status."""
+    b = bundle_object({"name": "r", "spec": obj}, {"name": "s", "spec": "not an object"})
+    assert outside_sources(b) == set()
+
+
+def test_a_path_too_long_and_a_regex_too_large_for_re2_are_syntax_errors() -> None:
+    with pytest.raises(PathSyntaxError, match="at most 512"):
+        compile_path("a" + ".a" * 300)
+    with pytest.raises(PathSyntaxError, match="not an RE2 regular expression"):
+        compile_path('items[?(@.name =~ "\\\\pL{400}")].name')
+
+
+def test_an_invalid_bundles_message_tells_its_first_problems_briefly() -> None:
+    errors = [LimitError("x" * 2_000)] + [LimitError(f"problem {i}") for i in range(MAX_PROBLEMS + 4)]
+    message = str(InvalidBundleError(errors))
+    assert len(message) < 1_000
+    assert message.endswith("and 5 more problems")

@@ -12,6 +12,8 @@ from typing import Any, Final
 
 import orjson
 
+from smith_engine.limits import pruned
+
 
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
     """Compact UTF-8 JSON; with `sort_keys`, canonical (the same bytes for equal values). The bytes are
@@ -19,8 +21,12 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
     (the controller keeps every object it manages this way) costs its size and no more."""
     try:
         return bytes(memoryview(orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)))
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
+    except TypeError:  # orjson.JSONEncodeError is a TypeError (and orjson writes 255 levels at most)
+        pass
+    try:
         return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=False).encode()
+    except RecursionError:  # a hostile object as read (orjson reads 1,024 levels): as `loads` would
+        return dumps(pruned(value, DEEPEST), sort_keys=sort_keys)
 
 
 _DIGITS: Final = bytes.maketrans(b"123456789", b"000000000")

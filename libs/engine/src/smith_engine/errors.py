@@ -213,7 +213,17 @@ class InvalidBundleError(Exception):
 
     def __init__(self, problems: Sequence[BundleError]) -> None:
         self.problems = tuple(problems)
-        super().__init__("; ".join(p.message for p in self.problems))
+        told = [_short(p.message) for p in self.problems[:MAX_PROBLEMS]]
+        if len(self.problems) > MAX_PROBLEMS:
+            told.append(f"and {len(self.problems) - MAX_PROBLEMS} more problems")
+        super().__init__("; ".join(told))
+
+
+MAX_PROBLEMS = 20  # problems an invalid Bundle's message tells, 500 characters of each (see limits)
+
+
+def _short(message: str, most: int = 500) -> str:
+    return message if len(message) <= most else message[: most - 1] + "…"
 
 
 @dataclass

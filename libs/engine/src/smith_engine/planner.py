@@ -16,7 +16,7 @@ from typing import Any
 
 from smith_engine.changes import SECRET, desired_hash, digest
 from smith_engine.deletion import PendingDeletion, being_deleted, next_wave, removals
-from smith_engine.limits import ExpansionError
+from smith_engine.limits import Budget, ExpansionError
 from smith_engine.model import (
     API_VERSION,
     BUNDLE_KIND,
@@ -137,9 +137,12 @@ def plan_bundle(
     verdicts: dict[str, Verdict] = {}
     actions: list[Action] = []
     runs = _PluginRuns(plugins or {}, processed or {})
+    budget = Budget()
     for name in order:
         resource = bundle.by_name[name]
-        verdict, action = _plan_resource(bundle, resource, by_key=by_key, verdicts=verdicts, plugins=runs)
+        verdict, action = _plan_resource(
+            bundle, resource, by_key=by_key, verdicts=verdicts, plugins=runs, budget=budget
+        )
         verdicts[name] = verdict
         if action is not None:
             actions.append(action)
@@ -178,6 +181,7 @@ def _plan_resource(
     by_key: Mapping[ObjectKey, Observed],
     verdicts: Mapping[str, Verdict],
     plugins: _PluginRuns,
+    budget: Budget,
 ) -> tuple[Verdict, Action | None]:
     def verdict(state: VerdictState, reason: Reason, message: str = "", **kw: Any) -> Verdict:
         return Verdict(resource=resource.name, state=state, reason=reason, message=message, object=ref, **kw)
@@ -216,7 +220,7 @@ def _plan_resource(
         resource, values = replace(resource, object=made), {}  # the plugin's object: no markers of ours
     dependencies = [by_key[bundle.by_name[d].key].object for d in sorted(resource.dependencies)]
     try:
-        desired = desired_object(bundle, resource, values, dependencies)
+        desired = desired_object(bundle, resource, values, dependencies, budget=budget)
     except ExpansionError as e:
         return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, str(e)), None
     try:
@@ -388,11 +392,13 @@ def desired_object(
     resource: Resource,
     values: Mapping[str, JSON],
     dependencies: Sequence[JSONObject] = (),
+    *,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
     """The object Smith applies: references substituted, in the bundle's namespace, labelled, owned by
     the Bundle and by the objects of its `dependencies`."""
     if resource.plugin is None:  # substitute builds every dict and list anew
-        obj: dict[str, Any] = substitute(resource.object, values)
+        obj: dict[str, Any] = substitute(resource.object, values, budget=budget)
     else:  # a plugin's object is its own: no markers of ours in it
         obj = copy.deepcopy(dict(resource.object))
     metadata = obj.setdefault("metadata", {})

@@ -22,7 +22,7 @@ import re2  # type: ignore[import-untyped]  # google-re2 ships no stubs
 from jsonpath_ng.ext import filter as _jsonpath_filter
 from jsonpath_ng.ext.parser import parse as jsonpath_parse
 
-from smith_engine.limits import MAX_OBJECT_BYTES, ExpansionError
+from smith_engine.limits import MAX_OBJECT_BYTES, MAX_PATH, Budget, ExpansionError, too_deep
 from smith_engine.model import JSON, JSONObject, Modifier, Reference
 
 MARKER_NAME = r"[A-Za-z0-9_.\-]+"
@@ -109,11 +109,25 @@ def _as_text(value: JSON) -> str:
     return str(value)
 
 
-def substitute(value: JSON, values: Mapping[str, JSON], *, limit: int = MAX_OBJECT_BYTES) -> JSON:
+def substitute(
+    value: JSON, values: Mapping[str, JSON], *, limit: int = MAX_OBJECT_BYTES, budget: Budget | None = None
+) -> JSON:
     """`value` with every marker replaced by `values[name]`; every marker's name must be in `values`
-    (a `{{resource#path}}` marker's under `output_name(resource, path)`). The values put in come to at
-    most `limit` characters of text (a repeated marker counts each time); more raises ExpansionError."""
-    return _Substitution(values, limit).into(value)
+        (a `{{resource#path}}` marker's under `output_name(resource, path)`). The values put in come to at
+        most `limit` characters of text (a repeated marker counts each time), and what is left of `budget`
+    (which they are taken from); more raises ExpansionError."""
+    substitution = _Substitution(values, limit if budget is None else min(limit, budget.left))
+    try:
+        done = substitution.into(value)
+    except ExpansionError:
+        if budget is not None and budget.left < limit:
+            raise ExpansionError.bundle_larger() from None
+        raise
+    if substitution.nested and (deep := too_deep(done)) is not None:  # values of values of values...
+        raise ExpansionError.deeper(deep)
+    if budget is not None:
+        budget.left -= substitution.spent
+    return done
 
 
 class _Substitution:
@@ -121,6 +135,7 @@ class _Substitution:
         self.values, self.limit = values, limit
         self.sizes: dict[str, int] = {}
         self.spent = 0
+        self.nested = False  # a map or list was put in
 
     def value(self, name: str) -> JSON:
         found = self.values[name]
@@ -128,7 +143,8 @@ class _Substitution:
             size = self.sizes[name] = len(_as_text(found))
         self.spent += size
         if self.spent > self.limit:
-            raise ExpansionError(self.limit)
+            raise ExpansionError.larger(self.limit)
+        self.nested = self.nested or isinstance(found, (Mapping, list))
         return found
 
     def into(self, value: JSON) -> JSON:
@@ -167,6 +183,8 @@ def _jsonpath_text(path: str) -> str:
 def compile_path(path: str) -> Any:
     """The compiled JSONPath (Kubernetes' dialect: filters, wildcards, `..`, slices); cached, since
     the same few paths are read on every reconcile. Raises PathSyntaxError."""
+    if len(path) > MAX_PATH:
+        raise PathSyntaxError(f"the path is {len(path)} characters long; one may have at most {MAX_PATH}")
     text = _jsonpath_text(path)
     if "`" in text:  # jsonpath-ng's named functions (`sub`, `split`, ...): not Kubernetes JSONPath
         raise PathSyntaxError("functions in backquotes are not part of Kubernetes JSONPath")
@@ -188,9 +206,14 @@ def compile_path(path: str) -> Any:
 _REGEX_FILTER: Final = re.compile(r"""=~\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|/(?:[^/\\]|\\.)*/)""")
 
 
+_RE2_OPTIONS: Final = re2.Options()
+_RE2_OPTIONS.max_mem = 1 << 20  # 1 MiB a pattern (RE2's default is 8): `\pL{400}` is refused at once
+_RE2_OPTIONS.log_errors = False
+
+
 @functools.lru_cache(maxsize=1024)
 def _re2(pattern: str) -> Any:
-    return re2.compile(pattern)
+    return re2.compile(pattern, _RE2_OPTIONS)
 
 
 def _re2_search(value: Any, pattern: Any) -> bool:

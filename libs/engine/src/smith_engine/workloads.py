@@ -72,27 +72,38 @@ def prepare(desired: dict[str, Any], existing: JSONObject | None, lookup: Lookup
 
 def config_refs(obj: JSONObject) -> list[ConfigRef]:
     """The ConfigMaps and Secrets an object's rule reads: a Deployment's pods' (containers and init
-    containers: env and envFrom; volumes), a ServiceInstance's `parametersFrom` Secrets."""
+    containers: env and envFrom; volumes), a ServiceInstance's `parametersFrom` Secrets. A field of the
+    wrong type (a Bundle may hold anything there) reads as absent: the API server tells what is wrong."""
     kind = GroupKind.of(obj)
     if kind == SERVICE_INSTANCE:
         return [
             ConfigRef("Secret", str(ref["name"]), frozenset({str(ref.get("key", ""))}))
-            for p in (obj.get("spec") or {}).get("parametersFrom") or []
+            for p in _maps(_map(obj, "spec").get("parametersFrom"))
             if isinstance(ref := p.get("secretKeyRef"), Mapping) and ref.get("name")
         ]
     if kind not in DEPLOYMENTS:
         return []
-    pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return list(_pod_refs(pod))
+    return list(_pod_refs(_map(obj, "spec", "template", "spec")))
+
+
+def _map(value: Any, *path: str) -> Mapping[str, Any]:
+    """The map at `path` in `value`; an empty one where any step is missing or not a map."""
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def _maps(value: Any) -> list[Mapping[str, Any]]:
+    """The maps of a list (nothing, where it is not a list)."""
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
 def config_sources(bundle: JSONObject) -> set[tuple[str, str]]:
     """(kind, name) of every ConfigMap and Secret the objects of a Bundle's spec read (for the controller,
     which gives the planner those that are not the Bundle's own, and watches them)."""
     found = set()
-    for raw in (bundle.get("spec") or {}).get("resources") or []:
-        obj = resource_object(raw.get("spec")) if isinstance(raw, Mapping) else None
-        if isinstance(obj, Mapping):
+    for raw in _maps(_map(bundle, "spec").get("resources")):
+        if isinstance(obj := resource_object(raw.get("spec")), Mapping):
             found |= {(r.kind, r.name) for r in config_refs(obj)}
     return found
 
@@ -101,28 +112,25 @@ def outside_sources(bundle: JSONObject) -> set[tuple[str, str]]:
     """`config_sources` less the ConfigMaps and Secrets the Bundle's own resources describe: what it
     reads of objects it does not hold (read and watched for it by name, at most `MAX_OUTSIDE`)."""
     own = set()
-    for raw in (bundle.get("spec") or {}).get("resources") or []:
-        obj = resource_object(raw.get("spec")) if isinstance(raw, Mapping) else None
-        if isinstance(obj, Mapping) and obj.get("apiVersion") == "v1":
-            own.add((str(obj.get("kind")), str((obj.get("metadata") or {}).get("name"))))
+    for raw in _maps(_map(bundle, "spec").get("resources")):
+        if isinstance(obj := resource_object(raw.get("spec")), Mapping) and obj.get("apiVersion") == "v1":
+            own.add((str(obj.get("kind")), str(_map(obj, "metadata").get("name"))))
     return config_sources(bundle) - own
 
 
 def _pod_refs(pod: Mapping[str, Any]) -> Iterator[ConfigRef]:
-    for container in [*(pod.get("containers") or []), *(pod.get("initContainers") or [])]:
-        for source in container.get("envFrom") or []:
+    for container in [*_maps(pod.get("containers")), *_maps(pod.get("initContainers"))]:
+        for source in _maps(container.get("envFrom")):
             for field, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
                 if isinstance(ref := source.get(field), Mapping) and ref.get("name"):
                     yield ConfigRef(kind, str(ref["name"]), optional=bool(ref.get("optional")))
-        for env in container.get("env") or []:
-            value_from = env.get("valueFrom") or {}
+        for env in _maps(container.get("env")):
             for field, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
-                if isinstance(ref := value_from.get(field), Mapping) and ref.get("name"):
+                if isinstance(ref := _map(env, "valueFrom").get(field), Mapping) and ref.get("name"):
                     keys = frozenset({str(ref.get("key", ""))})
                     yield ConfigRef(kind, str(ref["name"]), keys, bool(ref.get("optional")))
-    for volume in pod.get("volumes") or []:
-        sources = [volume, *((volume.get("projected") or {}).get("sources") or [])]
-        for source in sources:
+    for volume in _maps(pod.get("volumes")):
+        for source in [volume, *_maps(_map(volume, "projected").get("sources"))]:
             if isinstance(ref := source.get("configMap"), Mapping) and ref.get("name"):
                 yield ConfigRef("ConfigMap", str(ref["name"]), _item_keys(ref), bool(ref.get("optional")))
             if isinstance(ref := source.get("secret"), Mapping) and (
@@ -133,7 +141,7 @@ def _pod_refs(pod: Mapping[str, Any]) -> Iterator[ConfigRef]:
 
 
 def _item_keys(ref: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset(str(i["key"]) for i in ref.get("items") or [] if isinstance(i, Mapping) and "key" in i)
+    return frozenset(str(i["key"]) for i in _maps(ref.get("items")) if "key" in i)
 
 
 def config_hash(refs: list[ConfigRef], lookup: Lookup) -> str:

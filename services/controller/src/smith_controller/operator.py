@@ -635,7 +635,8 @@ def _outside_sources(bundle: JSONObject, children: Sequence[Child]) -> list[Obje
         return []  # the planner refuses the Bundle: none is read or watched for it
     namespace = bundle["metadata"]["namespace"]
     own = {(c.key.group_kind.kind, c.key.name) for c in children if c.api_version == "v1"}
-    return [ObjectRef("v1", k, namespace, n) for k, n in sorted(config_sources(bundle) - own)]
+    sources = sorted(config_sources(bundle) - own)[:MAX_OUTSIDE]  # (the spec's own yet to be made too)
+    return [ObjectRef("v1", k, namespace, n) for k, n in sources]
 
 
 def _behind(event_type: str | None, event: JSONObject, kept: JSONObject) -> bool:

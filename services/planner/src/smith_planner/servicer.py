@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 from opentelemetry import trace
@@ -26,12 +26,14 @@ from smith_wire.convert import (
 from smith.v1 import planner_pb2, planner_pb2_grpc
 from smith_engine.ahead import plan_ahead
 from smith_engine.catalog import CATALOG_KINDS, parameter_problems
-from smith_engine.errors import InvalidBundleError
+from smith_engine.errors import InvalidBundleError, LimitError
 from smith_engine.model import Bundle, GroupKind, JSONObject
 from smith_engine.planner import Apply, Observed, plan_bundle, plan_teardown
 from smith_engine.planner import Plan as EnginePlan
+from smith_engine.plugins import PluginInfo
 from smith_engine.validation import load_bundle
 
+log = logging.getLogger("smith.planner")
 KEPT_BUNDLES = 128  # Bundles kept parsed: a pass asks about the same Bundle once per wave
 PLANNED = Counter(
     "smith_planner_resources_planned",
@@ -40,9 +42,26 @@ PLANNED = Counter(
 )
 
 
+Parsed = Bundle | InvalidBundleError | None  # None: being deleted (no valid spec needed)
+
+
+def _validated(raw: JSONObject, plugins: Mapping[str, PluginInfo]) -> Bundle:
+    """The Bundle's model. A Bundle that breaks the validation itself (a field of a type no rule
+    expected: it may hold anything) is invalid, said plainly, and the planner goes on."""
+    try:
+        return load_bundle(raw, plugins=plugins)
+    except InvalidBundleError:
+        raise
+    except Exception as e:
+        log.exception(
+            "validating %s/%s failed", raw["metadata"].get("namespace"), raw["metadata"].get("name")
+        )
+        raise InvalidBundleError([LimitError(f"the Bundle could not be read ({type(e).__name__})")]) from None
+
+
 class PlannerServicer(planner_pb2_grpc.PlannerServicer):
     def __init__(self) -> None:
-        self._parsed: OrderedDict[tuple[bytes, bytes], tuple[JSONObject, Bundle | None]] = OrderedDict()
+        self._parsed: OrderedDict[tuple[bytes, bytes], tuple[JSONObject, Parsed]] = OrderedDict()
 
     async def Plan(  # noqa: N802 - gRPC method name
         self, request: planner_pb2.PlanRequest, context: grpc.aio.ServicerContext[object, object]
@@ -58,7 +77,9 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             return self._response(plan)
         plugins = {p.name: p for p in map(plugin_from_proto, request.plugins)}
         try:
-            bundle = parsed or load_bundle(raw, plugins=plugins)
+            if isinstance(parsed, InvalidBundleError):
+                raise parsed
+            bundle = parsed or _validated(raw, plugins)
             catalog = [o.object for o in observed if GroupKind.of(o.object) in CATALOG_KINDS]
             if problems := parameter_problems(bundle, catalog):
                 raise InvalidBundleError(problems)
@@ -83,7 +104,7 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             span.set_attribute("smith.waves_ahead", len(ahead.waves))
         return response
 
-    def _parse(self, request: planner_pb2.PlanRequest) -> tuple[JSONObject, Bundle | None]:
+    def _parse(self, request: planner_pb2.PlanRequest) -> tuple[JSONObject, Parsed]:
         """The Bundle as sent, and as validated when it was valid; the same bytes (and plugins) as a
         recent request's are not parsed again (the engine never changes what it is given)."""
         key = (request.bundle_json, b"".join(p.SerializeToString() for p in request.plugins))
@@ -91,11 +112,12 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             self._parsed.move_to_end(key)
             return known
         raw: JSONObject = load(request.bundle_json)
-        bundle = None
+        bundle: Bundle | InvalidBundleError | None = None
         if not raw["metadata"].get("deletionTimestamp"):
-            with contextlib.suppress(InvalidBundleError):
-                plugins = {p.name: p for p in map(plugin_from_proto, request.plugins)}
-                bundle = load_bundle(raw, plugins=plugins)
+            try:
+                bundle = _validated(raw, {p.name: p for p in map(plugin_from_proto, request.plugins)})
+            except InvalidBundleError as e:
+                bundle = e  # an invalid Bundle is not validated again on every pass
         self._parsed[key] = (raw, bundle)
         if len(self._parsed) > KEPT_BUNDLES:
             self._parsed.popitem(last=False)
