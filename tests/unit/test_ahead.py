@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from smith_controller.reconciler import _mispredicted
-
 from smith_engine.ahead import (
     Ahead,
     as_predicted,
     filled,
+    mispredicted,
     placeholder,
     plan_ahead,
     predicted_answer,
@@ -152,10 +151,10 @@ def test_an_object_applied_ahead_is_applied_again_in_the_pass_only_if_the_real_a
     made = Apply("c1", config_map("c1", {"value": "seed"}), expect_absent=True)
     other = Apply("c1", config_map("c1", {"value": "other"}))
     ahead_made = {"c1": desired_hash(made.object)}
-    assert not _mispredicted(Apply("c1", made.object), dict(ahead_made)), "the same object: nothing to do"
-    assert not _mispredicted(Apply("c2", other.object), dict(ahead_made)), "not applied ahead"
-    assert _mispredicted(other, ahead_made)
-    assert not _mispredicted(other, ahead_made), "once"
+    assert not mispredicted(Apply("c1", made.object), dict(ahead_made)), "the same object: nothing to do"
+    assert not mispredicted(Apply("c2", other.object), dict(ahead_made)), "not applied ahead"
+    assert mispredicted(other, ahead_made)
+    assert not mispredicted(other, ahead_made), "once"
 
 
 Made = dict[str, tuple[dict[str, Any], dict[str, Any]]]

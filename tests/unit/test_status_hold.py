@@ -4,25 +4,23 @@ in progress with nothing to tell at once."""
 from __future__ import annotations
 
 import pytest
-from smith_controller.reconciler import only_progress
 
-from smith.v1 import common_pb2, planner_pb2
+from smith_engine.deletion import PendingDeletion
+from smith_engine.model import ObjectRef
+from smith_engine.planner import Reason, Verdict, VerdictState
+from smith_engine.status import ActionResult, may_wait
 
 READY, IN_PROGRESS, BLOCKED, ERROR = (
-    common_pb2.VERDICT_STATE_READY,
-    common_pb2.VERDICT_STATE_IN_PROGRESS,
-    common_pb2.VERDICT_STATE_BLOCKED,
-    common_pb2.VERDICT_STATE_ERROR,
+    VerdictState.READY,
+    VerdictState.IN_PROGRESS,
+    VerdictState.BLOCKED,
+    VerdictState.ERROR,
 )
+REF = ObjectRef("v1", "ConfigMap", "ns", "c")
 
 
-def plan(*states: common_pb2.VerdictState.ValueType, pending: bool = False) -> planner_pb2.PlanResponse:
-    answer = planner_pb2.PlanResponse(
-        verdicts=[common_pb2.Verdict(resource_name=f"r{i}", state=s) for i, s in enumerate(states)]
-    )
-    if pending:
-        answer.pending.add()
-    return answer
+def verdicts(*states: VerdictState) -> list[Verdict]:
+    return [Verdict(resource=f"r{i}", state=s, reason=Reason.APPLYING) for i, s in enumerate(states)]
 
 
 @pytest.mark.parametrize(
@@ -35,11 +33,12 @@ def plan(*states: common_pb2.VerdictState.ValueType, pending: bool = False) -> p
     ],
 )
 def test_only_a_pass_that_leaves_the_bundle_in_progress_may_be_held(
-    states: tuple[common_pb2.VerdictState.ValueType, ...], held: bool
+    states: tuple[VerdictState, ...], held: bool
 ) -> None:
-    assert only_progress(plan(*states), [common_pb2.ActionResult(ok=True)]) is held
+    assert may_wait(verdicts(*states), [ActionResult(REF, "r0")]) is held
 
 
-def test_a_failed_action_or_a_pending_deletion_is_told_at_once() -> None:
-    assert not only_progress(plan(IN_PROGRESS), [common_pb2.ActionResult(ok=False, error_message="no")])
-    assert not only_progress(plan(IN_PROGRESS, pending=True), [])
+def test_a_failed_action_an_object_in_the_way_or_a_pending_deletion_is_told_at_once() -> None:
+    assert not may_wait(verdicts(IN_PROGRESS), [ActionResult(REF, "r0", ok=False, error="no")])
+    assert not may_wait(verdicts(IN_PROGRESS), [ActionResult(REF, "r0", ok=False, in_the_way=True)])
+    assert not may_wait(verdicts(IN_PROGRESS), [], [PendingDeletion(REF)])

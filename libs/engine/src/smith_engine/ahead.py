@@ -200,3 +200,14 @@ def settled_verdicts(settled: Settled, answers: Mapping[str, JSONObject]) -> tup
             verdict = replace(verdict, object=replace(ref, uid=uid))
         verdicts.append(verdict)
     return tuple(verdicts)
+
+
+def mispredicted(action: Action, ahead_made: dict[str, str]) -> bool:
+    """An apply of a resource already applied in this pass as planned ahead (`ahead_made`: its desired
+    hash then, by resource), of another object than the one made then: the prediction it was made on did
+    not hold. The executor checks every answer against the prediction before it makes a wave ahead, so
+    this should not happen; if it does, the object the real answers call for is applied at once, once
+    (the entry is used up)."""
+    if not isinstance(action, Apply) or action.resource not in ahead_made:
+        return False
+    return ahead_made.pop(action.resource) != desired_hash(action.object)

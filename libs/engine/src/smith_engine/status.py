@@ -124,6 +124,22 @@ def bundle_status(
     return status
 
 
+def may_wait(
+    verdicts: Sequence[Verdict], results: Sequence[ActionResult], pending: Sequence[PendingDeletion] = ()
+) -> bool:
+    """Whether a pass's report may wait for the next one, within the status window opened by the last
+    status write: the pass leaves the Bundle in progress with nothing to tell at once (every action
+    succeeded, no resource is in error, none is waiting to be deleted, some resource is not READY yet).
+    A Bundle turned READY, an error or an object in the way is told at once."""
+    states = {v.state for v in verdicts}
+    return (
+        all(r.ok and not r.in_the_way for r in results)
+        and not pending
+        and VerdictState.ERROR not in states
+        and bool(states - {VerdictState.READY})
+    )
+
+
 def _bundle_conditions(
     verdicts: Sequence[Verdict],
     results: Sequence[ActionResult],

@@ -19,7 +19,6 @@ import kopf
 from prometheus_client import Counter, Gauge, Histogram
 from smith_wire.trust import ClientTrust, Insecure, client_trust_from_env
 
-from smith.v1 import common_pb2
 from smith_controller.blockers import BlockerWatches
 from smith_controller.cache import BundleKey, Child, ChildCache, Version
 from smith_controller.echoes import Echoes
@@ -52,6 +51,7 @@ from smith_engine.planner import SERVICE_BINDING
 from smith_engine.plugins import PluginInfo
 from smith_engine.references import binding_secret_name
 from smith_engine.routing import ExecutorInfo, RoutingTable
+from smith_engine.status import ActionResult
 from smith_engine.times import parse_rfc3339
 from smith_engine.workloads import config_sources, outside_sources
 from smith_kube import (
@@ -144,7 +144,7 @@ class Controller:
     settings: Settings = field(default_factory=Settings)
     bundles: dict[BundleKey, bytes] = field(default_factory=dict)  # as JSON (see cache.Child)
     # what a pass did that the status service was not told (it was down): told by the next report
-    unreported: dict[BundleKey, tuple[common_pb2.ActionResult, ...]] = field(default_factory=dict)
+    unreported: dict[BundleKey, tuple[ActionResult, ...]] = field(default_factory=dict)
     written: dict[BundleKey, float] = field(default_factory=dict)  # when its status was last written
     routing: RoutingTable = field(default_factory=RoutingTable)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)  # registered plugins, by name

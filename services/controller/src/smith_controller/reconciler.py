@@ -21,10 +21,15 @@ from smith_wire.convert import (
     action_to_proto,
     dump,
     load,
+    pending_from_proto,
+    pending_to_proto,
     plugin_to_proto,
     readiness_to_proto,
     ref_to_proto,
+    result_from_proto,
+    result_to_proto,
     settled_from_proto,
+    verdict_from_proto,
     verdict_to_proto,
     wave_from_proto,
 )
@@ -43,13 +48,16 @@ from smith.v1 import (
     status_pb2_grpc,
 )
 from smith_controller.cache import Child, Version
-from smith_engine.ahead import Wave, settled_verdicts
+from smith_engine import passes
+from smith_engine.ahead import Wave
 from smith_engine.changes import desired_hash
+from smith_engine.deletion import PendingDeletion
 from smith_engine.model import GroupKind, JSONObject, ObjectKey, ObjectRef, group_of
-from smith_engine.planner import Action, Apply, Delete
+from smith_engine.planner import Action, Apply, Verdict
 from smith_engine.plugins import PluginInfo
 from smith_engine.readiness import READY, retriable
 from smith_engine.routing import RoutingTable
+from smith_engine.status import ActionResult, may_wait
 
 log = logging.getLogger("smith.controller")
 tracer = trace.get_tracer("smith.controller")
@@ -202,7 +210,7 @@ class Step:
     blockers: tuple[ObjectRef, ...] = ()
     wake_after: float | None = None  # reconcile again after this many seconds (a soft delete falls due)
     written: JSONObject | None = None  # the Bundle as it is after this reconcile's status write, if any
-    unreported: tuple[common_pb2.ActionResult, ...] = ()  # what was done, if the status service was not told
+    unreported: tuple[ActionResult, ...] = ()  # what was done, if the status service was not told
     held: bool = False  # the report was held back: the pass only made progress (see `reconcile`'s `hold`)
 
 
@@ -212,7 +220,7 @@ async def reconcile(
     children: Sequence[Child],
     *,
     outside: Sequence[JSONObject] = (),
-    earlier: Sequence[common_pb2.ActionResult] = (),
+    earlier: Sequence[ActionResult] = (),
     fence: Fence | None = None,
     hold: bool = False,
     plan_ahead: bool = True,
@@ -253,6 +261,7 @@ async def reconcile(
         actions: list[Action] = []
         results: list[common_pb2.ActionResult] = []
         ahead_made: dict[str, str] = {}  # resources applied as planned ahead: their desired hash
+        settled: tuple[Verdict, ...] | None = None  # the last plan, as the planner predicted it
         waves, bundle_json = 0, dump(bundle)
         while True:
             try:
@@ -270,12 +279,8 @@ async def reconcile(
                     fence=fence,
                 )
                 return Step(Next.DONE, written=written)
-            done = {_identity(a) for a in actions}
-            wave = [
-                a
-                for a in map(action_from_proto, plan.actions)
-                if _identity(a) not in done or _mispredicted(a, ahead_made)
-            ]
+            done = {passes.identity(a) for a in actions}
+            wave = passes.next_wave([action_from_proto(a) for a in plan.actions], done, ahead_made)
             if not wave:
                 break
             ahead = _ahead_with(peers, wave, plan.ahead)
@@ -291,43 +296,60 @@ async def reconcile(
             results += answered
             waves += 1
             if len(went) == len(plan.ahead) and (settled := _settled(plan, answered)) is not None:
-                plan = settled  # the plan after this wave, as the planner said it would be
+                break  # the plan after this wave is the one the planner predicted
+            if not passes.goes_on([result_from_proto(r) for r in answered], wave):
                 break
-            came_ready = [
-                r
-                for r in answered
-                if r.ok and r.HasField("observed") and r.observed.readiness.state == ready.state
-            ]
-            if not came_ready or any(isinstance(a, Delete) for a in wave):
-                break
-            seen.update(came_ready)
+            seen.update([r for r in answered if r.ok and r.observed.readiness.state == ready.state])
         span.set_attribute("smith.waves", waves)
 
         # 4. report, once for the whole pass (or with the next pass's, when it only shows progress)
-        blockers, wake = _blockers(actions, results), plan.wake_after_seconds or None
+        told = Told.of(plan, settled)
+        done_now = [result_from_proto(r) for r in results]
+        blockers, wake = passes.blockers(actions, done_now), told.wake_after
+        later = passes.told_later([*earlier, *done_now])
         if (bundle_now := await _finalized(bundle, finalizing)) is None:
-            return Step(Next.RETRY, blockers, wake, unreported=_told_later([*earlier, *results]))
-        if hold and not blockers and only_progress(plan, [*earlier, *results]):
+            return Step(Next.RETRY, blockers, wake, unreported=later)
+        if hold and may_wait(told.verdicts, [*earlier, *done_now], told.pending):
             span.set_attribute("smith.report", "held")
-            return Step(Next.DONE, blockers, wake, unreported=_told_later([*earlier, *results]), held=True)
+            return Step(Next.DONE, blockers, wake, unreported=later, held=True)
         try:
             written = await _report(
                 peers,
                 bundle_now,
-                verdicts=plan.verdicts,
-                results=[*earlier, *results],
-                pending=plan.pending,
-                plugins=plan.plugin_statuses,
+                verdicts=[verdict_to_proto(v) for v in told.verdicts],
+                results=[*map(result_to_proto, earlier), *results],
+                pending=[pending_to_proto(p) for p in told.pending],
+                plugins=told.plugins,
                 fence=fence,
             )
         except grpc.aio.AioRpcError as e:
             log.warning("report of %s/%s: %s %s", meta["namespace"], meta["name"], e.code().name, e.details())
-            return Step(Next.RETRY, blockers, wake, unreported=_told_later([*earlier, *results]))
-        retry = any(not r.ok and not r.terminal for r in results) or any(
-            v.state == common_pb2.VERDICT_STATE_ERROR and not v.terminal for v in plan.verdicts
-        )
+            return Step(Next.RETRY, blockers, wake, unreported=later)
+        retry = passes.must_retry(done_now, told.verdicts)
         span.set_attribute("smith.retry", retry)
         return Step(Next.RETRY if retry else Next.DONE, blockers, wake, written)
+
+
+@dataclass(frozen=True)
+class Told:
+    """What the pass's report tells of its last plan: as the planner answered it, or as it predicted it
+    (settled: every resource READY, nothing pending, no plugin to tell of)."""
+
+    verdicts: Sequence[Verdict]
+    pending: Sequence[PendingDeletion] = ()
+    plugins: Sequence[plugin_pb2.PluginStatus] = ()
+    wake_after: float | None = None
+
+    @classmethod
+    def of(cls, plan: planner_pb2.PlanResponse, settled: tuple[Verdict, ...] | None) -> Told:
+        if settled is not None:
+            return cls(settled)
+        return cls(
+            [verdict_from_proto(v) for v in plan.verdicts],
+            [pending_from_proto(p) for p in plan.pending],
+            plan.plugin_statuses,
+            plan.wake_after_seconds or None,
+        )
 
 
 async def _finalized(
@@ -335,30 +357,6 @@ async def _finalized(
 ) -> JSONObject | None:
     """The Bundle to report on: as the finalizer's write left it, if one was going on (None: it failed)."""
     return bundle if finalizing is None else await finalizing
-
-
-def only_progress(plan: planner_pb2.PlanResponse, results: Sequence[common_pb2.ActionResult]) -> bool:
-    """The pass leaves the Bundle in progress with nothing to tell at once: every action succeeded, no
-    resource is in error, none is waiting to be deleted, and some resource is not READY yet."""
-    states = {v.state for v in plan.verdicts}
-    return (
-        all(r.ok for r in results)
-        and not plan.pending
-        and common_pb2.VERDICT_STATE_ERROR not in states
-        and bool(states - {common_pb2.VERDICT_STATE_READY})
-    )
-
-
-def _told_later(results: Sequence[common_pb2.ActionResult]) -> tuple[common_pb2.ActionResult, ...]:
-    """What a later report tells of these done actions: that they were done (their Events), not the
-    readiness their objects had then — the later pass's own verdicts say how they are now."""
-    told = []
-    for result in (r for r in results if r.ok):
-        kept = common_pb2.ActionResult()
-        kept.CopyFrom(result)
-        kept.ClearField("observed")
-        told.append(kept)
-    return tuple(told)
 
 
 class Seen:
@@ -398,15 +396,6 @@ def _written(answers: Sequence[common_pb2.ActionResult]) -> list[Version]:
     ]
 
 
-def _mispredicted(action: Action, ahead_made: dict[str, str]) -> bool:
-    """An apply of a resource already applied in this pass as planned ahead, of another object than
-    the one made then: the prediction it was made on did not hold (the executor checks, so it should
-    not happen), and the object the real answers call for is applied at once, once."""
-    if not isinstance(action, Apply) or action.resource not in ahead_made:
-        return False
-    return ahead_made.pop(action.resource) != desired_hash(action.object)
-
-
 def _ahead_with(
     peers: Peers, wave: Sequence[Action], planned: Sequence[common_pb2.Wave]
 ) -> list[tuple[common_pb2.Wave, Wave]]:
@@ -426,10 +415,9 @@ def _ahead_with(
 
 def _settled(
     plan: planner_pb2.PlanResponse, answered: Sequence[common_pb2.ActionResult]
-) -> planner_pb2.PlanResponse | None:
-    """The plan after every wave of `plan` (all of them made: the caller knows) as the planner
-    predicted it (smith_engine.ahead.Settled), when every answer of the last is READY and as predicted;
-    None otherwise (then the planner is asked)."""
+) -> tuple[Verdict, ...] | None:
+    """The verdicts after every wave of `plan` (all of them made: the caller knows), when the planner
+    predicted them and the answers of the last wave settle it (see passes.settled)."""
     if not plan.HasField("settled"):
         return None
     ready = readiness_to_proto(READY).state
@@ -438,21 +426,12 @@ def _settled(
         for r in answered
         if r.ok and r.HasField("observed") and r.observed.readiness.state == ready
     }
-    if (verdicts := settled_verdicts(settled_from_proto(plan.settled), answers)) is None:
-        return None
-    return planner_pb2.PlanResponse(verdicts=[verdict_to_proto(v) for v in verdicts], order=plan.order)
+    return passes.settled(settled_from_proto(plan.settled), answers)
 
 
 def _kind(action: Action) -> GroupKind:
     api_version, kind = action_target(action)
     return GroupKind(group_of(api_version), kind)
-
-
-def _identity(action: Action) -> tuple[str, str]:
-    """An action's target within one pass: a resource is applied, an object deleted, at most once."""
-    if isinstance(action, Apply):
-        return ("apply", action.resource)
-    return ("delete", str(action.object))
 
 
 async def _plan(
@@ -499,18 +478,6 @@ async def teardown(
 
 class TeardownError(Exception):
     """A deletion of the teardown failed (retried after a back-off)."""
-
-
-def _blockers(actions: Sequence[Action], results: Sequence[common_pb2.ActionResult]) -> tuple[ObjectRef, ...]:
-    """Objects a create found in the way (existing, and not Smith's to take): they carry no Smith label,
-    so only a watch of their own says when they change or go. (Not any other failure of a create: a
-    kind no executor serves, an object the server refuses — nothing there to watch.)"""
-    creates = {a.resource: a for a in actions if isinstance(a, Apply) and a.expect_absent}
-    return tuple(
-        ObjectRef.of(creates[r.resource_name].object)
-        for r in results
-        if r.in_the_way and r.resource_name in creates
-    )
 
 
 async def _process(
