@@ -18,7 +18,8 @@ import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from smith_controller.operator import Controller, Settings, run
+from smith_controller.manager import Controller, run
+from smith_controller.settings import Settings
 from smith_executor import registration
 from smith_executor.memo import Memo
 from smith_executor.plugin import PluginServicer, registration_object

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from smith_controller import operator
+from smith_controller import manager
 from smith_controller.cache import BundleKey
-from smith_controller.operator import Controller
+from smith_controller.manager import Controller
 
 from live import bundle, until_condition
 from smith_engine.model import API_VERSION, JSONObject
@@ -31,7 +31,7 @@ async def test_the_bundles_are_listed_page_by_page_and_a_list_forgets_those_it_d
         await kube.create(bundle(name, namespace, resource("c", config_map(f"{name}-c", {"k": "v"}))))
     for name in names:
         await until_condition(kube, namespace, name, "Ready")
-    monkeypatch.setattr(operator, "BUNDLES_PAGE", 2)
+    monkeypatch.setattr(manager, "BUNDLES_PAGE", 2)
     gone: BundleKey = (namespace, "gone")
     pages: list[tuple[int, bool, bool]] = []
     listed = Controller._bundles_page

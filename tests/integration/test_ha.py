@@ -20,8 +20,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from smith_controller.manager import Controller
 from smith_controller.members import Members
-from smith_controller.operator import Controller
 from smith_executor import registration
 
 from live import bundle, edit_bundle, exists, get_bundle

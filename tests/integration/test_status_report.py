@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from smith_controller.reconciler import bundle_ref
+from smith_controller.clients import bundle_ref
 from smith_status.servicer import StatusServicer
 from smith_wire.convert import dump, verdict_to_proto
 from smith_wire.rpc import channel

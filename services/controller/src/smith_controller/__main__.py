@@ -17,7 +17,8 @@ from smith_telemetry.metrics import metrics_address, serve_http
 from smith_wire.rpc import run_loop
 from smith_wire.trust import Insecure, warn_insecure
 
-from smith_controller.operator import Controller, Settings, run
+from smith_controller.manager import Controller, run
+from smith_controller.settings import Settings
 from smith_controller.shutdown import quiet_kopf_watch_closing
 from smith_kube import KubeConfig
 

@@ -1,13 +1,14 @@
-"""The operator: kopf runs it (start, stop, credentials); the controller's own informers bring the
-Bundles, the Executors and Plugins, and the objects the Bundles manage. Each change marks the Bundles it
-concerns for a reconcile."""
+"""The manager: the controller's informers (Bundles, Executors, Plugins; the Bundles' objects through the
+child cache, objects outside them through outside.py), the routing table, the membership glue, the
+resync, and the work queue's worker (`_work`: one Bundle's pass, or its teardown). Each change marks the
+Bundles it concerns for a reconcile. kopf runs the process's lifecycle only (startup, cleanup, and the
+credentials of its login handler): it watches nothing (`run`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,55 +17,49 @@ from typing import Any
 
 import grpc
 import kopf
-from prometheus_client import Counter, Gauge, Histogram
-from smith_wire.trust import ClientTrust, Insecure, client_trust_from_env
 
-from smith_controller.blockers import BlockerWatches
+from smith_controller import outside
 from smith_controller.cache import BundleKey, Child, ChildCache, Version
+from smith_controller.clients import Fence, ServiceClients, ShareLostError
 from smith_controller.echoes import Echoes
-from smith_controller.members import Members, default_identity
-from smith_controller.reconciler import (
-    Fence,
-    Next,
-    Peers,
-    ShareLostError,
-    TeardownError,
-    reconcile,
-    teardown,
-)
+from smith_controller.lifecycle import Lifecycle, TeardownError, finalizers_of
+from smith_controller.members import Members
+from smith_controller.reconciler import Next, reconcile
 from smith_controller.scheduler import Scheduler
+from smith_controller.settings import (
+    BUNDLES,
+    CACHED,
+    HEARTBEAT,
+    HELD,
+    LOST,
+    MEMBERS,
+    OWNED,
+    QUEUE_DEPTH,
+    RECONCILES,
+    Settings,
+)
 from smith_controller.tasks import cancel_and_wait
-from smith_engine.catalog import CATALOG_KINDS, SERVICE_INSTANCE
 from smith_engine.codec import loads
-from smith_engine.deletion import FINALIZER, ORPHAN_FINALIZER, kinds_made
+from smith_engine.deletion import FINALIZER
 from smith_engine.limits import MAX_OUTSIDE, within_reach
 from smith_engine.model import (
     API_VERSION,
     BUNDLE_KIND,
     GROUP,
-    GroupKind,
     JSONObject,
-    ObjectRef,
-    resource_object,
 )
-from smith_engine.planner import SERVICE_BINDING
 from smith_engine.plugins import PluginInfo
-from smith_engine.references import binding_secret_name
 from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.status import ActionResult
 from smith_engine.times import parse_rfc3339
-from smith_engine.workloads import config_sources, outside_sources
 from smith_kube import (
     CONNECTION_ERRORS,
     ApiError,
     ConflictError,
     KubeClient,
     KubeConfig,
-    NotFoundError,
-    TokenBucket,
     UnservedKindError,
 )
-from smith_kube.client import MERGE_PATCH
 from smith_kube.informer import run_informer
 
 log = logging.getLogger("smith.controller")
@@ -74,68 +69,6 @@ CLOSE_GRACE = 0.25  # seconds
 # Bundles per page of their list: a page of 500 Bundles of 10 resources, with their status, is 3.7 MB of
 # JSON and 20 MiB once parsed; the controller's memory grows to what one page takes, and stays there.
 BUNDLES_PAGE = 100
-RECONCILES = Histogram(
-    "smith_reconcile_duration_seconds",
-    "Time of one reconcile of one Bundle, by result (ok, retry, error)",
-    ["result"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
-HELD = Counter(
-    "smith_status_reports_held_total",
-    "Passes that only made progress, told with the next report (a status was written a moment before)",
-)
-QUEUE_DEPTH = Gauge("smith_work_queue_depth", "Bundles waiting for a reconcile")
-BUNDLES = Gauge("smith_bundles", "Bundles the controller knows")
-OWNED = Gauge("smith_bundles_owned", "Bundles this controller replica owns (reconciles)")
-CACHED = Gauge("smith_controller_cached_objects", "Objects of its Bundles this replica keeps in memory")
-MEMBERS = Gauge("smith_controller_members", "Live controller replicas, as this one sees them")
-LOST = Counter(
-    "smith_reconciles_given_up_total",
-    "Reconciles stopped before a write because the Bundle stopped being this replica's",
-)
-HEARTBEAT = Gauge(
-    "smith_executor_heartbeat_timestamp_seconds", "Last heartbeat of each registered executor", ["executor"]
-)
-
-
-@dataclass(frozen=True)
-class Settings:
-    planner: str = "127.0.0.1:7401"
-    status: str = "127.0.0.1:7402"
-    namespace: str = "smith-system"  # where Executor resources live
-    concurrency: int = 16
-    watch_namespace: str = ""  # "": every namespace; else only this one (single-namespace install)
-    resync_seconds: float = 600.0  # every Bundle is reconciled at least this often (0: never)
-    # replicas share the Bundles through a Lease each, in `namespace` (0: one replica, no leases)
-    lease_seconds: float = 15.0
-    identity: str = field(default_factory=default_identity)  # this replica's, among the members
-    api_qps: float = 0.0  # client-side limit of API requests per second (0: none)
-    api_burst: int = 0  # requests at once before the limit applies (0: twice the QPS)
-    # a Bundle's status is written at most once per window while it is only in progress (0: every pass)
-    status_window: float = 1.0
-    # a pass applies the waves the planner plans ahead with the wave before them (see smith_engine.ahead)
-    plan_ahead: bool = True
-    # how it calls the services: TLS and its ServiceAccount token (see smith_wire.trust)
-    trust: ClientTrust | Insecure = field(default_factory=client_trust_from_env)
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        return cls(
-            planner=os.environ.get("SMITH_PLANNER", "127.0.0.1:7401"),
-            status=os.environ.get("SMITH_STATUS", "127.0.0.1:7402"),
-            namespace=os.environ.get("SMITH_NAMESPACE", "smith-system"),
-            concurrency=int(os.environ.get("SMITH_CONCURRENCY", "16")),
-            watch_namespace=os.environ.get("SMITH_WATCH_NAMESPACE", ""),
-            resync_seconds=float(os.environ.get("SMITH_RESYNC_SECONDS", "600")),
-            lease_seconds=float(os.environ.get("SMITH_LEASE_SECONDS", "15")),
-            api_qps=float(os.environ.get("SMITH_API_QPS") or 0),
-            api_burst=int(os.environ.get("SMITH_API_BURST") or 0),
-            status_window=float(os.environ.get("SMITH_STATUS_WINDOW", "1")),
-            plan_ahead=os.environ.get("SMITH_PLAN_AHEAD", "1") != "0",
-        )
-
-    def rate(self) -> TokenBucket | None:
-        return TokenBucket.of(self.api_qps, self.api_burst)
 
 
 @dataclass
@@ -151,7 +84,7 @@ class Controller:
 
     async def start(self) -> None:
         self.kube = KubeClient(self.kube_config, rate=self.settings.rate())
-        self.peers = Peers.connect(
+        self.clients = ServiceClients.connect(
             planner=self.settings.planner,
             status=self.settings.status,
             routing=self.routing,
@@ -169,7 +102,8 @@ class Controller:
         self.scheduler: Scheduler[BundleKey] = Scheduler(
             self._work, concurrency=self.settings.concurrency, group=lambda key: key[0]
         )
-        self.blockers = BlockerWatches(self.kube, lambda key: self._child_event(key, None))
+        self.blockers = outside.OutsideWatches(self.kube, lambda key: self._child_event(key, None))
+        self.lifecycle = Lifecycle(self.kube, self.clients, self.cache)
         self._resync = (
             asyncio.create_task(self._resync_every(self.settings.resync_seconds), name="resync")
             if self.settings.resync_seconds > 0
@@ -352,7 +286,7 @@ class Controller:
             await self.members.stop()  # the others take this replica's share at once
         await self.blockers.stop()
         await self.cache.stop()
-        await self.peers.close()
+        await self.clients.close()
         await self.kube.close()
 
     def resync(self) -> None:
@@ -467,24 +401,21 @@ class Controller:
         self.echoes.begin(key)
         try:
             if bundle["metadata"].get("deletionTimestamp"):
-                await self._tear_down(key, bundle, epoch)
+                await self.lifecycle.tear_down(
+                    key, bundle, fence=self._fence(key, epoch), guard=lambda: self._guard(key, epoch)
+                )
                 result = "ok"
                 return False
-            if FINALIZER not in _finalizers(bundle):
+            if FINALIZER not in finalizers_of(bundle):
                 self._guard(key, epoch)
-                finalizing = asyncio.create_task(self._finalize(key, bundle), name="finalizer")
+                finalizing = asyncio.create_task(self.lifecycle.finalize(key, bundle), name="finalizer")
             children = self.cache.children(key)
-            sources = _outside_sources(bundle, children)
-            outside = [
-                *await self._binding_secrets(children),
-                *await self._config_objects(sources),
-                *await self._catalog(bundle),
-            ]
+            sources = outside.sources(bundle, children)
             step = await reconcile(
-                self.peers,
+                self.clients,
                 bundle,
                 children,
-                outside=outside,
+                outside=await outside.read(self.kube, bundle, children, sources),
                 earlier=self.unreported.get(key, ()),
                 fence=self._fence(key, epoch),
                 hold=self._written_within(key) > 0,
@@ -533,110 +464,6 @@ class Controller:
             if self.echoes.end(key):  # an event meanwhile that was not the echo of its own writes
                 self.scheduler.trigger(key)
             RECONCILES.labels(result=result).observe(time.perf_counter() - began)
-
-    async def _tear_down(self, key: BundleKey, bundle: JSONObject, epoch: int | None) -> None:
-        """A deleted Bundle with Smith's finalizer: delete its objects dependents first, wave by wave (each
-        wave's watch events bring the next), then let the Bundle go. With the `orphan` finalizer
-        (`kubectl delete --cascade=orphan`) its objects stay: the garbage collector unlinks them."""
-        finalizers = _finalizers(bundle)
-        if FINALIZER not in finalizers:
-            return
-        if unwatched := kinds_made(bundle) - self.cache.watched():
-            # Just started: not every executor is known yet. A routing change brings the Bundle back.
-            log.info("teardown of %s/%s waits for watches of %s", *key, sorted(map(str, unwatched)))
-            return
-        await self.cache.synced()
-        if ORPHAN_FINALIZER not in finalizers and not await teardown(
-            self.peers, bundle, self.cache.children(key), fence=self._fence(key, epoch)
-        ):
-            return
-        self._guard(key, epoch)
-        with contextlib.suppress(NotFoundError):  # gone already (its namespace deleted): nothing holds it
-            await self._set_finalizers(bundle, [f for f in finalizers if f != FINALIZER])
-        log.info("bundle %s/%s: objects deleted, finalizer removed", *key)
-
-    async def _finalize(self, key: BundleKey, bundle: JSONObject) -> JSONObject | None:
-        """Write Smith's finalizer onto a new Bundle while its first pass goes on (a write on the Bundle
-        costs as much as its status write, here 5-13 ms): the Bundle as written, or None when the write
-        failed (the Bundle changed or went meanwhile: the pass ends unreported and the next one
-        begins again from the Bundle as it is; what the pass made has the Bundle as its owner)."""
-        try:
-            return await self._set_finalizers(bundle, [*_finalizers(bundle), FINALIZER])
-        except (ApiError, *CONNECTION_ERRORS) as e:
-            log.info("finalizer of %s/%s not written: %s (retrying)", *key, str(e) or type(e).__name__)
-            return None
-
-    async def _set_finalizers(self, bundle: JSONObject, finalizers: list[str]) -> JSONObject:
-        """Write the Bundle's finalizers, only over the version read (a ConflictError otherwise)."""
-        meta = bundle["metadata"]
-        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
-        return await self.kube.patch(
-            API_VERSION,
-            BUNDLE_KIND,
-            meta["name"],
-            patch,
-            namespace=meta["namespace"],
-            content_type=MERGE_PATCH,
-        )
-
-    async def _config_objects(self, sources: Sequence[ObjectRef]) -> list[JSONObject]:
-        """The ConfigMaps and Secrets outside the Bundle that its objects read (those that exist)."""
-        found: list[JSONObject] = []
-        for ref in sources:
-            with contextlib.suppress(NotFoundError):
-                found.append(await self.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace))
-        return found
-
-    async def _catalog(self, bundle: JSONObject) -> list[JSONObject]:
-        """The Service Catalog's classes and plans, for a Bundle with ServiceInstances (their parameters
-        are checked against the plan's schema before anything is created); none when the catalog is not
-        installed or not readable."""
-        objects = (resource_object(r.get("spec")) for r in _resources(bundle))
-        kinds = {GroupKind.of(o) for o in objects if isinstance(o, dict)}
-        if SERVICE_INSTANCE not in kinds:
-            return []
-        found: list[JSONObject] = []
-        for kind in CATALOG_KINDS:
-            with contextlib.suppress(ApiError, UnservedKindError):
-                listing = await self.kube.list(f"{kind.group}/v1beta1", kind.kind)
-                found += [
-                    {**o, "apiVersion": listing.get("apiVersion", ""), "kind": kind.kind}
-                    for o in listing["items"]
-                ]
-        return found
-
-    async def _binding_secrets(self, children: Sequence[Child]) -> list[JSONObject]:
-        """The Secrets the Bundle's ServiceBindings wrote (read when needed: they carry no Smith label)."""
-        found: list[JSONObject] = []
-        bindings = (c.object() for c in children if c.key.group_kind == SERVICE_BINDING)
-        for binding in bindings:
-            with contextlib.suppress(NotFoundError):
-                found.append(
-                    await self.kube.get(
-                        "v1", "Secret", binding_secret_name(binding), binding["metadata"]["namespace"]
-                    )
-                )
-        return found
-
-
-def _resources(bundle: JSONObject) -> list[Any]:
-    resources = (bundle.get("spec") or {}).get("resources") or []
-    return [r for r in resources if isinstance(r, dict)]
-
-
-def _finalizers(bundle: JSONObject) -> list[str]:
-    return list(bundle["metadata"].get("finalizers") or [])
-
-
-def _outside_sources(bundle: JSONObject, children: Sequence[Child]) -> list[ObjectRef]:
-    """The ConfigMaps and Secrets the Bundle's objects read that are not the Bundle's own: given to the
-    planner, and watched by name (a change re-runs the Bundle; one not there yet is watched for)."""
-    if len(outside_sources(bundle)) > MAX_OUTSIDE:
-        return []  # the planner refuses the Bundle: none is read or watched for it
-    namespace = bundle["metadata"]["namespace"]
-    own = {(c.key.group_kind.kind, c.key.name) for c in children if c.api_version == "v1"}
-    sources = sorted(config_sources(bundle) - own)[:MAX_OUTSIDE]  # (the spec's own yet to be made too)
-    return [ObjectRef("v1", k, namespace, n) for k, n in sources]
 
 
 def _behind(event_type: str | None, event: JSONObject, kept: JSONObject) -> bool:

@@ -1,0 +1,164 @@
+"""Objects outside a Bundle that matter to it, which carry no Smith label and so are in no watch of the
+child cache: an existing object Smith does not control that blocks a resource, and a ConfigMap or Secret
+a Deployment or ServiceInstance of the Bundle reads (there or not yet). Each is watched alone, by name,
+while it matters, and any change to it (its controller reference pointed at the Bundle, an edit, its
+creation or deletion) marks the Bundles it matters to for a reconcile. Level-triggered: no polling.
+
+A pass reads what it needs of them (`read`): those ConfigMaps and Secrets, the Secrets its
+ServiceBindings wrote, and the Service Catalog's classes and plans for a Bundle with ServiceInstances."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from smith_controller.cache import BundleKey, Child, Keep, Notify
+from smith_controller.tasks import cancel_and_wait
+from smith_engine.catalog import CATALOG_KINDS, SERVICE_INSTANCE
+from smith_engine.limits import MAX_OUTSIDE
+from smith_engine.model import GroupKind, JSONObject, ObjectRef, resource_object
+from smith_engine.planner import SERVICE_BINDING
+from smith_engine.references import binding_secret_name
+from smith_engine.workloads import config_sources, outside_sources
+from smith_kube import ApiError, KubeClient, NotFoundError, UnservedKindError
+from smith_kube.informer import run_informer
+
+log = logging.getLogger("smith.controller.blockers")
+Target = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+
+
+class OutsideWatches:
+    def __init__(self, kube: KubeClient, notify: Notify) -> None:
+        self.kube = kube
+        self.notify = notify
+        self._tasks: dict[Target, asyncio.Task[None]] = {}
+        self._ending: set[asyncio.Task[None]] = set()  # cancelled, not finished yet (closing a watch)
+        self._bundles: dict[Target, set[BundleKey]] = defaultdict(set)
+        self._by_bundle: dict[BundleKey, set[Target]] = {}
+
+    def watched(self) -> frozenset[Target]:
+        return frozenset(self._tasks)
+
+    def set(self, bundle: BundleKey, blockers: Iterable[ObjectRef]) -> None:
+        """The objects that block `bundle` now (none: stop watching for it)."""
+        new = {(r.api_version, r.kind, r.namespace, r.name) for r in blockers}
+        old = self._by_bundle.pop(bundle, set())
+        if new:
+            self._by_bundle[bundle] = new
+        for target in new - old:
+            self._bundles[target].add(bundle)
+            if target not in self._tasks:
+                self._tasks[target] = asyncio.create_task(self._watch(target), name=f"blocker {target}")
+        for target in old - new:
+            self._bundles[target].discard(bundle)
+            if not self._bundles[target]:
+                del self._bundles[target]
+                if (task := self._tasks.pop(target, None)) is not None:
+                    task.cancel()
+                    self._ending.add(task)
+                    task.add_done_callback(self._ending.discard)
+
+    def retain(self, keep: Keep) -> None:
+        """Stop watching for the Bundles `keep` lets go (another replica's now)."""
+        for bundle in [b for b in self._by_bundle if not keep(b)]:
+            self.set(bundle, ())
+
+    async def stop(self) -> None:
+        """Cancel every watch and wait until each has closed its connection, including the watches
+        cancelled earlier that have not finished yet."""
+        tasks = [*self._tasks.values(), *self._ending]
+        self._tasks.clear()
+        await cancel_and_wait(tasks)
+
+    def _changed(self, target: Target) -> None:
+        for bundle in list(self._bundles.get(target, ())):
+            self.notify(bundle)
+
+    async def _watch(self, target: Target) -> None:
+        api_version, kind, namespace, name = target
+        try:
+            # The first listing notifies too: the object may have changed between the reconcile that
+            # found it in the way and this watch's start.
+            await run_informer(
+                self.kube,
+                api_version,
+                kind,
+                on_list=lambda _: self._changed(target),
+                on_event=lambda _: self._changed(target),
+                field_selector=f"metadata.name={name}",
+                namespace=namespace or None,
+            )
+        except UnservedKindError:
+            log.info("not watching %s %s/%s: the kind is not served", kind, namespace, name)
+
+
+async def read(
+    kube: KubeClient, bundle: JSONObject, children: Sequence[Child], wanted: Sequence[ObjectRef]
+) -> list[JSONObject]:
+    """What a pass of `bundle` reads from outside it (those that exist): `wanted` (its `sources`), the
+    Secrets its ServiceBindings wrote, the catalog's classes and plans."""
+    return [
+        *await _binding_secrets(kube, children),
+        *await _config_objects(kube, wanted),
+        *await _catalog(kube, bundle),
+    ]
+
+
+def sources(bundle: JSONObject, children: Sequence[Child]) -> list[ObjectRef]:
+    """The ConfigMaps and Secrets the Bundle's objects read that are not the Bundle's own: given to the
+    planner, and watched by name (a change re-runs the Bundle; one not there yet is watched for)."""
+    if len(outside_sources(bundle)) > MAX_OUTSIDE:
+        return []  # the planner refuses the Bundle: none is read or watched for it
+    namespace = bundle["metadata"]["namespace"]
+    own = {(c.key.group_kind.kind, c.key.name) for c in children if c.api_version == "v1"}
+    sources = sorted(config_sources(bundle) - own)[:MAX_OUTSIDE]  # (the spec's own yet to be made too)
+    return [ObjectRef("v1", k, namespace, n) for k, n in sources]
+
+
+async def _config_objects(kube: KubeClient, sources: Sequence[ObjectRef]) -> list[JSONObject]:
+    """The ConfigMaps and Secrets outside the Bundle that its objects read (those that exist)."""
+    found: list[JSONObject] = []
+    for ref in sources:
+        with contextlib.suppress(NotFoundError):
+            found.append(await kube.get(ref.api_version, ref.kind, ref.name, ref.namespace))
+    return found
+
+
+async def _catalog(kube: KubeClient, bundle: JSONObject) -> list[JSONObject]:
+    """The Service Catalog's classes and plans, for a Bundle with ServiceInstances (their parameters
+    are checked against the plan's schema before anything is created); none when the catalog is not
+    installed or not readable."""
+    objects = (resource_object(r.get("spec")) for r in _resources(bundle))
+    kinds = {GroupKind.of(o) for o in objects if isinstance(o, dict)}
+    if SERVICE_INSTANCE not in kinds:
+        return []
+    found: list[JSONObject] = []
+    for kind in CATALOG_KINDS:
+        with contextlib.suppress(ApiError, UnservedKindError):
+            listing = await kube.list(f"{kind.group}/v1beta1", kind.kind)
+            found += [
+                {**o, "apiVersion": listing.get("apiVersion", ""), "kind": kind.kind}
+                for o in listing["items"]
+            ]
+    return found
+
+
+async def _binding_secrets(kube: KubeClient, children: Sequence[Child]) -> list[JSONObject]:
+    """The Secrets the Bundle's ServiceBindings wrote (read when needed: they carry no Smith label)."""
+    found: list[JSONObject] = []
+    bindings = (c.object() for c in children if c.key.group_kind == SERVICE_BINDING)
+    for binding in bindings:
+        with contextlib.suppress(NotFoundError):
+            found.append(
+                await kube.get("v1", "Secret", binding_secret_name(binding), binding["metadata"]["namespace"])
+            )
+    return found
+
+
+def _resources(bundle: JSONObject) -> list[Any]:
+    resources = (bundle.get("spec") or {}).get("resources") or []
+    return [r for r in resources if isinstance(r, dict)]
