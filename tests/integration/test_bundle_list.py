@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from smith_controller import manager
 from smith_controller.cache import BundleKey
-from smith_controller.manager import Controller
+from smith_controller.manager import BundleState, Controller
 
 from live import bundle, until_condition
 from smith_engine.model import API_VERSION, JSONObject
@@ -44,7 +44,7 @@ async def test_the_bundles_are_listed_page_by_page_and_a_list_forgets_those_it_d
     body = {"apiVersion": API_VERSION, "kind": "Bundle", "metadata": {"namespace": namespace, "name": "gone"}}
 
     async def listed_again(controller: Controller) -> set[BundleKey]:
-        controller.bundles[gone] = json.dumps({**body, "spec": {"resources": []}}).encode()
+        controller.bundles[gone] = BundleState(json.dumps({**body, "spec": {"resources": []}}).encode())
         controller._catch_up()
         await controller._fresh.wait()
         return set(controller.bundles)

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from smith_controller.manager import Controller
+from smith_controller.manager import BundleState, Controller
 from smith_controller.members import Members
 from smith_executor import registration
 
@@ -325,7 +325,8 @@ async def test_a_replica_back_after_its_lease_ran_out_acts_only_on_the_bundles_a
         members = controller.members
         assert members is not None
         before.append(members.epoch)
-        controller.bundles[key] = json.dumps(earlier).encode()  # its watch has not told it of v2 yet
+        # its watch has not told it of v2 yet
+        controller.bundles[key] = BundleState(json.dumps(earlier).encode())
         members._renewed_at = time.monotonic() - 2 * members.duration  # paused past its lease
         await members._renew()  # resumed: it renews and is back
 

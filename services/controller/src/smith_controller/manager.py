@@ -71,14 +71,21 @@ CLOSE_GRACE = 0.25  # seconds
 BUNDLES_PAGE = 100
 
 
+@dataclass(slots=True)
+class BundleState:
+    """What the controller holds for one Bundle it knows."""
+
+    kept: bytes  # the Bundle as JSON (see _kept)
+    # what a pass did that the status service was not told (it was down): told by the next report
+    unreported: tuple[ActionResult, ...] = ()
+    written_at: float | None = None  # when its status was last written (monotonic)
+
+
 @dataclass
 class Controller:
     kube_config: KubeConfig
     settings: Settings = field(default_factory=Settings)
-    bundles: dict[BundleKey, bytes] = field(default_factory=dict)  # as JSON (see cache.Child)
-    # what a pass did that the status service was not told (it was down): told by the next report
-    unreported: dict[BundleKey, tuple[ActionResult, ...]] = field(default_factory=dict)
-    written: dict[BundleKey, float] = field(default_factory=dict)  # when its status was last written
+    bundles: dict[BundleKey, BundleState] = field(default_factory=dict)
     routing: RoutingTable = field(default_factory=RoutingTable)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)  # registered plugins, by name
 
@@ -302,7 +309,7 @@ class Controller:
 
     def _written_within(self, key: BundleKey) -> float:
         """How long is left of the status window opened by the Bundle's last status write (0: none)."""
-        if (written := self.written.get(key)) is None:
+        if (state := self.bundles.get(key)) is None or (written := state.written_at) is None:
             return 0.0
         left = written + self.settings.status_window - time.monotonic()
         return left if left > 0.01 else 0.0  # a timer may fire a hair early: the window is over
@@ -312,19 +319,20 @@ class Controller:
     def bundle_event(self, event_type: str | None, body: JSONObject) -> None:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
-        kept = self.bundles.get(key)
-        old = loads(kept) if kept is not None else None
+        state = self.bundles.get(key)
+        old = loads(state.kept) if state is not None else None
         if old is not None and _behind(event_type, body, old):
             return  # the watch catching up with what a list read already (see _catch_up)
         if event_type == "DELETED":
             self.bundles.pop(key, None)
-            self.unreported.pop(key, None)
-            self.written.pop(key, None)
             self.scheduler.forget(key)
             self.echoes.forget(key)
             self.blockers.set(key, ())
             return
-        self.bundles[key] = _kept(body)
+        if state is None:
+            self.bundles[key] = BundleState(_kept(body))
+        else:
+            state.kept = _kept(body)
         if _needs_work(old, body):
             self.scheduler.trigger(key)
 
@@ -391,10 +399,11 @@ class Controller:
         await self._fresh.wait()
         for registered in self._registered.values():
             await registered.wait()
-        stored = self.bundles.get(key)
+        state = self.bundles.get(key)
         epoch = self.members.epoch if self.members is not None else None
-        if stored is None or not self.owns(key, epoch):
+        if state is None or not self.owns(key, epoch):
             return False
+        stored = state.kept
         bundle: JSONObject = loads(stored)
         began, result = time.perf_counter(), "error"
         finalizing: asyncio.Task[JSONObject | None] | None = None
@@ -416,24 +425,21 @@ class Controller:
                 bundle,
                 children,
                 outside=await outside.read(self.kube, bundle, children, sources),
-                earlier=self.unreported.get(key, ()),
+                earlier=state.unreported,
                 fence=self._fence(key, epoch),
                 hold=self._written_within(key) > 0,
                 plan_ahead=self.settings.plan_ahead,
                 finalizing=finalizing,
                 wrote=lambda versions: self.echoes.wrote(key, versions),
             )
-            if step.unreported:
-                self.unreported[key] = step.unreported
-            else:
-                self.unreported.pop(key, None)
+            state.unreported = step.unreported
             # At most MAX_OUTSIDE objects in the way are watched for one Bundle; past them, the resync.
             self.blockers.set(key, [*step.blockers[:MAX_OUTSIDE], *sources])
             latest = step.written or (finalizing.result() if finalizing is not None else None)
             if step.written is not None:
-                self.written[key] = time.monotonic()
-            if latest is not None and self.bundles.get(key) is stored:
-                self.bundles[key] = _kept(latest)  # no newer version came meanwhile
+                state.written_at = time.monotonic()
+            if latest is not None and state.kept is stored:
+                state.kept = _kept(latest)  # no newer version came meanwhile
             if step.held:
                 HELD.inc()
                 self.scheduler.later(key, self._written_within(key))
