@@ -19,7 +19,6 @@ from smith_wire.trust import Insecure, warn_insecure
 
 from smith_controller.manager import Controller, run
 from smith_controller.settings import Settings
-from smith_controller.shutdown import quiet_kopf_watch_closing
 from smith_kube import KubeConfig
 
 log = logging.getLogger("smith.controller")
@@ -40,7 +39,6 @@ async def serve(controller: Controller) -> None:
 
 def main() -> None:
     setup_logging("smith-controller")
-    quiet_kopf_watch_closing()
     setup_tracing("smith-controller")
     settings = Settings.from_env()
     if isinstance(settings.trust, Insecure):

@@ -265,9 +265,9 @@ class Controller:
         )
 
     async def served(self) -> None:
-        """Wait until the API server's discovery shows Smith's kinds. kopf reads discovery once, at start,
-        and watches only what it found then; an API server just (re)started lists only some groups for
-        a moment, and a controller starting in that moment would never see a Bundle."""
+        """Wait until the API server's discovery shows Smith's kinds (an API server just (re)started lists
+        only some groups for a moment), logging why meanwhile: the informers of Smith's kinds, started
+        already, retry a kind not served with back-off; this says so once, plainly, at start."""
         delay = 0.2
         while True:
             try:
@@ -499,21 +499,20 @@ def _needs_work(old: JSONObject | None, new: JSONObject) -> bool:
 
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:
-    """kopf handlers bound to `controller` (an explicit registry: no module-level state)."""
+    """kopf's handlers, bound to `controller` (an explicit registry: no module-level state): the
+    operator's lifecycle (startup, cleanup) and credentials (login). No resource handler: kopf watches
+    nothing; the Bundles, the registrations and the managed objects are the controller's own informers
+    (kopf kept every listed Bundle's event alive in a worker of its own: see `_watch_bundles`)."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # Smith reports through Bundle status, not kopf's events
-        settings.watching.server_timeout = 300
-        # kopf serves the resources found at start (Smith's CRDs are installed before it), and only
-        # those: it does not look at discovery again when a CRD changes, as it would by default, for
-        # discovery may show a group missing for a moment (an API server restarting), and kopf would
-        # then stop watching its Bundles for good. (Limited to a namespace, Smith has no right to list
-        # namespaces or CRDs cluster-wide anyway.)
+        # kopf has no resource to serve (no handler of one): it must not scan discovery for any
+        # either, which could stop at a group missing for a moment (an API server restarting).
         settings.scanning.disabled = True
         await controller.start()
-        await controller.served()  # before kopf's one look at discovery, which follows this handler
+        await controller.served()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
@@ -521,7 +520,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
-        """At start, and whenever kopf's requests are refused (401): the credentials as they are now."""
+        """kopf asks at start (it makes no request after): the credentials as they are now."""
         config = controller.kube_config
         await config.reload()
         cert, key = config.client_certificate or (None, None)
