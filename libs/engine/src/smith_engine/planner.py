@@ -43,9 +43,8 @@ from smith_engine.plugins import (
 )
 from smith_engine.readiness import Readiness, State
 from smith_engine.references import Ambiguous, Unresolved, binding_secret_name, resolve, substitute
+from smith_engine.servicecatalog import SERVICE_BINDING
 from smith_engine.workloads import MissingConfig, prepare
-
-SERVICE_BINDING = GroupKind("servicecatalog.k8s.io", "ServiceBinding")
 
 
 class VerdictState(StrEnum):

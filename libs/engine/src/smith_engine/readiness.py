@@ -15,6 +15,7 @@ from typing import Any, Final
 from smith_engine.conditions import conditions_of
 from smith_engine.model import GROUP, GroupKind, JSONObject
 from smith_engine.references import Ambiguous, PathSyntaxError, Unresolved, compile_path, lookup
+from smith_engine.servicecatalog import SERVICE_BINDING, SERVICE_INSTANCE
 from smith_engine.times import parse_rfc3339
 
 
@@ -247,8 +248,8 @@ BUILTIN: Final[Mapping[GroupKind, ReadinessCheck]] = {
 }
 
 SERVICE_CATALOG: Final[Mapping[GroupKind, ReadinessCheck]] = {
-    GroupKind("servicecatalog.k8s.io", "ServiceInstance"): service_instance,
-    GroupKind("servicecatalog.k8s.io", "ServiceBinding"): service_binding,
+    SERVICE_INSTANCE: service_instance,
+    SERVICE_BINDING: service_binding,
 }
 
 REGISTRY: Final = merge_registries(BUILTIN, SERVICE_CATALOG)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smith_engine.model import GROUP, GroupKind, JSONObject, resource_object
+from smith_engine.servicecatalog import SERVICE_INSTANCE
 
 LAST_APPLIED_REPLICAS = f"{GROUP}/LastAppliedReplicas"
 ENV_REF_HASH = f"{GROUP}/envRefHash"
@@ -30,7 +31,6 @@ SECRET_PARAMETERS_CHECKSUM = f"{GROUP}/secretParametersChecksum"
 DISABLED = "disabled"
 
 DEPLOYMENTS = frozenset({GroupKind("apps", "Deployment"), GroupKind("extensions", "Deployment")})
-SERVICE_INSTANCE = GroupKind("servicecatalog.k8s.io", "ServiceInstance")
 CONFIG_KINDS = ("ConfigMap", "Secret")
 
 Lookup = Callable[[str, str], JSONObject | None]

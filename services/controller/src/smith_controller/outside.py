@@ -18,11 +18,10 @@ from typing import Any
 
 from smith_controller.cache import BundleKey, Child, Keep, Notify
 from smith_controller.tasks import cancel_and_wait
-from smith_engine.catalog import CATALOG_KINDS, SERVICE_INSTANCE
 from smith_engine.limits import MAX_OUTSIDE
 from smith_engine.model import GroupKind, JSONObject, ObjectRef, resource_object
-from smith_engine.planner import SERVICE_BINDING
 from smith_engine.references import binding_secret_name
+from smith_engine.servicecatalog import CATALOG_KINDS, SERVICE_BINDING, SERVICE_INSTANCE
 from smith_engine.workloads import config_sources, outside_sources
 from smith_kube import ApiError, KubeClient, NotFoundError, UnservedKindError
 from smith_kube.informer import run_informer

@@ -25,12 +25,12 @@ from smith_wire.convert import (
 
 from smith.v1 import planner_pb2, planner_pb2_grpc
 from smith_engine.ahead import plan_ahead
-from smith_engine.catalog import CATALOG_KINDS, parameter_problems
 from smith_engine.errors import InvalidBundleError, LimitError
 from smith_engine.model import Bundle, GroupKind, JSONObject
 from smith_engine.planner import Apply, Observed, plan_bundle, plan_teardown
 from smith_engine.planner import Plan as EnginePlan
 from smith_engine.plugins import PluginInfo
+from smith_engine.servicecatalog import CATALOG_KINDS, parameter_problems
 from smith_engine.validation import load_bundle
 
 log = logging.getLogger("smith.planner")

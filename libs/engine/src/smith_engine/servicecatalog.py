@@ -1,4 +1,7 @@
-"""Service Catalog parameters checked before anything is created. Pure.
+"""Service Catalog (servicecatalog.k8s.io/v1beta1): its kinds, and its parameters checked before anything
+is created. Pure. (Its kinds' readiness is in readiness.py's table, the Secrets a ServiceInstance's
+`parametersFrom` reads in workloads.py, a binding's Secret in references.binding_secret_name: each with
+the rules of its kind, these names from here.)
 
 A ServiceInstance's `spec.parameters` must fit its plan's `instanceCreateParameterSchema` (the
 ClusterServicePlan the broker published, found from the instance's class and plan names). Checked when
@@ -20,6 +23,7 @@ from smith_engine.references import MarkerSyntaxError, markers_in, outputs_in, s
 
 GROUP = "servicecatalog.k8s.io"
 SERVICE_INSTANCE = GroupKind(GROUP, "ServiceInstance")
+SERVICE_BINDING = GroupKind(GROUP, "ServiceBinding")
 CLASS = GroupKind(GROUP, "ClusterServiceClass")
 PLAN = GroupKind(GROUP, "ClusterServicePlan")
 CATALOG_KINDS = (CLASS, PLAN)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fakes import CATALOG
-from smith_engine.catalog import parameter_problems, plan_of
+from smith_engine.servicecatalog import parameter_problems, plan_of
 from smith_engine.validation import load_bundle
 from support import bundle_object, resource, service_instance
 
