@@ -270,7 +270,7 @@ async def test_a_resource_blocked_by_an_object_is_rerun_when_that_object_changes
     target = ("v1", "ConfigMap", namespace, "taken")
 
     async def watched() -> bool:  # the reconcile that wrote the status goes on to start the watch
-        return target in smith.controller.blockers.watched()
+        return target in smith.controller.by_name.watched()
 
     await eventually(watched, within=5, what="the object in the way to be watched")
     assert (await kube.get("v1", "ConfigMap", "taken", namespace))["data"] == {"owner": "someone"}
@@ -294,7 +294,7 @@ async def test_a_resource_blocked_by_an_object_is_rerun_when_that_object_changes
     assert got["metadata"]["labels"][BUNDLE_NAME_LABEL] == "blocked"
 
     async def unwatched() -> bool:
-        return target not in smith.controller.blockers.watched()
+        return target not in smith.controller.by_name.watched()
 
     await eventually(unwatched, within=5, what="the watch to stop once the object does not block")
 

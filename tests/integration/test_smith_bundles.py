@@ -216,7 +216,7 @@ async def test_what_smith_cannot_do_is_a_terminal_error_that_says_why(
     assert condition(done, "Error")["reason"] == "TerminalError"
     assert resource_condition(done, "fine", "Ready")["status"] == "True"
     # Nothing is in those resources' way: no watch for them (a watch is a connection to the API server)
-    assert not {t for t in smith.controller.blockers.watched() if t[2] == namespace}
+    assert not {t for t in smith.controller.by_name.watched() if t[2] == namespace}
 
     def typo_verdicts() -> list[str]:
         spans = smith.spans.get_finished_spans()

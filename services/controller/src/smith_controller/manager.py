@@ -109,7 +109,7 @@ class Controller:
         self.scheduler: Scheduler[BundleKey] = Scheduler(
             self._work, concurrency=self.settings.concurrency, group=lambda key: key[0]
         )
-        self.blockers = outside.OutsideWatches(self.kube, lambda key: self._child_event(key, None))
+        self.by_name = outside.OutsideWatches(self.kube, lambda key: self._child_event(key, None))
         self.lifecycle = Lifecycle(self.kube, self.clients, self.cache)
         self._resync = (
             asyncio.create_task(self._resync_every(self.settings.resync_seconds), name="resync")
@@ -157,7 +157,7 @@ class Controller:
         back = self.members.epoch != self._epoch and self.members.rejoined
         self._epoch = self.members.epoch
         self.cache.reshare(grew=bool(self._others - others) or back)
-        self.blockers.retain(self._in_share)
+        self.by_name.retain(self._in_share)
         self._others = others
         if back:
             self._catch_up()
@@ -291,7 +291,7 @@ class Controller:
         await self.scheduler.stop()  # first: a reconcile still running could start a blocker's watch
         if self.members is not None:
             await self.members.stop()  # the others take this replica's share at once
-        await self.blockers.stop()
+        await self.by_name.stop()
         await self.cache.stop()
         await self.clients.close()
         await self.kube.close()
@@ -327,7 +327,7 @@ class Controller:
             self.bundles.pop(key, None)
             self.scheduler.forget(key)
             self.echoes.forget(key)
-            self.blockers.set(key, ())
+            self.by_name.set(key, ())
             return
         if state is None:
             self.bundles[key] = BundleState(_kept(body))
@@ -424,7 +424,7 @@ class Controller:
                 self.clients,
                 bundle,
                 children,
-                outside=await outside.read(self.kube, bundle, children, sources),
+                outside=await outside.read(self.kube, bundle, children, sources, self.by_name),
                 earlier=state.unreported,
                 fence=self._fence(key, epoch),
                 hold=self._written_within(key) > 0,
@@ -434,7 +434,7 @@ class Controller:
             )
             state.unreported = step.unreported
             # At most MAX_OUTSIDE objects in the way are watched for one Bundle; past them, the resync.
-            self.blockers.set(key, [*step.blockers[:MAX_OUTSIDE], *sources])
+            self.by_name.set(key, [*step.blockers[:MAX_OUTSIDE], *sources])
             latest = step.written or (finalizing.result() if finalizing is not None else None)
             if step.written is not None:
                 state.written_at = time.monotonic()

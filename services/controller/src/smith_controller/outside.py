@@ -4,8 +4,9 @@ a Deployment or ServiceInstance of the Bundle reads (there or not yet). Each is 
 while it matters, and any change to it (its controller reference pointed at the Bundle, an edit, its
 creation or deletion) marks the Bundles it matters to for a reconcile. Level-triggered: no polling.
 
-A pass reads what it needs of them (`read`): those ConfigMaps and Secrets, the Secrets its
-ServiceBindings wrote, and the Service Catalog's classes and plans for a Bundle with ServiceInstances."""
+A pass reads what it needs of them (`read`): those ConfigMaps and Secrets (as their watches keep them;
+read from the API only before a watch has told of one), the Secrets its ServiceBindings wrote, and the
+Service Catalog's classes and plans for a Bundle with ServiceInstances."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from smith_engine.workloads import config_sources, outside_sources
 from smith_kube import ApiError, KubeClient, NotFoundError, UnservedKindError
 from smith_kube.informer import run_informer
 
-log = logging.getLogger("smith.controller.blockers")
+log = logging.getLogger("smith.controller.outside")
 Target = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
 
 
@@ -38,9 +39,15 @@ class OutsideWatches:
         self._ending: set[asyncio.Task[None]] = set()  # cancelled, not finished yet (closing a watch)
         self._bundles: dict[Target, set[BundleKey]] = defaultdict(set)
         self._by_bundle: dict[BundleKey, set[Target]] = {}
+        self._kept: dict[Target, JSONObject | None] = {}  # as its watch last told (None: not there)
 
     def watched(self) -> frozenset[Target]:
         return frozenset(self._tasks)
+
+    def kept(self, ref: ObjectRef) -> tuple[bool, JSONObject | None]:
+        """Whether the object's watch has told of it yet, and the object as it told (None: not there)."""
+        target = (ref.api_version, ref.kind, ref.namespace, ref.name)
+        return target in self._kept, self._kept.get(target)
 
     def set(self, bundle: BundleKey, blockers: Iterable[ObjectRef]) -> None:
         """The objects that block `bundle` now (none: stop watching for it)."""
@@ -56,6 +63,7 @@ class OutsideWatches:
             self._bundles[target].discard(bundle)
             if not self._bundles[target]:
                 del self._bundles[target]
+                self._kept.pop(target, None)
                 if (task := self._tasks.pop(target, None)) is not None:
                     task.cancel()
                     self._ending.add(task)
@@ -71,9 +79,14 @@ class OutsideWatches:
         cancelled earlier that have not finished yet."""
         tasks = [*self._tasks.values(), *self._ending]
         self._tasks.clear()
+        self._kept.clear()
         await cancel_and_wait(tasks)
 
-    def _changed(self, target: Target) -> None:
+    def _changed(self, target: Target, now: JSONObject | None) -> None:
+        if target in self._tasks:  # (a watch being cancelled may still tell)
+            if now is not None:
+                (now.get("metadata") or {}).pop("managedFields", None)
+            self._kept[target] = now
         for bundle in list(self._bundles.get(target, ())):
             self.notify(bundle)
 
@@ -86,8 +99,8 @@ class OutsideWatches:
                 self.kube,
                 api_version,
                 kind,
-                on_list=lambda _: self._changed(target),
-                on_event=lambda _: self._changed(target),
+                on_list=lambda items: self._changed(target, items[0] if items else None),
+                on_event=lambda e: self._changed(target, None if e.type == "DELETED" else e.object),
                 field_selector=f"metadata.name={name}",
                 namespace=namespace or None,
             )
@@ -96,13 +109,18 @@ class OutsideWatches:
 
 
 async def read(
-    kube: KubeClient, bundle: JSONObject, children: Sequence[Child], wanted: Sequence[ObjectRef]
+    kube: KubeClient,
+    bundle: JSONObject,
+    children: Sequence[Child],
+    wanted: Sequence[ObjectRef],
+    watches: OutsideWatches,
 ) -> list[JSONObject]:
-    """What a pass of `bundle` reads from outside it (those that exist): `wanted` (its `sources`), the
-    Secrets its ServiceBindings wrote, the catalog's classes and plans."""
+    """What a pass of `bundle` reads from outside it (those that exist): `wanted` (its `sources`: as their
+    watches keep them, read only when not watched yet), the Secrets its ServiceBindings wrote, the
+    catalog's classes and plans."""
     return [
         *await _binding_secrets(kube, children),
-        *await _config_objects(kube, wanted),
+        *await _config_objects(kube, wanted, watches),
         *await _catalog(kube, bundle),
     ]
 
@@ -118,10 +136,16 @@ def sources(bundle: JSONObject, children: Sequence[Child]) -> list[ObjectRef]:
     return [ObjectRef("v1", k, namespace, n) for k, n in sources]
 
 
-async def _config_objects(kube: KubeClient, sources: Sequence[ObjectRef]) -> list[JSONObject]:
+async def _config_objects(
+    kube: KubeClient, sources: Sequence[ObjectRef], watches: OutsideWatches
+) -> list[JSONObject]:
     """The ConfigMaps and Secrets outside the Bundle that its objects read (those that exist)."""
     found: list[JSONObject] = []
     for ref in sources:
+        known, kept = watches.kept(ref)
+        if known:
+            found += [kept] if kept is not None else []
+            continue
         with contextlib.suppress(NotFoundError):
             found.append(await kube.get(ref.api_version, ref.kind, ref.name, ref.namespace))
     return found
