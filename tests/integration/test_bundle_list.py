@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from smith_controller import manager
-from smith_controller.cache import BundleKey
-from smith_controller.manager import BundleState, Controller
+from smith_controller.cache import BundleKey, BundleState
+from smith_controller.manager import Controller
 
 from live import bundle, until_condition
 from smith_engine.model import API_VERSION, JSONObject

@@ -20,7 +20,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from smith_controller.manager import BundleState, Controller
+from smith_controller.cache import BundleState
+from smith_controller.manager import Controller
 from smith_controller.members import Members
 from smith_executor import registration
 

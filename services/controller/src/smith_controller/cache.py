@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from smith_controller.tasks import cancel_and_wait
 from smith_engine.codec import dumps, loads
+from smith_engine.limits import within_reach
 from smith_engine.model import BUNDLE_NAME_LABEL, GroupKind, JSONObject, ObjectKey
+from smith_engine.status import ActionResult
 from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient, UnservedKindError, WatchEvent
 from smith_kube.informer import run_informer
 
@@ -204,3 +207,26 @@ class ChildCache:
             self._drop(kind, event.object["metadata"]["uid"])
         else:
             self._put(kind, event.object)
+
+
+@dataclass(slots=True)
+class BundleState:
+    """What the controller holds for one Bundle it knows."""
+
+    kept: bytes  # the Bundle as JSON (see `kept`)
+    # what a pass did that the status service was not told (it was down): told by the next report
+    unreported: tuple[ActionResult, ...] = ()
+    written_at: float | None = None  # when its status was last written (monotonic)
+
+    def window_left(self, window: float) -> float:
+        """How long is left of the status window its last status write opened (0: none)."""
+        if self.written_at is None:
+            return 0.0
+        left = self.written_at + window - time.monotonic()
+        return left if left > 0.01 else 0.0  # a timer may fire a hair early: the window is over
+
+
+def kept(bundle: JSONObject) -> bytes:
+    """A Bundle as the controller keeps it: JSON, without managedFields (as its children: cache.Child),
+    and no deeper than Smith's services carry (see limits.within_reach)."""
+    return Child.of(within_reach(bundle)).json

@@ -7,30 +7,28 @@ credentials of its login handler): it watches nothing (`run`)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 import kopf
 
 from smith_controller import outside
-from smith_controller.cache import BundleKey, Child, ChildCache, Version
+from smith_controller.cache import BundleKey, BundleState, ChildCache, Version, kept
 from smith_controller.clients import Fence, ServiceClients, ShareLostError
 from smith_controller.echoes import Echoes
-from smith_controller.lifecycle import Lifecycle, TeardownError, finalizers_of
+from smith_controller.lifecycle import Lifecycle, TeardownError
 from smith_controller.members import Members
-from smith_controller.reconciler import Next, reconcile
+from smith_controller.reconciler import Reconciler
+from smith_controller.registrations import Registrations, inform, served
 from smith_controller.scheduler import Scheduler
 from smith_controller.settings import (
     BUNDLES,
     CACHED,
-    HEARTBEAT,
-    HELD,
     LOST,
     MEMBERS,
     OWNED,
@@ -40,45 +38,26 @@ from smith_controller.settings import (
 )
 from smith_controller.tasks import cancel_and_wait
 from smith_engine.codec import loads
-from smith_engine.deletion import FINALIZER
-from smith_engine.limits import MAX_OUTSIDE, within_reach
 from smith_engine.model import (
-    API_VERSION,
     BUNDLE_KIND,
-    GROUP,
     JSONObject,
 )
 from smith_engine.plugins import PluginInfo
-from smith_engine.routing import ExecutorInfo, RoutingTable
-from smith_engine.status import ActionResult
-from smith_engine.times import parse_rfc3339
+from smith_engine.routing import RoutingTable
 from smith_kube import (
     CONNECTION_ERRORS,
     ApiError,
     ConflictError,
     KubeClient,
     KubeConfig,
-    UnservedKindError,
 )
-from smith_kube.informer import run_informer
 
 log = logging.getLogger("smith.controller")
 Told = Callable[[str | None, JSONObject], None]  # an event of one of Smith's kinds, told to the controller
-SMITH_KINDS = (BUNDLE_KIND, "Executor", "Plugin")  # what must be served before the controller starts
 CLOSE_GRACE = 0.25  # seconds
 # Bundles per page of their list: a page of 500 Bundles of 10 resources, with their status, is 3.7 MB of
 # JSON and 20 MiB once parsed; the controller's memory grows to what one page takes, and stays there.
 BUNDLES_PAGE = 100
-
-
-@dataclass(slots=True)
-class BundleState:
-    """What the controller holds for one Bundle it knows."""
-
-    kept: bytes  # the Bundle as JSON (see _kept)
-    # what a pass did that the status service was not told (it was down): told by the next report
-    unreported: tuple[ActionResult, ...] = ()
-    written_at: float | None = None  # when its status was last written (monotonic)
 
 
 @dataclass
@@ -110,7 +89,7 @@ class Controller:
             self._work, concurrency=self.settings.concurrency, group=lambda key: key[0]
         )
         self.by_name = outside.OutsideWatches(self.kube, lambda key: self._child_event(key, None))
-        self.lifecycle = Lifecycle(self.kube, self.clients, self.cache)
+        self.reconciler = self._reconciler()
         self._resync = (
             asyncio.create_task(self._resync_every(self.settings.resync_seconds), name="resync")
             if self.settings.resync_seconds > 0
@@ -125,24 +104,45 @@ class Controller:
         self._listed: set[BundleKey] = set()  # the Bundles of a list in progress
         self._bundle_watch = self._watch_bundles()
         # Executors and Plugins: listed before any reconcile (which needs to know who serves what)
-        self._registered = {kind: asyncio.Event() for kind in ("Executor", "Plugin")}
-        self._names: dict[str, set[str]] = {kind: set() for kind in self._registered}
-        self._registrations = [
-            self._watch_registrations("Executor", self.executor_event),
-            self._watch_registrations("Plugin", self.plugin_event),
-        ]
-        if self.settings.lease_seconds > 0:
-            self.members = Members(
-                self.kube_config,
-                namespace=self.settings.namespace,
-                identity=self.settings.identity,
-                duration=self.settings.lease_seconds,
-                changed=self._members_changed,
-            )
-            await self.members.start()
-            MEMBERS.set_function(lambda: len(self.members.live()) if self.members else 0)
+        self.registrations = Registrations(
+            self.kube,
+            self.settings.namespace,
+            self.routing,
+            self.plugins,
+            kinds_changed=self.cache.watch,
+            changed=self.resync,
+        )
+        self.registrations.start()
+        await self._join()
         OWNED.set_function(lambda: sum(1 for key in self.bundles if self.owns(key)))
         CACHED.set_function(lambda: len(self.cache))
+
+    async def _join(self) -> None:
+        """With leases, become one of the replicas sharing the Bundles (see members.Members)."""
+        if self.settings.lease_seconds <= 0:
+            return
+        self.members = Members(
+            self.kube_config,
+            namespace=self.settings.namespace,
+            identity=self.settings.identity,
+            duration=self.settings.lease_seconds,
+            changed=self._members_changed,
+        )
+        await self.members.start()
+        MEMBERS.set_function(lambda: len(self.members.live()) if self.members else 0)
+
+    def _reconciler(self) -> Reconciler:
+        return Reconciler(
+            self.clients,
+            self.kube,
+            self.cache,
+            self.by_name,
+            Lifecycle(self.kube, self.clients, self.cache),
+            self.echoes,
+            later=lambda key, seconds: self.scheduler.later(key, seconds),
+            status_window=self.settings.status_window,
+            plan_ahead=self.settings.plan_ahead,
+        )
 
     def _in_share(self, key: BundleKey) -> bool:
         """What this replica keeps for a Bundle: everything without leases, its share's with them."""
@@ -176,7 +176,8 @@ class Controller:
         watch: kopf lists them in one response and gives each its own worker holding its event, all at
         once; a restarted controller with 1,500 Bundles grew by some 50 MiB that way, and kept them."""
         return asyncio.create_task(
-            self._inform(
+            inform(
+                self.kube,
                 BUNDLE_KIND,
                 self._fresh,
                 on_page=self._bundles_page,
@@ -186,45 +187,6 @@ class Controller:
             ),
             name="watch Bundles",
         )
-
-    async def _inform(self, kind: str, synced: asyncio.Event, **informer: Any) -> None:
-        """List and watch one of Smith's kinds for as long as the controller runs."""
-        delay = 1.0
-        while True:
-            try:
-                await run_informer(self.kube, API_VERSION, kind, synced=synced, **informer)
-            except UnservedKindError as e:  # the CRD not installed, or not established yet
-                log.warning("%s is not served (%s); looking again in %.0fs", kind, e, delay)
-                await asyncio.sleep(delay)
-                delay = min(30.0, delay * 2)
-                self.kube.forget(API_VERSION)
-
-    def _watch_registrations(self, kind: str, told: Told) -> asyncio.Task[None]:
-        return asyncio.create_task(
-            self._inform(
-                kind,
-                self._registered[kind],
-                on_list=lambda items: self._registrations_listed(kind, items, told),
-                on_event=lambda event: self._registration(kind, told, event.type, event.object),
-                namespace=self.settings.namespace,
-            ),
-            name=f"watch {kind}s",
-        )
-
-    def _registration(self, kind: str, told: Told, event_type: str | None, body: JSONObject) -> None:
-        names = self._names[kind]
-        (names.discard if event_type == "DELETED" else names.add)(body["metadata"]["name"])
-        told(event_type, body)
-
-    def _registrations_listed(self, kind: str, items: Sequence[JSONObject], told: Told) -> None:
-        """A (re)list of Executors or Plugins: each told as it is, and those it no longer shows as gone."""
-        listed = {item["metadata"]["name"] for item in items}
-        for name in self._names[kind] - listed:
-            self._registration(
-                kind, told, "DELETED", {"metadata": {"name": name, "namespace": self.settings.namespace}}
-            )
-        for item in items:
-            self._registration(kind, told, None, item)
 
     def _bundles_page(self, items: Sequence[JSONObject], first: bool, last: bool) -> None:
         """A page of a (re)list of the Bundles; after the last, those it did not show are gone."""
@@ -259,35 +221,14 @@ class Controller:
         return (
             hasattr(self, "cache")
             and self._fresh.is_set()
-            and all(e.is_set() for e in self._registered.values())
+            and self.registrations.is_synced()
             and self.cache.is_synced()
             and (self.members is None or self.members.is_synced())
         )
 
-    async def served(self) -> None:
-        """Wait until the API server's discovery shows Smith's kinds (an API server just (re)started lists
-        only some groups for a moment), logging why meanwhile: the informers of Smith's kinds, started
-        already, retry a kind not served with back-off; this says so once, plainly, at start."""
-        delay = 0.2
-        while True:
-            try:
-                groups = (await self.kube.request("GET", "/apis")).get("groups") or []
-                if any(g.get("name") == GROUP for g in groups):
-                    self.kube.forget(API_VERSION)
-                    for kind in SMITH_KINDS:
-                        await self.kube.resource(API_VERSION, kind)
-                    return
-                problem = f"no group {GROUP} in discovery yet"
-            except (ApiError, UnservedKindError, *CONNECTION_ERRORS) as e:
-                problem = str(e) or type(e).__name__
-            log.info("waiting for the API server to serve Smith's kinds: %s", problem)
-            await asyncio.sleep(delay)
-            delay = min(5.0, delay * 2)
-
     async def stop(self) -> None:
-        await cancel_and_wait(
-            [t for t in (self._resync, self._bundle_watch, *self._registrations) if t is not None]
-        )
+        await cancel_and_wait([t for t in (self._resync, self._bundle_watch) if t is not None])
+        await self.registrations.stop()
         await self.scheduler.stop()  # first: a reconcile still running could start a blocker's watch
         if self.members is not None:
             await self.members.stop()  # the others take this replica's share at once
@@ -307,13 +248,6 @@ class Controller:
             await asyncio.sleep(seconds)
             self.resync()
 
-    def _written_within(self, key: BundleKey) -> float:
-        """How long is left of the status window opened by the Bundle's last status write (0: none)."""
-        if (state := self.bundles.get(key)) is None or (written := state.written_at) is None:
-            return 0.0
-        left = written + self.settings.status_window - time.monotonic()
-        return left if left > 0.01 else 0.0  # a timer may fire a hair early: the window is over
-
     # --- events -----------------------------------------------------------------------------------
 
     def bundle_event(self, event_type: str | None, body: JSONObject) -> None:
@@ -330,61 +264,11 @@ class Controller:
             self.by_name.set(key, ())
             return
         if state is None:
-            self.bundles[key] = BundleState(_kept(body))
+            self.bundles[key] = BundleState(kept(body))
         else:
-            state.kept = _kept(body)
+            state.kept = kept(body)
         if _needs_work(old, body):
             self.scheduler.trigger(key)
-
-    def executor_event(self, event_type: str | None, body: JSONObject) -> None:
-        if body["metadata"].get("namespace") != self.settings.namespace:
-            return
-        name = body["metadata"]["name"]
-        if event_type == "DELETED":
-            with contextlib.suppress(KeyError):
-                HEARTBEAT.remove(name)
-        elif (beat := parse_rfc3339((body.get("status") or {}).get("heartbeatTime"))) is not None:
-            HEARTBEAT.labels(executor=name).set(beat.timestamp())
-        changed = (
-            self.routing.remove(name)
-            if event_type == "DELETED"
-            else self.routing.update(ExecutorInfo.of(body))
-        )
-        if changed:
-            log.info(
-                "routing changed: %s",
-                {str(k): self.routing.endpoint(k) for k in sorted(self.routing.kinds())},
-            )
-            for other in list(self.routing.executors):
-                if refused := self.routing.refused(other):
-                    log.warning(
-                        "executor %s claims kinds other executors serve; refused: %s",
-                        other,
-                        ", ".join(f"{k} (served by {owner})" for k, owner in refused.items()),
-                    )
-            self.cache.watch(self.routing.kinds())
-            for key in self.bundles:
-                self.scheduler.trigger(key)
-
-    def plugin_event(self, event_type: str | None, body: JSONObject) -> None:
-        """A plugin registered, changed or went away: every Bundle is planned again (one that uses it
-        may now go on, or fail)."""
-        if body["metadata"].get("namespace") != self.settings.namespace:
-            return
-        info = PluginInfo.of(body)
-        old = self.plugins.get(info.name)
-        if event_type == "DELETED":
-            self.plugins.pop(info.name, None)
-        else:
-            self.plugins[info.name] = info
-        if (
-            event_type == "DELETED"
-            or old is None
-            or replace(old, heartbeat="") != replace(info, heartbeat="")
-        ):
-            log.info("plugins: %s", {n: p.endpoint for n, p in sorted(self.plugins.items())})
-            for key in self.bundles:
-                self.scheduler.trigger(key)
 
     def _child_event(self, key: BundleKey, seen: Version | None) -> None:
         """One of the Bundle's objects (or an object in its way: `seen` None) changed, to version `seen`,
@@ -393,60 +277,25 @@ class Controller:
             self.scheduler.trigger(key)
 
     async def _work(self, key: BundleKey) -> bool:
+        """The work queue's worker: one pass of the Bundle (or one step of its teardown) once everything
+        it reads has been listed; True asks for a retry after a back-off."""
         await self.cache.synced()
         if self.members is not None:
             await self.members.synced()
         await self._fresh.wait()
-        for registered in self._registered.values():
-            await registered.wait()
+        await self.registrations.synced()
         state = self.bundles.get(key)
         epoch = self.members.epoch if self.members is not None else None
         if state is None or not self.owns(key, epoch):
             return False
-        stored = state.kept
-        bundle: JSONObject = loads(stored)
         began, result = time.perf_counter(), "error"
-        finalizing: asyncio.Task[JSONObject | None] | None = None
         self.echoes.begin(key)
         try:
-            if bundle["metadata"].get("deletionTimestamp"):
-                await self.lifecycle.tear_down(
-                    key, bundle, fence=self._fence(key, epoch), guard=lambda: self._guard(key, epoch)
-                )
-                result = "ok"
-                return False
-            if FINALIZER not in finalizers_of(bundle):
-                self._guard(key, epoch)
-                finalizing = asyncio.create_task(self.lifecycle.finalize(key, bundle), name="finalizer")
-            children = self.cache.children(key)
-            sources = outside.sources(bundle, children)
-            step = await reconcile(
-                self.clients,
-                bundle,
-                children,
-                outside=await outside.read(self.kube, bundle, children, sources, self.by_name),
-                earlier=state.unreported,
-                fence=self._fence(key, epoch),
-                hold=self._written_within(key) > 0,
-                plan_ahead=self.settings.plan_ahead,
-                finalizing=finalizing,
-                wrote=lambda versions: self.echoes.wrote(key, versions),
+            retry = await self.reconciler.reconcile(
+                key, state, fence=self._fence(key, epoch), guard=lambda: self._guard(key, epoch)
             )
-            state.unreported = step.unreported
-            # At most MAX_OUTSIDE objects in the way are watched for one Bundle; past them, the resync.
-            self.by_name.set(key, [*step.blockers[:MAX_OUTSIDE], *sources])
-            latest = step.written or (finalizing.result() if finalizing is not None else None)
-            if step.written is not None:
-                state.written_at = time.monotonic()
-            if latest is not None and state.kept is stored:
-                state.kept = _kept(latest)  # no newer version came meanwhile
-            if step.held:
-                HELD.inc()
-                self.scheduler.later(key, self._written_within(key))
-            result = "retry" if step.next is Next.RETRY else "ok"
-            if step.wake_after is not None:
-                self.scheduler.later(key, step.wake_after)
-            return step.next is Next.RETRY
+            result = "retry" if retry else "ok"
+            return retry
         except ShareLostError:
             log.info("reconcile of %s/%s stopped: another replica owns the Bundle now", *key)
             LOST.inc()
@@ -465,8 +314,6 @@ class Controller:
             log.exception("reconcile of %s/%s failed", *key)
             return True
         finally:
-            if finalizing is not None and not finalizing.done():
-                finalizing.cancel()  # the pass ended before its report: the next pass writes it
             if self.echoes.end(key):  # an event meanwhile that was not the echo of its own writes
                 self.scheduler.trigger(key)
             RECONCILES.labels(result=result).observe(time.perf_counter() - began)
@@ -512,7 +359,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         # either, which could stop at a group missing for a moment (an API server restarting).
         settings.scanning.disabled = True
         await controller.start()
-        await controller.served()
+        await served(controller.kube)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
@@ -535,12 +382,6 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         )
 
     return registry
-
-
-def _kept(bundle: JSONObject) -> bytes:
-    """A Bundle as the controller keeps it: JSON, without managedFields (as its children: cache.Child),
-    and no deeper than Smith's services carry (see limits.within_reach)."""
-    return Child.of(within_reach(bundle)).json
 
 
 Flag = asyncio.Event | threading.Event

@@ -5,9 +5,11 @@ calls are the service clients' (clients.py): each has a deadline and a write is 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import grpc
@@ -28,16 +30,24 @@ from smith_wire.convert import (
 )
 
 from smith.v1 import common_pb2, planner_pb2, plugin_pb2
-from smith_controller.cache import Child, Version
+from smith_controller import outside
+from smith_controller.cache import BundleKey, BundleState, Child, ChildCache, Version, kept
 from smith_controller.clients import Fence, ServiceClients, action_kind
+from smith_controller.echoes import Echoes
+from smith_controller.lifecycle import Lifecycle, finalizers_of
+from smith_controller.outside import OutsideWatches
+from smith_controller.settings import HELD
 from smith_engine import passes
 from smith_engine.ahead import Wave
 from smith_engine.changes import desired_hash
-from smith_engine.deletion import PendingDeletion
+from smith_engine.codec import loads
+from smith_engine.deletion import FINALIZER, PendingDeletion
+from smith_engine.limits import MAX_OUTSIDE
 from smith_engine.model import GroupKind, JSONObject, ObjectKey, ObjectRef, group_of
 from smith_engine.planner import Action, Apply, Verdict
 from smith_engine.readiness import READY
 from smith_engine.status import ActionResult, may_wait
+from smith_kube import KubeClient
 
 log = logging.getLogger("smith.controller")
 tracer = trace.get_tracer("smith.controller")
@@ -63,7 +73,7 @@ class Step:
     held: bool = False  # the report was held back: the pass only made progress (see `reconcile`'s `hold`)
 
 
-async def reconcile(
+async def run_pass(
     clients: ServiceClients,
     bundle: JSONObject,
     children: Sequence[Child],
@@ -107,74 +117,116 @@ async def reconcile(
         # (and holding what dependents read) goes back into what is seen and the planner is asked again,
         # so the next wave goes at once; the pass ends at the first plan with nothing new to do (what is
         # left waits for time: a rollout, a controller's status; its watch event brings the next pass).
-        actions: list[Action] = []
-        results: list[common_pb2.ActionResult] = []
-        ahead_made: dict[str, str] = {}  # resources applied as planned ahead: their desired hash
-        settled: tuple[Verdict, ...] | None = None  # the last plan, as the planner predicted it
-        waves, bundle_json = 0, dump(bundle)
-        while True:
-            try:
-                plan = await clients.plan(bundle, bundle_json, seen.observed, ahead=plan_ahead)
-            except grpc.aio.AioRpcError as e:
-                if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
-                    raise
-                span.set_attribute("smith.verdict", "InvalidBundle")
-                if (bundle_now := await _finalized(bundle, finalizing)) is None:
-                    return Step(Next.RETRY)
-                written = await clients.report(
-                    bundle_now,
-                    invalid=e.details() or "invalid bundle",
-                    fence=fence,
-                )
-                return Step(Next.DONE, written=written)
-            done = {passes.identity(a) for a in actions}
-            wave = passes.next_wave([action_from_proto(a) for a in plan.actions], done, ahead_made)
-            if not wave:
-                break
-            ahead = _ahead_with(clients, wave, plan.ahead)
-            answered = await clients.execute(bundle, wave, fence=fence, then=[sent for sent, _ in ahead])
-            wrote(_written(answered))
-            made = {r.resource_name for r in answered}
-            went = [w for _, w in ahead if made.issuperset(a.resource for a in w.actions)]
-            for applied in went:
-                actions += applied.actions
-                ahead_made |= {a.resource: desired_hash(a.object) for a in applied.actions}
-                waves += 1
-            actions += wave
-            results += answered
-            waves += 1
-            if len(went) == len(plan.ahead) and (settled := _settled(plan, answered)) is not None:
-                break  # the plan after this wave is the one the planner predicted
-            if not passes.goes_on([result_from_proto(r) for r in answered], wave):
-                break
-            seen.update([r for r in answered if r.ok and r.observed.readiness.state == ready.state])
-        span.set_attribute("smith.waves", waves)
+        acted = await _plan_and_act(clients, bundle, seen, fence=fence, plan_ahead=plan_ahead, wrote=wrote)
+        span.set_attribute("smith.waves", acted.waves)
+        if acted.invalid is not None:
+            span.set_attribute("smith.verdict", "InvalidBundle")
+            if (bundle_now := await _finalized(bundle, finalizing)) is None:
+                return Step(Next.RETRY)
+            written = await clients.report(bundle_now, invalid=acted.invalid, fence=fence)
+            return Step(Next.DONE, written=written)
 
         # 4. report, once for the whole pass (or with the next pass's, when it only shows progress)
-        told = Told.of(plan, settled)
-        done_now = [result_from_proto(r) for r in results]
-        blockers, wake = passes.blockers(actions, done_now), told.wake_after
-        later = passes.told_later([*earlier, *done_now])
-        if (bundle_now := await _finalized(bundle, finalizing)) is None:
-            return Step(Next.RETRY, blockers, wake, unreported=later)
-        if hold and may_wait(told.verdicts, [*earlier, *done_now], told.pending):
-            span.set_attribute("smith.report", "held")
-            return Step(Next.DONE, blockers, wake, unreported=later, held=True)
+        return await _report(
+            clients, bundle, acted, earlier=earlier, hold=hold, finalizing=finalizing, fence=fence
+        )
+
+
+@dataclass
+class Acted:
+    """What steps 2 and 3 of a pass did: the actions made (waves planned ahead too), the executors'
+    answers, and what the last plan tells; or why the Bundle is invalid."""
+
+    told: Told | None = None
+    actions: list[Action] = field(default_factory=list)
+    results: list[common_pb2.ActionResult] = field(default_factory=list)
+    waves: int = 0
+    invalid: str | None = None
+
+
+async def _plan_and_act(
+    clients: ServiceClients,
+    bundle: JSONObject,
+    seen: Seen,
+    *,
+    fence: Fence | None,
+    plan_ahead: bool,
+    wrote: Callable[[list[Version]], None],
+) -> Acted:
+    acted, bundle_json = Acted(), dump(bundle)
+    ahead_made: dict[str, str] = {}  # resources applied as planned ahead: their desired hash
+    ready = readiness_to_proto(READY).state
+    while True:
         try:
-            written = await clients.report(
-                bundle_now,
-                verdicts=[verdict_to_proto(v) for v in told.verdicts],
-                results=[*map(result_to_proto, earlier), *results],
-                pending=[pending_to_proto(p) for p in told.pending],
-                plugins=told.plugins,
-                fence=fence,
-            )
+            plan = await clients.plan(bundle, bundle_json, seen.observed, ahead=plan_ahead)
         except grpc.aio.AioRpcError as e:
-            log.warning("report of %s/%s: %s %s", meta["namespace"], meta["name"], e.code().name, e.details())
-            return Step(Next.RETRY, blockers, wake, unreported=later)
-        retry = passes.must_retry(done_now, told.verdicts)
-        span.set_attribute("smith.retry", retry)
-        return Step(Next.RETRY if retry else Next.DONE, blockers, wake, written)
+            if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            acted.invalid = e.details() or "invalid bundle"
+            return acted
+        done = {passes.identity(a) for a in acted.actions}
+        wave = passes.next_wave([action_from_proto(a) for a in plan.actions], done, ahead_made)
+        if not wave:
+            break
+        ahead = _ahead_with(clients, wave, plan.ahead)
+        answered = await clients.execute(bundle, wave, fence=fence, then=[sent for sent, _ in ahead])
+        wrote(_written(answered))
+        made = {r.resource_name for r in answered}
+        went = [w for _, w in ahead if made.issuperset(a.resource for a in w.actions)]
+        for applied in went:
+            acted.actions += applied.actions
+            ahead_made |= {a.resource: desired_hash(a.object) for a in applied.actions}
+        acted.actions += wave
+        acted.results += answered
+        acted.waves += 1 + len(went)
+        if len(went) == len(plan.ahead) and (settled := _settled(plan, answered)) is not None:
+            acted.told = Told(settled)  # the plan after this wave is the one the planner predicted
+            return acted
+        if not passes.goes_on([result_from_proto(r) for r in answered], wave):
+            break
+        seen.update([r for r in answered if r.ok and r.observed.readiness.state == ready])
+    acted.told = Told.of(plan)
+    return acted
+
+
+async def _report(
+    clients: ServiceClients,
+    bundle: JSONObject,
+    acted: Acted,
+    *,
+    earlier: Sequence[ActionResult],
+    hold: bool,
+    finalizing: Awaitable[JSONObject | None] | None,
+    fence: Fence | None,
+) -> Step:
+    """Step 4: tell the status service what the pass did and how the Bundle is (or keep it for the next
+    report, when the pass only made progress and a report was written a moment ago)."""
+    span, told = trace.get_current_span(), acted.told
+    assert told is not None, "a pass that planned tells its last plan"
+    done_now = [result_from_proto(r) for r in acted.results]
+    blockers, wake = passes.blockers(acted.actions, done_now), told.wake_after
+    later = passes.told_later([*earlier, *done_now])
+    if (bundle_now := await _finalized(bundle, finalizing)) is None:
+        return Step(Next.RETRY, blockers, wake, unreported=later)
+    if hold and may_wait(told.verdicts, [*earlier, *done_now], told.pending):
+        span.set_attribute("smith.report", "held")
+        return Step(Next.DONE, blockers, wake, unreported=later, held=True)
+    try:
+        written = await clients.report(
+            bundle_now,
+            verdicts=[verdict_to_proto(v) for v in told.verdicts],
+            results=[*map(result_to_proto, earlier), *acted.results],
+            pending=[pending_to_proto(p) for p in told.pending],
+            plugins=told.plugins,
+            fence=fence,
+        )
+    except grpc.aio.AioRpcError as e:
+        meta = bundle["metadata"]
+        log.warning("report of %s/%s: %s %s", meta["namespace"], meta["name"], e.code().name, e.details())
+        return Step(Next.RETRY, blockers, wake, unreported=later)
+    retry = passes.must_retry(done_now, told.verdicts)
+    span.set_attribute("smith.retry", retry)
+    return Step(Next.RETRY if retry else Next.DONE, blockers, wake, written)
 
 
 @dataclass(frozen=True)
@@ -188,9 +240,7 @@ class Told:
     wake_after: float | None = None
 
     @classmethod
-    def of(cls, plan: planner_pb2.PlanResponse, settled: tuple[Verdict, ...] | None) -> Told:
-        if settled is not None:
-            return cls(settled)
+    def of(cls, plan: planner_pb2.PlanResponse) -> Told:
         return cls(
             [verdict_from_proto(v) for v in plan.verdicts],
             [pending_from_proto(p) for p in plan.pending],
@@ -274,3 +324,68 @@ def _settled(
         if r.ok and r.HasField("observed") and r.observed.readiness.state == ready
     }
     return passes.settled(settled_from_proto(plan.settled), answers)
+
+
+@dataclass
+class Reconciler:
+    """One Bundle's pass with what it reads and keeps: its objects from the child cache, the objects
+    outside it (read, and watched by name after), its lifecycle (finalizer, teardown), and what the pass
+    leaves (its state record, the queue's timers). The caller passes in the fence and the ownership
+    guard, and maps what is raised to a retry."""
+
+    clients: ServiceClients
+    kube: KubeClient
+    cache: ChildCache
+    by_name: OutsideWatches
+    lifecycle: Lifecycle
+    echoes: Echoes
+    later: Callable[[BundleKey, float], None]  # reconcile the Bundle again after so many seconds
+    status_window: float
+    plan_ahead: bool
+
+    async def reconcile(
+        self, key: BundleKey, state: BundleState, *, fence: Fence | None, guard: Callable[[], None]
+    ) -> bool:
+        """Tear the deleted Bundle down a step, or reconcile it (writing Smith's finalizer meanwhile on a
+        new one), and keep what the pass leaves: True asks for a retry."""
+        stored = state.kept
+        bundle: JSONObject = loads(stored)
+        if bundle["metadata"].get("deletionTimestamp"):
+            await self.lifecycle.tear_down(key, bundle, fence=fence, guard=guard)
+            return False
+        finalizing: asyncio.Task[JSONObject | None] | None = None
+        if FINALIZER not in finalizers_of(bundle):
+            guard()
+            finalizing = asyncio.create_task(self.lifecycle.finalize(key, bundle), name="finalizer")
+        try:
+            children = self.cache.children(key)
+            sources = outside.sources(bundle, children)
+            step = await run_pass(
+                self.clients,
+                bundle,
+                children,
+                outside=await outside.read(self.kube, bundle, children, sources, self.by_name),
+                earlier=state.unreported,
+                fence=fence,
+                hold=state.window_left(self.status_window) > 0,
+                plan_ahead=self.plan_ahead,
+                finalizing=finalizing,
+                wrote=lambda versions: self.echoes.wrote(key, versions),
+            )
+            state.unreported = step.unreported
+            # At most MAX_OUTSIDE objects in the way are watched for one Bundle; past them, the resync.
+            self.by_name.set(key, [*step.blockers[:MAX_OUTSIDE], *sources])
+            latest = step.written or (finalizing.result() if finalizing is not None else None)
+        finally:
+            if finalizing is not None and not finalizing.done():
+                finalizing.cancel()  # the pass ended before its report: the next pass writes it
+        if step.written is not None:
+            state.written_at = time.monotonic()
+        if latest is not None and state.kept is stored:
+            state.kept = kept(latest)  # no newer version came meanwhile
+        if step.held:
+            HELD.inc()
+            self.later(key, state.window_left(self.status_window))
+        if step.wake_after is not None:
+            self.later(key, step.wake_after)
+        return step.next is Next.RETRY
