@@ -10,7 +10,7 @@ UV ?= $(LOCAL_UV)
 export PATH := $(UV_DIR)/bin:$(PATH)
 RUN := $(UV) run --frozen
 
-.PHONY: help sync run plan test unit integration lint typecheck proto proto-check controlplane cluster-up cluster-down tilt-ci chaos bench profile clean
+.PHONY: help sync run plan test unit integration lint docs typecheck proto proto-check controlplane cluster-up cluster-down tilt-ci chaos bench profile clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ run: sync controlplane ## Smith end to end: local control plane, all services, t
 plan: sync ## dry run: validate the sample bundles and print how they would converge, wave by wave
 	$(RUN) smith plan deploy/samples
 
-test: sync lint typecheck proto-check ## lint, type check, proto drift check, then every test
+test: sync lint typecheck proto-check docs ## lint, type check, proto drift check, the docs built strictly, then every test
 	$(RUN) pytest
 
 unit: sync ## only the pure unit tests (no control plane)
@@ -37,6 +37,9 @@ lint: sync ## ruff and the import contracts
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) lint-imports
+
+docs: sync ## build docs/ as a site (MkDocs Material, --strict: a broken link fails) into .smith/site
+	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict --quiet
 
 typecheck: sync ## mypy --strict
 	$(RUN) mypy
