@@ -294,6 +294,8 @@ class Controller:
             retry = await self.reconciler.reconcile(
                 key, state, fence=self._fence(key, epoch), guard=lambda: self._guard(key, epoch)
             )
+            if self.bundles.get(key) is not state:  # deleted meanwhile: what the pass watched, it lets go
+                self.by_name.set(key, ())
             result = "retry" if retry else "ok"
             return retry
         except ShareLostError:

@@ -19,6 +19,7 @@ from typing import Any
 
 from smith_controller.cache import BundleKey, Child, Keep, Notify
 from smith_controller.tasks import cancel_and_wait
+from smith_engine.codec import loads
 from smith_engine.limits import MAX_OUTSIDE
 from smith_engine.model import GroupKind, JSONObject, ObjectRef, resource_object
 from smith_engine.references import binding_secret_name
@@ -29,6 +30,7 @@ from smith_kube.informer import run_informer
 
 log = logging.getLogger("smith.controller.outside")
 Target = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+KEPT_KINDS = frozenset({("v1", "ConfigMap"), ("v1", "Secret")})  # what a pass reads (not what blocks it)
 
 
 class OutsideWatches:
@@ -39,15 +41,20 @@ class OutsideWatches:
         self._ending: set[asyncio.Task[None]] = set()  # cancelled, not finished yet (closing a watch)
         self._bundles: dict[Target, set[BundleKey]] = defaultdict(set)
         self._by_bundle: dict[BundleKey, set[Target]] = {}
-        self._kept: dict[Target, JSONObject | None] = {}  # as its watch last told (None: not there)
+        # ConfigMaps and Secrets as their watch last told, as compact JSON (see cache.Child; b"": not there)
+        self._kept: dict[Target, bytes] = {}
 
     def watched(self) -> frozenset[Target]:
         return frozenset(self._tasks)
 
     def kept(self, ref: ObjectRef) -> tuple[bool, JSONObject | None]:
-        """Whether the object's watch has told of it yet, and the object as it told (None: not there)."""
+        """Whether a live watch has told of the ConfigMap or Secret yet, and the object as it told (None:
+        not there). A watch that ended keeps nothing: the object is read from the API again."""
         target = (ref.api_version, ref.kind, ref.namespace, ref.name)
-        return target in self._kept, self._kept.get(target)
+        task, kept = self._tasks.get(target), self._kept.get(target)
+        if task is None or task.done() or kept is None:
+            return False, None
+        return True, loads(kept) if kept else None
 
     def set(self, bundle: BundleKey, blockers: Iterable[ObjectRef]) -> None:
         """The objects that block `bundle` now (none: stop watching for it)."""
@@ -83,10 +90,8 @@ class OutsideWatches:
         await cancel_and_wait(tasks)
 
     def _changed(self, target: Target, now: JSONObject | None) -> None:
-        if target in self._tasks:  # (a watch being cancelled may still tell)
-            if now is not None:
-                (now.get("metadata") or {}).pop("managedFields", None)
-            self._kept[target] = now
+        if target[:2] in KEPT_KINDS and self._tasks.get(target) is asyncio.current_task():
+            self._kept[target] = b"" if now is None else Child.of(now).json
         for bundle in list(self._bundles.get(target, ())):
             self.notify(bundle)
 
@@ -106,6 +111,11 @@ class OutsideWatches:
             )
         except UnservedKindError:
             log.info("not watching %s %s/%s: the kind is not served", kind, namespace, name)
+        except Exception as e:  # (not a cancel): nothing kept is trusted after it
+            log.error("watch of %s %s/%s ended: %s", kind, namespace, name, type(e).__name__)
+        finally:
+            if self._tasks.get(target) is asyncio.current_task():
+                self._kept.pop(target, None)
 
 
 async def read(
@@ -118,11 +128,10 @@ async def read(
     """What a pass of `bundle` reads from outside it (those that exist): `wanted` (its `sources`: as their
     watches keep them, read only when not watched yet), the Secrets its ServiceBindings wrote, the
     catalog's classes and plans."""
-    return [
-        *await _binding_secrets(kube, children),
-        *await _config_objects(kube, wanted, watches),
-        *await _catalog(kube, bundle),
-    ]
+    written = await _binding_secrets(kube, children)  # read fresh: a kept copy of one may lag
+    names = {o["metadata"]["name"] for o in written}
+    rest = [r for r in wanted if not (r.kind == "Secret" and r.name in names)]
+    return [*written, *await _config_objects(kube, rest, watches), *await _catalog(kube, bundle)]
 
 
 def sources(bundle: JSONObject, children: Sequence[Child]) -> list[ObjectRef]:
