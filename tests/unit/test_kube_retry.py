@@ -15,6 +15,7 @@ import yaml
 from aiohttp import web
 
 from smith_kube import ApiError, KubeClient, KubeConfig
+from smith_kube.backoff import backoff
 from smith_kube.client import RETRY_AFTER_MAX, retry_after
 
 
@@ -83,3 +84,8 @@ async def test_other_failures_are_errors_at_once(
         await kube.request("GET", "/api/v1/namespaces/n/configmaps/x")
     assert failed.value.status == 500
     assert len(arrivals) == 1
+
+
+def test_waits_double_from_the_first_up_to_the_most_for_ever() -> None:
+    waits = backoff(0.5, 3.0)
+    assert [next(waits) for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]

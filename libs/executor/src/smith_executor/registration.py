@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from smith_engine.model import API_VERSION, GroupKind
 from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.times import rfc3339
 from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient
+from smith_kube.backoff import backoff
 
 log = logging.getLogger("smith.executor.registration")
 EXECUTOR_KIND = "Executor"
@@ -102,14 +103,6 @@ async def publish_object(kube: KubeClient, body: dict[str, Any]) -> None:
             "could not publish %s %s (again in %.0f s): %s", body["kind"], meta["name"], delay, problem
         )
         await asyncio.sleep(delay)
-
-
-def backoff(first: float = 0.5, most: float = 30.0) -> Iterator[float]:
-    """Waits between tries: doubling from `first` up to `most`, for ever."""
-    delay = first
-    while True:
-        yield delay
-        delay = min(most, delay * 2)
 
 
 async def heartbeat(kube: KubeClient, *, name: str, namespace: str, kind: str = EXECUTOR_KIND) -> None:

@@ -21,6 +21,7 @@ from smith_engine.limits import within_reach
 from smith_engine.model import BUNDLE_NAME_LABEL, GroupKind, JSONObject, ObjectKey
 from smith_engine.status import ActionResult
 from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient, UnservedKindError, WatchEvent
+from smith_kube.backoff import backoff
 from smith_kube.informer import run_informer
 
 log = logging.getLogger("smith.controller.cache")
@@ -156,7 +157,7 @@ class ChildCache:
         return key
 
     async def _run(self, kind: GroupKind) -> None:
-        delay = 1.0
+        waits = backoff(1.0, 60.0)
         while True:
             try:
                 api_version = await self.kube.preferred_version(kind.group)
@@ -165,17 +166,17 @@ class ChildCache:
                 # An executor announced a kind the API server does not serve (yet: a CRD that is
                 # still being established, or a retired one). Nothing to wait for meanwhile.
                 self._synced[kind].set()
+                delay = next(waits)
                 log.info("%s is not served by the API server; looking again in %.0fs", kind, delay)
                 await asyncio.sleep(delay)
-                delay = min(60.0, delay * 2)
                 self.kube.forget()
                 continue
             except (ApiError, *CONNECTION_ERRORS) as e:
                 # Discovery failed (the API server failing, throttling or unreachable): ask again. The
                 # kind is not listed yet, so reconciles wait for it, as at start.
+                delay = next(waits)
                 log.warning("discovery of %s failed (%s); again in %.0fs", kind, e, delay)
                 await asyncio.sleep(delay)
-                delay = min(60.0, delay * 2)
                 continue
             await run_informer(
                 self.kube,

@@ -19,6 +19,7 @@ from smith_engine.plugins import PluginInfo
 from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.times import parse_rfc3339
 from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient, UnservedKindError
+from smith_kube.backoff import backoff
 from smith_kube.informer import run_informer
 
 log = logging.getLogger("smith.controller")
@@ -28,14 +29,12 @@ SMITH_KINDS = (BUNDLE_KIND, "Executor", "Plugin")  # what must be served before 
 
 async def inform(kube: KubeClient, kind: str, synced: asyncio.Event, **informer: Any) -> None:
     """List and watch one of Smith's kinds for as long as the controller runs."""
-    delay = 1.0
-    while True:
+    for delay in backoff(1.0, 30.0):
         try:
             await run_informer(kube, API_VERSION, kind, synced=synced, **informer)
         except UnservedKindError as e:  # the CRD not installed, or not established yet
             log.warning("%s is not served (%s); looking again in %.0fs", kind, e, delay)
             await asyncio.sleep(delay)
-            delay = min(30.0, delay * 2)
             kube.forget(API_VERSION)
 
 
@@ -43,8 +42,7 @@ async def served(kube: KubeClient) -> None:
     """Wait until the API server's discovery shows Smith's kinds (an API server just (re)started lists
     only some groups for a moment), logging why meanwhile: the informers of Smith's kinds, started
     already, retry a kind not served with back-off; this says so once, plainly, at start."""
-    delay = 0.2
-    while True:
+    for delay in backoff(0.2, 5.0):
         try:
             groups = (await kube.request("GET", "/apis")).get("groups") or []
             if any(g.get("name") == GROUP for g in groups):
@@ -57,7 +55,6 @@ async def served(kube: KubeClient) -> None:
             problem = str(e) or type(e).__name__
         log.info("waiting for the API server to serve Smith's kinds: %s", problem)
         await asyncio.sleep(delay)
-        delay = min(5.0, delay * 2)
 
 
 @dataclass
