@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from smith_engine.ahead import (
     Ahead,
     as_predicted,
@@ -19,8 +22,8 @@ from smith_engine.ahead import (
     settled_verdicts,
 )
 from smith_engine.changes import desired_hash
-from smith_engine.model import Bundle
-from smith_engine.planner import Apply, Observed, Plan, plan_bundle
+from smith_engine.model import Bundle, ObjectKey
+from smith_engine.planner import Action, Apply, Observed, Plan, plan_bundle
 from smith_engine.readiness import READY
 from support import bundle, config_map, resource
 
@@ -201,3 +204,74 @@ def test_the_predicted_plan_is_not_used_when_the_last_answer_is_not_as_predicted
 def test_nothing_is_predicted_settled_while_something_needs_time() -> None:
     ahead, _ = made(chain(resource("web", DEPLOYMENT, depends_on=["c0"])))
     assert ahead.settled is None
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> Bundle:
+    """A DAG of ConfigMaps and Secrets as teams write them: each may depend on earlier ones, read a
+    value from one (its data, its name, or a label), and name another in its own data."""
+    count = draw(st.integers(2, 7))
+    resources = [resource("r0", config_map("r0", {"value": "seed"}))]
+    for i in range(1, count):
+        name, earlier = f"r{i}", [f"r{j}" for j in range(i)]
+        depends = draw(st.lists(st.sampled_from(earlier), max_size=2, unique=True))
+        data: dict[str, Any] = {"plain": draw(st.text("abcxyz ", max_size=5))}
+        refs = []
+        if draw(st.booleans()):
+            source = draw(st.sampled_from(earlier))
+            path = draw(
+                st.sampled_from(
+                    ["data.value", "metadata.name", "metadata.labels['smith.atlassian.com/BundleName']"]
+                )
+            )
+            refs = [{"name": "v", "resource": source, "path": path}]
+            data["value"] = draw(st.sampled_from(["!{v}", "from !{v}"]))
+        else:
+            data["value"] = "seed"
+        obj = config_map(name, data)
+        if draw(st.integers(0, 4)) == 0:
+            obj = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
+        resources.append(resource(name, obj, depends_on=depends, references=refs))
+    return bundle(*resources)
+
+
+@settings(max_examples=80, deadline=None)
+@given(graphs())
+def test_a_plan_from_answers_as_predicted_is_the_plan_predicted(b: Bundle) -> None:
+    """Planning ahead assumes each wave is answered as predicted; whenever it is, the plan made from the
+    real answers (their own uids, what only the server sets) applies exactly the wave predicted next,
+    each object as predicted with the real owner uids in place: `mispredicted` never has to act."""
+    first = plan_bundle(b, [], now=NOON)
+    ahead = plan_ahead(first.actions, [], lambda seen: plan_bundle(b, seen, now=NOON), now=NOON)
+    waves: list[Sequence[Action]] = [first.actions, *(w.actions for w in ahead.waves)]
+    uids: dict[str, str] = {}
+    observed: list[Observed] = []
+    for index, wave in enumerate(waves):
+        for apply in wave:
+            assert isinstance(apply, Apply)
+            sent = filled(apply.object, uids)
+            assert sent is not None, "a wave ahead holds only owner placeholders of earlier waves"
+            real = answer(sent, f"uid-{apply.resource}")
+            if real["kind"] == "Secret":
+                real.setdefault("type", "Opaque")  # as the API server defaults it
+            uids[apply.resource] = real["metadata"]["uid"]
+            observed.append(Observed(real, READY, in_sync_with=desired_hash(sent)))
+        replanned = plan_bundle(b, observed, now=NOON)
+        applies = {a.resource: desired_hash(a.object) for a in replanned.actions if isinstance(a, Apply)}
+        if index + 1 < len(waves):
+            following = [a for a in waves[index + 1] if isinstance(a, Apply)]
+            predicted = {a.resource: desired_hash(filled(a.object, uids) or {}) for a in following}
+            assert applies == predicted
+            made_ahead = dict(predicted)
+            assert not any(mispredicted(a, made_ahead) for a in replanned.actions)
+        elif ahead.settled is not None:
+            assert not replanned.actions
+            assert (
+                settled_verdicts(ahead.settled, {n: a.object for n, a in _by_resource(b, observed).items()})
+                == replanned.verdicts
+            )
+
+
+def _by_resource(b: Bundle, observed: list[Observed]) -> dict[str, Observed]:
+    names = {r.key: r.name for r in b.resources}
+    return {names[ObjectKey.of(o.object)]: o for o in observed if ObjectKey.of(o.object) in names}
