@@ -53,6 +53,21 @@ def role_with_rule_names(name: str, resource_name: str) -> Json:
     }
 
 
+def filtering(name: str, namespace: str, resource_name: str, pattern: str) -> Json:
+    """A Role naming `resource_name`, and a ConfigMap reading its verb through a filter on `pattern`."""
+    path = f'rules[?(@.resourceNames[0] =~ "{pattern}")].verbs[0]'
+    return bundle(
+        name,
+        namespace,
+        resource("role", role_with_rule_names(f"{name}-reader", resource_name)),
+        resource(
+            "cm",
+            config_map(name, {"verb": "!{verb}"}),
+            references=[{"name": "verb", "resource": "role", "path": path}],
+        ),
+    )
+
+
 def reading(name: str, sources: int) -> Json:
     container = {
         "name": "app",
@@ -137,38 +152,8 @@ async def gone(kube: KubeClient, namespace: str) -> None:
 async def hostile_and_ordinary(kube: KubeClient, namespace: str, asked: list[str], alone: float) -> None:
     deep = bundle("deep", namespace, resource("cm", config_map("deep", {"x": "PLACEHOLDER"})))
     hostile = [
-        bundle(
-            "backtracking",
-            namespace,
-            resource("role", role_with_rule_names("reader", "a" * 60 + "!")),
-            resource(
-                "cm",
-                config_map("backtracking", {"verb": "!{verb}"}),
-                references=[
-                    {
-                        "name": "verb",
-                        "resource": "role",
-                        "path": 'rules[?(@.resourceNames[0] =~ "^(a+)+$")].verbs[0]',
-                    }
-                ],
-            ),
-        ),
-        bundle(
-            "not-re2",
-            namespace,
-            resource("role", role_with_rule_names("reader2", "aa")),
-            resource(
-                "cm",
-                config_map("not-re2", {"verb": "!{verb}"}),
-                references=[
-                    {
-                        "name": "verb",
-                        "resource": "role",
-                        "path": 'rules[?(@.resourceNames[0] =~ "(a)\\\\1")].verbs[0]',
-                    }
-                ],
-            ),
-        ),
+        filtering("backtracking", namespace, "a" * 60 + "!", "^(a+)+$"),
+        filtering("not-re2", namespace, "aa", "(a)\\\\1"),
         bundle(
             "fetching",
             namespace,
