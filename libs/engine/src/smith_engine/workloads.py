@@ -111,11 +111,16 @@ def config_sources(bundle: JSONObject) -> set[tuple[str, str]]:
 def outside_sources(bundle: JSONObject) -> set[tuple[str, str]]:
     """`config_sources` less the ConfigMaps and Secrets the Bundle's own resources describe: what it
     reads of objects it does not hold (read and watched for it by name, at most `MAX_OUTSIDE`)."""
+    return config_sources(bundle) - described_config(bundle)
+
+
+def described_config(bundle: JSONObject) -> set[tuple[str, str]]:
+    """(kind, name) of the ConfigMaps and Secrets (any v1 object) the Bundle's own resources describe."""
     own = set()
     for raw in _maps(_map(bundle, "spec").get("resources")):
         if isinstance(obj := resource_object(raw.get("spec")), Mapping) and obj.get("apiVersion") == "v1":
             own.add((str(obj.get("kind")), str(_map(obj, "metadata").get("name"))))
-    return config_sources(bundle) - own
+    return own
 
 
 def _pod_refs(pod: Mapping[str, Any]) -> Iterator[ConfigRef]:
