@@ -23,7 +23,7 @@ from smith_controlplane.plane import ControlPlane, free_port
 from smith_controlplane.services import SERVICES, Services, running_services
 from smith_controlplane.trust import LocalTrust
 from smith_engine.model import BUNDLE_NAME_LABEL
-from smith_kube import GoneError, KubeClient, KubeConfig
+from smith_kube import KubeClient, KubeConfig, KubeError, TransportError
 from support import config_map, eventually, resource
 
 FULL = os.environ.get("SMITH_CHAOS") == "full"
@@ -265,7 +265,7 @@ async def ledger(kube: KubeClient, namespace: str) -> AsyncIterator[Ledger]:
                 ):
                     if event.type != "BOOKMARK":
                         saw(kind, event.object["metadata"], added=event.type == "ADDED")
-            except (GoneError, aiohttp.ClientError, OSError):
+            except KubeError:
                 await asyncio.sleep(0.2)
 
     async def caught_up() -> bool:
@@ -305,7 +305,7 @@ async def converged(kube: KubeClient, namespace: str, names: list[str], *, withi
     async def ready() -> bool:
         try:
             listing = (await kube.list("smith.atlassian.com/v1", "Bundle", namespace))["items"]
-        except (aiohttp.ClientError, OSError):  # the API server restarting
+        except TransportError:  # the API server restarting
             return False
         done = {
             b["metadata"]["name"]

@@ -1,10 +1,13 @@
 """The API client sends again what a server turned away unprocessed — 429 Too Many Requests, or a 5xx
-that says `Retry-After` — after the time asked for, and gives an error for any other failure at once
-(a real HTTP server on loopback stands in for a throttling API server or proxy)."""
+that says `Retry-After` — after the time asked for, and gives an error for any other failure at once;
+every failure is a KubeError, a TransportError when no answer came (a real HTTP server on loopback
+stands in for a throttling, failing or vanishing API server or proxy)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +17,7 @@ import pytest_asyncio
 import yaml
 from aiohttp import web
 
-from smith_kube import ApiError, KubeClient, KubeConfig
+from smith_kube import ApiError, KubeClient, KubeConfig, KubeError, TransportError
 from smith_kube.backoff import backoff
 from smith_kube.client import RETRY_AFTER_MAX, retry_after
 
@@ -36,8 +39,20 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[KubeClient, list[tuple[s
     arrivals: list[tuple[str, float]] = []
     script: list[int] = []
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: web.Request) -> web.StreamResponse:
         arrivals.append((request.method, time.monotonic()))
+        if request.query.get("watch"):  # one event, then the connection cut mid-stream
+            cut = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await cut.prepare(request)
+            await cut.write(b'{"type": "ADDED", "object": {"metadata": {"name": "a"}}}\n')
+            assert request.transport is not None
+            request.transport.abort()
+            return cut
+        if request.path.endswith("/slow"):
+            await asyncio.sleep(1)
+        if request.path == "/api/v1":  # discovery
+            kinds = [{"name": "configmaps", "kind": "ConfigMap", "namespaced": True}]
+            return web.json_response({"kind": "APIResourceList", "resources": kinds})
         status = script.pop(0) if script else 200
         headers = {"Retry-After": "0.3"} if status in (429, 503) else {}
         body = {"kind": "Status", "code": status} if status >= 400 else {"kind": "ConfigMap", "metadata": {}}
@@ -50,6 +65,13 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[KubeClient, list[tuple[s
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with loopback_client(tmp_path, port) as kube:
+        yield kube, arrivals, script
+    await runner.cleanup()
+
+
+def loopback_client(tmp_path: Path, port: int, *, timeout: float = 30.0) -> KubeClient:
+    """A client of a plain-HTTP server on loopback `port`, with no credentials."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -59,9 +81,7 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[KubeClient, list[tuple[s
         "current-context": "x",
     }
     (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
-    async with KubeClient(KubeConfig.load(tmp_path / "kubeconfig")) as kube:
-        yield kube, arrivals, script
-    await runner.cleanup()
+    return KubeClient(KubeConfig.load(tmp_path / "kubeconfig"), timeout=timeout)
 
 
 async def test_a_throttled_request_is_sent_again_after_retry_after(
@@ -89,3 +109,36 @@ async def test_other_failures_are_errors_at_once(
 def test_waits_double_from_the_first_up_to_the_most_for_ever() -> None:
     waits = backoff(0.5, 3.0)
     assert [next(waits) for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+
+
+async def test_no_answer_is_a_transport_error_never_aiohttps(tmp_path: Path) -> None:
+    """Refused, timed out or cut mid-watch: each a TransportError (a KubeError), which every caller
+    retries; none of aiohttp's or the socket layer's own exceptions gets out."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    async with loopback_client(tmp_path, port) as refused:
+        with pytest.raises(TransportError) as failed:
+            await refused.request("GET", "/api/v1/namespaces/n/configmaps/x")
+    assert f"GET /api/v1/namespaces/n/configmaps/x: no answer: {aiohttp_name(failed.value)}" in str(failed.value)
+
+
+def aiohttp_name(error: BaseException) -> str:
+    return type(error.__cause__).__name__
+
+
+async def test_a_timeout_and_a_cut_watch_are_transport_errors(
+    server: tuple[KubeClient, list[tuple[str, float]], list[int]], tmp_path: Path
+) -> None:
+    kube, _, _ = server
+    port = int(str(kube.config.server).rsplit(":", 1)[1])
+    async with loopback_client(tmp_path, port, timeout=0.2) as hasty:
+        with pytest.raises(TransportError) as late:
+            await hasty.request("GET", "/api/v1/namespaces/n/configmaps/slow")
+    assert isinstance(late.value.__cause__, TimeoutError)
+    seen = []
+    with pytest.raises(TransportError):
+        async for event in kube.watch("v1", "ConfigMap", "n"):
+            seen.append(event.object["metadata"]["name"])
+    assert seen == ["a"]  # what came before the cut was told
+    assert issubclass(TransportError, KubeError) and issubclass(ApiError, KubeError)

@@ -8,10 +8,8 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from smith_engine.model import API_VERSION, BUNDLE_KIND, JSONObject
-from smith_kube import ApiError, GoneError, KubeClient
+from smith_kube import ApiError, GoneError, KubeClient, TransportError
 
 RECONNECT_SECONDS = 1.0
 
@@ -65,8 +63,8 @@ async def follow(
             if not e.retriable:
                 raise AccessError(str(e)) from None
             trouble = str(e)
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            trouble = str(e) or type(e).__name__
+        except TransportError as e:
+            trouble = str(e)
         yield Snapshot(dict(bundles), trouble)
         await asyncio.sleep(RECONNECT_SECONDS)
 

@@ -12,7 +12,6 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-import aiohttp
 import click
 import yaml
 from rich.console import Console
@@ -26,7 +25,7 @@ from smith_cli.status import resource_lines, view, watch
 from smith_cli.wait import WaitError, wait_for
 from smith_engine.errors import InvalidBundleError
 from smith_engine.validation import load_bundle
-from smith_kube import ApiError, KubeClient, KubeConfig
+from smith_kube import ApiError, KubeClient, KubeConfig, TransportError
 
 T = TypeVar("T")
 
@@ -58,7 +57,7 @@ def _run(config: KubeConfig, work: Callable[[KubeClient], Awaitable[T]]) -> T:
         return asyncio.run(go())
     except ApiError as e:
         raise click.ClickException(str(e)) from None
-    except (aiohttp.ClientError, OSError) as e:
+    except TransportError as e:
         raise click.ClickException(f"cannot reach the cluster at {config.server}: {e}") from None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from smith_engine.model import API_VERSION, GroupKind
 from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.times import rfc3339
-from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient
+from smith_kube import ApiError, KubeClient, KubeError, TransportError
 from smith_kube.backoff import backoff
 
 log = logging.getLogger("smith.executor.registration")
@@ -54,7 +54,7 @@ async def publish(
     await publish_object(kube, body)
     try:
         await tell_claims(kube, name=name, namespace=namespace)
-    except (ApiError, *CONNECTION_ERRORS) as e:  # told again at the next publish
+    except KubeError as e:  # told again at the next publish
         log.warning("could not tell whether executor %s's kinds are routed to it: %s", name, e)
 
 
@@ -97,8 +97,8 @@ async def publish_object(kube: KubeClient, body: dict[str, Any]) -> None:
             if not e.retriable:
                 raise
             problem = str(e)
-        except CONNECTION_ERRORS as e:
-            problem = str(e) or type(e).__name__
+        except TransportError as e:
+            problem = str(e)
         log.warning(
             "could not publish %s %s (again in %.0f s): %s", body["kind"], meta["name"], delay, problem
         )

@@ -48,10 +48,10 @@ from smith_engine.status import ActionResult, Outcome
 from smith_executor.memo import Memo, MemoKey
 from smith_executor.registration import smith_namespace
 from smith_kube import (
-    CONNECTION_ERRORS,
     ApiError,
     ConflictError,
     KubeClient,
+    KubeError,
     NotFoundError,
     UnservedKindError,
 )
@@ -203,7 +203,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 if bundle.uid
                 else None
             )
-        except (ApiError, *CONNECTION_ERRORS) as e:  # no answer now: the controller asks again
+        except KubeError as e:  # no answer now: the controller asks again
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"could not read Bundle {bundle}: {e}")
         if problem := bundle_problem(bundle, None if seen is None else seen.uid):
             log.warning("refused a request: %s", problem, extra={"fields": {"bundle": str(bundle)}})

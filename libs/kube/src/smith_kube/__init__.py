@@ -5,14 +5,15 @@ appear at run time need no generated code. Speaks JSON, server-side apply and wa
 """
 
 from smith_kube.client import (
-    CONNECTION_ERRORS,
     ApiError,
     ConflictError,
     DeadlineError,
     GoneError,
     KubeClient,
+    KubeError,
     NotFoundError,
     ResourceInfo,
+    TransportError,
     UnservedKindError,
     WatchEvent,
 )
@@ -20,16 +21,17 @@ from smith_kube.config import KubeConfig
 from smith_kube.ratelimit import TokenBucket
 
 __all__ = [
-    "CONNECTION_ERRORS",
     "ApiError",
     "ConflictError",
     "DeadlineError",
     "GoneError",
     "KubeClient",
     "KubeConfig",
+    "KubeError",
     "NotFoundError",
     "ResourceInfo",
     "TokenBucket",
+    "TransportError",
     "UnservedKindError",
     "WatchEvent",
 ]

@@ -1,7 +1,8 @@
 """The client: discovery, CRUD, server-side apply and watch over aiohttp.
 
-Errors are our own hierarchy over HTTP statuses (404 NotFoundError, 409 ConflictError, 410 GoneError)
-so callers never handle aiohttp's exceptions for API answers.
+Every failure of a request is a KubeError: an ApiError when the API server answered with an error
+status (404 NotFoundError, 409 ConflictError, 410 GoneError), a TransportError when no answer came
+(refused, reset, timed out; DeadlineError: not sent). Callers never handle aiohttp's exceptions.
 """
 
 from __future__ import annotations
@@ -43,14 +44,23 @@ def impersonating(user: str | None) -> Iterator[None]:
 
 
 JSONObject = dict[str, Any]
-# What a request raises when no answer came at all (refused, reset, timed out): worth trying again.
-CONNECTION_ERRORS: Final = (aiohttp.ClientError, OSError, TimeoutError)
+# What aiohttp and the socket layer raise when no answer came; wrapped in TransportError.
+_NO_ANSWER: Final = (aiohttp.ClientError, OSError, TimeoutError)
 APPLY_PATCH: Final = "application/apply-patch+yaml"
 MERGE_PATCH: Final = "application/merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
 
 
-class ApiError(Exception):
+class KubeError(Exception):
+    """A request to the API server failed: answered with an error (ApiError) or not at all
+    (TransportError)."""
+
+
+class TransportError(KubeError):
+    """No answer came (connection refused or reset, a timeout, a stream cut): worth trying again."""
+
+
+class ApiError(KubeError):
     """The API server answered with an error status."""
 
     def __init__(
@@ -105,7 +115,7 @@ class GoneError(ApiError):
     """410: a watch's resourceVersion is too old; list again."""
 
 
-class DeadlineError(TimeoutError):
+class DeadlineError(TransportError):
     """The caller's deadline came before the request could be sent: it was not sent."""
 
 
@@ -188,13 +198,14 @@ def _raise_for(status: int, body: bytes, method: str, path: str) -> None:
 
 
 @contextlib.contextmanager
-def _counting_failures(method: str) -> Iterator[None]:
-    """Count requests that got no answer at all (connection refused, timeout) as code `none`."""
+def _answered(method: str, path: str) -> Iterator[None]:
+    """A request that got no answer at all (connection refused, timeout, a stream cut) raises
+    TransportError, counted as code `none`."""
     try:
         yield
-    except (aiohttp.ClientError, TimeoutError):
+    except _NO_ANSWER as e:
         API_ERRORS.labels(verb=method, code="none").inc()
-        raise
+        raise TransportError(f"{method} {path}: no answer: {type(e).__name__}: {e}".rstrip(": ")) from e
 
 
 def _bounded(options: dict[str, Any], deadline: float, what: str) -> dict[str, Any]:
@@ -324,7 +335,7 @@ class KubeClient:
             data = yaml_safe(data)  # read as YAML by the API server
         headers = {"Content-Type": content_type} if data is not None else {}
         limit = self._timeout if request_timeout is None else aiohttp.ClientTimeout(total=request_timeout)
-        with _counting_failures(method):
+        with _answered(method, path):
             async with self._send(
                 method, path, params=params, data=data, headers=headers, timeout=limit, deadline=deadline
             ) as response:
@@ -334,7 +345,7 @@ class KubeClient:
 
     async def request_text(self, method: str, path: str) -> str:
         """A non-JSON answer as text (e.g. the API server's own /metrics)."""
-        with _counting_failures(method):
+        with _answered(method, path):
             async with self._send(method, path, headers={"Accept": "text/plain"}) as response:
                 body = await response.read()
                 _raise_for(response.status, body, method, path)
@@ -530,16 +541,17 @@ class KubeClient:
             params["timeoutSeconds"] = str(timeout_seconds)
         path = await self._path(api_version, kind, namespace)
         endless = aiohttp.ClientTimeout(total=None, sock_connect=10)
-        async with self._send("GET", path, params=params, timeout=endless, watch=True) as response:
-            if response.status >= 400:
-                _raise_for(response.status, await response.read(), "WATCH", path)
-            buffer = b""
-            async for chunk in response.content.iter_any():
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield _event(loads(line), path)
+        with _answered("WATCH", path):
+            async with self._send("GET", path, params=params, timeout=endless, watch=True) as response:
+                if response.status >= 400:
+                    _raise_for(response.status, await response.read(), "WATCH", path)
+                buffer = b""
+                async for chunk in response.content.iter_any():
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield _event(loads(line), path)
 
 
 def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:

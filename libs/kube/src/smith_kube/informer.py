@@ -7,9 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-import aiohttp
-
-from smith_kube.client import ApiError, GoneError, JSONObject, KubeClient, WatchEvent
+from smith_kube.client import GoneError, JSONObject, KubeClient, KubeError, WatchEvent
 
 log = logging.getLogger("smith.kube.informer")
 RETRY_SECONDS = 1.0
@@ -61,7 +59,7 @@ async def run_informer(
                         _handle(on_event, event, api_version, kind)
         except GoneError:
             continue
-        except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as e:
+        except KubeError as e:
             log.warning("watch of %s %s failed (%s); listing again", api_version, kind, e)
             await asyncio.sleep(RETRY_SECONDS)
 

@@ -20,7 +20,7 @@ from smith_engine.codec import dumps, loads
 from smith_engine.limits import within_reach
 from smith_engine.model import BUNDLE_NAME_LABEL, GroupKind, JSONObject, ObjectKey
 from smith_engine.status import ActionResult
-from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient, UnservedKindError, WatchEvent
+from smith_kube import KubeClient, KubeError, UnservedKindError, WatchEvent
 from smith_kube.backoff import backoff
 from smith_kube.informer import run_informer
 
@@ -171,7 +171,7 @@ class ChildCache:
                 await asyncio.sleep(delay)
                 self.kube.forget()
                 continue
-            except (ApiError, *CONNECTION_ERRORS) as e:
+            except KubeError as e:
                 # Discovery failed (the API server failing, throttling or unreachable): ask again. The
                 # kind is not listed yet, so reconciles wait for it, as at start.
                 delay = next(waits)

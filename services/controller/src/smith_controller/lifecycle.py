@@ -18,7 +18,7 @@ from smith_controller.cache import BundleKey, Child, ChildCache
 from smith_controller.clients import Fence, ServiceClients
 from smith_engine.deletion import FINALIZER, ORPHAN_FINALIZER, kinds_made
 from smith_engine.model import API_VERSION, BUNDLE_KIND, JSONObject
-from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient, NotFoundError
+from smith_kube import KubeClient, KubeError, NotFoundError
 from smith_kube.client import MERGE_PATCH
 
 log = logging.getLogger("smith.controller")
@@ -69,8 +69,8 @@ class Lifecycle:
         begins again from the Bundle as it is; what the pass made has the Bundle as its owner)."""
         try:
             return await self._set_finalizers(bundle, [*finalizers_of(bundle), FINALIZER])
-        except (ApiError, *CONNECTION_ERRORS) as e:
-            log.info("finalizer of %s/%s not written: %s (retrying)", *key, str(e) or type(e).__name__)
+        except KubeError as e:
+            log.info("finalizer of %s/%s not written: %s (retrying)", *key, e)
             return None
 
     async def _set_finalizers(self, bundle: JSONObject, finalizers: list[str]) -> JSONObject:

@@ -44,13 +44,7 @@ from smith_engine.model import (
 )
 from smith_engine.plugins import PluginInfo
 from smith_engine.routing import RoutingTable
-from smith_kube import (
-    CONNECTION_ERRORS,
-    ApiError,
-    ConflictError,
-    KubeClient,
-    KubeConfig,
-)
+from smith_kube import ConflictError, KubeClient, KubeConfig, KubeError
 
 log = logging.getLogger("smith.controller")
 Told = Callable[[str | None, JSONObject], None]  # an event of one of Smith's kinds, told to the controller
@@ -309,8 +303,8 @@ class Controller:
         except (ConflictError, TeardownError) as e:
             log.info("reconcile of %s/%s: %s (retrying)", *key, e)
             return True
-        except (ApiError, *CONNECTION_ERRORS) as e:  # the API server failing or unreachable
-            log.warning("reconcile of %s/%s: %s (retrying)", *key, str(e) or type(e).__name__)
+        except KubeError as e:  # the API server failing or unreachable
+            log.warning("reconcile of %s/%s: %s (retrying)", *key, e)
             return True
         except Exception:
             log.exception("reconcile of %s/%s failed", *key)

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 from smith_controller.tasks import cancel_and_wait
 from smith_engine.sharding import Membership, owner
-from smith_kube import ApiError, KubeClient, KubeConfig, NotFoundError, WatchEvent
+from smith_kube import KubeClient, KubeConfig, KubeError, NotFoundError, WatchEvent
 from smith_kube.client import MERGE_PATCH, JSONObject
 from smith_kube.informer import run_informer
 
@@ -102,7 +102,7 @@ class Members:
         """Leave: stop renewing and delete the lease, so the others take this share over at once."""
         confirming = [self._confirming] if self._confirming is not None else []
         await cancel_and_wait([*self._tasks, *self._removals, *confirming])
-        with contextlib.suppress(ApiError, OSError, TimeoutError):
+        with contextlib.suppress(KubeError):
             await self.kube.delete(LEASE_API, "Lease", self.lease, namespace=self.namespace)
         await self.kube.close()
 
@@ -229,7 +229,7 @@ class Members:
         wins), so that gone replicas leave no leases behind; every live member may try."""
         name, version = self._leases.pop(holder, ("", ""))
         if name:
-            with contextlib.suppress(ApiError, OSError, TimeoutError):
+            with contextlib.suppress(KubeError):
                 await self.kube.delete(
                     LEASE_API, "Lease", name, namespace=self.namespace, resource_version=version
                 )
@@ -266,8 +266,8 @@ class Members:
                 except NotFoundError:
                     self.seen.forget(member)
                     continue
-                except (ApiError, OSError, TimeoutError) as e:
-                    log.warning("could not read the lease of member %s: %s", member, e or type(e).__name__)
+                except KubeError as e:
+                    log.warning("could not read the lease of member %s: %s", member, e)
                     return
                 self._observe(lease)
                 if member not in self.seen.live(time.monotonic()):

@@ -18,7 +18,7 @@ from smith_engine.model import API_VERSION, BUNDLE_KIND, GROUP, GroupKind, JSONO
 from smith_engine.plugins import PluginInfo
 from smith_engine.routing import ExecutorInfo, RoutingTable
 from smith_engine.times import parse_rfc3339
-from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient, UnservedKindError
+from smith_kube import KubeClient, KubeError, UnservedKindError
 from smith_kube.backoff import backoff
 from smith_kube.informer import run_informer
 
@@ -51,7 +51,7 @@ async def served(kube: KubeClient) -> None:
                     await kube.resource(API_VERSION, kind)
                 return
             problem = f"no group {GROUP} in discovery yet"
-        except (ApiError, UnservedKindError, *CONNECTION_ERRORS) as e:
+        except (KubeError, UnservedKindError) as e:
             problem = str(e) or type(e).__name__
         log.info("waiting for the API server to serve Smith's kinds: %s", problem)
         await asyncio.sleep(delay)

@@ -18,7 +18,7 @@ from smith.v1 import common_pb2
 from smith_engine.events import REMEMBERED, Correlator, Notice, Transition
 from smith_engine.model import API_VERSION, BUNDLE_KIND
 from smith_engine.times import rfc3339
-from smith_kube import CONNECTION_ERRORS, ApiError, KubeClient, NotFoundError
+from smith_kube import KubeClient, KubeError, NotFoundError
 
 log = logging.getLogger("smith.status")
 EVENTS = Counter("smith_events_posted", "Events posted on Bundles, by type and reason", ["type", "reason"])
@@ -175,8 +175,8 @@ class EventRecorder:
                     told.name = ""
             if not told.name:
                 told.name = (await self.kube.create(dict(body)))["metadata"]["name"]
-        except (ApiError, *CONNECTION_ERRORS) as e:  # refused, or the API server unreachable
-            problem = str(e) or type(e).__name__
+        except KubeError as e:  # refused, or the API server unreachable
+            problem = str(e)
             log.warning(
                 "could not post event %s on %s: %s", body["reason"], body["involvedObject"]["name"], problem
             )

@@ -23,7 +23,7 @@ from smith_engine.conditions import by_type
 from smith_engine.events import notices, transitions
 from smith_engine.model import API_VERSION, BUNDLE_KIND, Bundle, JSONObject
 from smith_engine.status import ActionResult, ConditionType, bundle_status
-from smith_kube import CONNECTION_ERRORS, ApiError, ConflictError, KubeClient, NotFoundError
+from smith_kube import ApiError, ConflictError, KubeClient, KubeError, NotFoundError, TransportError
 from smith_kube.client import JSON_PATCH
 from smith_kube.uids import UidCache
 from smith_status.events import EventRecorder, count
@@ -49,7 +49,7 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
         # whoever calls: a report only about the Bundle that exists (its status and Events, nothing else)
         try:
             uid = await self.bundles.uid(ref.namespace, ref.name, expected=ref.uid) if ref.uid else None
-        except (ApiError, *CONNECTION_ERRORS) as e:  # no answer now: the report is made again
+        except KubeError as e:  # no answer now: the report is made again
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"could not read the Bundle: {e}")
         if problem := bundle_problem(Bundle(namespace=ref.namespace, name=ref.name, uid=ref.uid), uid):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
@@ -81,8 +81,8 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
         except ApiError as e:
             code = grpc.StatusCode.UNAVAILABLE if e.retriable else grpc.StatusCode.FAILED_PRECONDITION
             await context.abort(code, str(e))
-        except CONNECTION_ERRORS as e:  # no answer from the API server: the report is made again
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the API server did not answer: {e!r}")
+        except TransportError as e:  # no answer from the API server: the report is made again
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
         moved = transitions(previous, status) if written else []
         self.events.post(ref, notices(previous, status, results, moved), instance=request.controller)
         count(ref, moved)
