@@ -66,7 +66,7 @@ chaos: sync controlplane ## fault injection and hostile input at full size (make
 tilt-ci: sync controlplane ## the Tiltfile for real: build Tilt once, then `tilt ci` against a local plane
 	$(RUN) python tools/tilt/ci.py
 
-bench: sync controlplane ## benchmarks (see bench/ and README "Performance")
+bench: sync controlplane ## benchmarks (bench/; docs/performance.md)
 	$(RUN) python -m bench $(ARGS)
 
 profile: sync controlplane ## py-spy on every service while reference chains converge (bench/profile.py)

@@ -11,7 +11,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import controlplane, system
+from bench import controlplane, report, system
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -55,7 +55,7 @@ def main() -> None:
             footprint=args.footprint,
             replicas=args.replicas,
         )
-        print(system.report(smith))
+        print(report.report(smith))
     RESULTS.mkdir(exist_ok=True)
     machine = {
         "cpus": len(os.sched_getaffinity(0)),

@@ -19,7 +19,8 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.system import CHAINS_AT_ONCE, REFERENCE_CHAIN, ROOT, Bench, system
+from bench.shapes import CHAINS_AT_ONCE, REFERENCE_CHAIN, ROOT
+from bench.system import Bench, system
 from smith_controlplane.plane import ControlPlane
 from smith_controlplane.services import cpu_seconds
 from smith_kube import KubeClient, KubeConfig
