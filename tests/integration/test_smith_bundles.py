@@ -149,9 +149,8 @@ async def test_a_path_selecting_several_values_is_an_error_on_its_resource(
     error = resource_condition(done, "target", "Error")
     assert error["reason"] == "TerminalError"
     # the values are not told: a path into a Secret would show its values
-    assert (
-        error["message"]
-        == "reference 'any' to 'source': data.* selects 2 values; a reference needs exactly one"
+    assert error["message"] == (
+        "reference 'any' to 'source': data.* selects 2 values (data.a, data.b); a reference needs exactly one"
     )
     assert resource_condition(done, "source", "Ready")["status"] == "True"
 

@@ -173,6 +173,29 @@ def test_custom_resource_is_in_progress_until_then(status: dict[str, Any]) -> No
     assert state(obj("crd.atlassian.com/v1", "Sleeper", status=status), SLEEPER) == (State.IN_PROGRESS, False)
 
 
+@pytest.mark.parametrize(
+    ("path", "value", "status"),
+    [
+        ("{$.status.ready}", "true", {"ready": True}),  # a boolean, as Go prints it
+        ("{.status.replicas}", "3", {"replicas": 3}),
+        ("{.status.ratio}", "1.5", {"ratio": 1.5}),
+        ("{.status.size}", "1e+06", {"size": 1000000.0}),
+        ("{.status.whole}", "3", {"whole": 3.0}),
+        ("{.status.phases[*]}", "Bound Ready", {"phases": ["Bound", "Ready"]}),  # several: joined
+        (r"{.status.labels.example\.com/state}", "on", {"labels": {"example.com/state": "on"}}),
+    ],
+)
+def test_a_custom_resource_field_is_compared_as_go_smith_printed_it(
+    path: str, value: str, status: dict[str, Any]
+) -> None:
+    """Go Smith compared `CrReadyWhenFieldValue` with the field as client-go's JSONPath prints it:
+    a CRD annotated for Go Smith turns Ready here on the same objects."""
+    annotated = crd(**{READY_WHEN_PATH: path, READY_WHEN_VALUE: value})
+    assert state(obj("x.io/v1", "Thing", status=status), annotated) == (State.READY, False)
+    other = dict.fromkeys(status, "something else")
+    assert state(obj("x.io/v1", "Thing", status=other), annotated) == (State.IN_PROGRESS, False)
+
+
 def test_supported_custom_resource_without_readiness_is_ready_when_it_exists() -> None:
     assert state(obj("x.io/v1", "Thing"), crd(**{SUPPORT_ENABLED: "true"})) == (State.READY, False)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from smith_engine.model import Modifier, Reference
+from smith_engine.model import JSON, Modifier, Reference
 from smith_engine.references import (
     Ambiguous,
     MarkerSyntaxError,
@@ -188,9 +188,49 @@ def test_a_regex_filter_runs_as_re2_in_linear_time() -> None:
         compile_path('{.items[?(@.name =~ "(a)\\\\1")].name}')
 
 
-def test_a_path_selecting_several_values_does_not_tell_them() -> None:
+def test_a_path_selecting_several_values_tells_where_they_are_not_what() -> None:
     secret = {"data": {"password": "aHVudGVyMg==", "token": "c2VjcmV0"}}
     found = lookup(secret, "data.*")
     assert isinstance(found, Ambiguous)
+    assert (
+        found.reason == "data.* selects 2 values (data.password, data.token); a reference needs exactly one"
+    )
     assert "aHVudGVyMg==" not in found.reason
     assert "c2VjcmV0" not in found.reason
+    many = lookup({"spec": {"ports": [{"port": p} for p in range(8)]}}, "spec.ports[*].port")
+    assert isinstance(many, Ambiguous)
+    assert "(spec.ports[0].port, spec.ports[1].port, spec.ports[2].port, spec.ports[3].port, " in many.reason
+    assert "spec.ports[4].port and 3 more)" in many.reason
+
+
+ANNOTATED = {
+    "metadata": {
+        "annotations": {"example.com/owner": "team-a", "a.b/c.d": "x"},
+        "labels": {"app.kubernetes.io/name": "web"},
+    },
+    "spec": {"items": [{"name": "a/b", "v": 1}]},
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (r"metadata.annotations.example\.com/owner", "team-a"),  # as client-go reads it
+        (r"{.metadata.annotations.example\.com/owner}", "team-a"),
+        (r"{$.metadata.labels.app\.kubernetes\.io/name}", "web"),
+        (r"metadata.annotations.a\.b/c\.d", "x"),
+        ("metadata.annotations['example.com/owner']", "team-a"),  # as before
+        ('spec.items[?(@.name=="a/b")].v', 1),  # a `/` in a filter is left alone
+    ],
+)
+def test_escaped_dots_and_slashes_in_a_field_name_are_read_as_client_go_reads_them(
+    path: str, value: JSON
+) -> None:
+    assert lookup(ANNOTATED, path) == value
+
+
+def test_where_a_value_is_written_reads_back_to_it() -> None:
+    found = lookup(ANNOTATED, "metadata..*")
+    assert isinstance(found, Ambiguous)
+    assert r"metadata.annotations.example\.com/owner" in found.reason
+    assert lookup(ANNOTATED, r"metadata.annotations.example\.com/owner") == "team-a"

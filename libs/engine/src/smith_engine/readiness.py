@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from smith_engine.conditions import conditions_of
 from smith_engine.model import GROUP, GroupKind, JSONObject
-from smith_engine.references import Ambiguous, PathSyntaxError, Unresolved, compile_path, lookup
+from smith_engine.references import PathSyntaxError, compile_path, go_text, values_at
 from smith_engine.servicecatalog import SERVICE_BINDING, SERVICE_INSTANCE
 from smith_engine.times import parse_rfc3339
 
@@ -293,14 +293,13 @@ def custom_resource_check(crd: JSONObject) -> ReadinessCheck:
         return exists
 
     def field_equals(obj: JSONObject, now: datetime) -> Readiness:
-        found = lookup(obj, path)
-        if isinstance(found, Ambiguous):
-            return terminal(f"{READY_WHEN_PATH} of the CRD: {found.reason}")
-        if isinstance(found, Unresolved):
-            return in_progress(f"waiting for {path} to be {value!r} ({found.reason})")
-        if str(found) == value:
+        found = [v for v in values_at(obj, path) if v is not None]
+        if not found:
+            return in_progress(f"waiting for {path} to be {value!r} ({path} is not set)")
+        text = " ".join(go_text(v) for v in found)  # several values: joined, as Go's JSONPath prints
+        if text == value:
             return READY
-        return in_progress(f"{path} is {found!r}, waiting for {value!r}")
+        return in_progress(f"{path} is {text!r}, waiting for {value!r}")
 
     return field_equals
 

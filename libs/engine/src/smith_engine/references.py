@@ -16,9 +16,11 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Final
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no stubs
+from jsonpath_ng import Fields, Index
 from jsonpath_ng.ext import filter as _jsonpath_filter
 from jsonpath_ng.ext.parser import parse as jsonpath_parse
 
@@ -174,9 +176,60 @@ def _jsonpath_text(path: str) -> str:
         text = text[1:-1].strip()
     if not text:
         raise PathSyntaxError("the path is empty")
+    text = _escaped_fields(text)
     if text.startswith("$"):
         return text
     return "$" + text if text.startswith((".", "[")) else "$." + text
+
+
+_FIELD_END: Final = frozenset(".[]() \t'\"?@*=<>!,")
+
+
+def _escaped_fields(text: str) -> str:
+    """`text` with each field name that client-go's JSONPath reads but jsonpath-ng does not — one with
+    a `\\`-escaped character (`example\\.com/key`) or a `/` (a label's or an annotation's key) — as a
+    bracketed string (`["example.com/key"]`); everything else as written (filters in brackets too)."""
+    if "\\" not in text and "/" not in text:
+        return text
+    out: list[str] = []
+    i, depth, quote = 0, 0, ""
+    while i < len(text):
+        c = text[i]
+        if quote or depth:  # inside brackets or a string: as written
+            if quote and c == "\\":
+                out.append(text[i : i + 2])
+                i += 2
+                continue
+            if quote and c == quote:
+                quote = ""
+            elif not quote and c in "'\"":
+                quote = c
+            depth += (c in "[(") - (c in "])") if not quote else 0
+            out.append(c)
+            i += 1
+            continue
+        if c in "[(":
+            depth += 1
+            out.append(c)
+            i += 1
+            continue
+        if c == "." or (i == 0 and c not in "$"):
+            begin = i + (c == ".")
+            name, j, escaped = [], begin, False
+            while j < len(text) and (text[j] == "\\" or text[j] not in _FIELD_END):
+                if text[j] == "\\" and j + 1 < len(text):
+                    name.append(text[j + 1])
+                    j, escaped = j + 2, True
+                else:
+                    name.append(text[j])
+                    j += 1
+            field = "".join(name)
+            out.append(f"[{json.dumps(field)}]" if escaped or "/" in field else text[i:j])
+            i = max(j, i + 1)
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -228,15 +281,81 @@ def _re2_search(value: Any, pattern: Any) -> bool:
 _jsonpath_filter.OPERATOR_MAP["=~"] = _re2_search
 
 
+def values_at(obj: JSON, path: str) -> list[JSON]:
+    """Every value `path` selects in `obj`, in order (not copies)."""
+    return [m.value for m in compile_path(path).find(obj)]
+
+
+def go_text(value: JSON) -> str:
+    """`value` as Go's JSONPath prints it (kubectl's `-o jsonpath`, Smith's `CrReadyWhenFieldValue`):
+    a string as it is, `true`/`false`, an integer in decimal, a float as Go's `%v` (`1.5`, `3`,
+    `1e+06`), a map or list as compact JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _go_float(value)
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _go_float(value: float) -> str:
+    """Go's `%v` of a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`): the shortest digits that read
+    back the same, in %e form (`1e+06`, `-2.5e-07`) when the decimal exponent is below -4 or at least
+    6, else without an exponent (`123456`, `0.0001`, `3`)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(value)]
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    shown = "".join(map(str, digits)) or "0"
+    point = len(shown) + exponent  # where the decimal point goes among the digits
+    minus = "-" if sign else ""
+    if value == 0:
+        return minus + "0"
+    if point - 1 < -4 or point - 1 >= 6:
+        mantissa = shown[0] + ("." + shown[1:] if len(shown) > 1 else "")
+        return f"{minus}{mantissa}e{'-' if point - 1 < 0 else '+'}{abs(point - 1):02d}"
+    if point <= 0:
+        return f"{minus}0.{'0' * -point}{shown}"
+    if point >= len(shown):
+        return minus + shown + "0" * (point - len(shown))
+    return f"{minus}{shown[:point]}.{shown[point:]}"
+
+
 def lookup(obj: JSON, path: str) -> JSON | Unresolved | Ambiguous:
     """The one value at `path` in `obj`; Unresolved when there is none (yet), Ambiguous when the path
     selects several."""
-    found = [m.value for m in compile_path(path).find(obj)]
-    if not found:
+    matches = compile_path(path).find(obj)
+    if not matches:
         return Unresolved(f"{path} is not set")
-    if len(found) > 1:  # the values are not shown: they may be a Secret's
-        return Ambiguous(f"{path} selects {len(found)} values; a reference needs exactly one")
-    return copy.deepcopy(found[0])
+    if len(matches) > 1:  # where the values are, never what they are: they may be a Secret's
+        where = ", ".join(_where(m) for m in matches[:AMBIGUOUS_SHOWN])
+        more = f" and {len(matches) - AMBIGUOUS_SHOWN} more" if len(matches) > AMBIGUOUS_SHOWN else ""
+        return Ambiguous(
+            f"{path} selects {len(matches)} values ({where}{more}); a reference needs exactly one"
+        )
+    return copy.deepcopy(matches[0].value)
+
+
+AMBIGUOUS_SHOWN: Final = 5  # of the values a path selects, how many an error names
+
+
+def _where(match: Any) -> str:
+    """Where a match of a path is in its object, written as a path (`spec.ports[1].port`)."""
+    steps: list[str] = []
+    while match is not None:
+        if isinstance(match.path, Fields):
+            steps += [f".{_field(f)}" for f in reversed(match.path.fields)]
+        elif isinstance(match.path, Index):
+            steps += [f"[{i}]" for i in reversed(match.path.indices)]
+        match = match.context
+    return "".join(reversed(steps)).lstrip(".")
+
+
+def _field(name: str) -> str:
+    return re.sub(r"([.\[\]\\])", r"\\\1", name)
 
 
 def place(obj: dict[str, Any], path: str, value: JSON) -> None:
