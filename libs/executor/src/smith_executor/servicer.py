@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 import grpc
 from opentelemetry import trace
@@ -61,7 +61,10 @@ from smith_kube.uids import UidCache
 FIELD_MANAGER = "smith"
 ABSENT = "1"  # a resourceVersion no object has: as a precondition, "create, never take over"
 OVER_ATTEMPTS = 3  # an apply over the version read, read and checked again when it moved meanwhile
-FORBIDDEN = 403  # the acting user lacks a right: terminal, but not remembered (rights are granted)
+# Refusals that heal without an edit of the Bundle, retried with the controller's capped back-off (as
+# Go Smith did): 403, a right not granted yet, a ResourceQuota exhausted, a policy or webhook denying, a
+# namespace being terminated; 404, a namespace not there (yet). Other 4xx are the object's own fault.
+HEALS: Final = frozenset({403, 404})
 ACTIONS = Counter(
     "smith_actions", "Actions executed, by kind, action and outcome", ["kind", "action", "outcome"]
 )
@@ -139,10 +142,9 @@ def _failure(ref: ObjectRef, resource: str, error: Exception) -> ActionResult:
     if isinstance(error, UnservedKindError | RefusedError):
         return ActionResult(object=ref, resource=resource, ok=False, error=str(error), terminal=True)
     if isinstance(error, ApiError):
-        # 4xx other than throttling/timeouts means the object itself is wrong: retrying cannot help.
-        return ActionResult(
-            object=ref, resource=resource, ok=False, error=error.message, terminal=not error.retriable
-        )
+        # Other 4xx than throttling, timeouts and HEALS: the object itself is wrong, retrying cannot help.
+        heals = error.retriable or error.status in HEALS
+        return ActionResult(object=ref, resource=resource, ok=False, error=error.message, terminal=not heals)
     return ActionResult(object=ref, resource=resource, ok=False, error=f"{type(error).__name__}: {error}")
 
 
@@ -323,8 +325,8 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 return refused("UpdateCycle", str(e))
             except Exception as e:
                 failure = _failure(ref, action.resource, e)
-                if failure.terminal and isinstance(e, ApiError) and e.status != FORBIDDEN:
-                    self.memo.refuse(key, wanted, failure.error)  # not a refusal of rights: those change
+                if failure.terminal and isinstance(e, ApiError):
+                    self.memo.refuse(key, wanted, failure.error)  # asked again only once it changes
                 span.set_attribute("smith.error", failure.error)
                 return self._done(failure, bundle, "apply"), None
             after = applied["metadata"].get("resourceVersion", "")
