@@ -12,6 +12,7 @@ from live import (
     condition,
     deployment_object,
     edit_bundle,
+    exists,
     get_bundle,
     resource_condition,
     until_condition,
@@ -115,11 +116,13 @@ async def test_parameter_changes_propagate_to_the_instance(
     await eventually(reprovisioned, what="the broker to see the new parameters")
 
 
-async def test_parameters_that_cannot_fit_the_plan_are_refused_before_anything_is_created(
+async def test_parameters_that_cannot_fit_the_plan_are_an_error_of_their_instance_alone(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:
     """The broker publishes plan `queue/standard` with a schema (retention: an integer); the reference's
-    example says what the value will look like, and it does not fit."""
+    example says what the value will look like, and it does not fit: the instance is refused before it
+    is created, and the rest of the Bundle goes on (as in Go Smith: a broker tightening a schema stops
+    no other resource)."""
     refs = [{"name": "days", "resource": "config", "path": "data.days", "example": "four"}]
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "config"}, "data": {"days": "4"}}
     await kube.create(
@@ -131,9 +134,13 @@ async def test_parameters_that_cannot_fit_the_plan_are_refused_before_anything_i
         )
     )
     done = await until_condition(kube, namespace, "unfit", "Error")
-    assert condition(done, "Error")["reason"] == "InvalidBundle"
-    assert (
-        "spec.parameters.retention: the value is not of type 'integer'" in condition(done, "Error")["message"]
+    refused = resource_condition(done, "queue", "Error")
+    assert refused["reason"] == "TerminalError", refused
+    assert refused["message"] == (
+        "the parameters do not fit plan 'plan-queue-standard''s schema: "
+        "spec.parameters.retention: the value is not of type 'integer'"
     )
+    assert resource_condition(done, "config", "Ready")["status"] == "True"
     made = (await kube.list("v1", "ConfigMap", namespace, label_selector=BUNDLE_NAME_LABEL))["items"]
-    assert made == [], "nothing was created"
+    assert [m["metadata"]["name"] for m in made] == ["config"], "the rest went on"
+    assert not await exists(kube, SC, "ServiceInstance", "queue", namespace), "the instance was not made"

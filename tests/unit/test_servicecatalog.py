@@ -30,14 +30,38 @@ def test_parameters_that_can_never_fit_the_plan_are_refused_with_examples() -> N
     b = load_bundle(
         bundle_object(resource("config"), resource("queue", instance(retention="!{days}"), references=refs))
     )
-    (problem,) = parameter_problems(b, CATALOG)
-    assert str(problem) == (
-        "resource 'queue': the parameters do not fit plan 'plan-queue-standard''s schema: "
+    assert parameter_problems(b, CATALOG) == {
+        "queue": "the parameters do not fit plan 'plan-queue-standard''s schema: "
         "spec.parameters.retention: the value is not of type 'integer'"
-    )
+    }
     good = [{**refs[0], "example": 4}]
     fits = load_bundle(
         bundle_object(resource("config"), resource("queue", instance(retention="!{days}"), references=good))
     )
-    assert parameter_problems(fits, CATALOG) == []
-    assert parameter_problems(b, []) == [], "no catalog: nothing to check against"
+    assert parameter_problems(fits, CATALOG) == {}
+    assert parameter_problems(b, []) == {}, "no catalog: nothing to check against"
+
+
+def test_an_instance_with_parameters_from_a_secret_is_left_to_its_broker() -> None:
+    """As Go Smith: the required parameters may come from `parametersFrom`, which only the broker
+    reads, so the plan's schema cannot be checked on `parameters` alone."""
+    queue = instance(retention="set from the Secret")  # not an integer: refused without parametersFrom
+    queue["spec"]["parametersFrom"] = [{"secretKeyRef": {"name": "queue-params", "key": "params"}}]
+    b = load_bundle(bundle_object(resource("queue", queue)))
+    assert parameter_problems(b, CATALOG) == {}
+    del queue["spec"]["parametersFrom"]
+    assert set(parameter_problems(load_bundle(bundle_object(resource("queue", queue))), CATALOG)) == {"queue"}
+
+
+def test_the_plan_is_found_by_external_ids_too() -> None:
+    catalog = [{**o, "spec": {**o["spec"], "externalID": f"id-{o['metadata']['name']}"}} for o in CATALOG]
+    by_plan_id = {"spec": {"clusterServicePlanExternalID": "id-plan-queue-standard"}}
+    assert plan_of(by_plan_id, catalog) == catalog[1]
+    by_class_id = {
+        "spec": {
+            "clusterServiceClassExternalID": "id-class-queue",
+            "clusterServicePlanExternalName": "standard",
+        }
+    }
+    assert plan_of(by_class_id, catalog) == catalog[1]
+    assert plan_of({"spec": {"clusterServicePlanExternalID": "id-other"}}, catalog) is None

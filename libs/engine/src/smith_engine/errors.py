@@ -252,11 +252,12 @@ class ParametersError(BundleError):
     problems: tuple[str, ...]
 
     @property
+    def detail(self) -> str:
+        return f"the parameters do not fit plan {self.plan!r}'s schema: " + "; ".join(self.problems)
+
+    @property
     def message(self) -> str:
-        return (
-            f"resource {self.resource!r}: the parameters do not fit plan {self.plan!r}'s schema: "
-            + "; ".join(self.problems)
-        )
+        return f"resource {self.resource!r}: {self.detail}"
 
 
 @dataclass

@@ -127,10 +127,13 @@ def plan_bundle(
     previous_pending: Sequence[Any] = (),
     plugins: Mapping[str, PluginInfo] | None = None,
     processed: Mapping[str, PluginResult] | None = None,
+    refused: Mapping[str, str] | None = None,
 ) -> Plan:
     """Decide what to do for a validated `bundle`, given the objects as they are in the cluster.
     `previous_pending` is the Bundle's `status.objectsToDelete` (where soft deletions' due times live);
-    `plugins` the registered plugins by name, `processed` what they made in this reconcile by resource."""
+    `plugins` the registered plugins by name, `processed` what they made in this reconcile by resource;
+    `refused` the resources found wrong before planning (e.g. parameters that cannot fit their plan),
+    by name: why. Each is a terminal error of its own; its dependents wait, the rest goes on."""
     by_key = {ObjectKey.of(o.object): o for o in observed}
     order = bundle.order
     verdicts: dict[str, Verdict] = {}
@@ -140,7 +143,13 @@ def plan_bundle(
     for name in order:
         resource = bundle.by_name[name]
         verdict, action = _plan_resource(
-            bundle, resource, by_key=by_key, verdicts=verdicts, plugins=runs, budget=budget
+            bundle,
+            resource,
+            by_key=by_key,
+            verdicts=verdicts,
+            plugins=runs,
+            budget=budget,
+            refused=(refused or {}).get(name),
         )
         verdicts[name] = verdict
         if action is not None:
@@ -181,12 +190,15 @@ def _plan_resource(
     verdicts: Mapping[str, Verdict],
     plugins: _PluginRuns,
     budget: Budget,
+    refused: str | None = None,
 ) -> tuple[Verdict, Action | None]:
     def verdict(state: VerdictState, reason: Reason, message: str = "", **kw: Any) -> Verdict:
         return Verdict(resource=resource.name, state=state, reason=reason, message=message, object=ref, **kw)
 
     existing = by_key.get(resource.key)
     ref = ObjectRef.of(existing.object) if existing else object_ref(bundle, resource.object)
+    if refused is not None:
+        return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, refused), None
     if not_ready := tuple(
         sorted(d for d in resource.dependencies if verdicts[d].state is not VerdictState.READY)
     ):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from smith_engine.errors import BundleError, ParametersError
+from smith_engine.errors import ParametersError
 from smith_engine.limits import ExpansionError
 from smith_engine.model import JSON, Bundle, GroupKind, JSONObject, Resource
 from smith_engine.plugins import schema_problems
@@ -35,18 +35,15 @@ def _spec(obj: JSONObject) -> Mapping[str, Any]:
 
 
 def plan_of(instance: JSONObject, catalog: Sequence[JSONObject]) -> JSONObject | None:
-    """The ClusterServicePlan an instance names (by k8s name, or by class and plan external names)."""
+    """The ClusterServicePlan an instance names: by its Kubernetes name, its broker's external ID, or
+    its external name within the class the instance names (by name, external ID or external name)."""
     spec = _spec(instance)
     plans = [o for o in catalog if GroupKind.of(o) == PLAN]
     if name := spec.get("clusterServicePlanName"):
         return next((p for p in plans if p["metadata"]["name"] == name), None)
-    classes = [o for o in catalog if GroupKind.of(o) == CLASS]
-    wanted = spec.get("clusterServiceClassName")
-    external = spec.get("clusterServiceClassExternalName")
-    found = next(
-        (c for c in classes if c["metadata"]["name"] == wanted or _spec(c).get("externalName") == external),
-        None,
-    )
+    if external_id := spec.get("clusterServicePlanExternalID"):
+        return next((p for p in plans if _spec(p).get("externalID") == external_id), None)
+    found = _class_of(spec, [o for o in catalog if GroupKind.of(o) == CLASS])
     if found is None:
         return None
     return next(
@@ -60,12 +57,23 @@ def plan_of(instance: JSONObject, catalog: Sequence[JSONObject]) -> JSONObject |
     )
 
 
-def parameter_problems(bundle: Bundle, catalog: Sequence[JSONObject]) -> list[BundleError]:
-    """Every ServiceInstance of the Bundle whose parameters (examples in place of values) cannot fit its
-    plan's schema."""
-    found: list[BundleError] = []
+def _class_of(spec: Mapping[str, Any], classes: Sequence[JSONObject]) -> JSONObject | None:
+    if name := spec.get("clusterServiceClassName"):
+        return next((c for c in classes if c["metadata"]["name"] == name), None)
+    if external_id := spec.get("clusterServiceClassExternalID"):
+        return next((c for c in classes if _spec(c).get("externalID") == external_id), None)
+    external = spec.get("clusterServiceClassExternalName")
+    return next((c for c in classes if external and _spec(c).get("externalName") == external), None)
+
+
+def parameter_problems(bundle: Bundle, catalog: Sequence[JSONObject]) -> dict[str, str]:
+    """Each ServiceInstance of the Bundle whose parameters (examples in place of values) cannot fit its
+    plan's schema, by resource name: why. An error of that resource alone, as in Go Smith (a broker
+    tightening a schema stops no other resource). An instance with `parametersFrom` is not checked:
+    the broker gets parameters from its Secrets too, and only it sees them all."""
+    found: dict[str, str] = {}
     for resource in bundle.resources:
-        if GroupKind.of(resource.object) != SERVICE_INSTANCE:
+        if GroupKind.of(resource.object) != SERVICE_INSTANCE or _spec(resource.object).get("parametersFrom"):
             continue
         plan = plan_of(resource.object, catalog)
         schema = _spec(plan).get("instanceCreateParameterSchema") if plan else None
@@ -73,7 +81,8 @@ def parameter_problems(bundle: Bundle, catalog: Sequence[JSONObject]) -> list[Bu
         if isinstance(schema, Mapping) and schema and plan is not None and parameters is not None:
             where = "spec.parameters"
             if problems := schema_problems(schema, parameters, where=where):
-                found.append(ParametersError(resource.name, plan["metadata"]["name"], tuple(problems)))
+                error = ParametersError(resource.name, plan["metadata"]["name"], tuple(problems))
+                found[resource.name] = error.detail
     return found
 
 

@@ -80,18 +80,20 @@ class PlannerServicer(planner_pb2_grpc.PlannerServicer):
             if isinstance(parsed, InvalidBundleError):
                 raise parsed
             bundle = parsed or _validated(raw, plugins)
-            catalog = [o.object for o in observed if GroupKind.of(o.object) in CATALOG_KINDS]
-            if problems := parameter_problems(bundle, catalog):
-                raise InvalidBundleError(problems)
         except InvalidBundleError as e:
             span.set_attribute("smith.verdict", "InvalidBundle")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         previous = (raw.get("status") or {}).get("objectsToDelete") or []
         processed = {name: result_of_plugin(r) for name, r in request.processed.items()}
+        unfit = parameter_problems(
+            bundle, [o.object for o in observed if GroupKind.of(o.object) in CATALOG_KINDS]
+        )
 
         def replan(seen: Sequence[Observed]) -> EnginePlan:
             PLANNED.inc(len(bundle.resources))
-            return plan_bundle(bundle, seen, previous_pending=previous, plugins=plugins, processed=processed)
+            return plan_bundle(
+                bundle, seen, previous_pending=previous, plugins=plugins, processed=processed, refused=unfit
+            )
 
         plan = replan(observed)
         span.set_attribute("smith.bundle", str(bundle))
