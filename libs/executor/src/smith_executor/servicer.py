@@ -28,7 +28,7 @@ from smith_wire.convert import (
 from smith_wire.rpc import Register
 
 from smith.v1 import executor_pb2, executor_pb2_grpc
-from smith_engine import planner
+from smith_engine import managedfields, planner
 from smith_engine.admission import (
     acting_user,
     bundle_problem,
@@ -363,6 +363,8 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         applied = await self._apply_over(obj, until, over) if over else None
         if applied is None:
             applied = await self.kube.apply(obj, field_manager=FIELD_MANAGER, deadline=until)
+        if await self._take_over_fields(applied, until):  # applied again: what the Bundle dropped goes
+            applied = await self.kube.apply(obj, field_manager=FIELD_MANAGER, deadline=until)
         if foreign_keys(obj, applied):
             applied = await self._drop_foreign_secret_keys(obj, applied, until)
         self.memo.synced(_memo_key(obj), digest=digest(applied), desired=wanted)
@@ -399,6 +401,8 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         obj, key = action.object, _memo_key(action.object)
         if not self.memo.applied_other(key, wanted):
             predicted: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER, dry_run=True)
+            if await self._take_over_fields(predicted, until):  # the dry run could not tell: write
+                return await self._write(obj, wanted, until, over=over), True
             if in_sync(obj, predicted, action.observed_digest):
                 self.memo.synced(key, digest=action.observed_digest, desired=wanted)
                 return predicted, False
@@ -409,6 +413,35 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 self.memo.stuck(key, message)
                 raise UpdateCycleError(message)
         return await self._write(obj, wanted, until, over=over), True
+
+    async def _take_over_fields(self, current: JSONObject, until: float | None) -> bool:
+        """Move the fields Go Smith's plain writes own on `current` into Smith's apply (see
+        smith_engine.managedfields), once per object, only over the version seen (a conflict
+        otherwise, asked again): True when it did."""
+        meta = current["metadata"]
+        moved = managedfields.upgraded(meta.get("managedFields"), manager=FIELD_MANAGER)
+        if moved is None:
+            return False
+        patch = [
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion", "")},
+            {"op": "replace", "path": "/metadata/managedFields", "value": moved},
+        ]
+        await self.kube.patch(
+            current["apiVersion"],
+            current["kind"],
+            meta["name"],
+            patch,
+            namespace=meta.get("namespace"),
+            content_type=JSON_PATCH,
+            deadline=until,
+        )
+        log.info(
+            "took over the fields Go Smith wrote on %s %s",
+            current["kind"],
+            meta["name"],
+            extra={"fields": {"kind": current["kind"], "object": meta["name"]}},
+        )
+        return True
 
     async def _cycle_message(self, obj: JSONObject, predicted: JSONObject) -> str:
         meta = obj["metadata"]

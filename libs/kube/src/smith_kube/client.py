@@ -326,14 +326,15 @@ class KubeClient:
         content_type: str = "application/json",
         request_timeout: float | None = None,
         deadline: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> JSONObject:
         """One request, its answer decoded. With `deadline` (monotonic time), the request is sent only
         before it and must be answered by it: the API server is told the time left (`timeout`), so a
-        write it could not begin in time is not made."""
+        write it could not begin in time is not made. `headers` are sent besides the client's own."""
         data = None if body is None else dumps(body)
         if data is not None and content_type == APPLY_PATCH:
             data = yaml_safe(data)  # read as YAML by the API server
-        headers = {"Content-Type": content_type} if data is not None else {}
+        headers = {**(headers or {}), **({"Content-Type": content_type} if data is not None else {})}
         limit = self._timeout if request_timeout is None else aiohttp.ClientTimeout(total=request_timeout)
         with _answered(method, path):
             async with self._send(
