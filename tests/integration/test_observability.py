@@ -79,7 +79,7 @@ async def test_an_invalid_bundle_gets_one_warning_event(kube: KubeClient, namesp
     await until_condition(kube, namespace, "loop", "Error")
     warning = await until_event(kube, namespace, "loop", "BundleError", "cycle")
     assert warning["type"] == "Warning"
-    assert warning["metadata"]["annotations"] == {REASON_ANNOTATION: "InvalidBundle"}
+    assert warning["metadata"]["annotations"] == {REASON_ANNOTATION: "TerminalError"}  # as Go Smith
     assert len(await bundle_events(kube, namespace, "loop")) == 1
 
 

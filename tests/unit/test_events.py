@@ -105,7 +105,7 @@ def test_an_invalid_bundle_is_one_warning_with_the_validation_message() -> None:
             "BundleError",
             "cycle: a -> b -> a",
             warning=True,
-            annotations={REASON_ANNOTATION: "InvalidBundle"},
+            annotations={REASON_ANNOTATION: "TerminalError"},
         )
     ]
     later = bundle_status(

@@ -104,10 +104,10 @@ def test_invalid_bundle_is_an_error_with_the_message() -> None:
     err = cond(s, "Error")
     assert (err["status"], err["reason"], err["message"]) == (
         "True",
-        "InvalidBundle",
+        "TerminalError",  # as Go Smith
         "dependency cycle: a -> b -> a",
     )
-    assert cond(s, "Ready")["status"] == "False"
+    assert (cond(s, "Ready")["status"], cond(s, "Ready")["reason"]) == ("False", "InvalidBundle")
     assert "resourceStatuses" not in s
 
 

@@ -150,7 +150,8 @@ def _bundle_conditions(
         return [
             (ConditionType.IN_PROGRESS, False, BundleReason.INVALID_BUNDLE, ""),
             (ConditionType.READY, False, BundleReason.INVALID_BUNDLE, ""),
-            (ConditionType.ERROR, True, BundleReason.INVALID_BUNDLE, invalid),
+            # TerminalError, as Go Smith said it of a Bundle it could not process: alerts carry over.
+            (ConditionType.ERROR, True, BundleReason.TERMINAL_ERROR, invalid),
         ]
     errors = [v for v in verdicts if v.state is VerdictState.ERROR]
     failed_deletes = [r for r in results if not r.resource and not r.ok]
