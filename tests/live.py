@@ -3,13 +3,17 @@ their status."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from smith_engine.model import API_VERSION
+from smith_engine.model import API_VERSION, BUNDLE_NAME_LABEL
 from smith_kube import ApiError, ConflictError, KubeClient, NotFoundError
 from support import eventually
 
@@ -24,6 +28,39 @@ def bundle(name: str, namespace: str, *resources: Json) -> Json:
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"resources": list(resources)},
     }
+
+
+SMITH = Path(sys.executable).parent / "smith"  # the command line, as a user runs it
+
+
+async def run_smith(kubeconfig: Path, *args: str) -> tuple[int, str, str]:
+    """`smith ARGS` in its own process with $KUBECONFIG: (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        str(SMITH),
+        *args,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+# Go Smith's user agent (atlassian/ctrl sets it to the controller's name): the API server names the
+# manager of its plain Create and Update calls after it, `smith`.
+GO_SMITH_AGENT = "smith/v2.4.1 (linux/amd64) kubernetes/$Format"
+
+
+async def as_go_smith(kube: KubeClient, method: str, obj: Json, *, bundle: str, bundle_uid: str) -> Json:
+    """`obj` (a core kind) created (POST) or updated (PUT) as Go Smith wrote it: a plain write under
+    its user agent, with its label and its controller owner reference to the Bundle."""
+    meta = obj["metadata"]
+    meta.setdefault("labels", {})[BUNDLE_NAME_LABEL] = bundle
+    owner = {"apiVersion": API_VERSION, "kind": "Bundle", "name": bundle, "uid": bundle_uid}
+    meta["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": True}]
+    base = f"/api/v1/namespaces/{meta['namespace']}/{obj['kind'].lower()}s"
+    path = base if method == "POST" else f"{base}/{meta['name']}"
+    return await kube.request(method, path, body=obj, headers={"User-Agent": GO_SMITH_AGENT})
 
 
 async def get_bundle(kube: KubeClient, namespace: str, name: str) -> Json:
@@ -58,6 +95,24 @@ async def until_condition(
 
     try:
         await eventually(true, within=within, what=f"Bundle {name} {kind}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last status: {seen.get('status')}") from None
+    return seen
+
+
+async def until_resource(
+    kube: KubeClient, namespace: str, name: str, resource: str, kind: str, *, within: float = 30
+) -> Json:
+    """Wait until condition `kind` of the Bundle's resource `resource` is True; return the Bundle."""
+    seen: Json = {}
+
+    async def true() -> bool:
+        nonlocal seen
+        seen = await get_bundle(kube, namespace, name)
+        return resource_condition(seen, resource, kind).get("status") == "True"
+
+    try:
+        await eventually(true, within=within, what=f"resource {resource} of Bundle {name} {kind}")
     except AssertionError as e:
         raise AssertionError(f"{e}; last status: {seen.get('status')}") from None
     return seen

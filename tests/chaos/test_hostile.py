@@ -102,12 +102,12 @@ def broken(draw: st.DrawFn) -> Case:
         return Case([*spec, twin], "invalid", "a duplicate name")
     if fault == "marker":
         spec[-1]["spec"]["object"].setdefault("data", {})["m"] = "!{undeclared}"
-        return Case(spec, "invalid", "an undeclared marker")
+        return Case(spec, f"refused:{spec[-1]['name']}", "an undeclared marker (its resource's error)")
     if fault == "path":
         spec[-1]["references"] = [
             {"name": "p", "resource": first, "path": draw(st.sampled_from(["[[", "a..[", "{$"]))}
         ]
-        return Case(spec, "invalid", "a malformed path")
+        return Case(spec, f"refused:{spec[-1]['name']}", "a malformed path (its resource's error)")
     if fault == "regex":  # RE2 runs any pattern in linear time, or refuses it
         pattern, expect = draw(st.sampled_from(REGEXES))
         path = f'metadata[?(@.name =~ "{pattern}")].name'
@@ -134,8 +134,8 @@ def broken(draw: st.DrawFn) -> Case:
 REGEXES = [  # patterns built to backtrack (RE2 answers at once: nothing matches) and what RE2 refuses
     ("^r(a+)+_$", "blocked:<resource>"),
     ("^(r|ra|rab)*(a|b)*(x+x+)+_$", "blocked:<resource>"),
-    ("(r)\\\\1", "invalid"),
-    ("^(?=r)", "invalid"),
+    ("(r)\\\\1", "refused:<resource>"),  # a path RE2 refuses: its resource's error
+    ("^(?=r)", "refused:<resource>"),
 ]
 
 
@@ -198,7 +198,10 @@ async def answered(plane: ControlPlane, case: Case) -> None:
         if case.expect != "ready":
             error = condition(found, "Error")
         if case.expect == "invalid":
-            assert error["reason"] == "InvalidBundle", error
+            assert (error["reason"], condition(found, "Ready")["reason"]) == (
+                "TerminalError",
+                "InvalidBundle",
+            )
             assert error["message"], error
             assert not made["items"], "an invalid Bundle created objects"
         elif case.expect.startswith("refused:"):

@@ -189,13 +189,24 @@ async def hostile_and_ordinary(kube: KubeClient, namespace: str, asked: list[str
     async def invalid(name: str, *says: str) -> None:
         found = await until_condition(kube, namespace, name, "Error")
         error = condition(found, "Error")
-        assert error["reason"] == "InvalidBundle", error
+        assert (error["reason"], condition(found, "Ready")["reason"]) == ("TerminalError", "InvalidBundle"), (
+            error
+        )
         for text in says:
             assert text in error["message"], error
 
     await invalid("deep", f"nested more than {MAX_DEPTH} levels deep", "spec.resources[0].spec.object.data.x")
-    await invalid("not-re2", "is not an RE2 regular expression")
-    await invalid("fetching", "Smith resolves no reference outside the schema itself")
+
+    async def refused(name: str, culprit: str, *says: str) -> None:
+        """An error of the one resource (as Go Smith): the rest of its Bundle goes on."""
+        found = await until_condition(kube, namespace, name, "Error")
+        error = resource_condition(found, culprit, "Error")
+        assert error["reason"] == "TerminalError", error
+        for text in says:
+            assert text in error["message"], error
+
+    await refused("not-re2", "cm", "is not an RE2 regular expression")
+    await refused("fetching", "made", "Smith resolves no reference outside the schema itself")
     await invalid("reading", f"read {MAX_OUTSIDE + 1} ConfigMaps and Secrets it does not hold")
     await invalid("wide", f"has {MAX_RESOURCES + 1} resources")
     assert asked == [], "a schema's $ref was fetched"

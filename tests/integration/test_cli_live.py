@@ -7,31 +7,17 @@ import asyncio
 import copy
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from live import bundle, deployment_object, exists
+from live import SMITH, bundle, deployment_object, exists, run_smith
 from smith_kube import KubeClient
 from support import config_map, eventually, resource
 
 pytestmark = pytest.mark.controlplane
-SMITH = Path(sys.executable).parent / "smith"
-
-
-async def run_smith(kubeconfig: Path, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        str(SMITH),
-        *args,
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def test_wait_returns_once_the_bundle_is_ready(

@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from live import Json, bundle, condition, edit_bundle, exists, get_bundle, resource_condition, until_condition
+from live import (
+    Json,
+    bundle,
+    edit_bundle,
+    exists,
+    get_bundle,
+    resource_condition,
+    until_condition,
+    until_resource,
+)
 from smith_engine.model import BUNDLE_NAME_LABEL
 from smith_kube import ApiError, KubeClient
 from support import config_map, eventually, resource
@@ -88,16 +97,20 @@ async def test_the_plugin_makes_the_object_in_order_and_remakes_it_when_the_spec
     await until_deployment(kube, namespace, lambda d: container(d)["image"].endswith("web:2"))
 
 
-async def test_a_spec_that_cannot_fit_the_schema_is_refused_before_anything_is_created(
+async def test_a_spec_that_cannot_fit_the_schema_is_refused_before_its_object_is_made(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:
+    """Checked with the references' examples before `db` is READY; an error of `web` alone (as Go
+    Smith's plugin schema check), so `db` is still made."""
     refs = [{"name": "port", "resource": "db", "path": "data.port", "example": "8080"}]  # a string
     db = resource("db", config_map("db", {"port": "8080"}))
     await kube.create(bundle("early", namespace, db, app({"image": "web:1", "port": "!{port}"}, refs)))
     done = await until_condition(kube, namespace, "early", "Error")
-    assert condition(done, "Error")["reason"] == "InvalidBundle"
-    assert "spec.plugin.spec.port: the value is not of type 'integer'" in condition(done, "Error")["message"]
-    assert not await exists(kube, "v1", "ConfigMap", "db", namespace), "nothing was created"
+    error = resource_condition(done, "web", "Error")
+    assert error["reason"] == "TerminalError"
+    assert "spec.plugin.spec.port: the value is not of type 'integer'" in error["message"]
+    await until_resource(kube, namespace, "early", "db", "Ready")
+    assert not await exists(kube, "apps/v1", "Deployment", "web", namespace), "its object was not made"
 
 
 async def test_what_the_plugin_cannot_make_is_a_terminal_error_on_its_resource(

@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 import yaml
 
-from live import RESYNC_SECONDS, Json, bundle, condition, get_bundle, resource_condition, until_condition
+from live import (
+    RESYNC_SECONDS,
+    Json,
+    bundle,
+    condition,
+    get_bundle,
+    resource_condition,
+    until_condition,
+    until_resource,
+)
 from smith_engine.model import API_VERSION
 from smith_kube import ConflictError, KubeClient, NotFoundError
 from support import config_map, crd_object, eventually, resource
@@ -155,20 +164,25 @@ async def test_a_path_selecting_several_values_is_an_error_on_its_resource(
     assert resource_condition(done, "source", "Ready")["status"] == "True"
 
 
-async def test_a_controller_owner_reference_in_an_object_makes_the_bundle_invalid(
+async def test_a_controller_owner_reference_is_an_error_of_its_resource_alone(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:
+    """As Go Smith: the object is not made, its dependents wait, and the rest of the Bundle goes on."""
     cm = config_map("cm")
     cm["metadata"]["ownerReferences"] = [
         {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "1", "controller": True}
     ]
-    await kube.create(bundle("claimed", namespace, resource("cm", cm)))
+    after = resource("after", config_map("after"), depends_on=["cm"])
+    await kube.create(bundle("claimed", namespace, resource("cm", cm), after, resource("other")))
     done = await until_condition(kube, namespace, "claimed", "Error")
-    assert condition(done, "Error")["reason"] == "InvalidBundle"
-    assert (
-        "resource 'cm': metadata.ownerReferences must not name a controller"
-        in condition(done, "Error")["message"]
+    error = resource_condition(done, "cm", "Error")
+    assert error["reason"] == "TerminalError"
+    assert error["message"] == (
+        "metadata.ownerReferences must not name a controller: "
+        "Smith makes the Bundle the controller of every object"
     )
+    assert resource_condition(done, "after", "Blocked")["status"] == "True"
+    await until_resource(kube, namespace, "claimed", "other", "Ready")
     with pytest.raises(NotFoundError):
         await kube.get("v1", "ConfigMap", "cm", namespace)
 

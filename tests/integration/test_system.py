@@ -20,6 +20,7 @@ from live import (
     get_bundle,
     resource_condition,
     until_condition,
+    until_resource,
 )
 from smith_engine.model import API_VERSION, BUNDLE_NAME_LABEL
 from smith_kube import KubeClient
@@ -206,10 +207,9 @@ async def test_object_controlled_by_someone_else_is_left_alone(
             "resource 'a' depends on 'ghost', which the bundle does not have",
         ),
         ([resource("a"), resource("a", config_map("other"))], "resource name 'a' is used more than once"),
-        ([resource("a", config_map("a", {"x": "!{nope}"}))], "marker !{nope} names no declared reference"),
         ([resource("a", config_map("Not_A_Name"))], "metadata.name 'Not_A_Name' is not a valid name"),
     ],
-    ids=["cycle", "unknown-dependency", "duplicate", "bad-reference", "invalid-object"],
+    ids=["cycle", "unknown-dependency", "duplicate", "invalid-object"],
 )
 async def test_invalid_bundle_gets_an_error_and_creates_nothing(
     kube: KubeClient, namespace: str, smith: Any, resources: list[Json], message: str
@@ -217,10 +217,31 @@ async def test_invalid_bundle_gets_an_error_and_creates_nothing(
     await kube.create(bundle("bad", namespace, *resources))
     done = await until_condition(kube, namespace, "bad", "Error")
     error = condition(done, "Error")
-    assert error["reason"] == "InvalidBundle"
+    assert error["reason"] == "TerminalError"  # as Go Smith said it
     assert message in error["message"]
-    assert condition(done, "Ready")["status"] == "False"
+    assert (condition(done, "Ready")["status"], condition(done, "Ready")["reason"]) == (
+        "False",
+        "InvalidBundle",
+    )
     assert (await kube.list("v1", "ConfigMap", namespace, label_selector=BUNDLE_NAME_LABEL))["items"] == []
+
+
+async def test_a_marker_no_reference_declares_is_an_error_of_its_resource_alone(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """As Go Smith: `!{nope}` (a whole string) with no reference named `nope` refuses its resource;
+    a script's `!{HOME}` inside longer text is literal; the rest of the Bundle goes on."""
+    script = "#!/bin/sh\necho !{HOME} {{.Values.name}}"
+    good = resource("good", config_map("good", {"run.sh": script}))
+    await kube.create(bundle("bad", namespace, resource("a", config_map("a", {"x": "!{nope}"})), good))
+    done = await until_condition(kube, namespace, "bad", "Error")
+    error = resource_condition(done, "a", "Error")
+    assert error["reason"] == "TerminalError"
+    assert error["message"] == "marker !{nope} names no declared reference (declared: none)"
+    await until_resource(kube, namespace, "bad", "good", "Ready")
+    stored = await kube.get("v1", "ConfigMap", "good", namespace)
+    assert stored["data"] == {"run.sh": script}, "literal text is stored as written"
+    assert not await exists(kube, "v1", "ConfigMap", "a", namespace)
 
 
 async def test_status_tracks_progress_blocking_and_generation(

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from smith_engine.errors import InvalidBundleError
 from smith_engine.model import Bundle, GroupKind, ObjectKey, PluginRef
 from smith_engine.planner import Apply, Reason, VerdictState, plan_bundle
 from smith_engine.plugins import (
@@ -123,26 +122,27 @@ def test_a_spec_that_can_never_fit_is_refused_early_with_the_references_examples
     refs = [{"name": "port", "resource": "db", "path": "data.port", "example": "5432"}]
     spec = {"image": "web:1", "port": "!{port}"}
     raw = bundle_object(resource("db"), plugin_resource(spec, references=refs))
-    with pytest.raises(InvalidBundleError) as raised:
-        load_bundle(raw, plugins={"app": APP})
-    assert str(raised.value) == (
-        "resource 'web': the spec does not fit plugin 'app''s schema: "
+    refused = load_bundle(raw, plugins={"app": APP})  # an error of that resource alone, as Go Smith
+    assert refused.refusal("web") == (
+        "the spec does not fit plugin 'app''s schema: "
         "spec.plugin.spec.port: the value is not of type 'integer'"
     )
+    assert refused.refusal("db") is None
     fits = [{**refs[0], "example": 5432}]
-    load_bundle(bundle_object(resource("db"), plugin_resource(spec, references=fits)), plugins={"app": APP})
+    assert not load_bundle(
+        bundle_object(resource("db"), plugin_resource(spec, references=fits)), plugins={"app": APP}
+    ).refused
     unknown = [{"name": "port", "resource": "db", "path": "data.port"}]  # no example: checked later
-    load_bundle(
+    assert not load_bundle(
         bundle_object(resource("db"), plugin_resource(spec, references=unknown)), plugins={"app": APP}
-    )
+    ).refused
 
 
 def test_a_plugin_spec_marker_must_be_declared() -> None:
-    with pytest.raises(InvalidBundleError) as raised:
-        load_bundle(
-            bundle_object(plugin_resource({"image": "web:1", "port": "!{port}"})), plugins={"app": APP}
-        )
-    assert str(raised.value) == "resource 'web': marker !{port} names no declared reference (declared: none)"
+    refused = load_bundle(
+        bundle_object(plugin_resource({"image": "web:1", "port": "!{port}"})), plugins={"app": APP}
+    )
+    assert refused.refusal("web") == "marker !{port} names no declared reference (declared: none)"
 
 
 def deployment_made(name: str = "whatever", image: str = "web:1") -> dict[str, Any]:

@@ -96,20 +96,18 @@ def test_output_markers_of_smiths_first_form_are_found_and_substituted() -> None
         "text": "secret {{binding1#spec.secretName}}!",
         "template": "{{ .Values.x }} and {{#each}} stay",
     }
-    assert outputs_in(obj) == {
+    assert outputs_in(obj) == {  # a whole string only, as Go Smith: in longer text it is literal
         ("podpreset1", "spec.selector.matchLabels"),
         ("service1", 'spec.ports[?(@.protocol=="TCP")].port'),
-        ("binding1", "spec.secretName"),
     }
     values = {
         output_name("podpreset1", "spec.selector.matchLabels"): {"role": "app"},
         output_name("service1", 'spec.ports[?(@.protocol=="TCP")].port'): 80,
-        output_name("binding1", "spec.secretName"): "secret1",
     }
     assert substitute(obj, values) == {
         "labels": {"role": "app"},
         "port": 80,
-        "text": "secret secret1!",
+        "text": "secret {{binding1#spec.secretName}}!",
         "template": "{{ .Values.x }} and {{#each}} stay",
     }
 
@@ -131,14 +129,23 @@ def test_substitute_leaves_keys_and_non_strings_alone() -> None:
     assert substitute(obj, {"k": "v"}) == obj
 
 
-def test_markers_are_found_anywhere_in_strings() -> None:
-    obj = {"a": ["x-!{one}", {"b": "!{two}!{three}"}], "c": 5}
-    assert markers_in(obj) == {"one", "two", "three"}
+def test_whole_markers_and_declared_markers_in_text_are_found() -> None:
+    obj = {"a": ["x-!{one}", {"b": "!{two}!{three}"}], "c": 5, "d": "!{four}", "e": "not \\!{one}"}
+    assert markers_in(obj, declared={"one", "two", "three"}) == {"one", "two", "three", "four"}
+    assert markers_in(obj) == {"four"}, "in longer text, only a declared name is a marker"
 
 
-def test_malformed_marker_is_a_syntax_error() -> None:
+def test_text_in_longer_strings_is_literal_unless_a_declared_marker() -> None:
+    script = "#!/bin/sh\nexport HOST=!{host}; echo !{HOME} \\!{host} !{oops"
+    assert substitute({"run": script}, {"host": "db.internal"}) == {
+        "run": "#!/bin/sh\nexport HOST=db.internal; echo !{HOME} !{host} !{oops"
+    }
+
+
+@pytest.mark.parametrize("text", ["!{}", "!{a b}", "!{a/b}"])
+def test_a_whole_string_meant_as_a_marker_must_be_one(text: str) -> None:
     with pytest.raises(MarkerSyntaxError):
-        markers_in({"a": "!{oops"})
+        markers_in({"a": text})
 
 
 def b64(text: str) -> str:

@@ -42,6 +42,15 @@ def only_problem(obj: dict[str, Any]) -> BundleError:
     return found[0]
 
 
+def only_refusal(obj: dict[str, Any]) -> BundleError:
+    """The one problem of the Bundle's content, kept to its resource: the Bundle itself is valid (its
+    graph is whole) and every other resource plans as usual."""
+    refused = load_bundle(obj).refused
+    found = [p for own in refused.values() for p in own]
+    assert len(found) == 1, found
+    return found[0]
+
+
 def test_original_shape_takes_the_object_directly_under_spec() -> None:
     b = bundle(resource("a", wrapped=False), resource("b", depends_on=["a"], wrapped=False))
     assert b.by_name["b"].object["kind"] == "ConfigMap"
@@ -152,7 +161,7 @@ def test_resource_name_must_be_dns1123() -> None:
 def test_object_in_another_namespace_is_refused() -> None:
     obj = config_map("x")
     obj["metadata"]["namespace"] = "elsewhere"
-    err = only_problem(bundle_object(resource("a", obj)))
+    err = only_refusal(bundle_object(resource("a", obj)))
     assert err == ForeignNamespaceError(resource="a", namespace="elsewhere", bundle_namespace=NAMESPACE)
 
 
@@ -163,7 +172,7 @@ def test_object_in_the_bundle_namespace_is_accepted() -> None:
 
 
 def test_marker_that_names_no_declared_reference_is_reported() -> None:
-    err = only_problem(
+    err = only_refusal(
         bundle_object(
             resource("a"),
             resource(
@@ -177,13 +186,14 @@ def test_marker_that_names_no_declared_reference_is_reported() -> None:
 
 
 def test_marker_without_references_is_reported() -> None:
-    err = only_problem(bundle_object(resource("b", config_map("b", {"x": "!{nope}"}), depends_on=[])))
+    err = only_refusal(bundle_object(resource("b", config_map("b", {"x": "!{nope}"}), depends_on=[])))
     assert err == UndeclaredReferenceError(resource="b", reference="nope", declared=())
 
 
-@pytest.mark.parametrize("text", ["!{", "!{}", "!{a b}", "x !{unterminated", "!{a}!{"])
+@pytest.mark.parametrize("text", ["!{}", "!{a b}", "!{a/b}"])
 def test_malformed_marker_is_reported(text: str) -> None:
-    err = only_problem(
+    """A whole string meant as one marker that is not `!{name}` (Go Smith took any `!{...}` for one)."""
+    err = only_refusal(
         bundle_object(
             resource("a"),
             resource(
@@ -195,7 +205,7 @@ def test_malformed_marker_is_reported(text: str) -> None:
 
 
 def test_unknown_modifier_is_reported() -> None:
-    err = only_problem(
+    err = only_refusal(
         bundle_object(
             resource("a"),
             resource("b", references=[{"name": "r", "resource": "a", "path": "d", "modifier": "rot13"}]),
@@ -205,7 +215,7 @@ def test_unknown_modifier_is_reported() -> None:
 
 
 def test_reference_with_unparseable_path_is_reported() -> None:
-    err = only_problem(
+    err = only_refusal(
         bundle_object(
             resource("a"), resource("b", references=[{"name": "r", "resource": "a", "path": "x[y"}])
         )
@@ -216,12 +226,12 @@ def test_reference_with_unparseable_path_is_reported() -> None:
 
 def test_reference_declared_twice_is_reported() -> None:
     ref = {"name": "r", "resource": "a", "path": "data"}
-    err = only_problem(bundle_object(resource("a"), resource("b", references=[ref, ref])))
+    err = only_refusal(bundle_object(resource("a"), resource("b", references=[ref, ref])))
     assert err == DuplicateReferenceError(resource="b", reference="r")
 
 
 def test_reference_without_a_resource_is_reported() -> None:
-    err = only_problem(
+    err = only_refusal(
         bundle_object(resource("a"), resource("b", references=[{"name": "r", "path": "data"}]))
     )
     assert isinstance(err, InvalidFieldError)
@@ -238,7 +248,7 @@ def test_reference_with_only_a_resource_is_a_dependency_as_in_smith(ref: dict[st
 
 def test_marker_of_a_reference_without_path_is_reported() -> None:
     obj = config_map("b", {"x": "!{r}"})
-    err = only_problem(
+    err = only_refusal(
         bundle_object(resource("a"), resource("b", obj, references=[{"name": "r", "resource": "a"}]))
     )
     assert isinstance(err, UndeclaredReferenceError)
@@ -252,13 +262,13 @@ def test_output_marker_of_smiths_first_form_becomes_a_reference() -> None:
 
 def test_output_marker_must_read_a_dependency() -> None:
     obj = config_map("b", {"x": "{{a#data.k}}"})
-    err = only_problem(bundle_object(resource("a"), resource("b", obj)))
+    err = only_refusal(bundle_object(resource("a"), resource("b", obj)))
     assert err == OutputNotDependencyError(resource="b", marker="{{a#data.k}}", target="a")
 
 
 def test_output_marker_with_a_bad_path_is_reported() -> None:
     obj = config_map("b", {"x": "{{a#data[}}"})
-    err = only_problem(bundle_object(resource("a"), resource("b", obj, depends_on=["a"])))
+    err = only_refusal(bundle_object(resource("a"), resource("b", obj, depends_on=["a"])))
     assert isinstance(err, InvalidPathError)
 
 
@@ -267,7 +277,7 @@ def test_a_controller_owner_reference_in_an_object_is_refused() -> None:
     obj["metadata"]["ownerReferences"] = [
         {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "u", "controller": True}
     ]
-    err = only_problem(bundle_object(resource("a", obj)))
+    err = only_refusal(bundle_object(resource("a", obj)))
     assert isinstance(err, InvalidFieldError)
     assert err.field == "metadata.ownerReferences"
     assert "controller" in err.message
@@ -301,3 +311,29 @@ def test_a_resource_with_both_an_object_and_a_plugin_says_exactly_one() -> None:
     assert str(raised.value) == (
         "resource 'web': spec must have exactly one of an object (spec.object, or under spec) and spec.plugin"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#!/bin/sh\necho !{HOME} ${PATH} {{.Values.x}}",  # a script and a template: literal
+        "x !{unterminated",
+        "!{a}!{",
+        "!{",
+        "see {{a#data.k}} in the docs",  # Smith's first form inside longer text: literal
+        "an escaped \\!{r} is literal too",
+    ],
+)
+def test_text_that_is_not_a_declared_marker_is_literal(text: str) -> None:
+    """Go Smith substituted only a string that is exactly one marker: other text is never an error."""
+    refs = [{"name": "r", "resource": "a", "path": "data.v"}]
+    b = bundle(resource("a"), resource("b", config_map("b", {"x": text}), references=refs))
+    assert b.refused == {}
+
+
+def test_only_the_resource_with_a_problem_is_refused_the_rest_is_planned() -> None:
+    bad = config_map("b", {"x": "!{nope}"})
+    b = bundle(resource("a"), resource("b", bad), resource("c", depends_on=["b"]))
+    assert set(b.refused) == {"b"}
+    assert b.refusal("b") == "marker !{nope} names no declared reference (declared: none)"
+    assert b.order == ("a", "b", "c")

@@ -19,7 +19,8 @@ from rich.console import Console
 from smith_cli.certs import authority, secrets
 from smith_cli.follow import AccessError, first
 from smith_cli.graph import GraphvizMissingError, dot, mermaid, render
-from smith_cli.plan import check, plan_lines, read
+from smith_cli.migrate import Finding, document_findings, live_findings, report_lines
+from smith_cli.plan import UnreadableError, bundle_files, check, plan_lines, read
 from smith_cli.preview import preview, preview_lines
 from smith_cli.status import resource_lines, view, watch
 from smith_cli.wait import WaitError, wait_for
@@ -67,7 +68,7 @@ def validate(files: tuple[Path, ...]) -> None:
     """Validate Bundle files (or directories of them): every problem at once; exit 1 on any."""
     failed = False
     for checked in check(list(files)):
-        if checked.bundle is None:
+        if checked.problems or checked.bundle is None:
             failed = True
             for problem in checked.problems:
                 click.echo(f"✗ {problem}", err=True)
@@ -96,9 +97,9 @@ def plan(files: tuple[Path, ...], live: bool, namespace: str | None, context: st
             failed = True
             click.echo(f"✗ {checked.path}: invalid\n  " + "\n  ".join(checked.problems))
             continue
-        click.echo(
-            f"✓ {checked.path}: bundle {checked.bundle.name!r}, {len(checked.bundle.resources)} resources"
-        )
+        failed |= bool(checked.problems)  # a resource refused alone: an error, shown in the plan
+        mark, bundle = "✗" if checked.problems else "✓", checked.bundle
+        click.echo(f"{mark} {checked.path}: bundle {bundle.name!r}, {len(bundle.resources)} resources")
         for line in plan_lines(checked.bundle):
             click.echo(line)
         if config is not None:
@@ -111,6 +112,47 @@ def plan(files: tuple[Path, ...], live: bool, namespace: str | None, context: st
             for line in preview_lines(previews):
                 click.echo(line)
     sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("-n", "--namespace", default=None, help="without files: one namespace (default: all)")
+@CONTEXT
+def migrate(files: tuple[Path, ...], namespace: str | None, context: str | None) -> None:
+    """Before moving from Go Smith: what each Bundle will do differently here — Bundle FILES, or (with
+    none) every Bundle in the cluster and the objects Go Smith made for it. Exit 1 unless cutover is
+    safe (nothing refused, no text whose meaning changes)."""
+    if files:
+        results = [(str(path), _file_findings(path)) for path in bundle_files(list(files))]
+    else:
+        results = _run(_config(context), partial(_live_migration, namespace=namespace))
+    for name, findings in results:
+        for line in report_lines(name, findings):
+            click.echo(line)
+    unsafe = sum(any(f.blocks for f in findings) for _, findings in results)
+    click.echo(
+        f"cutover is not safe: {unsafe} of {len(results)} Bundles need a change first"
+        if unsafe
+        else f"cutover is safe: {len(results)} Bundles checked"
+    )
+    sys.exit(1 if unsafe else 0)
+
+
+def _file_findings(path: Path) -> list[Finding]:
+    try:
+        return document_findings(read(path))
+    except UnreadableError as e:
+        return [Finding(str(e), blocks=True)]
+
+
+async def _live_migration(kube: KubeClient, *, namespace: str | None) -> list[tuple[str, list[Finding]]]:
+    listing = await kube.list("smith.atlassian.com/v1", "Bundle", namespace)
+    results = []
+    for document in listing["items"]:
+        meta = document["metadata"]
+        findings = document_findings(document) + await live_findings(kube, document)
+        results.append((f"{meta['namespace']}/{meta['name']}", findings))
+    return results
 
 
 @cli.command()

@@ -77,6 +77,9 @@ def simulate(bundle: Bundle) -> tuple[list[list[str]], Plan]:
 
 @dataclass(frozen=True)
 class Checked:
+    """A file's Bundle (None: invalid as a whole), and every problem: the Bundle's, or (with a Bundle)
+    those of resources refused alone, which Smith would leave as errors while the rest goes on."""
+
     path: Path
     bundle: Bundle | None
     problems: tuple[str, ...] = ()
@@ -92,7 +95,9 @@ def check(paths: list[Path]) -> Iterator[Checked]:
             continue
         name = obj["metadata"].get("name", "?")
         try:
-            yield Checked(path, load_bundle(obj))
+            bundle = load_bundle(obj)
+            refused = (p for _, own in sorted(bundle.refused.items()) for p in own)
+            yield Checked(path, bundle, tuple(f"{path}: bundle {name!r}: {p}" for p in refused))
         except InvalidBundleError as e:
             yield Checked(path, None, tuple(f"{path}: bundle {name!r}: {p}" for p in e.problems))
 

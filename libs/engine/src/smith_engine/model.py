@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from smith_engine.errors import BundleError
 from smith_engine.graph import creation_order, creation_waves
 
 GROUP = "smith.atlassian.com"
@@ -133,6 +134,9 @@ class Bundle:
     generation: int = 0
     resources: tuple[Resource, ...] = ()
     description: str = ""
+    # Resources whose own content is wrong (validation): their problems, by name. Each is a terminal
+    # error of its own; the graph is whole, so the rest of the Bundle goes on.
+    refused: Mapping[str, tuple[BundleError, ...]] = field(default_factory=dict)
     by_name: Mapping[str, Resource] = field(init=False, repr=False, compare=False)
     _order: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -151,6 +155,13 @@ class Bundle:
             object.__setattr__(self, "_order", creation_order(creation_waves(self.dependencies)))
         assert self._order is not None
         return self._order
+
+    def refusal(self, resource: str) -> str | None:
+        """Why `resource` is refused (its own content is wrong), or None."""
+        if not (problems := self.refused.get(resource)):
+            return None
+        prefix = f"resource {resource!r}: "
+        return "; ".join(p.message.removeprefix(prefix) for p in problems)
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"

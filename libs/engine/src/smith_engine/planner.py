@@ -132,8 +132,9 @@ def plan_bundle(
     """Decide what to do for a validated `bundle`, given the objects as they are in the cluster.
     `previous_pending` is the Bundle's `status.objectsToDelete` (where soft deletions' due times live);
     `plugins` the registered plugins by name, `processed` what they made in this reconcile by resource;
-    `refused` the resources found wrong before planning (e.g. parameters that cannot fit their plan),
-    by name: why. Each is a terminal error of its own; its dependents wait, the rest goes on."""
+    `refused` the resources found wrong before planning besides `bundle.refused` (e.g. parameters that
+    cannot fit their plan), by name: why. Each is a terminal error of its own; its dependents wait, the
+    rest goes on."""
     by_key = {ObjectKey.of(o.object): o for o in observed}
     order = bundle.order
     verdicts: dict[str, Verdict] = {}
@@ -149,7 +150,7 @@ def plan_bundle(
             verdicts=verdicts,
             plugins=runs,
             budget=budget,
-            refused=(refused or {}).get(name),
+            refused=bundle.refusal(name) or (refused or {}).get(name),
         )
         verdicts[name] = verdict
         if action is not None:

@@ -1,9 +1,13 @@
-"""References: `!{name}` markers (and Smith's first form, `{{resource#path}}`) in an object, paths
+r"""References: `!{name}` markers (and Smith's first form, `{{resource#path}}`) in an object, paths
 into a dependency (Kubernetes JSONPath, through jsonpath-ng), and substitution.
 
 A string that is exactly one marker takes the referenced value with its type (a map stays a map, a
-number a number); markers inside a longer string are replaced by the value's text. A path that is
-not in the dependency yet is "not resolved yet", never a crash: the dependency may still fill it in.
+number a number); that is all Go Smith substituted. Inside a longer string, `!{name}` is replaced by the
+value's text only where `name` is a reference the resource declares (and `{{resource#path}}` where
+`resource` is one of its dependencies, as Smith's first form did); all other text is literal (a shell
+script's `!{HOME}`, a Go template's `{{ .x }}`), and `\!{name}` is the literal `!{name}` for the rare
+text that needs it. A path that is not in the dependency yet is "not resolved yet", never a crash:
+the dependency may still fill it in.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import copy
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -28,8 +32,9 @@ from smith_engine.limits import MAX_OBJECT_BYTES, MAX_PATH, Budget, ExpansionErr
 from smith_engine.model import JSON, JSONObject, Modifier, Reference
 
 MARKER_NAME = r"[A-Za-z0-9_.\-]+"
-_MARKER: Final = re.compile(r"!\{(" + MARKER_NAME + r")\}")
+_IN_TEXT: Final = re.compile(r"(\\?)!\{(" + MARKER_NAME + r")\}")  # with its escape, if any
 _WHOLE_MARKER: Final = re.compile(r"!\{(" + MARKER_NAME + r")\}\Z")
+_MARKER_LIKE: Final = re.compile(r"!\{[^{}]*\}\Z")  # a whole string meant as one marker
 # Smith's first form, `{{resource#path}}`: the value at `path` of a dependency's object.
 _OUTPUT: Final = re.compile(r"\{\{([a-z0-9][-a-z0-9.]*)#([^{}]+?)\}\}")
 
@@ -39,7 +44,7 @@ class PathSyntaxError(ValueError):
 
 
 class MarkerSyntaxError(ValueError):
-    """A string with `!{` that does not open a well-formed marker."""
+    """A string meant as one marker (`!{...}`, the whole string) that is not a well-formed one."""
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
@@ -74,20 +79,25 @@ def _strings(value: JSON) -> Iterator[str]:
             yield from _strings(v)
 
 
-def markers_in(value: JSON) -> frozenset[str]:
-    """Names of every marker in the strings of `value` (map keys are not searched).
+def markers_in(value: JSON, declared: Collection[str] = ()) -> frozenset[str]:
+    """Names of the markers in the strings of `value` (map keys are not searched): every string that is
+    exactly `!{name}`, and `!{name}` inside longer text where `name` is in `declared` (the rest of such
+    text is literal, as is an escaped `\\!{name}`).
 
-    Raises MarkerSyntaxError for a `!{` that does not open `!{name}`.
+    Raises MarkerSyntaxError for a whole string meant as one marker that is not `!{name}` (`!{a b}`).
     """
     names: set[str] = set()
     for text in _strings(value):
-        start = text.find("!{")
-        while start != -1:
-            match = _MARKER.match(text, start)
-            if match is None:
-                raise MarkerSyntaxError(text)
-            names.add(match.group(1))
-            start = text.find("!{", match.end())
+        if "!{" not in text:
+            continue
+        if whole := _WHOLE_MARKER.match(text):
+            names.add(whole.group(1))
+        elif _MARKER_LIKE.match(text):
+            raise MarkerSyntaxError(text)
+        else:
+            names.update(
+                m.group(2) for m in _IN_TEXT.finditer(text) if not m.group(1) and m.group(2) in declared
+            )
     return frozenset(names)
 
 
@@ -96,11 +106,21 @@ def output_name(resource: str, path: str) -> str:
     return f"{resource}#{path}"
 
 
-def outputs_in(value: JSON) -> frozenset[tuple[str, str]]:
-    """(resource, path) of every `{{resource#path}}` marker in the strings of `value`."""
-    return frozenset(
-        (m.group(1), m.group(2).strip()) for text in _strings(value) for m in _OUTPUT.finditer(text)
-    )
+def outputs_in(value: JSON, dependencies: Collection[str] = ()) -> frozenset[tuple[str, str]]:
+    """(resource, path) of every `{{resource#path}}` marker in the strings of `value`: a string that is
+    exactly one, and one inside longer text whose resource is in `dependencies` (as Smith's first form
+    substituted it); other `{{...}}` in longer text is literal (a Go template's, say)."""
+    found: set[tuple[str, str]] = set()
+    for text in _strings(value):
+        if "{{" not in text:
+            continue
+        if whole := _OUTPUT.fullmatch(text):
+            found.add((whole.group(1), whole.group(2).strip()))
+        else:
+            found.update(
+                (m.group(1), m.group(2).strip()) for m in _OUTPUT.finditer(text) if m.group(1) in dependencies
+            )
+    return frozenset(found)
 
 
 def _as_text(value: JSON) -> str:
@@ -114,10 +134,11 @@ def _as_text(value: JSON) -> str:
 def substitute(
     value: JSON, values: Mapping[str, JSON], *, limit: int = MAX_OBJECT_BYTES, budget: Budget | None = None
 ) -> JSON:
-    """`value` with every marker replaced by `values[name]`; every marker's name must be in `values`
-        (a `{{resource#path}}` marker's under `output_name(resource, path)`). The values put in come to at
-        most `limit` characters of text (a repeated marker counts each time), and what is left of `budget`
-    (which they are taken from); more raises ExpansionError."""
+    """`value` with every marker replaced by `values[name]`: every whole-string marker's name must be in
+    `values` (a `{{resource#path}}` marker's under `output_name(resource, path)`); in longer text, only
+    `!{name}` with `name` in `values` is a marker (`\\!{name}` the literal text `!{name}`). The values
+    put in come to at most `limit` characters of text (a repeated marker counts each time), and what is
+    left of `budget` (which they are taken from); more raises ExpansionError."""
     substitution = _Substitution(values, limit if budget is None else min(limit, budget.left))
     try:
         done = substitution.into(value)
@@ -149,16 +170,24 @@ class _Substitution:
         self.nested = self.nested or isinstance(found, (Mapping, list))
         return found
 
+    def in_text(self, marker: re.Match[str]) -> str:
+        escaped, name = marker.group(1), marker.group(2)
+        if name not in self.values:
+            return marker.group(0)  # not a reference of this resource: literal text
+        return marker.group(0)[1:] if escaped else _as_text(self.value(name))
+
+    def output_in_text(self, marker: re.Match[str]) -> str:
+        name = output_name(marker.group(1), marker.group(2).strip())
+        return _as_text(self.value(name)) if name in self.values else marker.group(0)
+
     def into(self, value: JSON) -> JSON:
         if isinstance(value, str):
             if whole := _WHOLE_MARKER.match(value):
                 return self.value(whole.group(1))
             if whole := _OUTPUT.fullmatch(value):
                 return self.value(output_name(whole.group(1), whole.group(2).strip()))
-            text = _MARKER.sub(lambda m: _as_text(self.value(m.group(1))), value)
-            return _OUTPUT.sub(
-                lambda m: _as_text(self.value(output_name(m.group(1), m.group(2).strip()))), text
-            )
+            text = _IN_TEXT.sub(self.in_text, value) if "!{" in value else value
+            return _OUTPUT.sub(self.output_in_text, text) if "{{" in text else text
         if isinstance(value, Mapping):
             return {k: self.into(v) for k, v in value.items()}
         if isinstance(value, list):

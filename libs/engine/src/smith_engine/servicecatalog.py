@@ -91,8 +91,11 @@ def _with_examples(resource: Resource) -> Mapping[str, JSON] | None:
     example (it is checked by the broker then)."""
     parameters = _spec(resource.object).get("parameters") or {}
     examples = {r.name: r.example for r in resource.references if r.carries_value and r.example is not None}
+    declared = {r.name for r in resource.references if r.carries_value}
     try:
-        if not markers_in(parameters) <= examples.keys() or outputs_in(parameters):
+        if not markers_in(parameters, declared) <= examples.keys() or outputs_in(
+            parameters, resource.dependencies
+        ):
             return None
         substituted = substitute(parameters, examples)
     except (MarkerSyntaxError, ExpansionError):  # the latter told when the values are known

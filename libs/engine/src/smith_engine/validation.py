@@ -2,6 +2,12 @@
 
 Both resource shapes are accepted: the object directly under `spec` (Smith's original shape) and
 `spec: {object: ...}` (the later one). Every problem is collected, so a user fixes them in one pass.
+
+Only what leaves the graph unknowable stops the whole Bundle (InvalidBundleError): a cycle, an unknown
+or duplicate name, a resource without an object or a name to key it by, the Bundle's own shape and
+limits. A problem of one resource's own content — a marker no reference declares, a bad path or
+modifier, a plugin spec its schema refuses, a controller ownerReference — is kept to that resource, as
+Go Smith kept it (`Bundle.refused`): it is a terminal error, its dependents wait, the rest goes on.
 """
 
 from __future__ import annotations
@@ -102,11 +108,14 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
         )
     namespace = str(metadata.get("namespace") or "")
     resources: list[Resource] = []
+    refused: dict[str, tuple[BundleError, ...]] = {}
     for index, raw in enumerate(raw_resources):
-        resource, found = _parse_resource(raw, index=index, namespace=namespace, plugins=plugins or {})
+        resource, found, own = _parse_resource(raw, index=index, namespace=namespace, plugins=plugins or {})
         problems.extend(found)
         if resource is not None:
             resources.append(resource)
+            if own:
+                refused[resource.name] = tuple(own)
     problems.extend(_bundle_problems(resources))
     if len(outside := outside_sources(obj)) > MAX_OUTSIDE:
         problems.append(
@@ -124,61 +133,70 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
         generation=int(metadata.get("generation") or 0),
         resources=tuple(resources),
         description=str(spec.get("description") or obj.get("description") or ""),
+        refused=refused,
     )
 
 
 def _parse_resource(
     raw: Any, *, index: int, namespace: str, plugins: Mapping[str, PluginInfo]
-) -> tuple[Resource | None, list[BundleError]]:
+) -> tuple[Resource | None, list[BundleError], list[BundleError]]:
+    """The resource, the problems that stop the whole Bundle, and those of the resource alone."""
     if not isinstance(raw, Mapping):
-        return None, [
-            InvalidFieldError(resource="", field=f"spec.resources[{index}]", reason="must be an object")
-        ]
+        return (
+            None,
+            [InvalidFieldError(resource="", field=f"spec.resources[{index}]", reason="must be an object")],
+            [],
+        )
     name = raw.get("name")
     if not isinstance(name, str) or not name:
-        return None, [MissingFieldError(resource=f"#{index}", field="name")]
+        return None, [MissingFieldError(resource=f"#{index}", field="name")], []
     problems: list[BundleError] = []
     if (why := dns1123_problem(name)) is not None:
         problems.append(InvalidNameError(resource=name, field="resource name", name=name, reason=why))
     if shape := plugin_problems(raw.get("spec")):
-        return None, [*problems, *(InvalidFieldError(resource=name, field=f, reason=r) for f, r in shape)]
+        return None, [*problems, *(InvalidFieldError(resource=name, field=f, reason=r) for f, r in shape)], []
     plugin = plugin_ref(raw.get("spec"))
     obj = identity(plugin, plugins.get(plugin.name)) if plugin else resource_object(raw.get("spec"))
     content = plugin.spec if plugin else obj  # where its markers are
     if not isinstance(obj, Mapping):
-        return None, [*problems, MissingFieldError(resource=name, field="spec (the object, or spec.object)")]
+        missing = MissingFieldError(resource=name, field="spec (the object, or spec.object)")
+        return None, [*problems, missing], []
     depends_on = raw.get("dependsOn") or []
     if not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on):
         problems.append(
             InvalidFieldError(resource=name, field="dependsOn", reason="must be a list of resource names")
         )
         depends_on = []
-    references, found = _parse_references(name, raw.get("references") or [])
-    problems.extend(found)
-    problems.extend(_object_problems(name, obj, namespace=namespace))
-    problems.extend(_marker_problems(name, content, references))
-    outputs, found = _output_references(
-        name, content, dependencies={*depends_on, *(r.resource for r in references)}
-    )
-    problems.extend(found)
+    problems.extend(_object_key_problems(name, obj))
+    references, own = _parse_references(name, raw.get("references") or [])
+    own.extend(_object_rule_problems(name, obj, namespace=namespace))
+    own.extend(_marker_problems(name, content, references))
+    dependencies = {*depends_on, *(r.resource for r in references)}
+    outputs, found = _output_references(name, content, dependencies=dependencies)
+    own.extend(found)
     references += outputs
     if plugin and (info := plugins.get(plugin.name)) and not found:
-        problems.extend(_early_plugin_problems(name, plugin, references, info))
+        own.extend(_early_plugin_problems(name, plugin, references, info, dependencies))
     resource = Resource(
         name=name, object=obj, depends_on=tuple(depends_on), references=references, plugin=plugin
     )
-    return resource, problems
+    return resource, problems, own
 
 
 def _early_plugin_problems(
-    resource: str, plugin: PluginRef, references: tuple[Reference, ...], info: PluginInfo
+    resource: str,
+    plugin: PluginRef,
+    references: tuple[Reference, ...],
+    info: PluginInfo,
+    dependencies: set[str],
 ) -> list[BundleError]:
     """The plugin's spec against its schema before any dependency is READY, each reference's `example`
     in place of its value: a Bundle that can never work fails at once, not half-way. A spec with a marker
     whose reference has no example is checked when its values are known."""
     examples = {r.name: r.example for r in references if r.carries_value and r.example is not None}
+    declared = {r.name for r in references if r.carries_value}
     try:
-        if not markers_in(plugin.spec) <= examples.keys() or outputs_in(plugin.spec):
+        if not markers_in(plugin.spec, declared) <= examples.keys() or outputs_in(plugin.spec, dependencies):
             return []
         problems = schema_problems(info.schema, substitute(dict(plugin.spec), examples))
     except MarkerSyntaxError:
@@ -254,7 +272,7 @@ def _output_references(
     """The `{{resource#path}}` markers of Smith's first form, as references (each to a dependency)."""
     references: list[Reference] = []
     problems: list[BundleError] = []
-    for target, path in sorted(outputs_in(obj)):
+    for target, path in sorted(outputs_in(obj, dependencies)):
         marker = f"{{{{{target}#{path}}}}}"
         if target not in dependencies:
             problems.append(OutputNotDependencyError(resource=resource, marker=marker, target=target))
@@ -268,7 +286,9 @@ def _output_references(
     return tuple(references), problems
 
 
-def _object_problems(resource: str, obj: JSONObject, *, namespace: str) -> Iterator[BundleError]:
+def _object_key_problems(resource: str, obj: JSONObject) -> Iterator[BundleError]:
+    """What leaves the object without an identity (its kind and name): the Bundle's graph of objects
+    (two resources for one object, objects removed) cannot be known."""
     for field in ("apiVersion", "kind"):
         if not isinstance(obj.get(field), str) or not obj.get(field):
             yield MissingFieldError(resource=resource, field=field)
@@ -279,6 +299,13 @@ def _object_problems(resource: str, obj: JSONObject, *, namespace: str) -> Itera
     name = metadata["name"]
     if (why := dns1123_problem(name)) is not None:
         yield InvalidNameError(resource=resource, field="metadata.name", name=name, reason=why)
+
+
+def _object_rule_problems(resource: str, obj: JSONObject, *, namespace: str) -> Iterator[BundleError]:
+    """What the object may not say (a controller of its own, another namespace): its resource's own."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return
     if any(isinstance(o, Mapping) and o.get("controller") for o in metadata.get("ownerReferences") or []):
         yield InvalidFieldError(
             resource=resource,
@@ -295,12 +322,12 @@ def _object_problems(resource: str, obj: JSONObject, *, namespace: str) -> Itera
 def _marker_problems(
     resource: str, obj: JSONObject, references: tuple[Reference, ...]
 ) -> Iterator[BundleError]:
+    declared = tuple(r.name for r in references if r.name and r.path)
     try:
-        used = markers_in(obj)
+        used = markers_in(obj, declared)
     except MarkerSyntaxError as e:
         yield MalformedMarkerError(resource=resource, text=e.text)
         return
-    declared = tuple(r.name for r in references if r.name and r.path)
     for marker in sorted(used - set(declared)):
         yield UndeclaredReferenceError(resource=resource, reference=marker, declared=declared)
 
