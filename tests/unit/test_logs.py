@@ -6,8 +6,9 @@ import io
 import json
 import logging
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from smith_telemetry.logs import JsonFormatter, TextFormatter, TraceIds
+from smith_telemetry.logs import JsonFormatter, TextFormatter, TraceIds, log_level, setup_logging
 
 
 def logged(formatter: logging.Formatter, emit: object = None) -> str:
@@ -53,3 +54,33 @@ def test_a_record_stamped_in_its_span_keeps_the_trace_id_when_formatted_later() 
         TraceIds().filter(record)
         trace_id = format(span.get_span_context().trace_id, "032x")
     assert json.loads(JsonFormatter("smith-executor-core").format(record))["trace_id"] == trace_id
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        (None, logging.INFO),
+        ("", logging.INFO),
+        ("debug", logging.DEBUG),
+        ("warn", logging.WARNING),
+        ("WARNING", logging.WARNING),
+        ("error", logging.ERROR),
+    ],
+)
+def test_the_log_level_is_go_smiths_flag_or_pythons_name(text: str | None, level: int) -> None:
+    assert log_level(text) == level
+
+
+def test_a_level_that_is_not_one_fails_saying_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(
+        ValueError, match="SMITH_LOG_LEVEL='loud' is not a level: use one of debug, info, warn"
+    ):
+        log_level("loud")
+    root = logging.getLogger()
+    handlers, before = root.handlers[:], root.level
+    monkeypatch.setenv("SMITH_LOG_LEVEL", "debug")
+    try:
+        setup_logging("smith-test")
+        assert root.level == logging.DEBUG
+    finally:
+        root.handlers[:], root.level = handlers, before

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import trace
 
@@ -64,12 +65,32 @@ class TextFormatter(logging.Formatter):
         return f"{text} trace={ids['trace_id']}" if ids else text
 
 
-def setup_logging(service: str, *, json_lines: bool | None = None, level: int = logging.INFO) -> None:
-    """Log to stderr: JSON lines unless stderr is a terminal (or `json_lines` says otherwise)."""
+# $SMITH_LOG_LEVEL's values: Go Smith's `-log-level` (debug, info, warn, error) and Python's names.
+LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def log_level(text: str | None) -> int:
+    """The level $SMITH_LOG_LEVEL names (unset or empty: info). Raises ValueError naming the choices."""
+    if not text:
+        return logging.INFO
+    if (level := LEVELS.get(text.strip().lower())) is None:
+        raise ValueError(f"SMITH_LOG_LEVEL={text!r} is not a level: use one of {', '.join(LEVELS)}")
+    return level
+
+
+def setup_logging(service: str, *, json_lines: bool | None = None, level: int | None = None) -> None:
+    """Log to stderr: JSON lines unless stderr is a terminal (or `json_lines` says otherwise), at
+    `level` (default: $SMITH_LOG_LEVEL's, else info). A level that is not one fails the start, saying so."""
     as_json = not sys.stderr.isatty() if json_lines is None else json_lines
     handler = logging.StreamHandler()
     handler.addFilter(TraceIds())
     handler.setFormatter(JsonFormatter(service) if as_json else TextFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level if level is not None else log_level(os.environ.get("SMITH_LOG_LEVEL")))
