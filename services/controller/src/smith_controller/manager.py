@@ -21,6 +21,7 @@ from smith_controller import outside
 from smith_controller.cache import BundleKey, BundleState, ChildCache, Version, kept
 from smith_controller.clients import Fence, ServiceClients, ShareLostError
 from smith_controller.echoes import Echoes
+from smith_controller.handover import GoSmithLock
 from smith_controller.lifecycle import Lifecycle, TeardownError
 from smith_controller.members import Members
 from smith_controller.reconciler import Reconciler
@@ -107,6 +108,10 @@ class Controller:
             changed=self.resync,
         )
         self.registrations.start()
+        self.handover = GoSmithLock(
+            self.kube, namespace=self.settings.watch_namespace or None, changed=self.resync
+        )
+        self.handover.start()
         await self._join()
         OWNED.set_function(lambda: sum(1 for key in self.bundles if self.owns(key)))
         CACHED.set_function(lambda: len(self.cache))
@@ -223,6 +228,7 @@ class Controller:
     async def stop(self) -> None:
         await cancel_and_wait([t for t in (self._resync, self._bundle_watch) if t is not None])
         await self.registrations.stop()
+        await self.handover.stop()
         await self.scheduler.stop()  # first: a reconcile still running could start a blocker's watch
         if self.members is not None:
             await self.members.stop()  # the others take this replica's share at once
@@ -278,6 +284,9 @@ class Controller:
             await self.members.synced()
         await self._fresh.wait()
         await self.registrations.synced()
+        await self.handover.synced()
+        if self.handover.held() is not None:
+            return False  # Go Smith acts: not this controller (taken up again when it lets go)
         state = self.bundles.get(key)
         epoch = self.members.epoch if self.members is not None else None
         if state is None or not self.owns(key, epoch):
