@@ -85,4 +85,7 @@ async def test_migrate_tells_what_changes_and_whether_cutover_is_safe(
     fixed.write_text(yaml.safe_dump(scripted))
     code, out, err = await run_smith(kubeconfig, "migrate", str(fixed))
     assert (code, err) == (0, ""), out
-    assert out == f"✓ {fixed}: nothing changes\ncutover is safe: 1 Bundles checked\n"
+    assert out.startswith(f"~ {fixed}\n  · resource 'script': data.run.sh says \\!{{host}}: Go Smith kept"), (
+        out
+    )
+    assert out.endswith("cutover is safe: 1 Bundles checked\n")

@@ -75,6 +75,53 @@ def test_plan_prints_the_waves(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[1:] == ["  wave 1: a", "  wave 2: b"]
 
 
+REFUSED_ONE = """\
+apiVersion: smith.atlassian.com/v1
+kind: Bundle
+metadata: {name: partly}
+spec:
+  resources:
+  - name: a
+    spec: {apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {k: v}}
+  - name: b
+    references: [{name: x, resource: a, path: "data[", example: v}]
+    spec: {apiVersion: v1, kind: ConfigMap, metadata: {name: b}, data: {k: "!{x}"}}
+  - name: c
+    dependsOn: [a]
+    spec: {apiVersion: v1, kind: ConfigMap, metadata: {name: c}, data: {run: "echo !{HOME}"}}
+"""
+
+
+def test_a_resource_refused_alone_is_an_error_of_validate_and_shown_by_plan(tmp_path: Path) -> None:
+    """The Bundle is whole (its graph known): `plan` shows the rest converging and the refusal; both
+    commands exit 1, and neither reads the refused resource's bad path."""
+    path = write(tmp_path, "partly.yaml", REFUSED_ONE)
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"✗ {path}: bundle 'partly': resource 'b': reference 'x' has invalid path 'data['"
+    )
+    result = CliRunner().invoke(cli, ["plan", str(path)])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines()[1:3] == ["  wave 1: a", "  wave 2: c"]
+    assert "  error b: reference 'x' has invalid path 'data['" in result.stdout
+
+
+def test_migrate_on_files_says_what_needs_a_change(tmp_path: Path) -> None:
+    scripted = REFUSED_ONE.replace('data: {run: "echo !{HOME}"}', 'data: {run: "echo !{y} \\\\!{y}"}')
+    scripted = scripted.replace("dependsOn: [a]\n", "references: [{name: y, resource: a, path: data.k}]\n")
+    path, fine = write(tmp_path, "partly.yaml", scripted), write(tmp_path, "chain.yaml", CHAIN)
+    result = CliRunner().invoke(cli, ["migrate", str(fine), str(path)])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"✓ {fine}: nothing changes"
+    assert lines[1] == f"✗ {path}"
+    assert lines[2].startswith("  ✗ refused here: resource 'b': reference 'x' has invalid path")
+    assert "resource 'c': data.run says !{y} inside longer text" in lines[3]
+    assert lines[4].startswith("  · resource 'c': data.run says \\!{y}: Go Smith kept the backslash")
+    assert lines[-1] == "cutover is not safe: 1 of 2 Bundles need a change first"
+
+
 def test_unreadable_files_are_one_line_each_and_a_failure(tmp_path: Path) -> None:
     notyaml = write(tmp_path, "x.yaml", "a: [unclosed")
     pod = write(tmp_path, "pod.yaml", "apiVersion: v1\nkind: Pod\n")

@@ -102,6 +102,22 @@ def test_a_schema_refers_to_nothing_outside_itself(ref: str, tmp_path: Path) -> 
     ]
 
 
+def test_a_draft_04_schema_means_what_it_meant_then() -> None:
+    """Go Smith's plugins and Service Catalog brokers write draft-04 (gojsonschema read it): its boolean
+    `exclusiveMinimum` is refused by draft 2020-12, where it must be a number."""
+    schema = {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "type": "object",
+        "properties": {"replicas": {"type": "integer", "minimum": 0, "exclusiveMinimum": True}},
+        "required": ["replicas"],
+    }
+    assert schema_problems(schema, {"replicas": 2}) == []
+    (problem,) = schema_problems(schema, {"replicas": 0})
+    assert problem.startswith("spec.plugin.spec.replicas: ")
+    assert "less than or equal to the minimum" in problem
+    assert "schema itself is invalid" in schema_problems({**schema, "$schema": ""}, {"replicas": 2})[0]
+
+
 APP = PluginInfo(name="app", endpoint="app:7420", api_version="apps/v1", kind="Deployment", schema=APP_SCHEMA)
 
 

@@ -212,10 +212,10 @@ def test_a_path_selecting_several_values_tells_where_they_are_not_what() -> None
 
 ANNOTATED = {
     "metadata": {
-        "annotations": {"example.com/owner": "team-a", "a.b/c.d": "x"},
+        "annotations": {"example.com/owner": "team-a", "a.b/c.d": "x", "café/owner": "team-b"},
         "labels": {"app.kubernetes.io/name": "web"},
     },
-    "spec": {"items": [{"name": "a/b", "v": 1}]},
+    "spec": {"items": [{"name": "a/b", "v": 1}, {"labels": {"app.kubernetes.io/name": "web"}, "v": 2}]},
 }
 
 
@@ -228,6 +228,10 @@ ANNOTATED = {
         (r"metadata.annotations.a\.b/c\.d", "x"),
         ("metadata.annotations['example.com/owner']", "team-a"),  # as before
         ('spec.items[?(@.name=="a/b")].v', 1),  # a `/` in a filter is left alone
+        (r"{..example\.com/owner}", "team-a"),  # recursive descent kept
+        ("metadata.annotations.'example.com/owner'", "team-a"),  # a quoted name after a dot, as before
+        (r'spec.items[?(@.labels.app\.kubernetes\.io/name=="web")].v', 2),  # escapes inside a filter
+        (r"metadata.annotations.café/owner", "team-b"),  # not ASCII
     ],
 )
 def test_escaped_dots_and_slashes_in_a_field_name_are_read_as_client_go_reads_them(

@@ -9,19 +9,22 @@ Go Smith's writes moved to Smith's apply, soft-delete countdowns that start agai
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from smith_cli.preview import preview
 from smith_engine.errors import InvalidBundleError
 from smith_engine.managedfields import upgraded
-from smith_engine.model import BUNDLE_NAME_LABEL, Bundle, JSONObject, Resource
-from smith_engine.references import markers_in
+from smith_engine.model import BUNDLE_NAME_LABEL, Bundle, GroupKind, JSONObject, Resource
+from smith_engine.references import MARKER_NAME, markers_in
+from smith_engine.servicecatalog import CATALOG_KINDS, SERVICE_INSTANCE, parameter_problems
 from smith_engine.validation import load_bundle
 from smith_kube import ApiError, KubeClient, NotFoundError, UnservedKindError
 
 FIELD_MANAGER = "smith"
+_ESCAPED: Final = re.compile(r"\\!\{(" + MARKER_NAME + r")\}")
 ROLLS = "spec.template"  # a change under a workload's pod template rolls its Pods
 
 
@@ -39,7 +42,7 @@ def document_findings(document: JSONObject) -> list[Finding]:
     except InvalidBundleError as e:
         return [Finding(f"refused here as a whole: {p}", blocks=True) for p in e.problems]
     found = [Finding(f"refused here: {p}", blocks=True) for own in bundle.refused.values() for p in own]
-    found += [Finding(text, blocks=True) for text in _meaning_changes(bundle)]
+    found += list(_meaning_changes(bundle))
     pending = ((document.get("status") or {}).get("objectsToDelete")) or []
     waiting = [p for p in pending if isinstance(p, Mapping) and not p.get("deletionDue")]
     if waiting:
@@ -49,7 +52,7 @@ def document_findings(document: JSONObject) -> list[Finding]:
     return found
 
 
-def _meaning_changes(bundle: Bundle) -> Iterator[str]:
+def _meaning_changes(bundle: Bundle) -> Iterator[Finding]:
     """Text Go Smith left as written that Smith substitutes: `!{name}` inside a longer string, where
     `name` is a reference the resource declares."""
     for resource in bundle.resources:
@@ -58,11 +61,18 @@ def _meaning_changes(bundle: Bundle) -> Iterator[str]:
             if text.startswith("!{") and text.endswith("}"):
                 continue  # a whole-string marker: substituted by Go Smith too
             for name in sorted(markers_in(text, declared)):
-                yield (
+                told = (
                     f"resource {resource.name!r}: {where} says !{{{name}}} inside longer text: Go Smith "
                     f"left it as written, Smith puts the reference's value there; to keep the text, "
                     f"write \\!{{{name}}}"
                 )
+                yield Finding(told, blocks=True)
+            for name in sorted({m for m in _ESCAPED.findall(text) if m in declared}):
+                told = (  # told, not blocking: it is also how a team keeps the text after the above
+                    f"resource {resource.name!r}: {where} says \\!{{{name}}}: Go Smith kept the backslash, "
+                    f"Smith reads it as the escape of !{{{name}}} and writes that"
+                )
+                yield Finding(told)
 
 
 def _content(resource: Resource) -> Any:
@@ -103,17 +113,41 @@ async def live_findings(kube: KubeClient, document: JSONObject) -> list[Finding]
                     f"Smith's apply once, so what the Bundle no longer says goes from it"
                 )
             )
+    catalog = await _catalog(kube) if any(_is_instance(r) for r in bundle.resources) else []
+    found += [
+        Finding(f"refused here: resource {name!r}: {why}", blocks=True)
+        for name, why in sorted(parameter_problems(bundle, catalog).items())
+    ]
     try:
         previews = await preview(kube, document)
     except (ApiError, InvalidBundleError) as e:
         return [*found, Finding(f"could not be previewed: {e}", blocks=True)]
+    plugged = {r.name for r in bundle.resources if r.plugin is not None}
     for p in previews:
+        if p.resource in plugged:
+            continue  # made by a plugin: the preview does not call plugins
         if p.action == "refused":
             found.append(Finding(f"resource {p.resource!r} ({p.what}) refused here: {p.detail}", blocks=True))
         elif p.action == "update":
             fields = ", ".join(c.path for c in p.changes) or "its fields"
             rolls = " (its Pods roll once)" if any(c.path.startswith(ROLLS) for c in p.changes) else ""
             found.append(Finding(f"{p.what} is updated at cutover{rolls}: {fields}"))
+    return found
+
+
+def _is_instance(resource: Resource) -> bool:
+    return GroupKind.of(resource.object) == SERVICE_INSTANCE
+
+
+async def _catalog(kube: KubeClient) -> list[JSONObject]:
+    """The Service Catalog's classes and plans (none when it is not installed)."""
+    found: list[JSONObject] = []
+    for kind in CATALOG_KINDS:
+        try:
+            listing = await kube.list(f"{kind.group}/v1beta1", kind.kind)
+        except (ApiError, UnservedKindError):
+            continue
+        found += [{**o, "apiVersion": f"{kind.group}/v1beta1", "kind": kind.kind} for o in listing["items"]]
     return found
 
 

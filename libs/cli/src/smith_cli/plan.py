@@ -49,9 +49,12 @@ def with_examples(bundle: Bundle, name: str, obj: dict[str, Any]) -> dict[str, A
     """`obj` with every field a reference reads from it filled with that reference's example."""
     out = copy.deepcopy(obj)
     for resource in bundle.resources:
+        if resource.name in bundle.refused:  # never planned: its references (maybe bad paths) unread
+            continue
         for ref in resource.references:
             if (
                 ref.resource == name
+                and ref.path
                 and ref.example is not None
                 and isinstance(lookup(out, ref.path), Unresolved)
             ):

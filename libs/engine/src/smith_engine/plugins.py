@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.validators import validator_for
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 
@@ -101,13 +102,16 @@ def plugin_object(
 def schema_problems(
     schema: Mapping[str, JSON], spec: Mapping[str, JSON], *, where: str = "spec.plugin.spec"
 ) -> list[str]:
-    """Where `spec` breaks a JSON Schema (draft 2020-12), one line each, with the path from `where`:
-    `spec.plugin.spec.port: 'http' is not of type 'integer'`."""
+    """Where `spec` breaks a JSON Schema, one line each, with the path from `where`:
+    `spec.plugin.spec.port: 'http' is not of type 'integer'`. The schema's own `$schema` says its draft
+    (Go Smith's plugins and Service Catalog brokers write draft-04, whose `exclusiveMinimum: true` means
+    what it meant then); without one, draft 2020-12."""
     if not schema:
         return []
     try:
-        Draft202012Validator.check_schema(schema)
-        validator = Draft202012Validator(schema, registry=NOTHING_FETCHED)
+        draft = validator_for(schema, default=Draft202012Validator)
+        draft.check_schema(dict(schema))
+        validator = draft(schema, registry=NOTHING_FETCHED)
         errors = sorted(validator.iter_errors(spec), key=lambda e: [str(p) for p in e.absolute_path])
     except SchemaError as e:
         return [f"the schema itself is invalid: {e.message}"]

@@ -217,48 +217,47 @@ _FIELD_END: Final = frozenset(".[]() \t'\"?@*=<>!,")
 def _escaped_fields(text: str) -> str:
     """`text` with each field name that client-go's JSONPath reads but jsonpath-ng does not — one with
     a `\\`-escaped character (`example\\.com/key`) or a `/` (a label's or an annotation's key) — as a
-    bracketed string (`["example.com/key"]`); everything else as written (filters in brackets too)."""
+    quoted name (`."example.com/key"`, `.."example.com/key"`, `@."app.kubernetes.io/name"` in a filter);
+    everything else as written: quoted strings, regular expressions (`=~ /.../`), other names."""
     if "\\" not in text and "/" not in text:
         return text
     out: list[str] = []
-    i, depth, quote = 0, 0, ""
+    i, quote = 0, ""
     while i < len(text):
         c = text[i]
-        if quote or depth:  # inside brackets or a string: as written
-            if quote and c == "\\":
-                out.append(text[i : i + 2])
-                i += 2
-                continue
-            if quote and c == quote:
-                quote = ""
-            elif not quote and c in "'\"":
-                quote = c
-            depth += (c in "[(") - (c in "])") if not quote else 0
+        if quote:  # inside a string or a regular expression: as written, escapes and all
+            step = 2 if c == "\\" else 1
+            out.append(text[i : i + step])
+            quote = "" if c == quote else quote
+            i += step
+        elif c in "'\"" or (c == "/" and text[:i].rstrip().endswith("=~")):
+            quote = c
             out.append(c)
             i += 1
-            continue
-        if c in "[(":
-            depth += 1
-            out.append(c)
-            i += 1
-            continue
-        if c == "." or (i == 0 and c not in "$"):
+        elif c == "." or (i == 0 and c not in "$[("):
             begin = i + (c == ".")
-            name, j, escaped = [], begin, False
-            while j < len(text) and (text[j] == "\\" or text[j] not in _FIELD_END):
-                if text[j] == "\\" and j + 1 < len(text):
-                    name.append(text[j + 1])
-                    j, escaped = j + 2, True
-                else:
-                    name.append(text[j])
-                    j += 1
-            field = "".join(name)
-            out.append(f"[{json.dumps(field)}]" if escaped or "/" in field else text[i:j])
-            i = max(j, i + 1)
-            continue
-        out.append(c)
-        i += 1
+            field, end = _field_at(text, begin)
+            escaped = "\\" in text[begin:end] or "/" in field
+            out.append(text[i:begin] + json.dumps(field, ensure_ascii=False) if escaped else text[i:end])
+            i = max(end, i + 1)
+        else:
+            out.append(c)
+            i += 1
     return "".join(out)
+
+
+def _field_at(text: str, begin: int) -> tuple[str, int]:
+    """The field name that starts at `begin` (its escapes undone), and where it ends."""
+    name: list[str] = []
+    i = begin
+    while i < len(text) and (text[i] == "\\" or text[i] not in _FIELD_END):
+        if text[i] == "\\" and i + 1 < len(text):
+            name.append(text[i + 1])
+            i += 2
+        else:
+            name.append(text[i])
+            i += 1
+    return "".join(name), i
 
 
 @functools.lru_cache(maxsize=4096)

@@ -363,8 +363,11 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         applied = await self._apply_over(obj, until, over) if over else None
         if applied is None:
             applied = await self.kube.apply(obj, field_manager=FIELD_MANAGER, deadline=until)
-        if await self._take_over_fields(applied, until):  # applied again: what the Bundle dropped goes
-            applied = await self.kube.apply(obj, field_manager=FIELD_MANAGER, deadline=until)
+        if (version := await self._take_over_fields(applied, until)) is not None:
+            # applied again, only over the version just written: what the Bundle dropped goes
+            applied = await self._apply_over(obj, until, (version, over[1])) if over else None
+            if applied is None:
+                applied = await self.kube.apply(obj, field_manager=FIELD_MANAGER, deadline=until)
         if foreign_keys(obj, applied):
             applied = await self._drop_foreign_secret_keys(obj, applied, until)
         self.memo.synced(_memo_key(obj), digest=digest(applied), desired=wanted)
@@ -401,8 +404,8 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         obj, key = action.object, _memo_key(action.object)
         if not self.memo.applied_other(key, wanted):
             predicted: JSONObject = await self.kube.apply(obj, field_manager=FIELD_MANAGER, dry_run=True)
-            if await self._take_over_fields(predicted, until):  # the dry run could not tell: write
-                return await self._write(obj, wanted, until, over=over), True
+            if (version := await self._take_over_fields(predicted, until)) is not None:
+                return await self._write(obj, wanted, until, over=(version, over[1])), True
             if in_sync(obj, predicted, action.observed_digest):
                 self.memo.synced(key, digest=action.observed_digest, desired=wanted)
                 return predicted, False
@@ -414,34 +417,37 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                 raise UpdateCycleError(message)
         return await self._write(obj, wanted, until, over=over), True
 
-    async def _take_over_fields(self, current: JSONObject, until: float | None) -> bool:
-        """Move the fields Go Smith's plain writes own on `current` into Smith's apply (see
-        smith_engine.managedfields), once per object, only over the version seen (a conflict
-        otherwise, asked again): True when it did."""
-        meta = current["metadata"]
-        moved = managedfields.upgraded(meta.get("managedFields"), manager=FIELD_MANAGER)
+    async def _take_over_fields(self, seen: JSONObject, until: float | None) -> str | None:
+        """When `seen` (an apply's answer) shows fields Go Smith's plain writes own, move them into
+        Smith's apply on the object as stored (see smith_engine.managedfields), only over the version
+        read: the version written then, None when there was nothing to move or the object changed
+        meanwhile (looked at again by the next apply)."""
+        if managedfields.upgraded(seen["metadata"].get("managedFields"), manager=FIELD_MANAGER) is None:
+            return None
+        meta = seen["metadata"]
+        where = (seen["apiVersion"], seen["kind"], meta["name"])
+        current = await self.kube.get(*where, meta.get("namespace"))
+        moved = managedfields.upgraded(current["metadata"].get("managedFields"), manager=FIELD_MANAGER)
         if moved is None:
-            return False
+            return None
+        version = current["metadata"].get("resourceVersion", "")
         patch = [
-            {"op": "replace", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion", "")},
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": version},
             {"op": "replace", "path": "/metadata/managedFields", "value": moved},
         ]
-        await self.kube.patch(
-            current["apiVersion"],
-            current["kind"],
-            meta["name"],
-            patch,
-            namespace=meta.get("namespace"),
-            content_type=JSON_PATCH,
-            deadline=until,
-        )
+        try:
+            written = await self.kube.patch(
+                *where, patch, namespace=meta.get("namespace"), content_type=JSON_PATCH, deadline=until
+            )
+        except ConflictError:
+            return None  # changed since it was read: the next apply looks again
         log.info(
             "took over the fields Go Smith wrote on %s %s",
-            current["kind"],
+            seen["kind"],
             meta["name"],
-            extra={"fields": {"kind": current["kind"], "object": meta["name"]}},
+            extra={"fields": {"kind": seen["kind"], "object": meta["name"]}},
         )
-        return True
+        return str(written["metadata"].get("resourceVersion", ""))
 
     async def _cycle_message(self, obj: JSONObject, predicted: JSONObject) -> str:
         meta = obj["metadata"]
