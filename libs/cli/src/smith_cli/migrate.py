@@ -9,22 +9,21 @@ Go Smith's writes moved to Smith's apply, soft-delete countdowns that start agai
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from smith_cli.preview import preview
 from smith_engine.errors import InvalidBundleError
 from smith_engine.managedfields import upgraded
 from smith_engine.model import BUNDLE_NAME_LABEL, Bundle, GroupKind, JSONObject, Resource
-from smith_engine.references import MARKER_NAME, markers_in
-from smith_engine.servicecatalog import CATALOG_KINDS, SERVICE_INSTANCE, parameter_problems
+from smith_engine.references import escaped_markers, markers_in
+from smith_engine.servicecatalog import SERVICE_INSTANCE, parameter_problems
 from smith_engine.validation import load_bundle
 from smith_kube import ApiError, KubeClient, NotFoundError, UnservedKindError
+from smith_kube.catalog import service_catalog
 
 FIELD_MANAGER = "smith"
-_ESCAPED: Final = re.compile(r"\\!\{(" + MARKER_NAME + r")\}")
 ROLLS = "spec.template"  # a change under a workload's pod template rolls its Pods
 
 
@@ -67,7 +66,7 @@ def _meaning_changes(bundle: Bundle) -> Iterator[Finding]:
                     f"write \\!{{{name}}}"
                 )
                 yield Finding(told, blocks=True)
-            for name in sorted({m for m in _ESCAPED.findall(text) if m in declared}):
+            for name in sorted(set(escaped_markers(text)) & declared):
                 told = (  # told, not blocking: it is also how a team keeps the text after the above
                     f"resource {resource.name!r}: {where} says \\!{{{name}}}: Go Smith kept the backslash, "
                     f"Smith reads it as the escape of !{{{name}}} and writes that"
@@ -113,7 +112,7 @@ async def live_findings(kube: KubeClient, document: JSONObject) -> list[Finding]
                     f"Smith's apply once, so what the Bundle no longer says goes from it"
                 )
             )
-    catalog = await _catalog(kube) if any(_is_instance(r) for r in bundle.resources) else []
+    catalog = await service_catalog(kube) if any(_is_instance(r) for r in bundle.resources) else []
     found += [
         Finding(f"refused here: resource {name!r}: {why}", blocks=True)
         for name, why in sorted(parameter_problems(bundle, catalog).items())
@@ -137,18 +136,6 @@ async def live_findings(kube: KubeClient, document: JSONObject) -> list[Finding]
 
 def _is_instance(resource: Resource) -> bool:
     return GroupKind.of(resource.object) == SERVICE_INSTANCE
-
-
-async def _catalog(kube: KubeClient) -> list[JSONObject]:
-    """The Service Catalog's classes and plans (none when it is not installed)."""
-    found: list[JSONObject] = []
-    for kind in CATALOG_KINDS:
-        try:
-            listing = await kube.list(f"{kind.group}/v1beta1", kind.kind)
-        except (ApiError, UnservedKindError):
-            continue
-        found += [{**o, "apiVersion": f"{kind.group}/v1beta1", "kind": kind.kind} for o in listing["items"]]
-    return found
 
 
 def report_lines(name: str, findings: list[Finding]) -> list[str]:

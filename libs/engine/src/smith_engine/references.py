@@ -101,6 +101,11 @@ def markers_in(value: JSON, declared: Collection[str] = ()) -> frozenset[str]:
     return frozenset(names)
 
 
+def escaped_markers(text: str) -> list[str]:
+    """The names of the escaped markers (`\\!{name}`) in `text`, in order."""
+    return [m.group(2) for m in _IN_TEXT.finditer(text) if m.group(1)]
+
+
 def output_name(resource: str, path: str) -> str:
     """The name under which a `{{resource#path}}` marker's value travels (never a valid `!{}` name)."""
     return f"{resource}#{path}"

@@ -23,9 +23,10 @@ from smith_engine.codec import loads
 from smith_engine.limits import MAX_OUTSIDE
 from smith_engine.model import GroupKind, JSONObject, ObjectRef, resource_object
 from smith_engine.references import binding_secret_name
-from smith_engine.servicecatalog import CATALOG_KINDS, SERVICE_BINDING, SERVICE_INSTANCE
+from smith_engine.servicecatalog import SERVICE_BINDING, SERVICE_INSTANCE
 from smith_engine.workloads import config_sources, described_config
-from smith_kube import ApiError, KubeClient, NotFoundError, UnservedKindError
+from smith_kube import KubeClient, NotFoundError, UnservedKindError
+from smith_kube.catalog import service_catalog
 from smith_kube.informer import run_informer
 
 log = logging.getLogger("smith.controller.outside")
@@ -167,16 +168,7 @@ async def _catalog(kube: KubeClient, bundle: JSONObject) -> list[JSONObject]:
     installed or not readable."""
     objects = (resource_object(r.get("spec")) for r in _resources(bundle))
     kinds = {GroupKind.of(o) for o in objects if isinstance(o, dict)}
-    if SERVICE_INSTANCE not in kinds:
-        return []
-    found: list[JSONObject] = []
-    for kind in CATALOG_KINDS:
-        with contextlib.suppress(ApiError, UnservedKindError):
-            listing = await kube.list(f"{kind.group}/v1beta1", kind.kind)
-            found += [
-                {**o, "apiVersion": listing.get("apiVersion", ""), "kind": kind.kind}
-                for o in listing["items"]
-            ]
+    found: list[JSONObject] = [*await service_catalog(kube)] if SERVICE_INSTANCE in kinds else []
     return found
 
 
