@@ -60,16 +60,7 @@ async def test_status_shows_the_tree_and_follows_changes(
     code, out, err = await run_smith(kubeconfig, "status", "nothere", "-n", namespace)
     assert (code, out, err) == (1, "", f"Error: bundle 'nothere' not found in namespace '{namespace}'\n")
 
-    watching = await asyncio.create_subprocess_exec(
-        str(SMITH),
-        "status",
-        "--watch",
-        "-n",
-        namespace,
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    watching = await _watching(kubeconfig, "status", "--watch", "-n", namespace)
     assert watching.stdout is not None
     first = (await asyncio.wait_for(watching.stdout.readline(), 30)).decode()
     assert first.split() == ["shop", "Ready", "2/2", "config:Ready", "app:Ready"]
@@ -78,8 +69,42 @@ async def test_status_shows_the_tree_and_follows_changes(
     async with asyncio.timeout(60):
         while not any(line.split()[:2] == ["later", "Ready"] for line in seen):
             seen.append((await watching.stdout.readline()).decode())
-    watching.send_signal(signal.SIGINT)
-    assert await asyncio.wait_for(watching.wait(), 10) == 0
+    assert await _stopped(watching, signal.SIGINT) == 0
+
+    # Started as a shell's background job starts it (SIGINT ignored), it still stops on Ctrl-C and on
+    # SIGTERM, cleanly.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        watching = await _watching(kubeconfig, "status", "--watch", "-n", namespace, sigint_ignored=True)
+        assert watching.stdout is not None
+        await asyncio.wait_for(watching.stdout.readline(), 30)
+        assert await _stopped(watching, stop) == 0
+
+
+async def _watching(kubeconfig: Path, *args: str, sigint_ignored: bool = False) -> asyncio.subprocess.Process:
+    """`smith ARGS` running on, its stdout to read; a traceback of every thread if it is sent SIGABRT."""
+    ignoring = ["sh", "-c", 'trap "" INT && exec "$0" "$@"'] if sigint_ignored else []
+    return await asyncio.create_subprocess_exec(
+        *ignoring,
+        str(SMITH),
+        *args,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONFAULTHANDLER": "1"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _stopped(process: asyncio.subprocess.Process, stop: signal.Signals) -> int | None:
+    """The exit code of `process` sent `stop`; one that does not end in 10 s fails the test with what it
+    was doing (its threads' tracebacks) and said."""
+    assert process.stderr is not None
+    said = asyncio.create_task(process.stderr.read())
+    process.send_signal(stop)
+    try:
+        return await asyncio.wait_for(process.wait(), 10)
+    except TimeoutError:
+        process.send_signal(signal.SIGABRT)
+        await process.wait()
+        raise AssertionError(f"still running 10 s after {stop.name}:\n{(await said).decode()}") from None
 
 
 async def test_plan_against_the_cluster_says_what_each_resource_would_do(

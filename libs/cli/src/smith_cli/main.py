@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -60,6 +61,21 @@ def _run(config: KubeConfig, work: Callable[[KubeClient], Awaitable[T]]) -> T:
         raise click.ClickException(str(e)) from None
     except TransportError as e:
         raise click.ClickException(f"cannot reach the cluster at {config.server}: {e}") from None
+
+
+def _until_stopped(work: Callable[[KubeClient], Awaitable[None]]) -> Callable[[KubeClient], Awaitable[None]]:
+    """`work` ended early, cleanly, by Ctrl-C or SIGTERM. The loop handles both signals itself, so they
+    stop it even where Smith was started with SIGINT ignored (a shell's background job)."""
+
+    async def stoppable(kube: KubeClient) -> None:
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await work(kube)
+
+    return stoppable
 
 
 @cli.command()
@@ -233,8 +249,7 @@ def status(names: tuple[str, ...], namespace: str | None, follow: bool, context:
     console = Console(highlight=False)
     try:
         if follow:
-            with contextlib.suppress(KeyboardInterrupt):
-                _run(config, lambda kube: watch(kube, ns, wanted, console=console))
+            _run(config, _until_stopped(lambda kube: watch(kube, ns, wanted, console=console)))
             return
         shown = _run(config, lambda kube: first(kube, ns, wanted))
     except AccessError as e:
