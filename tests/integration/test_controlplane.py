@@ -249,7 +249,6 @@ async def test_discovery_names_the_versions_a_group_serves(kube: KubeClient) -> 
     assert "apps/v1" in str(caught.value)
 
 
-@pytest.mark.fullplane
 async def test_owner_deletion_garbage_collects_dependents(kube: KubeClient, namespace: str) -> None:
     owner = await kube.create(config_map("owner", namespace))
     dependent = config_map("dependent", namespace)

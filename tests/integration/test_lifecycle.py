@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from live import Json, bundle, edit_bundle, exists, get_bundle, until_condition
+from live import Json, bundle, deployment_object, edit_bundle, exists, get_bundle, until_condition
 from smith_engine.deletion import DELETION_DELAY, FINALIZER
 from smith_engine.model import API_VERSION
 from smith_engine.times import parse_rfc3339
@@ -100,7 +100,6 @@ async def test_a_bundle_deleted_while_smith_is_down_goes_once_it_is_back(
     assert not await exists(kube, "v1", "ConfigMap", "x", namespace)
 
 
-@pytest.mark.fullplane
 async def test_cascade_orphan_keeps_the_objects(kube: KubeClient, namespace: str, smith: Any) -> None:
     await kube.create(bundle("kept", namespace, *chain("k1", "k2")))
     await until_condition(kube, namespace, "kept", "Ready")
@@ -139,6 +138,59 @@ async def test_removed_objects_wait_for_the_rest_to_be_ready_then_go_dependents_
 
     await eventually(deleted, what="the removed objects to be deleted")
     assert deletions(smith, namespace, "trim") == ["old-top", "old-base"]
+
+
+HOLD = "test.smith.atlassian.com/hold"  # a finalizer of the test's: Pods stay until it lets them go
+
+
+@pytest.mark.fullplane
+async def test_a_removed_deployments_pods_are_gone_before_the_config_map_it_read(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    """Deleted in the foreground, as Go Smith deletes: the Deployment stays (being deleted) until the
+    garbage collector has deleted its ReplicaSet and Pods, so the ConfigMap its Pods read goes after them."""
+    web = deployment_object("web", replicas=2, env_from=[{"configMapRef": {"name": "settings"}}])
+    web["spec"]["template"]["metadata"]["finalizers"] = [HOLD]
+    settings = config_map("settings", {"LOG_LEVEL": "info"})
+    await kube.create(
+        bundle(
+            "app",
+            namespace,
+            resource("keep"),
+            resource("settings", settings),
+            resource("web", web, depends_on=["settings"]),
+        )
+    )
+    await until_condition(kube, namespace, "app", "Ready", within=60)
+    await edit_bundle(
+        kube, namespace, "app", lambda spec: spec.__setitem__("resources", spec["resources"][:1])
+    )
+
+    async def pods() -> list[Json]:
+        return list((await kube.list("v1", "Pod", namespace, label_selector="app=web"))["items"])
+
+    async def pods_going() -> bool:
+        going = [p for p in await pods() if p["metadata"].get("deletionTimestamp")]
+        return len(going) == 2
+
+    await eventually(pods_going, within=60, what="the Deployment's Pods to be deleted")
+    deployment = await kube.get("apps/v1", "Deployment", "web", namespace)
+    assert deployment["metadata"]["deletionTimestamp"]
+    assert "foregroundDeletion" in deployment["metadata"]["finalizers"], "kept until its Pods are gone"
+    assert await exists(kube, "v1", "ConfigMap", "settings", namespace), "still read by Pods that are there"
+
+    for pod in await pods():
+        await kube.patch(
+            "v1", "Pod", pod["metadata"]["name"], {"metadata": {"finalizers": None}}, namespace=namespace
+        )
+
+    async def settings_gone() -> bool:
+        return not await exists(kube, "v1", "ConfigMap", "settings", namespace)
+
+    await eventually(settings_gone, within=60, what="the ConfigMap to be deleted once the Pods are gone")
+    assert not await exists(kube, "apps/v1", "Deployment", "web", namespace)
+    assert await pods() == []
+    assert deletions(smith, namespace, "app")[:2] == ["web", "settings"]
 
 
 async def test_an_invalid_bundle_deletes_nothing(kube: KubeClient, namespace: str, smith: Any) -> None:

@@ -40,10 +40,26 @@ def test_two_planes_run_side_by_side_and_stop_cleanly() -> None:
         assert one.server != two.server
         assert one.etcd_url != two.etcd_url
         assert one.api("GET", "/version")["gitVersion"] == "v1.37.2"
+        assert foreground_deletion_completes(one), "the garbage collector runs, as in every cluster"
         pids = [p.popen.pid for p in (*one.processes, *two.processes)]
         dirs = [one.workdir, two.workdir]
     assert wait_dead(pids) == []
     assert not any(d is not None and d.exists() for d in dirs)
+
+
+def foreground_deletion_completes(plane: ControlPlane) -> bool:
+    """A ConfigMap deleted in the foreground goes: only the garbage collector removes the finalizer
+    `foregroundDeletion` that the API server sets."""
+    path = "/api/v1/namespaces/default/configmaps"
+    plane.api("POST", path, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fg"}})
+    plane.api("DELETE", f"{path}/fg", {"kind": "DeleteOptions", "propagationPolicy": "Foreground"})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        names = [c["metadata"]["name"] for c in plane.api("GET", path)["items"]]
+        if "fg" not in names:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 SCRIPT = """

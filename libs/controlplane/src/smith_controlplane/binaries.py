@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-MINIMAL = ("etcd", "kube-apiserver")
+MINIMAL = ("etcd", "kube-apiserver", "kube-controller-manager")
 FULL = (*MINIMAL, "kube-controller-manager", "kube-scheduler", "kwok")
 
 

@@ -1,5 +1,7 @@
-"""Start and stop a real control plane on loopback: etcd and kube-apiserver, and for the full plane
-kube-controller-manager, kube-scheduler and kwok with fake nodes, so Deployments really roll out.
+"""Start and stop a real control plane on loopback: etcd, kube-apiserver and the garbage collector
+(kube-controller-manager running only it: every cluster has one, and foreground and orphan deletions
+wait for it), and for the full plane all of kube-controller-manager, kube-scheduler and kwok with fake
+nodes, so Deployments really roll out.
 
 Ports are free ones picked at start; everything lives in one temporary directory removed at stop.
 Children die with the process that started them (PR_SET_PDEATHSIG) unless the plane is detached
@@ -140,36 +142,23 @@ class ControlPlane:
             self._start_apiserver()
             if self.full:
                 self.start_full()
+            else:
+                self._start_controller_manager(["garbagecollector"])
         except BaseException:
             self.stop()
             raise
 
     def start_full(self) -> None:
-        """Add kube-controller-manager, kube-scheduler and kwok (`nodes` fake nodes) to a running plane."""
+        """Add kube-scheduler, kwok (`nodes` fake nodes) and all of kube-controller-manager's controllers
+        (in place of the garbage collector alone) to a running plane."""
         if any(p.name == "kwok" for p in self.processes):
             return
         if self.bin_dir is None or not binaries._has(self.bin_dir, binaries.FULL):
             self.bin_dir = binaries.find(full=True)
         self.full = True
-        assert self._pki is not None and self.workdir is not None
-        pki = self._pki
-        self._spawn(
-            "kube-controller-manager",
-            [
-                f"--kubeconfig={self.kubeconfig}",
-                "--leader-elect=false",
-                "--secure-port=0",
-                f"--service-account-private-key-file={pki.sa_key}",
-                f"--root-ca-file={pki.ca_cert}",
-                f"--cluster-signing-cert-file={pki.ca_cert}",
-                f"--cluster-signing-key-file={pki.ca_key}",
-                "--use-service-account-credentials=false",
-                "--controllers=*,-node-ipam-controller,-node-lifecycle-controller",
-                "--concurrent-deployment-syncs=10",
-                "--concurrent-replicaset-syncs=10",
-                "--concurrent-gc-syncs=20",
-            ],
-        )
+        if gc_only := next((p for p in self.processes if p.name == "kube-controller-manager"), None):
+            self._stop_process(gc_only)
+        self._start_controller_manager(["*", "-node-ipam-controller", "-node-lifecycle-controller"])
         self._spawn(
             "kube-scheduler",
             [f"--kubeconfig={self.kubeconfig}", "--leader-elect=false", "--secure-port=0"],
@@ -188,6 +177,33 @@ class ControlPlane:
         self.add_nodes(self.nodes)
         kwok = self.processes[-1]
         self._wait(kwok, "managing Ready nodes", self._nodes_ready, timeout=60)
+
+    def _start_controller_manager(self, controllers: Sequence[str]) -> None:
+        assert self._pki is not None
+        pki = self._pki
+        self._spawn(
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                f"--service-account-private-key-file={pki.sa_key}",
+                f"--root-ca-file={pki.ca_cert}",
+                f"--cluster-signing-cert-file={pki.ca_cert}",
+                f"--cluster-signing-key-file={pki.ca_key}",
+                "--use-service-account-credentials=false",
+                f"--controllers={','.join(controllers)}",
+                "--concurrent-deployment-syncs=10",
+                "--concurrent-replicaset-syncs=10",
+                "--concurrent-gc-syncs=20",
+            ],
+        )
+
+    def _stop_process(self, process: Process) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.popen.pid, signal.SIGKILL)
+        process.popen.wait()
+        self.processes.remove(process)
 
     def _nodes_ready(self) -> bool:
         nodes = self.api("GET", "/api/v1/nodes").get("items", [])
@@ -284,12 +300,9 @@ class ControlPlane:
 
     def _restart(self, name: str, down_seconds: float, start: Callable[[], None]) -> None:
         old = next(p for p in self.processes if p.name == name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(old.popen.pid, signal.SIGKILL)
-        old.popen.wait()
-        time.sleep(down_seconds)
         index = self.processes.index(old)
-        self.processes.remove(old)
+        self._stop_process(old)
+        time.sleep(down_seconds)
         start()
         self.processes.insert(index, self.processes.pop())
 

@@ -515,7 +515,9 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
     async def _delete(
         self, bundle: Bundle, action: planner.Delete, served: Sequence[GroupKind], until: float | None = None
     ) -> ActionResult:
-        """Delete the object only while `bundle` controls it, and only the incarnation read (uid)."""
+        """Delete the object only while `bundle` controls it, and only the incarnation read (uid). In the
+        foreground, as Go Smith does: the object stays (being deleted) until the garbage collector has
+        deleted what it owns, so what it depends on is deleted only after that (smith_engine.deletion)."""
         ref = action.object
         with tracer.start_as_current_span("delete") as span:
             span.set_attributes(
@@ -543,6 +545,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
                     ref.kind,
                     ref.name,
                     namespace=ref.namespace,
+                    propagation="Foreground",  # kept until what it owns is gone (a Deployment's Pods)
                     uid=uid,
                     resource_version=str(current["metadata"].get("resourceVersion", "")),
                     deadline=until,
