@@ -94,7 +94,7 @@ def test_cluster_up_and_down_from_the_command_line(tmp_path: Path) -> None:
     state = yaml.safe_load((directory / "state.json").read_text())
     try:
         assert kubeconfig.exists()
-        assert set(state["pids"]) == {"etcd", "kube-apiserver"}
+        assert set(state["pids"]) == {"etcd", "kube-apiserver", "kube-controller-manager"}
         again = subprocess.run(
             [*run, "up", "--dir", str(directory)], check=True, capture_output=True, text=True
         )
