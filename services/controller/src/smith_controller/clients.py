@@ -335,6 +335,15 @@ class ServiceClients:
         metadata = {**bundle["metadata"], "resourceVersion": answer.resource_version}
         return {**bundle, "metadata": metadata, "status": load(answer.status_json)}
 
+    async def hold(self, bundle: JSONObject, message: str, *, fence: Fence | None = None) -> bool:
+        """Have the status service say on the Bundle why Smith does not act on it (`message`): True when
+        that was written (see smith_engine.handover.held_status)."""
+        request = status_pb2.HoldRequest(
+            bundle=bundle_ref(bundle), previous_status_json=dump(bundle.get("status") or {}), message=message
+        )
+        answer = await self.status.Hold(request, timeout=within(fence, REPORT_DEADLINE))
+        return answer.changed
+
 
 def _failed(action: Action, message: str, terminal: bool = False) -> common_pb2.ActionResult:
     ref = ObjectRef.of(action.object) if isinstance(action, Apply) else action.object

@@ -1,7 +1,7 @@
 """Never two controllers at once: while Go Smith holds its leader lock (smith_engine.handover), this
-controller acts on no Bundle, says why in its log and `smith_controller_go_smith_lock`, and takes every
-Bundle up again the moment the lock is released, deleted or runs out. It writes nothing meanwhile: a
-status of its own on Bundles Go Smith also writes would start the two rewriting each other's.
+controller acts on no Bundle, says why in its log, in `smith_controller_go_smith_lock` and in a condition
+`GoSmithLock` on each Bundle (written by the status service, the rest of Go Smith's status kept), and
+takes every Bundle up again the moment the lock is released, deleted or runs out.
 
 Go Smith without `-leader-elect` holds no lock: scale it to zero before cutover (see the migration guide).
 """
@@ -78,20 +78,23 @@ class GoSmithLock:
         self._look()
 
     def _look(self) -> None:
-        """Log a change of whether the lock is held; when held, look again when it runs out unrenewed."""
+        """Log a change of whether the lock is held, and have every Bundle looked at again (to say so on
+        it, or to act on it); when held, look again when it runs out unrenewed."""
         held = self.held()
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
         if held is not None:
-            if held.reason != self._told:
-                log.warning("%s", held.reason)
             left = (held.until - datetime.now(UTC)).total_seconds()
             self._expiry = asyncio.get_running_loop().call_later(max(left, 0) + 0.05, self._look)
-        elif self._told is not None:
+        told, self._told = self._told, held.reason if held is not None else None
+        if self._told == told:
+            return
+        if held is not None:
+            log.warning("%s", held.reason)
+        else:
             log.info("Go Smith's leader lock is released or ran out: Smith acts on the Bundles again")
-            self.changed()
-        self._told = held.reason if held is not None else None
+        self.changed()
 
 
 def _key(obj: JSONObject) -> str:

@@ -285,12 +285,12 @@ class Controller:
         await self._fresh.wait()
         await self.registrations.synced()
         await self.handover.synced()
-        if self.handover.held() is not None:
-            return False  # Go Smith acts: not this controller (taken up again when it lets go)
         state = self.bundles.get(key)
         epoch = self.members.epoch if self.members is not None else None
         if state is None or not self.owns(key, epoch):
             return False
+        if (held := self.handover.held()) is not None:  # Go Smith acts: taken up again when it lets go
+            return await self._leave(key, state, held.reason, epoch)
         began, result = time.perf_counter(), "error"
         self.echoes.begin(key)
         try:
@@ -322,6 +322,17 @@ class Controller:
             if self.echoes.end(key):  # an event meanwhile that was not the echo of its own writes
                 self.scheduler.trigger(key)
             RECONCILES.labels(result=result).observe(time.perf_counter() - began)
+
+    async def _leave(self, key: BundleKey, state: BundleState, why: str, epoch: int | None) -> bool:
+        """Leave the Bundle to Go Smith, saying `why` on it; True asks for a retry."""
+        try:
+            await self.clients.hold(loads(state.kept), why, fence=self._fence(key, epoch))
+        except ShareLostError:
+            return False
+        except grpc.aio.AioRpcError as e:
+            log.warning("holding %s/%s back: %s %s", *key, e.code().name, e.details())
+            return True
+        return False
 
 
 def _behind(event_type: str | None, event: JSONObject, kept: JSONObject) -> bool:

@@ -21,9 +21,10 @@ from smith.v1 import common_pb2, status_pb2, status_pb2_grpc
 from smith_engine.admission import bundle_problem
 from smith_engine.conditions import by_type
 from smith_engine.events import notices, transitions
+from smith_engine.handover import held_status
 from smith_engine.model import API_VERSION, BUNDLE_KIND, Bundle, JSONObject
 from smith_engine.status import ActionResult, ConditionType, bundle_status
-from smith_kube import ApiError, ConflictError, KubeClient, KubeError, NotFoundError, TransportError
+from smith_kube import ApiError, ConflictError, KubeClient, KubeError, NotFoundError
 from smith_kube.client import JSON_PATCH
 from smith_kube.uids import UidCache
 from smith_status.events import EventRecorder, count
@@ -46,13 +47,7 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
         ref = request.bundle
         span = trace.get_current_span()
         span.set_attribute("smith.bundle", f"{ref.namespace}/{ref.name}")
-        # whoever calls: a report only about the Bundle that exists (its status and Events, nothing else)
-        try:
-            uid = await self.bundles.uid(ref.namespace, ref.name, expected=ref.uid) if ref.uid else None
-        except KubeError as e:  # no answer now: the report is made again
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"could not read the Bundle: {e}")
-        if problem := bundle_problem(Bundle(namespace=ref.namespace, name=ref.name, uid=ref.uid), uid):
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
+        await self._exists(ref, context)
         results = [result_from_proto(r) for r in request.results]
         previous, version = load(request.previous_status_json), ref.resource_version
         written = ""
@@ -78,11 +73,8 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
                 )
         except NotFoundError:
             pass  # the Bundle is gone: nothing to write
-        except ApiError as e:
-            code = grpc.StatusCode.UNAVAILABLE if e.retriable else grpc.StatusCode.FAILED_PRECONDITION
-            await context.abort(code, str(e))
-        except TransportError as e:  # no answer from the API server: the report is made again
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        except KubeError as e:
+            await _abort(context, e)
         moved = transitions(previous, status) if written else []
         self.events.post(ref, notices(previous, status, results, moved), instance=request.controller)
         count(ref, moved)
@@ -91,6 +83,37 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
         return status_pb2.ReportResponse(
             status_json=dump(status), changed=bool(written), resource_version=written
         )
+
+    async def Hold(  # noqa: N802 - gRPC method name
+        self, request: status_pb2.HoldRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> status_pb2.HoldResponse:
+        """Say on the Bundle that Smith leaves it to Go Smith (smith_engine.handover.held_status), over the
+        version the controller read: a status Go Smith wrote since is never overwritten (nothing is
+        written; the controller hears of the change and asks again)."""
+        ref = request.bundle
+        trace.get_current_span().set_attribute("smith.bundle", f"{ref.namespace}/{ref.name}")
+        await self._exists(ref, context)
+        status = held_status(load(request.previous_status_json), request.message, datetime.now(UTC))
+        if status is None:
+            return status_pb2.HoldResponse(changed=False)
+        try:
+            await self._write(ref, status, ref.resource_version)
+        except (ConflictError, NotFoundError):
+            return status_pb2.HoldResponse(changed=False)
+        except KubeError as e:
+            await _abort(context, e)
+        return status_pb2.HoldResponse(changed=True)
+
+    async def _exists(
+        self, ref: common_pb2.BundleRef, context: grpc.aio.ServicerContext[object, object]
+    ) -> None:
+        """Whoever calls: only about the Bundle that exists (its status and Events, nothing else)."""
+        try:
+            uid = await self.bundles.uid(ref.namespace, ref.name, expected=ref.uid) if ref.uid else None
+        except KubeError as e:  # no answer now: the call is made again
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"could not read the Bundle: {e}")
+        if problem := bundle_problem(Bundle(namespace=ref.namespace, name=ref.name, uid=ref.uid), uid):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
 
     async def _read(self, ref: common_pb2.BundleRef) -> JSONObject | None:
         try:
@@ -133,3 +156,11 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
 
     def registration(self) -> Register:
         return lambda server: status_pb2_grpc.add_StatusServicer_to_server(self, server)
+
+
+async def _abort(context: grpc.aio.ServicerContext[object, object], e: KubeError) -> None:
+    """End the call for an API error: UNAVAILABLE (made again) unless the API server refused for good."""
+    retriable = not isinstance(e, ApiError) or e.retriable  # no answer at all: the call is made again
+    await context.abort(
+        grpc.StatusCode.UNAVAILABLE if retriable else grpc.StatusCode.FAILED_PRECONDITION, str(e)
+    )

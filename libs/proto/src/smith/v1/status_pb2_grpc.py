@@ -39,6 +39,11 @@ class StatusStub:
                 request_serializer=smith_dot_v1_dot_status__pb2.ReportRequest.SerializeToString,
                 response_deserializer=smith_dot_v1_dot_status__pb2.ReportResponse.FromString,
                 _registered_method=True)
+        self.Hold = channel.unary_unary(
+                '/smith.v1.Status/Hold',
+                request_serializer=smith_dot_v1_dot_status__pb2.HoldRequest.SerializeToString,
+                response_deserializer=smith_dot_v1_dot_status__pb2.HoldResponse.FromString,
+                _registered_method=True)
 
 
 class StatusServicer:
@@ -50,6 +55,14 @@ class StatusServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Hold(self, request, context):
+        """Say on a Bundle that Smith does not act on it while Go Smith holds its leader lock: one condition
+        added to the status as it is, every other part of it (Go Smith's) kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StatusServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +70,11 @@ def add_StatusServicer_to_server(servicer, server):
                     servicer.Report,
                     request_deserializer=smith_dot_v1_dot_status__pb2.ReportRequest.FromString,
                     response_serializer=smith_dot_v1_dot_status__pb2.ReportResponse.SerializeToString,
+            ),
+            'Hold': grpc.unary_unary_rpc_method_handler(
+                    servicer.Hold,
+                    request_deserializer=smith_dot_v1_dot_status__pb2.HoldRequest.FromString,
+                    response_serializer=smith_dot_v1_dot_status__pb2.HoldResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +104,33 @@ class Status:
             '/smith.v1.Status/Report',
             smith_dot_v1_dot_status__pb2.ReportRequest.SerializeToString,
             smith_dot_v1_dot_status__pb2.ReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Hold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/smith.v1.Status/Hold',
+            smith_dot_v1_dot_status__pb2.HoldRequest.SerializeToString,
+            smith_dot_v1_dot_status__pb2.HoldResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,11 +32,19 @@ class StatusStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> StatusAsyncStub: ...
     Report: _grpc.UnaryUnaryMultiCallable[_status_pb2.ReportRequest, _status_pb2.ReportResponse]
+    Hold: _grpc.UnaryUnaryMultiCallable[_status_pb2.HoldRequest, _status_pb2.HoldResponse]
+    """Say on a Bundle that Smith does not act on it while Go Smith holds its leader lock: one condition
+    added to the status as it is, every other part of it (Go Smith's) kept.
+    """
 
 @_typing.type_check_only
 class StatusAsyncStub(StatusStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Report: _aio.UnaryUnaryMultiCallable[_status_pb2.ReportRequest, _status_pb2.ReportResponse]  # type: ignore[assignment]
+    Hold: _aio.UnaryUnaryMultiCallable[_status_pb2.HoldRequest, _status_pb2.HoldResponse]  # type: ignore[assignment]
+    """Say on a Bundle that Smith does not act on it while Go Smith holds its leader lock: one condition
+    added to the status as it is, every other part of it (Go Smith's) kept.
+    """
 
 class StatusServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -45,5 +53,15 @@ class StatusServicer(metaclass=_abc_1.ABCMeta):
         request: _status_pb2.ReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_status_pb2.ReportResponse, _abc.Awaitable[_status_pb2.ReportResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Hold(
+        self,
+        request: _status_pb2.HoldRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_status_pb2.HoldResponse, _abc.Awaitable[_status_pb2.HoldResponse]]:
+        """Say on a Bundle that Smith does not act on it while Go Smith holds its leader lock: one condition
+        added to the status as it is, every other part of it (Go Smith's) kept.
+        """
 
 def add_StatusServicer_to_server(servicer: StatusServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
