@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest_asyncio
@@ -84,7 +85,7 @@ async def test_smith_waits_while_go_smith_holds_its_lock_then_takes_over(
         content_type=MERGE_PATCH,
     )
     for name in ("first", "second"):  # acted on again: Ready, and the condition gone
-        await eventually(lambda n=name: taken_up(kube, namespace, n), within=30, what=f"{name} taken up")
+        await eventually(partial(taken_up, kube, namespace, name), within=30, what=f"{name} taken up")
 
 
 async def taken_up(kube: KubeClient, namespace: str, name: str) -> bool:
