@@ -133,6 +133,12 @@ class Harness:
         total = sum(v for k, v in seen.items() if k.startswith("smith_reconcile_duration_seconds_sum"))
         return count, total
 
+    async def controller_metric(self, name: str) -> float:
+        """The sum of the controller's samples of metric `name` so far."""
+        async with aiohttp.ClientSession() as http:
+            seen = await self.controller_metrics(http)
+        return sum(v for k, v in seen.items() if k == name or k.startswith(name + "{"))
+
     async def floor_once(self, waves: list[list[str]]) -> float:
         """A plain client doing the same job: each wave created concurrently, after the one before."""
         namespace = await self.namespace()

@@ -16,13 +16,16 @@ class Idle(Harness):
     async def change_detection(self, seconds: float) -> None:
         """What deciding "nothing to apply" costs for converged Bundles. Cold: fresh executors know
         nothing, so the first reconcile of every Bundle checks each object with one server-side dry
-        run. Warm: resyncs (every SMITH_RESYNC_SECONDS) find every object in the executors' memory and
-        send nothing. Writes must be 0 in both; the baseline is the same reconciles' count and time."""
+        run. Warm: resyncs (every SMITH_RESYNC_SECONDS) find every converged Bundle unchanged since its
+        last pass and pass none of them (no call to any service): the CPU of all services per Bundle per
+        resync. Writes must be 0 in both; the baseline is the same reconciles' count and time."""
 
-        async def snapshot() -> tuple[float, float, float, float, float]:
+        async def snapshot() -> tuple[float, float, float, float, float, float]:
             count, spent = await self.reconciles()
             cpu = sum(cpu_seconds(self.pids).values())
-            return ours(await self.writes()), ours(await self.writes(dry_run=True)), count, spent, cpu
+            skipped = await self.controller_metric("smith_passes_skipped_total")
+            writes, dry_runs = ours(await self.writes()), ours(await self.writes(dry_run=True))
+            return writes, dry_runs, count, spent, cpu, skipped
 
         start, began = await snapshot(), time.perf_counter()
         await self.settled()
@@ -33,8 +36,9 @@ class Idle(Harness):
         end = await snapshot()
 
         def phase(a: tuple[float, ...], b: tuple[float, ...]) -> dict[str, float]:
-            writes, dry_runs, count, spent, cpu = (y - x for x, y in zip(a, b, strict=True))
+            writes, dry_runs, count, spent, cpu, skipped = (y - x for x, y in zip(a, b, strict=True))
             return {
+                "skipped": skipped,
                 "writes": writes,
                 "dry_runs": dry_runs,
                 "reconciles": count,

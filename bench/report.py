@@ -107,6 +107,12 @@ def report(r: dict[str, Any]) -> str:
             f"  {label:<44}{row['reconciles']:>11.0f}{row['reconcile_ms']:>9.1f}"
             f"{row['cpu_ms_per_reconcile']:>8.1f}{row['dry_runs']:>10.0f}{row['writes']:>8.0f}"
         )
+    resync_ms = warm["cpu_ms_per_reconcile"]
+    lines.append(
+        f"  a resync of a converged Bundle: {resync_ms:.2f} ms of CPU, all services "
+        f"(target <= 1 ms: {'met' if resync_ms <= 1 else 'missed'}); passes skipped "
+        f"{warm.get('skipped', 0):.0f} of {warm['reconciles']:.0f}"
+    )
     react = r["reaction"]
     lines += [
         "",

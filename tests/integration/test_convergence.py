@@ -10,9 +10,11 @@ import base64
 import contextlib
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from live import RESYNC_SECONDS, Json, bundle, edit_bundle, get_bundle, resource_condition, until_condition
 from smith_engine.model import API_VERSION, BUNDLE_NAME_LABEL
@@ -92,28 +94,64 @@ def spans_in(smith: Any, traces: set[int], name: str) -> list[Any]:
 async def quiet_for_resyncs(
     kube: KubeClient, smith: Any, namespace: str, name: str, *, count: int = 3
 ) -> None:
-    """Wait for `count` more reconciles of a converged Bundle (resyncs: nothing else happens) and check
-    they wrote nothing: no object, not the Bundle's status, and no apply or dry run sent at all."""
-    # first one whole reconcile that began now: a reconcile in flight (one that wrote the status a test
-    # just saw) has finished by then, and what it wrote is the "before"
-    began = time.time_ns()
-
-    async def one() -> bool:
-        return bool(reconcile_traces(smith, namespace, name, since=began))
-
-    await eventually(one, within=RESYNC_SECONDS * 4, what="a resync")
+    """Over `count` resyncs of a converged Bundle: not one pass (nothing it reads changed since it
+    converged, and the controller knows it without a call to any service), and nothing written: no
+    object, not the Bundle's status."""
+    await eventually(partial(settled, smith, namespace, name), what=f"{name} settled")
     objects, before = await versions(kube, namespace), await get_bundle(kube, namespace, name)
-    since = time.time_ns()
+    since, resyncs, skipped = (
+        time.time_ns(),
+        metric("smith_resyncs_total"),
+        metric("smith_passes_skipped_total"),
+    )
 
     async def resynced() -> bool:
-        return len(reconcile_traces(smith, namespace, name, since=since)) >= count
+        return metric("smith_resyncs_total") >= resyncs + count
 
     await eventually(resynced, within=RESYNC_SECONDS * (count + 3), what=f"{count} resyncs")
-    new = reconcile_traces(smith, namespace, name, since=since)
-    assert spans_in(smith, new, "apply") == [], "a converged Bundle sends no apply, not even a dry run"
+    assert reconcile_traces(smith, namespace, name, since=since) == set(), "a resync passed it again"
+    assert metric("smith_passes_skipped_total") >= skipped + count, "each resync skipped it"
     assert await versions(kube, namespace) == objects, "no object was written"
     after = await get_bundle(kube, namespace, name)
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "nor the status"
+
+
+async def resyncs_write_nothing(
+    kube: KubeClient, smith: Any, namespace: str, name: str, *, count: int = 2
+) -> None:
+    """Wait for `count` more passes of a Bundle still in progress (resyncs: nothing else happens; its
+    verdicts may change with time alone) and check they wrote nothing: no object, not the Bundle's status,
+    and no apply or dry run sent at all."""
+    began = time.time_ns()  # first one whole pass that began now: what one in flight wrote is "before"
+    await eventually(
+        lambda: passed(smith, namespace, name, began, 1), within=RESYNC_SECONDS * 4, what="a pass"
+    )
+    objects, before = await versions(kube, namespace), await get_bundle(kube, namespace, name)
+    since = time.time_ns()
+    await eventually(
+        lambda: passed(smith, namespace, name, since, count),
+        within=RESYNC_SECONDS * (count + 3),
+        what="resyncs",
+    )
+    new = reconcile_traces(smith, namespace, name, since=since)
+    assert spans_in(smith, new, "apply") == [], "no apply is sent, not even a dry run"
+    assert await versions(kube, namespace) == objects, "no object was written"
+    after = await get_bundle(kube, namespace, name)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "nor the status"
+
+
+async def passed(smith: Any, namespace: str, name: str, since: int, count: int) -> bool:
+    return len(reconcile_traces(smith, namespace, name, since=since)) >= count
+
+
+async def settled(smith: Any, namespace: str, name: str) -> bool:
+    """The controller knows the Bundle converged and that nothing it reads changed since."""
+    state = smith.controller.bundles.get((namespace, name))
+    return state is not None and state.unchanged_since_settled()
+
+
+def metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
 
 
 @pytest.mark.fullplane
@@ -134,17 +172,22 @@ async def test_values_the_server_rewrites_converge_and_a_converged_bundle_writes
     await quiet_for_resyncs(kube, smith, namespace, "web")
 
 
-async def test_a_converged_bundle_writes_nothing_on_resync_after_the_executor_forgot(
+async def test_a_converged_bundle_writes_nothing_after_the_executor_forgot(
     kube: KubeClient, namespace: str, smith: Any
 ) -> None:
-    """An executor that restarts knows nothing: one dry run per object tells it that all is in sync,
-    and from then on nothing is sent at all."""
+    """An executor that restarts knows nothing: the next pass (here brought by another tool labelling
+    one of the objects) checks each object with one dry run, which tells it that all is in sync; nothing
+    is written, and from then on nothing is sent at all."""
     await kube.create(
         bundle("calm", namespace, *web_app("calm")[:2], resource("after", depends_on=["creds"]))
     )
     await until_condition(kube, namespace, "calm", "Ready")
-    objects, since = await versions(kube, namespace), time.time_ns()
+    await eventually(partial(settled, smith, namespace, "calm"), what="calm settled")
     smith.forget_applied()
+    since = time.time_ns()
+    label = {"metadata": {"labels": {"cost-center": "42"}}}
+    await kube.patch("v1", "ConfigMap", "calm-config", label, namespace=namespace, content_type=MERGE_PATCH)
+    objects = await versions(kube, namespace)
 
     async def checked_again() -> bool:
         new = reconcile_traces(smith, namespace, "calm", since=since)
@@ -335,7 +378,7 @@ async def test_an_hpa_the_server_fills_in_is_applied_once_and_then_left_alone(
     await eventually(hpa_made, what="the HPA to be created and waiting for its conditions")
     stored = await kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "web", namespace)
     assert stored["spec"]["minReplicas"] == 1, "a server default"
-    await quiet_for_resyncs(kube, smith, namespace, "scaled", count=2)
+    await resyncs_write_nothing(kube, smith, namespace, "scaled")  # not READY: passed on every resync
 
 
 async def roll_out(kube: KubeClient, namespace: str, name: str) -> None:

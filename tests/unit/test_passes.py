@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from smith_engine.changes import desired_hash
 from smith_engine.model import ObjectRef
-from smith_engine.passes import blockers, goes_on, identity, must_retry, next_wave, told_later
+from smith_engine.passes import blockers, converged, goes_on, identity, must_retry, next_wave, told_later
 from smith_engine.planner import Apply, Delete, Reason, Verdict, VerdictState
 from smith_engine.readiness import READY, in_progress
 from smith_engine.status import ActionResult, Outcome
@@ -55,3 +55,14 @@ def test_a_pass_is_retried_for_what_may_heal_only() -> None:
     assert not must_retry([result("a", ok=False, terminal=True)], [terminal])
     assert must_retry([result("a", ok=False)], [])
     assert must_retry([], [retriable])
+
+
+def test_a_pass_converged_only_with_everything_ready_nothing_pending_and_nothing_failed() -> None:
+    ready = [Verdict("a", VerdictState.READY, Reason.READY), Verdict("b", VerdictState.READY, Reason.READY)]
+    waiting = Verdict("b", VerdictState.IN_PROGRESS, Reason.WAITING)
+    assert converged(ready, [], [result("a", outcome=Outcome.UNCHANGED)])
+    assert converged([], [], []), "an empty Bundle"
+    assert not converged([ready[0], waiting], [], []), "in progress: its verdict may change with time alone"
+    assert not converged([Verdict("a", VerdictState.ERROR, Reason.TERMINAL_ERROR)], [], [])
+    assert not converged(ready, [ObjectRef("v1", "ConfigMap", "ns", "old")], []), "a soft delete falls due"
+    assert not converged(ready, [], [result("a", ok=False, error="refused")])

@@ -70,3 +70,13 @@ def must_retry(results: Sequence[ActionResult], verdicts: Sequence[Verdict]) -> 
     return any(not r.ok and not r.terminal for r in results) or any(
         v.state is VerdictState.ERROR and not v.terminal for v in verdicts
     )
+
+
+def converged(
+    verdicts: Sequence[Verdict], pending: Sequence[object], results: Sequence[ActionResult]
+) -> bool:
+    """Whether the pass left the Bundle with nothing that can change by itself: every resource READY
+    (a READY verdict never changes with time alone, unlike one in progress: see readiness), no object
+    waiting to be deleted (a soft delete falls due), no action that failed. Until something it reads
+    changes, another pass would do nothing and report the same: a resync may skip it."""
+    return all(v.state is VerdictState.READY for v in verdicts) and not pending and all(r.ok for r in results)

@@ -132,6 +132,8 @@ class ChildCache:
             return
         child, ident = Child.of(obj, kind), (kind, uid)  # one tuple for both indexes
         old = self._objects.get(ident)
+        if old is not None and old.json == child.json:
+            return  # a list again (after a watch failed, or of a share grown) of what is kept: no news
         old_key, new_key = (old.bundle if old else None), child.bundle
         self._objects[ident] = child
         if old_key and old_key != new_key:
@@ -218,6 +220,12 @@ class BundleState:
     # what a pass did that the status service was not told (it was down): told by the next report
     unreported: tuple[ActionResult, ...] = ()
     written_at: float | None = None  # when its status was last written (monotonic)
+    changes: int = 0  # counts the changes that matter to its passes (see Controller.changed)
+    settled: int | None = None  # `changes` when the last pass that left it converged began
+
+    def unchanged_since_settled(self) -> bool:
+        """Nothing it reads changed since a pass left it converged: a resync has nothing to do."""
+        return self.settled == self.changes
 
     def window_left(self, window: float) -> float:
         """How long is left of the status window its last status write opened (0: none)."""

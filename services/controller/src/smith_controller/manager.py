@@ -35,6 +35,7 @@ from smith_controller.settings import (
     OWNED,
     QUEUE_DEPTH,
     RECONCILES,
+    RESYNCS,
     Settings,
 )
 from smith_controller.tasks import cancel_and_wait
@@ -150,7 +151,8 @@ class Controller:
     def _members_changed(self) -> None:
         """The Bundles owned changed: the cache keeps the new share (listing again when it grew, as a
         replica left), blockers of others' Bundles are let go, and each Bundle is looked at (or dropped).
-        Back after its lease ran out, the replica reads everything again first (`_catch_up`)."""
+        Back after its lease ran out, the replica reads everything again first (`_catch_up`) and passes
+        every Bundle again; otherwise one it kept owning and left converged is not (nothing changed)."""
         assert self.members is not None
         others = self.members.live() - {self.settings.identity}
         back = self.members.epoch != self._epoch and self.members.rejoined
@@ -158,9 +160,11 @@ class Controller:
         self.cache.reshare(grew=bool(self._others - others) or back)
         self.by_name.retain(self._in_share)
         self._others = others
+        for key in [k for k in self.bundles if not self._in_share(k)]:
+            self.bundles[key].settled = None  # another replica's now: what it does is not seen here
         if back:
             self._catch_up()
-        self.resync()
+        self.resync(changed=back)
 
     def _catch_up(self) -> None:
         """A replica whose lease ran out (paused, cut off) missed what happened meanwhile, and its watches
@@ -237,16 +241,29 @@ class Controller:
         await self.clients.close()
         await self.kube.close()
 
-    def resync(self) -> None:
-        """Mark every Bundle for a reconcile: the safety net for missed events and for verdicts that
-        change with time alone (an HPA's ScalingActive False for over five minutes)."""
+    def resync(self, *, changed: bool = True) -> None:
+        """Mark every Bundle for a reconcile. `changed`: something every pass reads changed (who serves
+        which kind, the plugins, the share of Bundles, Go Smith's lock), so no Bundle's last pass stands.
+        Unchanged (the periodic resync, the safety net for verdicts that change with time alone, such as
+        an HPA's ScalingActive False for over five minutes), a Bundle whose last pass left it converged
+        and that nothing it reads changed since is not passed again (Reconciler.reconcile)."""
         for key in self.bundles:
-            self.scheduler.trigger(key)
+            if changed:
+                self.changed(key)
+            else:
+                self.scheduler.trigger(key)
+
+    def changed(self, key: BundleKey) -> None:
+        """Something the Bundle's pass reads changed: a pass, even of a Bundle left converged."""
+        if (state := self.bundles.get(key)) is not None:
+            state.changes += 1
+        self.scheduler.trigger(key)
 
     async def _resync_every(self, seconds: float) -> None:
         while True:
             await asyncio.sleep(seconds)
-            self.resync()
+            RESYNCS.inc()
+            self.resync(changed=False)
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -268,13 +285,13 @@ class Controller:
         else:
             state.kept = kept(body)
         if _needs_work(old, body):
-            self.scheduler.trigger(key)
+            self.changed(key)
 
     def _child_event(self, key: BundleKey, seen: Version | None) -> None:
         """One of the Bundle's objects (or an object in its way: `seen` None) changed, to version `seen`,
         or went: a pass, unless it is only the echo of the Bundle's own pass (see echoes.Echoes)."""
         if key in self.bundles and self.echoes.news(key, seen):
-            self.scheduler.trigger(key)
+            self.changed(key)
 
     async def _work(self, key: BundleKey) -> bool:
         """The work queue's worker: one pass of the Bundle (or one step of its teardown) once everything
@@ -320,7 +337,7 @@ class Controller:
             return True
         finally:
             if self.echoes.end(key):  # an event meanwhile that was not the echo of its own writes
-                self.scheduler.trigger(key)
+                self.changed(key)
             RECONCILES.labels(result=result).observe(time.perf_counter() - began)
 
     async def _leave(self, key: BundleKey, state: BundleState, why: str, epoch: int | None) -> bool:

@@ -48,6 +48,12 @@ class OutsideWatches:
     def watched(self) -> frozenset[Target]:
         return frozenset(self._tasks)
 
+    def knows(self, ref: ObjectRef) -> bool:
+        """Whether a live watch keeps the ConfigMap or Secret (as there, or as not there)."""
+        target = (ref.api_version, ref.kind, ref.namespace, ref.name)
+        task = self._tasks.get(target)
+        return task is not None and not task.done() and target in self._kept
+
     def kept(self, ref: ObjectRef) -> tuple[bool, JSONObject | None]:
         """Whether a live watch has told of the ConfigMap or Secret yet, and the object as it told (None:
         not there). A watch that ended keeps nothing: the object is read from the API again."""
@@ -114,6 +120,8 @@ class OutsideWatches:
             log.info("not watching %s %s/%s: the kind is not served", kind, namespace, name)
         except Exception as e:  # (not a cancel): nothing kept is trusted after it
             log.error("watch of %s %s/%s ended: %s", kind, namespace, name, type(e).__name__)
+            for bundle in list(self._bundles.get(target, ())):
+                self.notify(bundle)  # read from the API by their next pass
         finally:
             if self._tasks.get(target) is asyncio.current_task():
                 self._kept.pop(target, None)
@@ -133,6 +141,14 @@ async def read(
     names = {o["metadata"]["name"] for o in written}
     rest = [r for r in wanted if not (r.kind == "Secret" and r.name in names)]
     return [*written, *await _config_objects(kube, rest, watches), *await _catalog(kube, bundle)]
+
+
+def all_watched(bundle: JSONObject, sources: Sequence[ObjectRef], watches: OutsideWatches) -> bool:
+    """Whether a change to anything the Bundle reads from outside itself comes as an event: its
+    `sources` are kept by live watches, and it has no Service Catalog objects (its passes read their
+    bindings' Secrets and the catalog's plans afresh)."""
+    catalog = {SERVICE_INSTANCE, SERVICE_BINDING}
+    return not _kinds(bundle) & catalog and all(watches.knows(ref) for ref in sources)
 
 
 def sources(bundle: JSONObject, children: Sequence[Child]) -> list[ObjectRef]:
@@ -166,10 +182,17 @@ async def _catalog(kube: KubeClient, bundle: JSONObject) -> list[JSONObject]:
     """The Service Catalog's classes and plans, for a Bundle with ServiceInstances (their parameters
     are checked against the plan's schema before anything is created); none when the catalog is not
     installed or not readable."""
-    objects = (resource_object(r.get("spec")) for r in _resources(bundle))
-    kinds = {GroupKind.of(o) for o in objects if isinstance(o, dict)}
-    found: list[JSONObject] = [*await service_catalog(kube)] if SERVICE_INSTANCE in kinds else []
+    found: list[JSONObject] = [*await service_catalog(kube)] if _reads_catalog(bundle) else []
     return found
+
+
+def _reads_catalog(bundle: JSONObject) -> bool:
+    return SERVICE_INSTANCE in _kinds(bundle)
+
+
+def _kinds(bundle: JSONObject) -> set[GroupKind]:
+    objects = (resource_object(r.get("spec")) for r in _resources(bundle))
+    return {GroupKind.of(o) for o in objects if isinstance(o, dict)}
 
 
 async def _binding_secrets(kube: KubeClient, children: Sequence[Child]) -> list[JSONObject]:

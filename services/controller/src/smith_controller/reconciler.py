@@ -36,7 +36,7 @@ from smith_controller.clients import Fence, ServiceClients, action_kind
 from smith_controller.echoes import Echoes
 from smith_controller.lifecycle import Lifecycle, finalizers_of
 from smith_controller.outside import OutsideWatches
-from smith_controller.settings import HELD
+from smith_controller.settings import HELD, SKIPPED
 from smith_engine import passes
 from smith_engine.ahead import Wave
 from smith_engine.changes import desired_hash
@@ -71,6 +71,7 @@ class Step:
     written: JSONObject | None = None  # the Bundle as it is after this reconcile's status write, if any
     unreported: tuple[ActionResult, ...] = ()  # what was done, if the status service was not told
     held: bool = False  # the report was held back: the pass only made progress (see `reconcile`'s `hold`)
+    converged: bool = False  # nothing left that can change by itself (see passes.converged)
 
 
 async def run_pass(
@@ -226,7 +227,8 @@ async def _report(
         return Step(Next.RETRY, blockers, wake, unreported=later)
     retry = passes.must_retry(done_now, told.verdicts)
     span.set_attribute("smith.retry", retry)
-    return Step(Next.RETRY if retry else Next.DONE, blockers, wake, written)
+    converged = passes.converged(told.verdicts, told.pending, [*earlier, *done_now])
+    return Step(Next.RETRY if retry else Next.DONE, blockers, wake, written, converged=converged)
 
 
 @dataclass(frozen=True)
@@ -357,6 +359,10 @@ class Reconciler:
         if FINALIZER not in finalizers_of(bundle):
             guard()
             finalizing = asyncio.create_task(self.lifecycle.finalize(key, bundle), name="finalizer")
+        elif state.unchanged_since_settled():
+            SKIPPED.inc()  # converged, and nothing it reads changed since: this pass would do nothing
+            return False
+        began = state.changes
         try:
             children = self.cache.children(key)
             sources = outside.sources(bundle, children)
@@ -379,6 +385,8 @@ class Reconciler:
         finally:
             if finalizing is not None and not finalizing.done():
                 finalizing.cancel()  # the pass ended before its report: the next pass writes it
+        settled = step.converged and step.next is Next.DONE and not (step.blockers or step.held)
+        state.settled = began if settled and outside.all_watched(bundle, sources, self.by_name) else None
         if step.written is not None:
             state.written_at = time.monotonic()
         if latest is not None and state.kept is stored:

@@ -21,6 +21,13 @@ HELD = Counter(
     "smith_status_reports_held_total",
     "Passes that only made progress, told with the next report (a status was written a moment before)",
 )
+RESYNCS = Counter(
+    "smith_resyncs_total", "Periodic resyncs: every Bundle looked at again (SMITH_RESYNC_SECONDS)"
+)
+SKIPPED = Counter(
+    "smith_passes_skipped_total",
+    "Resync passes not made: the Bundle was left converged and nothing it reads changed since",
+)
 QUEUE_DEPTH = Gauge("smith_work_queue_depth", "Bundles waiting for a reconcile")
 BUNDLES = Gauge("smith_bundles", "Bundles the controller knows")
 OWNED = Gauge("smith_bundles_owned", "Bundles this controller replica owns (reconciles)")
