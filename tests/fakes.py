@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,6 +84,23 @@ QUEUE_PARAMETERS: Json = {
 CATALOG = [_class("queue"), _plan("queue", "standard", QUEUE_PARAMETERS)]
 
 
+async def informing(
+    kube: KubeClient,
+    api_version: str,
+    kind: str,
+    *,
+    on_list: Callable[[Any], None],
+    on_event: Callable[[WatchEvent], None],
+) -> None:
+    """run_informer, once the kind is served: its CRD may not be installed, or not established, yet."""
+    while True:
+        try:
+            await run_informer(kube, api_version, kind, on_list=on_list, on_event=on_event)
+        except UnservedKindError:
+            await asyncio.sleep(1)
+            kube.forget()
+
+
 class Broker:
     """Provisions every ServiceInstance (or fails it when `spec.parameters.fail` says why) and, once its
     instance is Ready, writes each ServiceBinding's Secret and marks the binding Ready."""
@@ -112,8 +130,8 @@ class Broker:
     async def run(self) -> None:
         await asyncio.gather(
             self.publish_catalog(),
-            run_informer(self.kube, SC, "ServiceInstance", on_list=self._instances, on_event=self._instance),
-            run_informer(self.kube, SC, "ServiceBinding", on_list=self._bindings, on_event=self._binding),
+            informing(self.kube, SC, "ServiceInstance", on_list=self._instances, on_event=self._instance),
+            informing(self.kube, SC, "ServiceBinding", on_list=self._bindings, on_event=self._binding),
         )
 
     def _instances(self, items: Any) -> None:
@@ -220,12 +238,7 @@ class SampleControllers:
             for item in items:
                 on_event(WatchEvent("ADDED", item))
 
-        while True:
-            try:
-                await run_informer(self.kube, api_version, kind, on_list=on_list, on_event=on_event)
-            except UnservedKindError:
-                await asyncio.sleep(1)  # the CRD is not installed yet
-                self.kube.forget()
+        await informing(self.kube, api_version, kind, on_list=on_list, on_event=on_event)
 
     async def _status(self, obj: Json, status: Json) -> None:
         meta = obj["metadata"]

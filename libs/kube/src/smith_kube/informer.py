@@ -114,10 +114,9 @@ async def _list_paged(
 
 
 def _typed(items: list[JSONObject], api_version: str, kind: str) -> list[JSONObject]:
-    for item in items:  # list items carry no apiVersion/kind of their own
-        item.setdefault("apiVersion", api_version)
-        item.setdefault("kind", kind)
-    return items
+    """List items carry no apiVersion and kind of their own: given them first, where a watch event's
+    object has them, so that an object serialises the same whichever way it was read."""
+    return [item if "kind" in item else {"apiVersion": api_version, "kind": kind, **item} for item in items]
 
 
 async def _list(

@@ -253,6 +253,15 @@ class Controller:
             else:
                 self.scheduler.trigger(key)
 
+    def _status_changed(self, key: BundleKey, state: BundleState) -> None:
+        """The Bundle's status is not the one Smith last knew of: written by Smith (its report's answer
+        not back yet) or by someone else (by hand; Go Smith). Not worth a pass of its own: the next
+        resync passes the Bundle, and its report puts the status right. While Go Smith holds its lock,
+        at once: its status write may have dropped the condition that says Smith waits."""
+        state.changes += 1
+        if self.handover.held() is not None:
+            self.scheduler.trigger(key)
+
     def changed(self, key: BundleKey) -> None:
         """Something the Bundle's pass reads changed: a pass, even of a Bundle left converged."""
         if (state := self.bundles.get(key)) is not None:
@@ -286,6 +295,8 @@ class Controller:
             state.kept = kept(body)
         if _needs_work(old, body):
             self.changed(key)
+        elif old is not None and state is not None and old.get("status") != body.get("status"):
+            self._status_changed(key, state)
 
     def _child_event(self, key: BundleKey, seen: Version | None) -> None:
         """One of the Bundle's objects (or an object in its way: `seen` None) changed, to version `seen`,
@@ -348,7 +359,7 @@ class Controller:
             return False
         except grpc.aio.AioRpcError as e:
             log.warning("holding %s/%s back: %s %s", *key, e.code().name, e.details())
-            return True
+            return e.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
         return False
 
 

@@ -143,12 +143,16 @@ async def read(
     return [*written, *await _config_objects(kube, rest, watches), *await _catalog(kube, bundle)]
 
 
-def all_watched(bundle: JSONObject, sources: Sequence[ObjectRef], watches: OutsideWatches) -> bool:
+def all_watched(
+    bundle: JSONObject, children: Sequence[Child], sources: Sequence[ObjectRef], watches: OutsideWatches
+) -> bool:
     """Whether a change to anything the Bundle reads from outside itself comes as an event: its
-    `sources` are kept by live watches, and it has no Service Catalog objects (its passes read their
-    bindings' Secrets and the catalog's plans afresh)."""
+    `sources` are kept by live watches, and it has no Service Catalog objects, in its spec or among its
+    objects (a plugin's: its passes read their bindings' Secrets and the catalog's plans afresh)."""
     catalog = {SERVICE_INSTANCE, SERVICE_BINDING}
-    return not _kinds(bundle) & catalog and all(watches.knows(ref) for ref in sources)
+    if _kinds(bundle) & catalog or any(c.key.group_kind in catalog for c in children):
+        return False
+    return all(watches.knows(ref) for ref in sources)
 
 
 def sources(bundle: JSONObject, children: Sequence[Child]) -> list[ObjectRef]:

@@ -32,7 +32,7 @@ from smith_wire.convert import (
 from smith.v1 import common_pb2, planner_pb2, plugin_pb2
 from smith_controller import outside
 from smith_controller.cache import BundleKey, BundleState, Child, ChildCache, Version, kept
-from smith_controller.clients import Fence, ServiceClients, action_kind
+from smith_controller.clients import Fence, ServiceClients, ShareLostError, action_kind
 from smith_controller.echoes import Echoes
 from smith_controller.lifecycle import Lifecycle, finalizers_of
 from smith_controller.outside import OutsideWatches
@@ -280,6 +280,16 @@ class Seen:
         return list(self._by_key.values())
 
 
+def _still(guard: Callable[[], None]) -> bool:
+    """Whether the Bundle is still this replica's, in the membership its pass began in (a pass that
+    ended after the share moved leaves nothing settled: another replica may act on it meanwhile)."""
+    try:
+        guard()
+    except ShareLostError:
+        return False
+    return True
+
+
 def _key(ref: common_pb2.ObjectRef) -> ObjectKey:
     return ObjectKey(GroupKind(group_of(ref.api_version), ref.kind), ref.name)
 
@@ -386,7 +396,8 @@ class Reconciler:
             if finalizing is not None and not finalizing.done():
                 finalizing.cancel()  # the pass ended before its report: the next pass writes it
         settled = step.converged and step.next is Next.DONE and not (step.blockers or step.held)
-        state.settled = began if settled and outside.all_watched(bundle, sources, self.by_name) else None
+        settled = settled and outside.all_watched(bundle, children, sources, self.by_name) and _still(guard)
+        state.settled = began if settled else None
         if step.written is not None:
             state.written_at = time.monotonic()
         if latest is not None and state.kept is stored:

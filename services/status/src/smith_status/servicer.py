@@ -30,6 +30,7 @@ from smith_kube.uids import UidCache
 from smith_status.events import EventRecorder, count
 
 WRITE_ATTEMPTS = 4
+HOLD_MESSAGE = 1024  # characters of a hold's message kept
 
 
 class StatusServicer(status_pb2_grpc.StatusServicer):
@@ -87,18 +88,27 @@ class StatusServicer(status_pb2_grpc.StatusServicer):
     async def Hold(  # noqa: N802 - gRPC method name
         self, request: status_pb2.HoldRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> status_pb2.HoldResponse:
-        """Say on the Bundle that Smith leaves it to Go Smith (smith_engine.handover.held_status), over the
-        version the controller read: a status Go Smith wrote since is never overwritten (nothing is
-        written; the controller hears of the change and asks again)."""
+        """Say on the Bundle that Smith leaves it to Go Smith (smith_engine.handover.held_status): the
+        Bundle read here, the one condition added to its status as it is, written over the version read
+        (a status Go Smith wrote meanwhile is never overwritten: ABORTED, and the controller asks again)."""
         ref = request.bundle
         trace.get_current_span().set_attribute("smith.bundle", f"{ref.namespace}/{ref.name}")
+        if not ref.uid:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a hold names the Bundle's uid")
         await self._exists(ref, context)
-        status = held_status(load(request.previous_status_json), request.message, datetime.now(UTC))
-        if status is None:
-            return status_pb2.HoldResponse(changed=False)
         try:
-            await self._write(ref, status, ref.resource_version)
-        except (ConflictError, NotFoundError):
+            live = await self._read(ref)
+            if live is None or live["metadata"].get("uid") != ref.uid:
+                return status_pb2.HoldResponse(changed=False)
+            now = datetime.now(UTC)
+            if (status := held_status(live.get("status"), request.message[:HOLD_MESSAGE], now)) is None:
+                return status_pb2.HoldResponse(changed=False)
+            if (left := context.time_remaining()) is not None and left <= 0:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the hold came too late")
+            await self._write(ref, status, live["metadata"]["resourceVersion"])
+        except ConflictError:
+            await context.abort(grpc.StatusCode.ABORTED, "the Bundle changed as the condition was written")
+        except NotFoundError:
             return status_pb2.HoldResponse(changed=False)
         except KubeError as e:
             await _abort(context, e)

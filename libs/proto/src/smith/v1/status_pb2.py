@@ -26,7 +26,7 @@ from smith.v1 import common_pb2 as smith_dot_v1_dot_common__pb2
 from smith.v1 import plugin_pb2 as smith_dot_v1_dot_plugin__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15smith/v1/status.proto\x12\x08smith.v1\x1a\x15smith/v1/common.proto\x1a\x15smith/v1/plugin.proto\"\xb1\x02\n\rReportRequest\x12#\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x13.smith.v1.BundleRef\x12\x1c\n\x14previous_status_json\x18\x02 \x01(\x0c\x12#\n\x08verdicts\x18\x03 \x03(\x0b\x32\x11.smith.v1.Verdict\x12\'\n\x07results\x18\x04 \x03(\x0b\x32\x16.smith.v1.ActionResult\x12\x1e\n\x16invalid_bundle_message\x18\x05 \x01(\t\x12*\n\x07pending\x18\x06 \x03(\x0b\x32\x19.smith.v1.PendingDeletion\x12/\n\x0fplugin_statuses\x18\x07 \x03(\x0b\x32\x16.smith.v1.PluginStatus\x12\x12\n\ncontroller\x18\x08 \x01(\t\"P\n\x0eReportResponse\x12\x13\n\x0bstatus_json\x18\x01 \x01(\x0c\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"a\n\x0bHoldRequest\x12#\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x13.smith.v1.BundleRef\x12\x1c\n\x14previous_status_json\x18\x02 \x01(\x0c\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x1f\n\x0cHoldResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x32|\n\x06Status\x12;\n\x06Report\x12\x17.smith.v1.ReportRequest\x1a\x18.smith.v1.ReportResponse\x12\x35\n\x04Hold\x12\x15.smith.v1.HoldRequest\x1a\x16.smith.v1.HoldResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15smith/v1/status.proto\x12\x08smith.v1\x1a\x15smith/v1/common.proto\x1a\x15smith/v1/plugin.proto\"\xb1\x02\n\rReportRequest\x12#\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x13.smith.v1.BundleRef\x12\x1c\n\x14previous_status_json\x18\x02 \x01(\x0c\x12#\n\x08verdicts\x18\x03 \x03(\x0b\x32\x11.smith.v1.Verdict\x12\'\n\x07results\x18\x04 \x03(\x0b\x32\x16.smith.v1.ActionResult\x12\x1e\n\x16invalid_bundle_message\x18\x05 \x01(\t\x12*\n\x07pending\x18\x06 \x03(\x0b\x32\x19.smith.v1.PendingDeletion\x12/\n\x0fplugin_statuses\x18\x07 \x03(\x0b\x32\x16.smith.v1.PluginStatus\x12\x12\n\ncontroller\x18\x08 \x01(\t\"P\n\x0eReportResponse\x12\x13\n\x0bstatus_json\x18\x01 \x01(\x0c\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"I\n\x0bHoldRequest\x12#\n\x06\x62undle\x18\x01 \x01(\x0b\x32\x13.smith.v1.BundleRef\x12\x0f\n\x07message\x18\x03 \x01(\tJ\x04\x08\x02\x10\x03\"\x1f\n\x0cHoldResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x32|\n\x06Status\x12;\n\x06Report\x12\x17.smith.v1.ReportRequest\x1a\x18.smith.v1.ReportResponse\x12\x35\n\x04Hold\x12\x15.smith.v1.HoldRequest\x1a\x16.smith.v1.HoldResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,9 +38,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTRESPONSE']._serialized_start=389
   _globals['_REPORTRESPONSE']._serialized_end=469
   _globals['_HOLDREQUEST']._serialized_start=471
-  _globals['_HOLDREQUEST']._serialized_end=568
-  _globals['_HOLDRESPONSE']._serialized_start=570
-  _globals['_HOLDRESPONSE']._serialized_end=601
-  _globals['_STATUS']._serialized_start=603
-  _globals['_STATUS']._serialized_end=727
+  _globals['_HOLDREQUEST']._serialized_end=544
+  _globals['_HOLDRESPONSE']._serialized_start=546
+  _globals['_HOLDRESPONSE']._serialized_end=577
+  _globals['_STATUS']._serialized_start=579
+  _globals['_STATUS']._serialized_end=703
 # @@protoc_insertion_point(module_scope)

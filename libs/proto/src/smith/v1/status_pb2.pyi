@@ -104,26 +104,24 @@ class HoldRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BUNDLE_FIELD_NUMBER: _builtins.int
-    PREVIOUS_STATUS_JSON_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
-    previous_status_json: _builtins.bytes
-    """The Bundle's current status as JSON (`{}` when it has none)."""
     message: _builtins.str
-    """Why Smith holds back (the condition's message)."""
+    """Why Smith holds back (the condition's message; cut to 1,024 characters)."""
     @_builtins.property
     def bundle(self) -> _common_pb2.BundleRef:
-        """With the resourceVersion read: the condition is written over that version only."""
+        """The Bundle (its uid required): the status service reads it and adds the condition over the
+        version it read, so a status written meanwhile is never overwritten (ABORTED: asked again).
+        """
 
     def __init__(
         self,
         *,
         bundle: _common_pb2.BundleRef | None = ...,
-        previous_status_json: _builtins.bytes = ...,
         message: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "message", b"message", "previous_status_json", b"previous_status_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "message", b"message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -135,7 +133,7 @@ class HoldResponse(_message.Message):
 
     CHANGED_FIELD_NUMBER: _builtins.int
     changed: _builtins.bool
-    """False when the status said so already, or the Bundle changed since it was read (nothing written)."""
+    """False when the status said so already, or the Bundle is gone (nothing written)."""
     def __init__(
         self,
         *,
