@@ -80,7 +80,13 @@ def main() -> int:
     parser.add_argument(
         "--watch", action="store_true", help="keep showing status after all Bundles are Ready"
     )
+    parser.add_argument(
+        "--all-in-one",
+        action="store_true",
+        help="run every service in one process (smith_all; deploy/overlays/all-in-one) instead of seven",
+    )
     args = parser.parse_args()
+    install = ROOT / "deploy" / ("overlays/all-in-one" if args.all_in_one else "base")
     logs = ROOT / ".smith" / "run"
     accounts: dict[str, Path] = {}
     with contextlib.ExitStack() as stack:
@@ -94,11 +100,13 @@ def main() -> int:
             plane = stack.enter_context(ControlPlane(full=True, nodes=2))
             kubeconfig = plane.kubeconfig
             print(f"control plane ready: {plane.server} (kubeconfig {kubeconfig})")
-            install_base(plane, ROOT / "deploy" / "base")
-            accounts = service_kubeconfigs(plane, logs / "accounts")
-            print("installed deploy/base; each service runs as its own ServiceAccount (least privilege)")
+            install_base(plane, install)
+            accounts = service_kubeconfigs(plane, logs / "accounts", all_in_one=args.all_in_one)
+            print(f"installed {install.relative_to(ROOT)}; each process runs as its own ServiceAccount")
         fakes = {"fakes": [sys.executable, str(ROOT / "tests" / "fakes.py")]}
-        started = stack.enter_context(running_services(kubeconfig, logs, extra=fakes, kubeconfigs=accounts))
+        started = stack.enter_context(
+            running_services(kubeconfig, logs, extra=fakes, kubeconfigs=accounts, all_in_one=args.all_in_one)
+        )
         print(f"started {', '.join(started)} (logs in {logs})")
         try:
             asyncio.run(demo(kubeconfig, watching=args.watch))

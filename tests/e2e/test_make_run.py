@@ -15,13 +15,14 @@ import pytest
 
 from live import bundle as live_bundle
 from smith_controlplane.plane import ControlPlane
+from smith_controlplane.services import SERVICES
 from smith_kube import KubeClient, KubeConfig
 from support import ROOT, eventually, resource
 
 pytestmark = pytest.mark.controlplane
 
 
-async def make_run(kubeconfig: Path | None) -> str:
+async def make_run(kubeconfig: Path | None, *args: str) -> str:
     """`make run` (tools/run.py) as a user runs it, with or without $KUBECONFIG; its output. Awaited, so
     the session's event loop (and the test system's servers on it) keeps running meanwhile."""
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
@@ -29,7 +30,7 @@ async def make_run(kubeconfig: Path | None) -> str:
         env["KUBECONFIG"] = str(kubeconfig)
     with tempfile.TemporaryFile() as out:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "tools" / "run.py"), cwd=ROOT, env=env, stdout=out, stderr=out
+            sys.executable, str(ROOT / "tools" / "run.py"), *args, cwd=ROOT, env=env, stdout=out, stderr=out
         )
         timed_out = False
         try:
@@ -56,12 +57,18 @@ def logs() -> str:
     return "".join(tails)
 
 
-async def test_make_run_converges_the_samples_and_cleans_up() -> None:
-    done = await make_run(None)
+@pytest.mark.parametrize("mode", ["microservices", "all-in-one"])
+async def test_make_run_converges_the_samples_and_cleans_up(mode: str) -> None:
+    """Both deployments: seven processes (deploy/base), or one (`smith_all`, deploy/overlays/all-in-one)."""
+    done = await make_run(None, *(["--all-in-one"] if mode == "all-in-one" else []))
     assert "starting a local control plane" in done
-    # every sample converges (the plugin's too) with each service holding only its own ServiceAccount's
+    # every sample converges (the plugin's too) with each process holding only its own ServiceAccount's
     # permissions, and nothing was refused on the way (a missing permission would show as errors in the logs)
-    assert "each service runs as its own ServiceAccount" in done
+    assert "each process runs as its own ServiceAccount" in done
+    installed = "deploy/overlays/all-in-one" if mode == "all-in-one" else "deploy/base"
+    assert f"installed {installed};" in done
+    started = done.split("started ", 1)[1].split(" (logs", 1)[0]
+    assert started == ("smith_all, fakes" if mode == "all-in-one" else f"{', '.join(SERVICES)}, fakes")
     for log in (ROOT / ".smith" / "run").glob("smith_*.log"):
         errors = [line for line in log.read_text().splitlines() if '"level": "error"' in line]
         assert not errors, f"{log.name}: {errors[:3]}"

@@ -86,7 +86,7 @@ def test_kustomization_is_accepted_by_the_api_server(
     "directory",
     [
         ROOT / "deploy" / "base",
-        *(ROOT / "deploy" / "overlays" / o for o in ("single-namespace", "ha", "multi-tenant")),
+        *(ROOT / "deploy" / "overlays" / o for o in ("single-namespace", "ha", "multi-tenant", "all-in-one")),
     ],
     ids=lambda d: d.name,
 )
@@ -95,7 +95,10 @@ def test_every_deployment_runs_hardened_with_metrics_and_probes(
 ) -> None:
     built = list(yaml.safe_load_all(control_plane.kubectl("kustomize", str(directory)).stdout))
     deployments = [d for d in built if d and d["kind"] == "Deployment"]
-    assert len(deployments) == len(list(ROOT.glob("services/*/pyproject.toml")))
+    services = {p.parent.name for p in ROOT.glob("services/*/pyproject.toml")}
+    # one Deployment per service; all-in-one, one for all of them (smith-all)
+    names = {"all"} if directory.name == "all-in-one" else services - {"all"}
+    assert {d["metadata"]["name"] for d in deployments} == {f"smith-{n}" for n in names}
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]

@@ -71,7 +71,8 @@ def tilt() -> dict[str, Resource]:
     return {m["Name"]: Resource.of(m) for m in result["Manifests"]}
 
 
-SERVICES = {p.parent.name: p for p in ROOT.glob("services/*/pyproject.toml")}
+# Tilt runs the seven services, each restarted alone (the all-in-one process is `make run ARGS=--all-in-one`)
+SERVICES = {p.parent.name: p for p in ROOT.glob("services/*/pyproject.toml") if p.parent.name != "all"}
 MEMBERS = {
     tomllib.loads(p.read_text())["project"]["name"]: p.parent
     for p in [*ROOT.glob("libs/*/pyproject.toml"), *ROOT.glob("services/*/pyproject.toml")]

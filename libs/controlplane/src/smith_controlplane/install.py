@@ -59,12 +59,13 @@ def _until_served(plane: ControlPlane, crd: dict[str, Any], *, within: float = 6
         time.sleep(0.1)
 
 
-def service_kubeconfigs(plane: ControlPlane, workdir: Path) -> dict[str, Path]:
-    """A kubeconfig per service, acting as that service's own ServiceAccount."""
+def service_kubeconfigs(plane: ControlPlane, workdir: Path, *, all_in_one: bool = False) -> dict[str, Path]:
+    """A kubeconfig per service, acting as that service's own ServiceAccount (with `all_in_one`: the one
+    of `smith_all`, as deploy/overlays/all-in-one makes it)."""
     workdir.mkdir(parents=True, exist_ok=True)
     return {
         module: plane.service_account_kubeconfig(
             NAMESPACE, account(module), workdir / f"{account(module)}.yaml"
         )
-        for module in SERVICES
+        for module in (("smith_all",) if all_in_one else SERVICES)
     }

@@ -47,6 +47,48 @@ class Services(dict[str, "subprocess.Popen[bytes]"]):
         self.start(name, *self.launch[name])
 
 
+@contextlib.contextmanager
+def _all_in_one(
+    kubeconfig: Path,
+    logs: Path,
+    extra: Mapping[str, Sequence[str]] | None,
+    env: Mapping[str, str] | None,
+    metrics: dict[str, int] | None,
+    kubeconfigs: Mapping[str, Path] | None,
+) -> Iterator[Services]:
+    metrics = {} if metrics is None else metrics
+    (port,) = free_ports(1)
+    metrics["smith_all"] = port
+    base = {**os.environ, **(env or {}), "KUBECONFIG": str(kubeconfig)}
+    own = {
+        **base,
+        "KUBECONFIG": str((kubeconfigs or {}).get("smith_all", kubeconfig)),
+        "SMITH_METRICS": f"127.0.0.1:{port}",
+        "SMITH_CONTROLLER_ID": controller_identity("smith_all"),
+    }
+    logs.mkdir(parents=True, exist_ok=True)
+    started = Services(logs)
+    try:
+        commands = {"smith_all": [sys.executable, "-m", "smith_all"], **(extra or {})}
+        for name, command in commands.items():
+            (logs / f"{name}.log").unlink(missing_ok=True)
+            started.start(name, dying_with_parent(list(command)), own if name == "smith_all" else base)
+        yield started
+    finally:
+        _stop(started)
+
+
+def _stop(started: Services) -> None:
+    for process in reversed(started.values()):
+        process.send_signal(signal.SIGTERM)
+    for process in started.values():
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def cpu_seconds(pids: Mapping[str, int]) -> dict[str, float]:
     """User + system CPU seconds of each process so far (/proc/<pid>/stat fields 14 and 15)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -75,6 +117,7 @@ def running_services(
     service_env: Mapping[str, Mapping[str, str]] | None = None,
     insecure: bool = False,
     trust: LocalTrust | None = None,
+    all_in_one: bool = False,
 ) -> Iterator[Services]:
     """Start every service (and the `extra` commands, by name); stop them all on exit. Logs go to
     `logs/<name>.log`; `env` adds variables (e.g. OTEL_*) to every process. Each service's metrics and
@@ -86,7 +129,13 @@ def running_services(
     The services trust each other as in a cluster (smith_controlplane.trust: TLS, the controller's
     token), with files under `logs/trust` (or `trust`, made beforehand: by a caller whose API server is
     a proxy in its own event loop, which this function would block); `insecure` runs them in the
-    development mode without (the benchmarks measure what security costs)."""
+    development mode without (the benchmarks measure what security costs). `all_in_one` runs them all
+    in one process instead (`smith_all`: no port between them, so no trust to set up), with the
+    credentials `kubeconfigs` gives `smith_all`, if any."""
+    if all_in_one:
+        with _all_in_one(kubeconfig, logs, extra, env, metrics, kubeconfigs) as started:
+            yield started
+        return
     metrics = {} if metrics is None else metrics
     replicas = [f"smith_controller_{i}" for i in range(2, controllers + 1)]
     ports = iter(free_ports(2 * len(SERVICES) + len(replicas)))  # chosen together: never one port twice
@@ -123,11 +172,4 @@ def running_services(
             started.start(name, dying_with_parent(command), own)
         yield started
     finally:
-        for process in reversed(started.values()):
-            process.send_signal(signal.SIGTERM)
-        for process in started.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(started)

@@ -1,10 +1,13 @@
 """Where the cluster is, how to trust it and how to authenticate to it — read as kubectl reads it.
 
-The `kubernetes` package loads the kubeconfig (merged $KUBECONFIG paths, contexts, client certificates,
-tokens, `tokenFile`, `exec` credential plugins, auth providers) or the Pod's service account; this module
-keeps what our own transport needs from it: the server, a TLS context and the current Authorization
-header. Credentials are looked at again when they may have changed: an exec credential or a service
-account token past its refresh time, and after any 401 (`reload`: a token file rewritten, a token revoked).
+A Pod's service account (the way every service runs in a cluster) is read here, without the
+`kubernetes` package: its token, CA and the API server's address from the environment. A kubeconfig
+(merged $KUBECONFIG paths, contexts, client certificates, tokens, `tokenFile`, `exec` credential
+plugins, auth providers) is loaded with the `kubernetes` package, imported only then (it costs a
+process some 39 MiB and two seconds of start). This module keeps what our own transport needs: the
+server, a TLS context and the current Authorization header. Credentials are looked at again when they
+may have changed: an exec credential or a service account token past its refresh time, and after any
+401 (`reload`: a token file rewritten, a token revoked).
 """
 
 from __future__ import annotations
@@ -14,12 +17,11 @@ import os
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes.client import Configuration
-from kubernetes.config import ConfigException, incluster_config, kube_config
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 CHECK_EVERY = 10.0  # seconds between looks at whether a credential needs refreshing
@@ -29,7 +31,21 @@ class KubeConfigError(ValueError):
     pass
 
 
-Loader = Callable[[Configuration], None]
+@dataclass
+class Settings:
+    """A cluster and a user as the transport needs them (the attributes of the `kubernetes` package's
+    Configuration, which a kubeconfig is loaded into)."""
+
+    host: str
+    ssl_ca_cert: str | None = None
+    verify_ssl: bool = True
+    cert_file: str | None = None
+    key_file: str | None = None
+    api_key: dict[str, str] = field(default_factory=dict)
+    refresh_api_key_hook: Callable[[Any], None] | None = None
+
+
+Loader = Callable[[], Any]  # Settings, or the kubernetes package's Configuration
 
 
 class KubeConfig:
@@ -41,13 +57,14 @@ class KubeConfig:
         self._settings = self._load()
         self._checked = time.monotonic()
 
-    def _load(self) -> Configuration:
-        settings = Configuration()
+    def _load(self) -> Any:
         try:
-            self._loader(settings)
-        except (ConfigException, OSError, KeyError, ValueError) as e:
+            settings = self._loader()
+        except (OSError, KeyError, ValueError) as e:
+            if isinstance(e, KubeConfigError):
+                raise
             raise KubeConfigError(f"cannot read cluster credentials: {e}") from e
-        if not settings.host or settings.host == Configuration().host:
+        if not settings.host:
             raise KubeConfigError("the kubeconfig names no server")
         return settings
 
@@ -55,6 +72,15 @@ class KubeConfig:
     def load(cls, path: str | os.PathLike[str] | None = None, *, context: str | None = None) -> KubeConfig:
         """Read `path` (default: every file of $KUBECONFIG, merged as kubectl does, then ~/.kube/config) at
         `context` (default: current-context)."""
+        try:  # only for a kubeconfig: see the module
+            from kubernetes.client import Configuration
+            from kubernetes.config import ConfigException, kube_config
+        except ImportError as e:
+            raise KubeConfigError(
+                "reading a kubeconfig needs the kubernetes package: install smith-kube[kubeconfig] "
+                "(in a Pod, Smith reads its service account without it)"
+            ) from e
+
         source = str(path) if path is not None else _sources()
         if not any(Path(p).is_file() for p in source.split(os.pathsep) if p):
             raise KubeConfigError(f"no kubeconfig at {source}")
@@ -68,22 +94,26 @@ class KubeConfig:
             raise KubeConfigError(f"kubeconfig has no context named {name!r}")
         namespace = str((chosen.get("context") or {}).get("namespace") or "default")
 
-        def loader(settings: Configuration) -> None:
-            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=source, context=name, client_configuration=settings, persist_config=False
-            )
+        def loader() -> Any:
+            settings = Configuration()
+            try:
+                kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=source, context=name, client_configuration=settings, persist_config=False
+                )
+            except ConfigException as e:
+                raise KubeConfigError(f"cannot read cluster credentials: {e}") from e
+            if settings.host == Configuration().host:  # the package's default: none was named
+                raise KubeConfigError("the kubeconfig names no server")
+            return settings
 
         return cls(loader, namespace)
 
     @classmethod
     def in_cluster(cls) -> KubeConfig:
-        """The Pod's service account; its token is read again each minute (kubelets rotate it)."""
-        loader = incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
-            token_filename=str(SERVICE_ACCOUNT / "token"),
-            cert_filename=str(SERVICE_ACCOUNT / "ca.crt"),
-            try_refresh_token=True,
-        )
-        return cls(loader.load_and_set, (SERVICE_ACCOUNT / "namespace").read_text().strip())
+        """The Pod's service account; its token is read again every CHECK_EVERY seconds (kubelets rotate
+        it) and after a 401."""
+        mounted = SERVICE_ACCOUNT
+        return cls(lambda: _service_account(mounted), (mounted / "namespace").read_text().strip())
 
     @classmethod
     def auto(cls, *, context: str | None = None) -> KubeConfig:
@@ -155,6 +185,27 @@ class KubeConfig:
         """Read everything again (after a 401: the token file was rewritten, the credential revoked)."""
         self._settings = await asyncio.to_thread(self._load)
         self._checked = time.monotonic()
+
+
+def _service_account(mounted: Path) -> Settings:
+    """The API server as a Pod sees it ($KUBERNETES_SERVICE_HOST and _PORT), trusted with the mounted
+    CA, authenticated with the mounted token (read again by `fresh`)."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST", ""), os.environ.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        raise KubeConfigError(
+            "not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set"
+        )
+    token, ca = mounted / "token", mounted / "ca.crt"
+    if not ca.is_file():
+        raise KubeConfigError(f"no service account CA at {ca}")
+
+    def read_token(settings: Settings) -> None:
+        settings.api_key["BearerToken"] = f"Bearer {token.read_text().strip()}"
+
+    server = f"[{host}]" if ":" in host else host
+    settings = Settings(host=f"https://{server}:{port}", ssl_ca_cert=str(ca), refresh_api_key_hook=read_token)
+    read_token(settings)
+    return settings
 
 
 def _default_path() -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 from prometheus_client import Gauge
+from smith_wire import local
 from smith_wire.convert import (
     action_target,
     action_to_proto,
@@ -143,6 +144,8 @@ class ServiceClients:
         return self._stub(endpoint, f"plugin-{name}", plugin_pb2_grpc.PluginStub)  # type: ignore[no-any-return]
 
     def _stub(self, endpoint: str, server: str, make: Callable[[grpc.aio.Channel], Any]) -> Any:
+        if (in_process := local.stub(endpoint)) is not None:
+            return in_process  # the all-in-one process: the servicer itself (smith_wire.local)
         self._rotated()
         key = (endpoint, server, make.__name__)
         if (stub := self._stubs.get(key)) is None:
@@ -338,9 +341,7 @@ class ServiceClients:
     async def hold(self, bundle: JSONObject, message: str, *, fence: Fence | None = None) -> bool:
         """Have the status service say on the Bundle why Smith does not act on it (`message`): True when
         that was written (see smith_engine.handover.held_status)."""
-        request = status_pb2.HoldRequest(
-            bundle=bundle_ref(bundle), previous_status_json=dump(bundle.get("status") or {}), message=message
-        )
+        request = status_pb2.HoldRequest(bundle=bundle_ref(bundle), message=message)
         answer = await self.status.Hold(request, timeout=within(fence, REPORT_DEADLINE))
         return answer.changed
 
