@@ -12,8 +12,10 @@ from typing import Any
 import aiohttp
 
 from bench.controlplane import rss_mib
-from bench.shapes import API, WRITE_VERBS, Json, member
+from bench.shapes import API, COPIES, SLEEPERS, WRITE_VERBS, Json, bundle, member, owned
 from smith_engine.conditions import condition_true
+from smith_engine.model import JSONObject
+from smith_engine.planner import dependency_reference
 from smith_kube import KubeClient
 
 
@@ -158,6 +160,27 @@ class Harness:
                 backlog = max(backlog, pending or 0.0)
                 await asyncio.sleep(0.1)
         return max(backlog, 0.0), time.perf_counter() - began
+
+    async def bundle_writes(self, namespace: str, name: str, waves: list[list[str]], status: Json) -> None:
+        """Every API write a Bundle's convergence needs, by a plain client: the Bundle created (a
+        BundleCopy: the same schema and cost, no service watching it), Smith's object writes owned by it,
+        then `status`, what a converged Bundle of this shape holds."""
+        copy = bundle(name, namespace, waves) | {"apiVersion": f"{SLEEPERS}/v1", "kind": COPIES}
+        made = await self.kube.create(copy)
+        await self._object_writes(namespace, waves, made)
+        patch = {"status": status}
+        await self.kube.patch(
+            made["apiVersion"], COPIES, name, patch, namespace=namespace, subresource="status"
+        )
+
+    async def _object_writes(self, namespace: str, waves: list[list[str]], controller: JSONObject) -> None:
+        """Smith's object writes for `waves`, wave by wave, with `controller` as the controller owner."""
+        owners: list[Json] = [{**dependency_reference(controller), "controller": True}]
+        for wave in waves:
+            made = await asyncio.gather(
+                *(self.kube.apply(owned(n, namespace, owners), field_manager="smith") for n in wave)
+            )
+            owners = [*(dependency_reference(m) for m in made), owners[-1]]
 
 
 def ours(writes: dict[str, float]) -> float:

@@ -11,21 +11,16 @@ from bench.harness import Harness
 from bench.peers import Kro
 from bench.shapes import (
     API,
-    COPIES,
     REFERENCE_CHAIN,
     SHAPES,
-    SLEEPERS,
     Json,
     bundle,
     compared,
     config_map,
     layered,
-    owned,
     reference_chain,
 )
 from smith_controlplane.services import cpu_seconds
-from smith_engine.model import JSONObject
-from smith_engine.planner import dependency_reference
 
 
 class Latency(Harness):
@@ -58,23 +53,9 @@ class Latency(Harness):
         makes these, its finalizer (beside the first wave) and the work between them; nothing can
         converge a Bundle in less time on the same plane."""
         namespace = await self.namespace()
-        copy = bundle("b", namespace, waves) | {"apiVersion": f"{SLEEPERS}/v1", "kind": COPIES}
         began = time.perf_counter()
-        made = await self.kube.create(copy)
-        await self._object_writes(namespace, waves, made)
-        await self.kube.patch(
-            made["apiVersion"], COPIES, "b", {"status": status}, namespace=namespace, subresource="status"
-        )
+        await self.bundle_writes(namespace, "b", waves, status)
         return time.perf_counter() - began
-
-    async def _object_writes(self, namespace: str, waves: list[list[str]], controller: JSONObject) -> None:
-        """Smith's object writes for `waves`, wave by wave, with `controller` as the controller owner."""
-        owners: list[Json] = [{**dependency_reference(controller), "controller": True}]
-        for wave in waves:
-            made = await asyncio.gather(
-                *(self.kube.apply(owned(n, namespace, owners), field_manager="smith") for n in wave)
-            )
-            owners = [*(dependency_reference(m) for m in made), owners[-1]]
 
     async def smith_chains(self, count: int) -> float:
         """Seconds from creating `count` Bundles, each a reference chain, at once to all Ready."""

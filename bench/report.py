@@ -66,14 +66,16 @@ def report(r: dict[str, Any]) -> str:
     ]
     lines += [
         "",
-        "Throughput: N Bundles of 10 ConfigMaps and Secrets (2 waves) at once -> all Ready; floor as above",
+        "Throughput: N Bundles of 10 ConfigMaps and Secrets (2 waves) at once -> all Ready; floor as above;",
+        "  bound: every write of those Bundles by a plain client, as many at a time as Smith's controller",
         f"  {'bundles':>8}{'seconds':>10}{'objects/s':>11}{'floor obj/s':>13}{'ratio':>8}"
-        f"{'time x':>9}{'count x':>9}",
+        f"{'time x':>9}{'count x':>9}{'bound obj/s':>13}{'of bound':>10}",
     ]
     for count, row in r["throughput"].items():
         lines.append(
             f"  {count:>8}{row['seconds']:>10.2f}{row['objects_per_s']:>11.1f}"
             f"{row['floor_objects_per_s']:>13.1f}{row['ratio']:>7.1f}x{row['time_vs_smallest']:>9.1f}{row['count_vs_smallest']:>9.1f}"
+            f"{row['bound_objects_per_s']:>13.1f}{row['bound_ratio']:>9.2f}x"
         )
     idle = r["idle"]
     writes = idle["api_writes"]

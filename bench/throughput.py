@@ -9,7 +9,7 @@ import time
 
 from bench.controlplane import rss_mib
 from bench.harness import Harness
-from bench.shapes import API, Json, bundle, layered, reference_chain
+from bench.shapes import API, CONCURRENCY, Json, bundle, layered, reference_chain
 from smith_controlplane.services import controller_identity, cpu_seconds
 from smith_engine.sharding import owner
 from smith_kube.client import MERGE_PATCH
@@ -32,12 +32,17 @@ class Throughput(Harness):
             await self.until_ready(namespace, {f"b{i}" for i in range(count)})
             seconds = time.perf_counter() - began
             floor = await self.floor_once([[n for waves in shapes for n in waves[w]] for w in range(2)])
+            status = (await self.kube.get(API, "Bundle", "b0", namespace))["status"]
+            bound = await self.bound(shapes, status)
             rows[count] = {
                 "seconds": seconds,
                 "objects_per_s": count * 10 / seconds,
                 "floor_seconds": floor,
                 "floor_objects_per_s": count * 10 / floor,
                 "ratio": seconds / floor,
+                "bound_seconds": bound,
+                "bound_objects_per_s": count * 10 / bound,
+                "bound_ratio": bound / seconds,
             }
         base = counts[0]
         for count in counts:
@@ -45,6 +50,20 @@ class Throughput(Harness):
             rows[count]["count_vs_smallest"] = count / base
         self.results["throughput"] = rows
         return namespace  # the largest set stays for the idle, reaction and footprint figures
+
+    async def bound(self, shapes: list[list[list[str]]], status: Json) -> float:
+        """Every write of these Bundles by a plain client, CONCURRENCY Bundles at a time as Smith's
+        controller works (each Bundle's writes in their order): no controller converges them sooner on
+        this plane. Seconds."""
+        namespace, gate = await self.namespace(), asyncio.Semaphore(CONCURRENCY)
+
+        async def one(i: int, waves: list[list[str]]) -> None:
+            async with gate:
+                await self.bundle_writes(namespace, f"b{i}", waves, status)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one(i, waves) for i, waves in enumerate(shapes)))
+        return time.perf_counter() - began
 
     async def spread(self, count: int) -> Json:
         """`count` Bundles of 10 objects at once -> all Ready, with the CPU each controller replica spent."""
