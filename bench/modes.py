@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from bench.controlplane import rss_mib
 from smith_controlplane.install import install_base
 from smith_controlplane.plane import ControlPlane, free_ports
 from smith_controlplane.services import SERVICES
@@ -31,13 +32,6 @@ MOUNTED = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 LEAN = (
     "import sys, runpy; sys.modules['kubernetes'] = None; runpy.run_module(sys.argv[1], run_name='__main__')"
 )
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def bundle(name: str, namespace: str) -> dict[str, Any]:

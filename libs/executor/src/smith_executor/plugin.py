@@ -99,6 +99,12 @@ def registration_object(plugin: Plugin, *, endpoint: str) -> dict[str, Any]:
     )
 
 
+async def register_plugin(kube: KubeClient, plugin: Plugin, endpoint: str) -> asyncio.Task[None]:
+    """Publish `plugin`'s Plugin resource, served at `endpoint`; the task that keeps its heartbeat."""
+    await registration.publish_object(kube, registration_object(plugin, endpoint=endpoint))
+    return asyncio.create_task(registration.keep_alive(kube, name=plugin.name, kind=PLUGIN_KIND))
+
+
 def run_plugin(plugin: Plugin, *, default_address: str) -> None:
     """Serve `plugin` and keep its Plugin resource current until the process is told to stop."""
     kube = KubeClient(KubeConfig.auto(), rate=TokenBucket.from_env())
@@ -106,8 +112,7 @@ def run_plugin(plugin: Plugin, *, default_address: str) -> None:
 
     async def started(port: int) -> None:
         endpoint = os.environ.get("SMITH_ADVERTISE", f"127.0.0.1:{port}")
-        await registration.publish_object(kube, registration_object(plugin, endpoint=endpoint))
-        tasks.append(asyncio.create_task(registration.keep_alive(kube, name=plugin.name, kind=PLUGIN_KIND)))
+        tasks.append(await register_plugin(kube, plugin, endpoint))
 
     async def stopping() -> None:
         for task in tasks:

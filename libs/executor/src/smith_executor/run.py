@@ -18,6 +18,29 @@ Republish = Callable[[], Coroutine[Any, Any, None]]
 Background = Callable[[KubeClient, Republish], Coroutine[Any, Any, None]]
 
 
+async def register_executor(
+    kube: KubeClient,
+    name: str,
+    endpoint: str,
+    family: Family,
+    fallback: bool = False,
+    background: Background | None = None,
+) -> list[asyncio.Task[None]]:
+    """Publish the Executor resource of `family` served at `endpoint`; the tasks that keep it current
+    (its heartbeat, and `background(kube, republish)`) until cancelled."""
+
+    async def republish() -> None:
+        await registration.publish(
+            kube, name=name, endpoint=endpoint, kinds=family.kinds(), fallback=fallback
+        )
+
+    await republish()
+    tasks = [asyncio.create_task(registration.keep_alive(kube, name=name))]
+    if background is not None:
+        tasks.append(asyncio.create_task(background(kube, republish)))
+    return tasks
+
+
 def run_executor(
     *,
     name: str,
@@ -36,16 +59,7 @@ def run_executor(
 
     async def started(port: int) -> None:
         endpoint = os.environ.get("SMITH_ADVERTISE", f"127.0.0.1:{port}")
-
-        async def republish() -> None:
-            await registration.publish(
-                kube, name=name, endpoint=endpoint, kinds=served.kinds(), fallback=fallback
-            )
-
-        await republish()
-        tasks.append(asyncio.create_task(registration.keep_alive(kube, name=name)))
-        if background is not None:
-            tasks.append(asyncio.create_task(background(kube, republish)))
+        tasks.extend(await register_executor(kube, name, endpoint, served, fallback, background))
 
     async def stopping() -> None:
         for task in tasks:

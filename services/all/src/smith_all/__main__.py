@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 
 from smith_controller.manager import Controller, run
 from smith_controller.settings import Settings
-from smith_executor import registration
-from smith_executor.plugin import PluginServicer, registration_object
+from smith_executor.plugin import PluginServicer, register_plugin
+from smith_executor.run import Background, register_executor
 from smith_executor.servicer import ExecutorServicer, Family, RegistryFamily
 from smith_executor_dynamic.catalog import CrdCatalog
 from smith_planner.servicer import PlannerServicer
@@ -31,7 +31,6 @@ from smith_telemetry.metrics import metrics_address, serve_http
 from smith_wire import local
 from smith_wire.rpc import run_loop
 
-from smith_engine.plugins import PLUGIN_KIND
 from smith_engine.readiness import BUILTIN, SERVICE_CATALOG
 from smith_kube import KubeClient, KubeConfig, TokenBucket
 
@@ -44,32 +43,19 @@ async def executors(kube: KubeClient) -> AsyncIterator[None]:
     """The executors and the plugin, served in-process and registered (heartbeats kept) while the
     process runs. The registrations stay when it stops: every replica serves the same `local:`
     endpoints itself, so one stopping must not take them from the others."""
-    catalog = CrdCatalog()
-    families: list[tuple[str, Family, bool]] = [
-        ("core", RegistryFamily(BUILTIN), False),
-        ("servicecatalog", RegistryFamily(SERVICE_CATALOG), False),
-        ("dynamic", catalog, True),
+    served: list[tuple[str, Family, bool, Background | None]] = [
+        ("core", RegistryFamily(BUILTIN), False, None),
+        ("servicecatalog", RegistryFamily(SERVICE_CATALOG), False, None),
+        ("dynamic", (catalog := CrdCatalog()), True, catalog.follow),
     ]
     tasks: list[asyncio.Task[None]] = []
-    for name, family, fallback in families:
+    for name, family, fallback, background in served:
         endpoint = f"{local.PREFIX}{name}"
         local.serve(endpoint, ExecutorServicer(kube, family))
-        await registration.publish(
-            kube, name=name, endpoint=endpoint, kinds=family.kinds(), fallback=fallback
-        )
-        tasks.append(asyncio.create_task(registration.keep_alive(kube, name=name)))
-
-    async def republish() -> None:
-        endpoint = f"{local.PREFIX}dynamic"
-        await registration.publish(
-            kube, name="dynamic", endpoint=endpoint, kinds=catalog.kinds(), fallback=True
-        )
-
-    tasks.append(asyncio.create_task(catalog.follow(kube, republish)))
-    plugin_endpoint = f"{local.PREFIX}plugin-{PLUGIN.name}"
-    local.serve(plugin_endpoint, PluginServicer(PLUGIN))
-    await registration.publish_object(kube, registration_object(PLUGIN, endpoint=plugin_endpoint))
-    tasks.append(asyncio.create_task(registration.keep_alive(kube, name=PLUGIN.name, kind=PLUGIN_KIND)))
+        tasks += await register_executor(kube, name, endpoint, family, fallback, background)
+    endpoint = f"{local.PREFIX}plugin-{PLUGIN.name}"
+    local.serve(endpoint, PluginServicer(PLUGIN))
+    tasks.append(await register_plugin(kube, PLUGIN, endpoint))
     try:
         yield
     finally:
