@@ -159,6 +159,19 @@ async def test_metrics_and_probes_are_served_over_http() -> None:
             ready = True
             async with http.get("/readyz") as response:
                 assert response.status == 200
+            async with http.get("/other") as response:
+                assert response.status == 404
+            async with http.post("/metrics") as response:
+                assert response.status == 405
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\x00garbage\r\n\r\n")  # a malformed request costs nothing but its connection
+        assert await reader.read() == b""
+        writer.close()
+        async with (
+            aiohttp.ClientSession(f"http://127.0.0.1:{port}") as again,
+            again.get("/healthz") as answer,
+        ):
+            assert answer.status == 200
     finally:
         await runner.cleanup()
 

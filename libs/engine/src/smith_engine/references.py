@@ -24,9 +24,6 @@ from decimal import Decimal
 from typing import Any, Final
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no stubs
-from jsonpath_ng import Fields, Index
-from jsonpath_ng.ext import filter as _jsonpath_filter
-from jsonpath_ng.ext.parser import parse as jsonpath_parse
 
 from smith_engine.limits import MAX_OBJECT_BYTES, MAX_PATH, Budget, ExpansionError, too_deep
 from smith_engine.model import JSON, JSONObject, Modifier, Reference
@@ -281,7 +278,7 @@ def compile_path(path: str) -> Any:
         except re2.error as e:
             raise PathSyntaxError(f"{pattern} is not an RE2 regular expression ({e})") from None
     try:
-        return jsonpath_parse(text)
+        return _jsonpath_parse()(text)
     except Exception as e:  # the library raises bare Exception subclasses of its own for syntax errors
         raise PathSyntaxError(str(e) or type(e).__name__) from None
 
@@ -311,7 +308,15 @@ def _re2_search(value: Any, pattern: Any) -> bool:
         return False  # refused when the path was compiled
 
 
-_jsonpath_filter.OPERATOR_MAP["=~"] = _re2_search
+@functools.cache
+def _jsonpath_parse() -> Any:
+    """jsonpath-ng's parser, with `=~` as RE2. Imported at the first path, not with this module: its
+    parser tables cost a process ~4 MiB, which a service that never reads a path need not pay."""
+    from jsonpath_ng.ext import filter as jsonpath_filter
+    from jsonpath_ng.ext.parser import parse
+
+    jsonpath_filter.OPERATOR_MAP["=~"] = _re2_search
+    return parse
 
 
 def values_at(obj: JSON, path: str) -> list[JSON]:
@@ -377,6 +382,8 @@ AMBIGUOUS_SHOWN: Final = 5  # of the values a path selects, how many an error na
 
 def _where(match: Any) -> str:
     """Where a match of a path is in its object, written as a path (`spec.ports[1].port`)."""
+    from jsonpath_ng import Fields, Index  # loaded already: `match` came from it
+
     steps: list[str] = []
     while match is not None:
         if isinstance(match.path, Fields):

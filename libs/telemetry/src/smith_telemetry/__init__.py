@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import grpc
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -61,14 +60,16 @@ def setup_tracing(service_name: str, *, processors: Sequence[SpanProcessor] = ()
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
-    return [aio_server_interceptor()]  # type: ignore[no-untyped-call]
+    from smith_telemetry.calls import ServerCalls
+
+    return [ServerCalls()]
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
     """Tracing, and counting failed calls (smith_grpc_client_errors_total)."""
-    from smith_telemetry.metrics import ErrorCounter
+    from smith_telemetry.calls import ClientCalls
 
-    return [*aio_client_interceptors(), ErrorCounter()]  # type: ignore[no-untyped-call]
+    return [ClientCalls()]
 
 
 def tracer(name: str) -> trace.Tracer:
