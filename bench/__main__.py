@@ -11,7 +11,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import controlplane, report, system
+from bench import controlplane, modes, report, system
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -33,7 +33,12 @@ def main() -> None:
         default=3,
         help="controller replicas for the scale-out and takeover figures, against 1 (0 or 1: none)",
     )
-    parser.add_argument("--only", choices=["controlplane", "system"], help="run one benchmark")
+    parser.add_argument(
+        "--loads",
+        default="5000",
+        help="objects converged one load after another for the memory of each deployment mode ('': none)",
+    )
+    parser.add_argument("--only", choices=["controlplane", "system", "modes"], help="run one benchmark")
     parser.add_argument(
         "--peers",
         action="store_true",
@@ -56,6 +61,10 @@ def main() -> None:
             replicas=args.replicas,
         )
         print(report.report(smith))
+    if args.only in (None, "modes") and args.loads:
+        loads = [int(n) for n in args.loads.split(",")]
+        figures["modes"] = memory = modes.run(loads=loads, peers=args.peers)
+        print(modes.report(memory))
     RESULTS.mkdir(exist_ok=True)
     machine = {
         "cpus": len(os.sched_getaffinity(0)),

@@ -1,9 +1,10 @@
-"""`python -m bench.modes`: the resident memory of Smith's processes as they run in Pods, both ways: the
-seven services, then the one all-in-one process (`smith_all`); idle, then with Bundles of 10 ConfigMaps
-converged. Each process reads a service account as in a Pod (its token and CA under
-/var/run/secrets/kubernetes.io/serviceaccount, written here, so run it as root on a throw-away
-machine), and, unless `--with-kubernetes`, with the `kubernetes` package unimportable, as in the
-images (kopf imports it when it is there)."""
+"""Memory of the whole install as in its Pods, both ways (`make bench`'s `modes` phase; `python -m
+bench.modes` runs it alone): the seven services, then the one all-in-one process (`smith_all`), then,
+with `--peers`, kro; each on a fresh plane, idle, then after each load of reference chains of 10
+ConfigMaps (Smith's Bundles, kro's Chains: the same objects) is converged. Each Smith process reads a
+service account as in a Pod (its token and CA under /var/run/secrets/kubernetes.io/serviceaccount,
+written here, so run it as root on a throw-away machine), and, unless `--with-kubernetes`, with the
+`kubernetes` package unimportable, as in the images (kopf imports it when it is there)."""
 
 from __future__ import annotations
 
@@ -17,59 +18,64 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
 from bench.controlplane import rss_mib
+from bench.peers import GROUP, KIND, Kro, running_kro
+from bench.shapes import CONCURRENCY, REFERENCE_CHAIN, reference_chain
 from smith_controlplane.install import install_base
 from smith_controlplane.plane import ControlPlane, free_ports
 from smith_controlplane.services import SERVICES
 from smith_kube import KubeClient, KubeConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / ".smith" / "bench" / "modes"
 MOUNTED = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 LEAN = (
     "import sys, runpy; sys.modules['kubernetes'] = None; runpy.run_module(sys.argv[1], run_name='__main__')"
 )
 
 
-def bundle(name: str, namespace: str) -> dict[str, Any]:
-    objects = [
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": f"{name}-c{i}"},
-            "data": {"k": "v" * 100},
-        }
-        for i in range(10)
-    ]
-    resources = [{"name": f"c{i}", "spec": {"object": o}} for i, o in enumerate(objects)]
-    meta = {"name": name, "namespace": namespace}
-    return {
-        "apiVersion": "smith.atlassian.com/v1",
-        "kind": "Bundle",
-        "metadata": meta,
-        "spec": {"resources": resources},
-    }
+BATCH = 250  # objects created at once by the load
 
 
-async def converge(kubeconfig: Path, namespace: str, count: int) -> None:
+async def converge(kubeconfig: Path, namespace: str, have: int, want: int, *, kro: bool) -> float:
+    """Chains `have`/10 … `want`/10 created in `namespace` (made if need be); seconds until every chain
+    there is done (a Bundle Ready, a Chain ACTIVE)."""
+    began = time.monotonic()
     async with KubeClient(KubeConfig.load(kubeconfig)) as kube:
-        await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        await asyncio.gather(*(kube.create(bundle(f"b{i}", namespace)) for i in range(count)))
-        deadline, ready = time.monotonic() + 300, 0
+        if have == 0:
+            await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        names = [f"b{i}" for i in range(have // REFERENCE_CHAIN, want // REFERENCE_CHAIN)]
+        for at in range(0, len(names), BATCH // REFERENCE_CHAIN):
+            batch = names[at : at + BATCH // REFERENCE_CHAIN]
+            await asyncio.gather(*(kube.create(chain(n, namespace, kro=kro)) for n in batch))
+        api, kind = (f"{GROUP}/v1alpha1", KIND) if kro else ("smith.atlassian.com/v1", "Bundle")
+        deadline, done, count = time.monotonic() + LOAD_SECONDS, 0, want // REFERENCE_CHAIN
         while time.monotonic() < deadline:
-            items = (await kube.list("smith.atlassian.com/v1", "Bundle", namespace))["items"]
-            ready = sum(
-                any(c.get("type") == "Ready" and c.get("status") == "True" for c in b["status"]["conditions"])
-                for b in items
-                if b.get("status")
-            )
-            if ready == count:
-                return
-            await asyncio.sleep(1)
-        raise SystemExit(f"{namespace}: {ready} of {count} Bundles Ready in 300 s")
+            done = sum(map(finished, (await kube.list(api, kind, namespace))["items"]))
+            if done == count:
+                return time.monotonic() - began
+            await asyncio.sleep(2)
+        raise SystemExit(f"{namespace}: {done} of {count} chains done in {LOAD_SECONDS} s")
+
+
+LOAD_SECONDS = 3600
+
+
+def chain(name: str, namespace: str, *, kro: bool) -> dict[str, Any]:
+    if not kro:
+        return reference_chain(name, namespace, REFERENCE_CHAIN)
+    meta = {"name": name, "namespace": namespace}
+    return {"apiVersion": f"{GROUP}/v1alpha1", "kind": KIND, "metadata": meta, "spec": {"seed": "seed"}}
+
+
+def finished(item: dict[str, Any]) -> bool:
+    status = item.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", ()))
+    return ready or status.get("state") == "ACTIVE"
 
 
 @contextmanager
@@ -117,25 +123,87 @@ def mounted_account(plane: ControlPlane, account: str) -> dict[str, str]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.modes", description=__doc__)
-    parser.add_argument("--bundles", type=int, default=50, help="Bundles of 10 ConfigMaps to converge")
-    parser.add_argument("--with-kubernetes", action="store_true", help="let the processes import it")
-    args = parser.parse_args()
+MODES: Final = ("seven", "all")
+SETTLE = 15  # seconds a process is left before its memory is read
+
+
+def measured(running: dict[str, subprocess.Popen[bytes]]) -> dict[str, float]:
+    time.sleep(SETTLE)
+    return {name: rss_mib(p.pid) for name, p in running.items()}
+
+
+def smith(mode: str, loads: list[int], lean: bool) -> dict[str, Any]:
+    """RSS of each process of `mode`, idle and after each load (objects in all); the load's seconds."""
     with ControlPlane(full=True, nodes=1) as plane:  # the full plane: RBAC's aggregated roles need it
         install_base(plane, ROOT / "deploy" / "overlays" / "all-in-one")
         env = mounted_account(plane, "smith-all")  # every role of the seven (and the planner needs none)
-        for mode in ("seven", "all"):
-            with processes(mode, env, lean=not args.with_kubernetes) as running:
-                time.sleep(15)
-                idle = {m: rss_mib(p.pid) for m, p in running.items()}
-                asyncio.run(converge(plane.kubeconfig, f"modes-{mode}", args.bundles))
-                time.sleep(5)
-                loaded = {m: rss_mib(p.pid) for m, p in running.items()}
-            total, objects = sum(loaded.values()), args.bundles * 10
-            print(f"{mode}: idle {sum(idle.values()):.0f} MiB, with {objects} objects {total:.0f} MiB")
-            for module in running:
-                print(f"  {module:<32}{idle[module]:>6.0f} ->{loaded[module]:>6.0f}")
+        with processes(mode, env, lean=lean) as running:
+            rss, seconds, have = {0: measured(running)}, {}, 0
+            for want in loads:
+                seconds[want] = asyncio.run(converge(plane.kubeconfig, "modes", have, want, kro=False))
+                rss[want], have = measured(running), want
+    return {"rss": rss, "seconds": seconds}
+
+
+def kro(loads: list[int]) -> dict[str, Any]:
+    """kro's RSS, idle (its Chain defined) and after each load, on a plane of its own."""
+    with (
+        ControlPlane(full=True, nodes=1) as plane,
+        running_kro(plane.kubeconfig, CONCURRENCY, LOGS) as process,
+    ):
+
+        async def define() -> None:
+            async with KubeClient(KubeConfig.load(plane.kubeconfig)) as kube:
+                await Kro(kube).define(REFERENCE_CHAIN)
+
+        asyncio.run(define())
+        running = {"kro": process}
+        rss, seconds, have = {0: measured(running)}, {}, 0
+        for want in loads:
+            seconds[want] = asyncio.run(converge(plane.kubeconfig, "modes", have, want, kro=True))
+            rss[want], have = measured(running), want
+    return {"rss": rss, "seconds": seconds}
+
+
+def run(*, loads: list[int], peers: bool, lean: bool = True) -> dict[str, Any]:
+    """Per mode ("seven", "all", and "kro" with `peers`): RSS MiB per process at each load (0: idle)."""
+    figures = {mode: smith(mode, loads, lean) for mode in MODES}
+    if peers:
+        figures["kro"] = kro(loads)
+    return figures
+
+
+def report(figures: dict[str, Any]) -> str:
+    kro_ = figures.get("kro")
+    lines = ["", "memory of the whole install (RSS MiB, as in Pods; sum of its processes)"]
+    lines.append(
+        f"{'objects':>8}  {'seven services':>15}{'all-in-one':>12}"
+        + (f"{'kro':>8}{'all/kro':>9}" if kro_ else "")
+    )
+    for load in figures["all"]["rss"]:
+        seven, alone = (sum(figures[m]["rss"][load].values()) for m in MODES)
+        row = f"{load:>8}  {seven:>15.0f}{alone:>12.0f}"
+        if kro_:
+            peer = kro_["rss"][load]["kro"]
+            row += f"{peer:>8.0f}{alone / peer:>8.2f}x"
+        lines.append(row)
+    lines.append("per process, idle -> at the largest load:")
+    for mode in MODES:
+        rss = figures[mode]["rss"]
+        last = max(rss)
+        for name in rss[0]:
+            lines.append(f"  {mode:<6}{name:<32}{rss[0][name]:>6.0f} ->{rss[last][name]:>6.0f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.modes", description=__doc__)
+    parser.add_argument("--loads", default="5000", help="objects converged, one load after another")
+    parser.add_argument("--peers", action="store_true", help="kro too (built once by tools/peers/build.sh)")
+    parser.add_argument("--with-kubernetes", action="store_true", help="let the processes import it")
+    args = parser.parse_args()
+    loads = [int(n) for n in args.loads.split(",")]
+    print(report(run(loads=loads, peers=args.peers, lean=not args.with_kubernetes)))
 
 
 if __name__ == "__main__":

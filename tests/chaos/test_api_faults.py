@@ -49,12 +49,21 @@ async def test_a_slow_narrow_link_to_the_api_server(
         nothing_lost_or_doubled(book, names)
 
 
+MODES = pytest.mark.parametrize("all_in_one", [False, True], ids=["microservices", "all-in-one"])
+
+
+@MODES
 async def test_connections_reset_mid_watch_and_mid_apply(
-    kube: KubeClient, plane: ControlPlane, namespace: str, toxiproxy: Toxiproxy, tmp_path: Path
+    kube: KubeClient,
+    plane: ControlPlane,
+    namespace: str,
+    toxiproxy: Toxiproxy,
+    tmp_path: Path,
+    all_in_one: bool,
 ) -> None:
     kubeconfig = await through_toxiproxy(toxiproxy, plane, tmp_path)
     names = [f"r{i}" for i in range(20 * SCALE)]
-    with smith(kubeconfig, tmp_path / "logs"):
+    with smith(kubeconfig, tmp_path / "logs", all_in_one=all_in_one):
         async with ledger(kube, namespace) as book:
             await asyncio.gather(*(kube.create(chain(n, namespace, length=5)) for n in names))
             for _ in range(3 * SCALE):  # every connection reset, new ones too, then let through again
@@ -66,8 +75,9 @@ async def test_connections_reset_mid_watch_and_mid_apply(
         nothing_lost_or_doubled(book, names, length=5)
 
 
+@MODES
 async def test_429_with_retry_after_and_503_are_waited_out(
-    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path
+    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path, all_in_one: bool
 ) -> None:
     # every third request: 429 "come back in a second", then 503 with Retry-After (overloaded), then
     # plain 500s (failures: retried by the controller with back-off), then the API server as it is
@@ -76,7 +86,7 @@ async def test_429_with_retry_after_and_503_are_waited_out(
     names = [f"t{i}" for i in range(20 * SCALE)]
     async with fault_proxy(plane, faults) as server:
         kubeconfig = kubeconfig_via(plane, server, tmp_path / "kubeconfig")
-        async with smith_beside_proxy(kubeconfig, tmp_path / "logs", metrics=metrics):
+        async with smith_beside_proxy(kubeconfig, tmp_path / "logs", metrics=metrics, all_in_one=all_in_one):
             async with ledger(kube, namespace) as book:
                 await asyncio.gather(*(kube.create(chain(n, namespace)) for n in names))
                 await converged(kube, namespace, names, within=240)
@@ -89,13 +99,14 @@ async def test_429_with_retry_after_and_503_are_waited_out(
     assert 0 < sum(throttled.values()) <= 25 * SCALE, throttled
 
 
+@MODES
 @pytest.mark.parametrize("component", ["kube-apiserver", "etcd"])
 async def test_the_api_server_or_etcd_killed_and_restarted_mid_convergence(
-    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path, component: str
+    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path, component: str, all_in_one: bool
 ) -> None:
     restart = plane.restart_apiserver if component == "kube-apiserver" else plane.restart_etcd
     names = [f"k{i}" for i in range(20 * SCALE)]
-    with smith(plane.kubeconfig, tmp_path / "logs"):
+    with smith(plane.kubeconfig, tmp_path / "logs", all_in_one=all_in_one):
         async with ledger(kube, namespace) as book:
             await asyncio.gather(*(kube.create(chain(n, namespace, length=5)) for n in names))
             await asyncio.sleep(0.5)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from faults import FULL, SCALE, Toxiproxy, chain, converged, ledger, nothing_lost_or_doubled, smith
 from smith_controlplane.plane import ControlPlane, free_port, free_ports
 from smith_kube import KubeClient
@@ -89,15 +91,17 @@ async def test_the_links_to_the_planner_and_the_status_service_slowed_reset_and_
         nothing_lost_or_doubled(book, names, length=4)
 
 
+@pytest.mark.parametrize("victim", ["smith_controller", "smith_all"])
 async def test_the_controller_restarted_while_bundles_converge(
-    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path
+    kube: KubeClient, plane: ControlPlane, namespace: str, tmp_path: Path, victim: str
 ) -> None:
+    """The controller's process (all of Smith's, when it runs in one) killed and started again."""
     names = [f"c{i}" for i in range(200 if FULL else 60)]
-    with smith(plane.kubeconfig, tmp_path / "logs") as services:
+    with smith(plane.kubeconfig, tmp_path / "logs", all_in_one=victim == "smith_all") as services:
         async with ledger(kube, namespace) as book:
             await asyncio.gather(*(kube.create(chain(n, namespace)) for n in names))
             await asyncio.sleep(1.0)
-            services.kill("smith_controller")  # its lease stays until it runs out: the next one waits
-            services.restart("smith_controller")
+            services.kill(victim)  # its lease stays until it runs out: the next one waits
+            services.restart(victim)
             await converged(kube, namespace, names, within=300)
         nothing_lost_or_doubled(book, names)

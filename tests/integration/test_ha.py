@@ -42,7 +42,11 @@ EXECUTORS_NAMESPACE = "smith-system"
 class Replicas:
     """Controller processes against the test system's planner, status service and executors."""
 
-    def __init__(self, smith: Any, kubeconfig: Path, logs: Path, names: list[str], namespace: str) -> None:
+    def __init__(
+        self, smith: Any, kubeconfig: Path, logs: Path, names: list[str], namespace: str, all_in_one: bool
+    ) -> None:
+        """`all_in_one`: each replica a whole `smith_all`, its executors registered in `namespace` (apart
+        from the test system's, which stay in smith-system)."""
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.metrics = dict(zip(names, free_ports(len(names)), strict=True))
         logs.mkdir(parents=True, exist_ok=True)
@@ -50,19 +54,25 @@ class Replicas:
             env = {
                 **os.environ,
                 "KUBECONFIG": str(kubeconfig),
-                "SMITH_PLANNER": f"127.0.0.1:{smith.planner_port}",
-                "SMITH_STATUS": f"127.0.0.1:{smith.status_port}",
-                "SMITH_NAMESPACE": EXECUTORS_NAMESPACE,
                 # the test's namespace only: the session's other tests leave Bundles behind
                 "SMITH_WATCH_NAMESPACE": namespace,
                 "SMITH_CONTROLLER_ID": name,
                 "SMITH_LEASE_SECONDS": str(LEASE),
                 "SMITH_RESYNC_SECONDS": "0",  # what converges, converges by events
                 "SMITH_METRICS": f"127.0.0.1:{self.metrics[name]}",
-                **smith.trust.env("smith_controller"),
             }
+            if all_in_one:
+                env["SMITH_NAMESPACE"] = namespace
+            else:
+                env |= {
+                    "SMITH_PLANNER": f"127.0.0.1:{smith.planner_port}",
+                    "SMITH_STATUS": f"127.0.0.1:{smith.status_port}",
+                    "SMITH_NAMESPACE": EXECUTORS_NAMESPACE,
+                    **smith.trust.env("smith_controller"),
+                }
+            module = "smith_all" if all_in_one else "smith_controller"
             with (logs / f"{name}.log").open("wb") as out:
-                command = dying_with_parent([sys.executable, "-m", "smith_controller"])
+                command = dying_with_parent([sys.executable, "-m", module])
                 self.processes[name] = subprocess.Popen(
                     command, env=env, stdout=out, stderr=subprocess.STDOUT
                 )
@@ -101,11 +111,11 @@ class Replicas:
 
 @contextlib.asynccontextmanager
 async def three(
-    smith: Any, kubeconfig: Path, logs: Path, namespace: str, prefix: str
+    smith: Any, kubeconfig: Path, logs: Path, namespace: str, prefix: str, *, all_in_one: bool = False
 ) -> AsyncIterator[tuple[Replicas, list[str]]]:
     """Three replicas `<prefix>-a`, `-b`, `-c`, each seeing all three before the test goes on."""
     names = [f"{prefix}-{x}" for x in "abc"]
-    with replicas(smith, kubeconfig, logs, names, namespace) as running:
+    with replicas(smith, kubeconfig, logs, names, namespace, all_in_one=all_in_one) as running:
         await running.all_see(3)
         yield running, names
 
@@ -117,9 +127,9 @@ def share(namespace: str, bundles: list[str], names: list[str], member: str) -> 
 
 @contextlib.contextmanager
 def replicas(
-    smith: Any, kubeconfig: Path, logs: Path, names: list[str], namespace: str
+    smith: Any, kubeconfig: Path, logs: Path, names: list[str], namespace: str, *, all_in_one: bool = False
 ) -> Iterator[Replicas]:
-    running = Replicas(smith, kubeconfig, logs, names, namespace)
+    running = Replicas(smith, kubeconfig, logs, names, namespace, all_in_one)
     try:
         yield running
     finally:
@@ -214,10 +224,20 @@ async def test_three_replicas_share_the_bundles_each_reconciled_by_exactly_one(
         )
 
 
+@pytest.mark.parametrize("mode", ["microservices", "all-in-one"])
 async def test_a_killed_replicas_bundles_are_taken_over_within_its_lease(
-    kube: KubeClient, namespace: str, smith_without_controller: Any, kubeconfig: Path, tmp_path: Path
+    kube: KubeClient,
+    namespace: str,
+    smith_without_controller: Any,
+    kubeconfig: Path,
+    tmp_path: Path,
+    mode: str,
 ) -> None:
-    async with three(smith_without_controller, kubeconfig, tmp_path, namespace, "hk") as (running, names):
+    system, all_in_one = smith_without_controller, mode == "all-in-one"
+    async with three(system, kubeconfig, tmp_path, namespace, "hk", all_in_one=all_in_one) as (
+        running,
+        names,
+    ):
         bundles = [f"k{i}" for i in range(60)]
         victims = share(namespace, bundles, names, "hk-a")
         await asyncio.gather(*(kube.create(chain(b, namespace, "v1", length=4)) for b in bundles))
