@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -165,9 +165,9 @@ def kro(loads: list[int]) -> dict[str, Any]:
     return {"rss": rss, "seconds": seconds}
 
 
-def run(*, loads: list[int], peers: bool, lean: bool = True) -> dict[str, Any]:
+def run(*, loads: list[int], peers: bool, lean: bool = True, modes: Sequence[str] = MODES) -> dict[str, Any]:
     """Per mode ("seven", "all", and "kro" with `peers`): RSS MiB per process at each load (0: idle)."""
-    figures = {mode: smith(mode, loads, lean) for mode in MODES}
+    figures = {mode: smith(mode, loads, lean) for mode in modes}
     if peers:
         figures["kro"] = kro(loads)
     return figures
@@ -175,20 +175,24 @@ def run(*, loads: list[int], peers: bool, lean: bool = True) -> dict[str, Any]:
 
 def report(figures: dict[str, Any]) -> str:
     kro_ = figures.get("kro")
+    ran = [m for m in MODES if m in figures]
+    heads = {"seven": "seven services", "all": "all-in-one"}
     lines = ["", "memory of the whole install (RSS MiB, as in Pods; sum of its processes)"]
     lines.append(
-        f"{'objects':>8}  {'seven services':>15}{'all-in-one':>12}"
-        + (f"{'kro':>8}{'all/kro':>9}" if kro_ else "")
+        f"{'objects':>8}" + "".join(f"{heads[m]:>16}" for m in ran) + (f"{'kro':>8}" if kro_ else "")
     )
-    for load in figures["all"]["rss"]:
-        seven, alone = (sum(figures[m]["rss"][load].values()) for m in MODES)
-        row = f"{load:>8}  {seven:>15.0f}{alone:>12.0f}"
+    for load in figures[ran[-1]]["rss"]:
+        sums = {m: sum(figures[m]["rss"][load].values()) for m in ran}
+        row = f"{load:>8}" + "".join(f"{sums[m]:>16.0f}" for m in ran)
         if kro_:
             peer = kro_["rss"][load]["kro"]
-            row += f"{peer:>8.0f}{alone / peer:>8.2f}x"
+            row += f"{peer:>8.0f}" + "".join(f"  {heads[m]} {sums[m] / peer:.2f}x kro" for m in ran)
         lines.append(row)
+    for mode in [*ran, *(["kro"] if kro_ else [])]:
+        took = ", ".join(f"{n} objects in {s:.0f} s" for n, s in figures[mode]["seconds"].items())
+        lines.append(f"  {mode}: converged {took}")
     lines.append("per process, idle -> at the largest load:")
-    for mode in MODES:
+    for mode in ran:
         rss = figures[mode]["rss"]
         last = max(rss)
         for name in rss[0]:
@@ -200,10 +204,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.modes", description=__doc__)
     parser.add_argument("--loads", default="5000", help="objects converged, one load after another")
     parser.add_argument("--peers", action="store_true", help="kro too (built once by tools/peers/build.sh)")
+    parser.add_argument("--modes", default=",".join(MODES), help="Smith's modes to measure: seven, all")
     parser.add_argument("--with-kubernetes", action="store_true", help="let the processes import it")
     args = parser.parse_args()
     loads = [int(n) for n in args.loads.split(",")]
-    print(report(run(loads=loads, peers=args.peers, lean=not args.with_kubernetes)))
+    modes = [m for m in args.modes.split(",") if m]
+    print(report(run(loads=loads, peers=args.peers, lean=not args.with_kubernetes, modes=modes)))
 
 
 if __name__ == "__main__":
