@@ -193,6 +193,22 @@ class InvalidPathError(BundleError):
 
 
 @dataclass
+class InvalidExpressionError(BundleError):
+    """A CEL expression (`${...}`, `readyWhen`, `includeWhen`) that cannot be parsed or type-checked,
+    or that cannot be evaluated."""
+
+    resource: str
+    field: str  # where it is: `object`, `readyWhen[0]`, `includeWhen[1]`
+    expression: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        shown = self.expression if len(self.expression) <= 120 else self.expression[:117] + "..."
+        return f"resource {self.resource!r}: {self.field} expression ${{{shown}}}: {self.reason}"
+
+
+@dataclass
 class OutputNotDependencyError(BundleError):
     """A `{{resource#path}}` marker naming a resource this one does not depend on."""
 

@@ -115,13 +115,19 @@ class Resource:
     depends_on: tuple[str, ...] = ()
     references: tuple[Reference, ...] = ()
     plugin: PluginRef | None = None
-    # Explicit `dependsOn` plus every resource a reference reads from (a plan asks for them per resource
-    # per wave, so they are worked out once).
+    # CEL expressions (smith_engine.expressions): those of the object (or plugin spec), and the resources
+    # they and `include_when` read; `ready_when` reads the object itself (`self`).
+    expressions: tuple[str, ...] = ()
+    ready_when: tuple[str, ...] = ()
+    include_when: tuple[str, ...] = ()
+    reads: frozenset[str] = frozenset()
+    # Explicit `dependsOn` plus every resource a reference or an expression reads from (a plan asks for
+    # them per resource per wave, so they are worked out once).
     dependencies: frozenset[str] = field(init=False, repr=False, compare=False)
     key: ObjectKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        dependencies = frozenset(self.depends_on) | {r.resource for r in self.references}
+        dependencies = frozenset(self.depends_on) | {r.resource for r in self.references} | self.reads
         object.__setattr__(self, "dependencies", dependencies)
         object.__setattr__(self, "key", ObjectKey.of(self.object))
 

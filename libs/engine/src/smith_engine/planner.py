@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from smith_engine import expressions
 from smith_engine.changes import SECRET, desired_hash, digest
 from smith_engine.deletion import PendingDeletion, being_deleted, next_wave, removals
 from smith_engine.limits import Budget, ExpansionError
@@ -62,6 +64,7 @@ class Reason(StrEnum):
     REFERENCE_NOT_RESOLVED = "ReferenceNotResolved"
     TERMINAL_ERROR = "TerminalError"
     RETRIABLE_ERROR = "RetriableError"
+    EXCLUDED = "Excluded"  # left out by its includeWhen (or a dependency's): not made, deleted if it was
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +158,7 @@ def plan_bundle(
         verdicts[name] = verdict
         if action is not None:
             actions.append(action)
-    wanted = {r.key for r in bundle.resources}
+    wanted = {r.key for r in bundle.resources if verdicts[r.name].reason is not Reason.EXCLUDED}
     removed = [o.object for k, o in sorted(by_key.items()) if k not in wanted and _is_ours(o.object, bundle)]
     gone = removals(
         removed,
@@ -200,6 +203,9 @@ def _plan_resource(
     ref = ObjectRef.of(existing.object) if existing else object_ref(bundle, resource.object)
     if refused is not None:
         return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, refused), None
+    if left_out := sorted(d for d in resource.dependencies if verdicts[d].reason is Reason.EXCLUDED):
+        message = f"left out: it depends on {', '.join(left_out)}, left out"
+        return verdict(VerdictState.READY, Reason.EXCLUDED, message), None
     if not_ready := tuple(
         sorted(d for d in resource.dependencies if verdicts[d].state is not VerdictState.READY)
     ):
@@ -209,6 +215,9 @@ def _plan_resource(
             f"waiting for {', '.join(not_ready)} to be ready",
             blocked_on=not_ready,
         ), None
+    cel = _expression_values(bundle, resource, by_key)
+    if isinstance(cel, Outcome):
+        return verdict(cel.state, cel.reason, cel.message), None
     values: dict[str, JSON] = {}
     for reference in (r for r in resource.references if r.carries_value):
         value = _resolve(bundle, reference, by_key=by_key)
@@ -225,14 +234,14 @@ def _plan_resource(
     if existing is not None and (problem := ownership_problem(existing.object, bundle)):
         return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, problem), None
     if resource.plugin is not None:
-        made = plugins.run(bundle, resource, values, existing=existing, by_key=by_key)
+        made = plugins.run(bundle, resource, values, existing=existing, by_key=by_key, expressions=cel)
         if isinstance(made, tuple):
             state, reason, message = made
             return verdict(state, reason, message), None
         resource, values = replace(resource, object=made), {}  # the plugin's object: no markers of ours
     dependencies = [by_key[bundle.by_name[d].key].object for d in sorted(resource.dependencies)]
     try:
-        desired = desired_object(bundle, resource, values, dependencies, budget=budget)
+        desired = desired_object(bundle, resource, values, dependencies, budget=budget, expressions=cel)
     except ExpansionError as e:
         return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, str(e)), None
     try:
@@ -245,7 +254,8 @@ def _plan_resource(
     if existing is None:
         return applying, Apply(resource.name, desired, expect_absent=True)
     wanted = desired_hash(desired)
-    as_it_is = verdict(*verdict_of(existing.readiness), existing.readiness.message)
+    now = _ready_when(resource, existing)
+    as_it_is = verdict(now.state, now.reason, now.message)
     if existing.in_sync_with == wanted:
         return as_it_is, None
     if being_deleted(existing.object):
@@ -282,6 +292,7 @@ class _PluginRuns:
         *,
         existing: Observed | None,
         by_key: Mapping[ObjectKey, Observed],
+        expressions: Mapping[str, JSON] | None = None,
     ) -> dict[str, Any] | tuple[VerdictState, Reason, str]:
         """The object the plugin made for `resource` (name and namespace set), or the verdict for now."""
         assert resource.plugin is not None
@@ -295,7 +306,8 @@ class _PluginRuns:
                 f"no plugin {name!r} is registered (registered: {known})",
             )
         try:
-            spec = substitute(copy.deepcopy(dict(resource.plugin.spec)), values)
+            identifiers = known_variables(bundle) if expressions else None
+            spec = substitute(dict(resource.plugin.spec), values, expressions=expressions, known=identifiers)
         except ExpansionError as e:
             return VerdictState.ERROR, Reason.TERMINAL_ERROR, str(e)
         if problems := schema_problems(info.schema, spec):
@@ -363,6 +375,92 @@ def _resolve(
     return resolve(reference, target=target, secret=secret)
 
 
+# --- expressions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A resource's verdict for now, where an expression decides it."""
+
+    state: VerdictState
+    reason: Reason
+    message: str
+
+
+def known_variables(bundle: Bundle) -> dict[str, str]:
+    """The Bundle's resources by CEL identifier (smith_engine.expressions.variables)."""
+    return _known(tuple(r.name for r in bundle.resources))
+
+
+@functools.lru_cache(maxsize=1024)
+def _known(names: tuple[str, ...]) -> dict[str, str]:
+    return expressions.variables(names)
+
+
+def _expression_values(
+    bundle: Bundle, resource: Resource, by_key: Mapping[ObjectKey, Observed]
+) -> dict[str, JSON] | Outcome:
+    """The values of the resource's object's expressions, once its `includeWhen` holds; or why not."""
+    if not resource.expressions and not resource.include_when:
+        return {}
+    objects = {d: by_key[bundle.by_name[d].key].object for d in resource.reads}
+    data = expressions.bindings(objects, known_variables(bundle))
+    for index, source in enumerate(resource.include_when):
+        holds = _condition(source, data, f"includeWhen[{index}]")
+        if isinstance(holds, Outcome):
+            return holds
+        if not holds:
+            return Outcome(
+                VerdictState.READY, Reason.EXCLUDED, f"left out: includeWhen ${{{source}}} is false"
+            )
+    values: dict[str, JSON] = {}
+    for source in resource.expressions:
+        value = _evaluated(source, data, "object")
+        if isinstance(value, Outcome):
+            return value
+        values[source] = value
+    return values
+
+
+def _ready_when(resource: Resource, existing: Observed) -> Outcome:
+    """The verdict on an object as it is: its kind's own rules, or, where the resource says `readyWhen`,
+    whether every one of them holds of the object (an object its kind's rules call failed stays so)."""
+    state, reason = verdict_of(existing.readiness)
+    if not resource.ready_when or state is VerdictState.ERROR:
+        return Outcome(state, reason, existing.readiness.message)
+    own = {expressions.SELF: existing.object, expressions.variable(resource.name): existing.object}
+    data = expressions.bindings({}, {}, own)
+    for index, source in enumerate(resource.ready_when):
+        holds = _condition(source, data, f"readyWhen[{index}]")
+        if isinstance(holds, Outcome):
+            if holds.state is VerdictState.BLOCKED:  # a field not there yet: not ready yet
+                return Outcome(VerdictState.IN_PROGRESS, Reason.WAITING, holds.message)
+            return holds
+        if not holds:
+            return Outcome(VerdictState.IN_PROGRESS, Reason.WAITING, f"waiting for readyWhen ${{{source}}}")
+    return Outcome(VerdictState.READY, Reason.READY, "every readyWhen holds")
+
+
+def _condition(source: str, data: Mapping[str, JSON], field: str) -> bool | Outcome:
+    value = _evaluated(source, data, field)
+    if isinstance(value, (Outcome, bool)):
+        return value
+    shown = str(value)[:50]
+    message = f"{field} expression ${{{source}}} must be true or false, not {type(value).__name__} {shown!r}"
+    return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, message)
+
+
+def _evaluated(source: str, data: Mapping[str, JSON], field: str) -> JSON | Outcome:
+    try:
+        value = expressions.evaluate(source, data)
+    except expressions.ExpressionError as e:
+        return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, f"{field} expression ${{{source}}}: {e}")
+    if isinstance(value, expressions.NotYet):
+        message = f"{field} expression ${{{source}}}: {value.reason}"
+        return Outcome(VerdictState.BLOCKED, Reason.REFERENCE_NOT_RESOLVED, message)
+    return value
+
+
 # --- objects --------------------------------------------------------------------------------------
 
 
@@ -406,11 +504,15 @@ def desired_object(
     dependencies: Sequence[JSONObject] = (),
     *,
     budget: Budget | None = None,
+    expressions: Mapping[str, JSON] | None = None,
 ) -> dict[str, Any]:
-    """The object Smith applies: references substituted, in the bundle's namespace, labelled, owned by
-    the Bundle and by the objects of its `dependencies`."""
+    """The object Smith applies: references and expressions substituted, in the bundle's namespace,
+    labelled, owned by the Bundle and by the objects of its `dependencies`."""
     if resource.plugin is None:  # substitute builds every dict and list anew
-        obj: dict[str, Any] = substitute(resource.object, values, budget=budget)
+        known = known_variables(bundle) if expressions else None
+        obj: dict[str, Any] = substitute(
+            resource.object, values, budget=budget, expressions=expressions, known=known
+        )
     else:  # a plugin's object is its own: no markers of ours in it
         obj = copy.deepcopy(dict(resource.object))
     metadata = obj.setdefault("metadata", {})

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no stubs
 
+from smith_engine import expressions
 from smith_engine.limits import MAX_OBJECT_BYTES, MAX_PATH, Budget, ExpansionError, too_deep
 from smith_engine.model import JSON, JSONObject, Modifier, Reference
 
@@ -134,14 +135,23 @@ def _as_text(value: JSON) -> str:
 
 
 def substitute(
-    value: JSON, values: Mapping[str, JSON], *, limit: int = MAX_OBJECT_BYTES, budget: Budget | None = None
+    value: JSON,
+    values: Mapping[str, JSON],
+    *,
+    limit: int = MAX_OBJECT_BYTES,
+    budget: Budget | None = None,
+    expressions: Mapping[str, JSON] | None = None,
+    known: Mapping[str, str] | None = None,
 ) -> JSON:
     """`value` with every marker replaced by `values[name]`: every whole-string marker's name must be in
     `values` (a `{{resource#path}}` marker's under `output_name(resource, path)`); in longer text, only
-    `!{name}` with `name` in `values` is a marker (`\\!{name}` the literal text `!{name}`). The values
-    put in come to at most `limit` characters of text (a repeated marker counts each time), and what is
-    left of `budget` (which they are taken from); more raises ExpansionError."""
+    `!{name}` with `name` in `values` is a marker (`\\!{name}` the literal text `!{name}`). Each `${...}`
+    whose source is in `expressions` is replaced by its value (`smith_engine.expressions`; an escaped
+    `\\${...}` that reads one of `known` loses its backslash); what an expression gives is never read
+    for markers. The values put in come to at most `limit` characters of text (a repeated marker counts
+    each time), and what is left of `budget` (which they are taken from); more raises ExpansionError."""
     substitution = _Substitution(values, limit if budget is None else min(limit, budget.left))
+    substitution.expressions, substitution.known = expressions or {}, known or {}
     try:
         done = substitution.into(value)
     except ExpansionError:
@@ -158,14 +168,17 @@ def substitute(
 class _Substitution:
     def __init__(self, values: Mapping[str, JSON], limit: int) -> None:
         self.values, self.limit = values, limit
+        self.expressions: Mapping[str, JSON] = {}
+        self.known: Mapping[str, str] = {}
         self.sizes: dict[str, int] = {}
         self.spent = 0
         self.nested = False  # a map or list was put in
 
-    def value(self, name: str) -> JSON:
-        found = self.values[name]
-        if (size := self.sizes.get(name)) is None:
-            size = self.sizes[name] = len(_as_text(found))
+    def value(self, name: str, values: Mapping[str, JSON] | None = None) -> JSON:
+        found = (self.values if values is None else values)[name]
+        key = name if values is None else expressions.OPEN + name  # an expression's apart from markers'
+        if (size := self.sizes.get(key)) is None:
+            size = self.sizes[key] = len(_as_text(found))
         self.spent += size
         if self.spent > self.limit:
             raise ExpansionError.larger(self.limit)
@@ -182,14 +195,42 @@ class _Substitution:
         name = output_name(marker.group(1), marker.group(2).strip())
         return _as_text(self.value(name)) if name in self.values else marker.group(0)
 
+    def in_longer_text(self, text: str) -> str:
+        text = _IN_TEXT.sub(self.in_text, text) if "!{" in text else text
+        return _OUTPUT.sub(self.output_in_text, text) if "{{" in text else text
+
+    def is_expression(self, found: expressions.Found) -> bool:
+        if found.escaped:
+            return expressions.is_expression(found.source, self.known)
+        return found.source in self.expressions
+
+    def with_expressions(self, text: str) -> JSON:
+        """`text` with its expressions' values put in, and its markers in the text between them."""
+        found = [f for f in expressions.scan(text, escaped=True) if self.is_expression(f)]
+        if not found:
+            return self.in_longer_text(text)
+        if len(found) == 1 and not found[0].escaped and (found[0].start, found[0].end) == (0, len(text)):
+            return self.value(found[0].source, self.expressions)
+        parts, at = [], 0
+        for f in found:
+            parts.append(self.in_longer_text(text[at : f.start]))
+            if f.escaped:
+                parts.append(text[f.start + 1 : f.end])  # `${...}`, literal
+            else:
+                parts.append(_as_text(self.value(f.source, self.expressions)))
+            at = f.end
+        parts.append(self.in_longer_text(text[at:]))
+        return "".join(parts)
+
     def into(self, value: JSON) -> JSON:
         if isinstance(value, str):
+            if self.known and expressions.OPEN in value:
+                return self.with_expressions(value)
             if whole := _WHOLE_MARKER.match(value):
                 return self.value(whole.group(1))
             if whole := _OUTPUT.fullmatch(value):
                 return self.value(output_name(whole.group(1), whole.group(2).strip()))
-            text = _IN_TEXT.sub(self.in_text, value) if "!{" in value else value
-            return _OUTPUT.sub(self.output_in_text, text) if "{{" in text else text
+            return self.in_longer_text(value)
         if isinstance(value, Mapping):
             return {k: self.into(v) for k, v in value.items()}
         if isinstance(value, list):

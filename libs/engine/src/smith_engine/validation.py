@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Final
 
 from smith_engine.errors import (
@@ -25,6 +27,7 @@ from smith_engine.errors import (
     DuplicateResourceError,
     ForeignNamespaceError,
     InvalidBundleError,
+    InvalidExpressionError,
     InvalidFieldError,
     InvalidNameError,
     InvalidPathError,
@@ -37,6 +40,16 @@ from smith_engine.errors import (
     UndeclaredReferenceError,
     UnknownDependencyError,
     UnknownModifierError,
+)
+from smith_engine.expressions import (
+    SELF,
+    ExpressionError,
+    check,
+    expressions_in,
+    resources_read,
+    scan,
+    variable,
+    variables,
 )
 from smith_engine.graph import creation_waves
 from smith_engine.limits import MAX_DEPTH, MAX_OUTSIDE, MAX_RESOURCES, ExpansionError, shown, too_deep
@@ -109,8 +122,13 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
     namespace = str(metadata.get("namespace") or "")
     resources: list[Resource] = []
     refused: dict[str, tuple[BundleError, ...]] = {}
+    known = variables(
+        [r["name"] for r in raw_resources if isinstance(r, Mapping) and isinstance(r.get("name"), str)]
+    )
     for index, raw in enumerate(raw_resources):
-        resource, found, own = _parse_resource(raw, index=index, namespace=namespace, plugins=plugins or {})
+        resource, found, own = _parse_resource(
+            raw, index=index, namespace=namespace, plugins=plugins or {}, known=known
+        )
         problems.extend(found)
         if resource is not None:
             resources.append(resource)
@@ -138,7 +156,7 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
 
 
 def _parse_resource(
-    raw: Any, *, index: int, namespace: str, plugins: Mapping[str, PluginInfo]
+    raw: Any, *, index: int, namespace: str, plugins: Mapping[str, PluginInfo], known: Mapping[str, str]
 ) -> tuple[Resource | None, list[BundleError], list[BundleError]]:
     """The resource, the problems that stop the whole Bundle, and those of the resource alone."""
     if not isinstance(raw, Mapping):
@@ -177,10 +195,85 @@ def _parse_resource(
     references += outputs
     if plugin and (info := plugins.get(plugin.name)) and not found:
         own.extend(_early_plugin_problems(name, plugin, references, info, dependencies))
+    cel = _expressions(name, raw, content, known)
+    problems.extend(cel.shape)
+    own.extend(cel.problems)
     resource = Resource(
-        name=name, object=obj, depends_on=tuple(depends_on), references=references, plugin=plugin
+        name=name,
+        object=obj,
+        depends_on=tuple(depends_on),
+        references=references,
+        plugin=plugin,
+        expressions=cel.expressions,
+        ready_when=cel.ready_when,
+        include_when=cel.include_when,
+        reads=cel.reads,
     )
     return resource, problems, own
+
+
+@dataclass
+class _Expressions:
+    expressions: tuple[str, ...] = ()
+    ready_when: tuple[str, ...] = ()
+    include_when: tuple[str, ...] = ()
+    reads: frozenset[str] = frozenset()
+    shape: list[BundleError] = dataclass_field(default_factory=list)  # fields of the wrong type
+    problems: list[BundleError] = dataclass_field(default_factory=list)  # the resource's own
+
+
+def _expressions(
+    resource: str, raw: Mapping[str, Any], content: Any, known: Mapping[str, str]
+) -> _Expressions:
+    """The CEL expressions of a resource: those of its object (or plugin spec), its `readyWhen` and
+    `includeWhen`; what they read; what is wrong with them (each a problem of this resource alone)."""
+    found = _Expressions(expressions=tuple(dict.fromkeys(expressions_in(content, known))))
+    reads: set[str] = set()
+    names = tuple(known)
+    for source in found.expressions:
+        reads |= resources_read(source, known)
+        found.problems.extend(_checked(resource, "object", source, names))
+    for field, into in (("includeWhen", "include_when"), ("readyWhen", "ready_when")):
+        conditions = raw.get(field) or []
+        if not isinstance(conditions, list) or not all(isinstance(c, str) for c in conditions):
+            found.shape.append(
+                InvalidFieldError(resource=resource, field=field, reason="must be a list of strings")
+            )
+            continue
+        sources = tuple(condition_source(c) for c in conditions)
+        setattr(found, into, sources)
+        for index, source in enumerate(sources):
+            where = f"{field}[{index}]"
+            if field == "readyWhen":
+                own = (SELF, variable(resource))
+                found.problems.extend(_checked(resource, where, source, own, hint=READY_WHEN_HINT))
+            else:
+                reads |= resources_read(source, known)
+                found.problems.extend(_checked(resource, where, source, names))
+    found.reads = frozenset(reads)
+    return found
+
+
+READY_WHEN_HINT: Final = "readyWhen reads its own object only, as `self`"
+
+
+def condition_source(text: str) -> str:
+    """A `readyWhen` or `includeWhen` entry's expression: `${...}` as a whole, or the text itself."""
+    whole = next(scan(text.strip()), None)
+    stripped = text.strip()
+    if whole is not None and (whole.start, whole.end) == (0, len(stripped)):
+        return whole.source
+    return stripped
+
+
+def _checked(
+    resource: str, field: str, source: str, names: Sequence[str], *, hint: str = ""
+) -> Iterator[BundleError]:
+    try:
+        check(source, names)
+    except ExpressionError as e:
+        reason = f"{e} ({hint})" if hint and "undeclared reference" in str(e) else str(e)
+        yield InvalidExpressionError(resource=resource, field=field, expression=source, reason=reason)
 
 
 def _early_plugin_problems(

@@ -1,0 +1,349 @@
+r"""CEL expressions in a Bundle: `${...}` in a resource's object reads its dependencies, Kubernetes' own
+expression language (`${db.status.endpoint + ':5432'}`), beside `!{name}` markers and `{{res#path}}`.
+
+Names. Each resource of the Bundle is a variable holding its object as the API server has it (status
+included): by its name where that is a CEL identifier (`db`), with `-` and `.` written `_` (`db-secret`
+is `db_secret`), and always as `resources['db-secret']`. In `readyWhen`, `self` is the resource's own
+object.
+
+What is an expression. As with `!{name}` (a marker only where the name is a declared reference), a
+`${...}` is an expression only where it reads something the Bundle names: a resource (or `self` where
+it is defined). `${HOME}` in a shell script, `${VAR}` for an application's own templating stay literal
+text, so every Go Smith Bundle means what it meant; `\${` is a literal `${` where one is needed before
+a name the Bundle uses. An expression's resources are dependencies of its resource, as `dependsOn`.
+
+Values. A string that is exactly one expression takes its value with its type (a number stays a
+number, a map a map); inside longer text the value's text is put in. An expression whose fields are not
+there yet (a key not found, an index past the end) is "not resolved yet": its dependency may fill them
+in. Any other failure is an error of its resource.
+
+Checks. Expressions are parsed and type-checked when the Bundle is read (every variable is a map of
+string to dyn: field types are checked when evaluated), with the strings, math, optional and encoders
+libraries. Each has a cost limit, estimated before it runs as the API server's CEL estimates its own:
+the expression's size times the size of the largest list, map or string it reads for each level of
+comprehension (`map`, `filter`, `all`, `exists`, ...) or string function that grows text (`replace`,
+`join`, `format`) it nests; more than `COST_LIMIT` is an error of its resource and it is not run.
+
+The CEL runtime (cel-expr-python, Google's cel-cpp) is imported at the first expression: it costs a
+process ~25 MiB, which a process that reads no expression does not pay."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import functools
+import re
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from smith_engine.model import JSON
+
+OPEN: Final = "${"
+COST_LIMIT: Final = 1_000_000  # estimated cost units per evaluation (the API server's per-call limit)
+MAX_LENGTH: Final = 4096  # characters of one expression
+RESOURCES: Final = "resources"
+SELF: Final = "self"
+
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BY_NAME: Final = re.compile(r"""\bresources\s*\[\s*(?:'([^'\\]*)'|"([^"\\]*)")\s*\]""")
+# Calls whose cost grows with what they read: comprehensions over a list or map, functions over text.
+_CALLS: Final = re.compile(
+    r"\.\s*(?:(map|filter|all|exists|exists_one|transformList|transformMap|transformMapEntry)"
+    r"|(replace|join|format|split|lowerAscii|upperAscii|reverse|quote))\s*\("
+)
+_KEYWORDS: Final = frozenset(
+    {"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if"}
+    | {"import", "let", "loop", "package", "namespace", "return", "var", "void", "while"}
+)
+
+
+class ExpressionError(ValueError):
+    """An expression that cannot be parsed, type-checked or evaluated, or that would cost too much."""
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One `${...}` of a string: where it is (`start` at `$`, `end` past `}`) and its source."""
+
+    start: int
+    end: int
+    source: str
+    escaped: bool = False
+
+
+def variable(resource: str) -> str:
+    """The CEL identifier of a resource's object (`db-secret` -> `db_secret`)."""
+    return resource.replace("-", "_").replace(".", "_")
+
+
+def variables(resources: Collection[str]) -> dict[str, str]:
+    """Identifier -> resource name, for the names that map to one identifier only (`a-b` and `a.b`
+    would both be `a_b`: neither is, and both are read as `resources['a-b']`)."""
+    by: dict[str, list[str]] = {}
+    for name in resources:
+        by.setdefault(variable(name), []).append(name)
+    return {v: names[0] for v, names in by.items() if len(names) == 1 and v not in _KEYWORDS}
+
+
+def scan(text: str, *, escaped: bool = False) -> Iterator[Found]:
+    """Every `${...}` of `text` with balanced braces outside CEL string literals, in order; an
+    unterminated `${` is literal text, and so is an escaped `\\${...}` (yielded, from its backslash,
+    only when `escaped`)."""
+    at = 0
+    while (start := text.find(OPEN, at)) >= 0:
+        end = _closing(text, start + len(OPEN))
+        if end < 0:
+            return
+        if start == 0 or text[start - 1] != "\\":
+            yield Found(start, end + 1, text[start + len(OPEN) : end])
+        elif escaped:
+            yield Found(start - 1, end + 1, text[start + len(OPEN) : end], escaped=True)
+        at = end + 1
+
+
+def _closing(text: str, at: int) -> int:
+    """The index of the `}` closing the expression that starts at `at`, or -1."""
+    depth, i = 0, at
+    while i < len(text):
+        c = text[i]
+        if c in "'\"":
+            quote = c * 3 if text.startswith(c * 3, i) else c
+            i += len(quote)
+            while i < len(text) and not text.startswith(quote, i):
+                i += 2 if text[i] == "\\" else 1
+            i += len(quote)
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            if depth == 0:
+                return i
+            depth -= 1
+        i += 1
+    return -1
+
+
+def _without_literals(source: str) -> str:
+    """`source` with its string literals' contents blanked (so that names inside them are not read)."""
+    out, i = [], 0
+    while i < len(source):
+        c = source[i]
+        if c in "'\"":
+            quote = c * 3 if source.startswith(c * 3, i) else c
+            j = i + len(quote)
+            while j < len(source) and not source.startswith(quote, j):
+                j += 2 if source[j] == "\\" else 1
+            out.append(quote + " " * max(0, j - i - len(quote)) + quote)
+            i = j + len(quote)
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def names_read(source: str) -> frozenset[str]:
+    """The free identifiers of `source` (not field names after `.`, not inside string literals)."""
+    plain = _without_literals(source)
+    found = set()
+    for m in _IDENTIFIER.finditer(plain):
+        before = plain[: m.start()].rstrip()
+        if before.endswith(".") and not before.endswith(".."):
+            continue  # a field selection or a method
+        if before.endswith("?") and before[:-1].rstrip().endswith("."):
+            continue  # an optional selection `.?name`
+        found.add(m.group(0))
+    return frozenset(found - _KEYWORDS)
+
+
+def resources_read(source: str, known: Mapping[str, str]) -> frozenset[str]:
+    """The Bundle's resources `source` reads: by identifier (`known`: identifier -> resource) and by
+    `resources['name']`."""
+    names = names_read(source)
+    read = {known[n] for n in names if n in known}
+    if RESOURCES in names:
+        read.update(a or b for a, b in _BY_NAME.findall(source))
+    return frozenset(read)
+
+
+def is_expression(source: str, known: Mapping[str, str], own: Collection[str] = ()) -> bool:
+    """Whether a `${...}` is an expression: it reads a resource of the Bundle, or one of `own`."""
+    names = names_read(source)
+    return bool(names & (known.keys() | set(own))) or (RESOURCES in names and bool(_BY_NAME.search(source)))
+
+
+def expressions_in(value: JSON, known: Mapping[str, str], own: Collection[str] = ()) -> Iterator[str]:
+    """The source of every expression in the strings of `value` (map keys are not searched)."""
+    if isinstance(value, str):
+        if OPEN in value:
+            yield from (f.source for f in scan(value) if is_expression(f.source, known, own))
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from expressions_in(v, known, own)
+    elif isinstance(value, list):
+        for v in value:
+            yield from expressions_in(v, known, own)
+
+
+# --- checking and evaluating ----------------------------------------------------------------------
+
+
+def check(source: str, names: Collection[str]) -> None:
+    """Parse and type-check `source` with `names` (and `resources`) declared. Raises ExpressionError."""
+    if len(source) > MAX_LENGTH:
+        raise ExpressionError(f"the expression is {len(source)} characters long; at most {MAX_LENGTH}")
+    if RESOURCES in names_read(source) and not _BY_NAME.search(source):
+        raise ExpressionError("resources[...] takes a resource's name in quotes: resources['db-secret']")
+    _compiled(source, tuple(sorted({*names, RESOURCES})))
+
+
+def bindings(
+    objects: Mapping[str, JSON], known: Mapping[str, str], own: Mapping[str, JSON] | None = None
+) -> dict[str, JSON]:
+    """What an expression sees: each of `objects` (by resource name) under its identifier (`known`:
+    identifier -> resource) and in `resources`, and `own` (`self`)."""
+    seen = {name: _readable(obj) for name, obj in objects.items()}
+    data: dict[str, JSON] = {v: seen[name] for v, name in known.items() if name in seen}
+    return {**data, RESOURCES: seen, **{k: _readable(v) for k, v in (own or {}).items()}}
+
+
+def _readable(obj: JSON) -> JSON:
+    """An object as expressions see it: without its managedFields (the API server's bookkeeping, large,
+    and nothing a Bundle means to read)."""
+    if not isinstance(obj, Mapping) or not isinstance(meta := obj.get("metadata"), Mapping):
+        return obj
+    if "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
+@dataclass(frozen=True, slots=True)
+class NotYet:
+    """Why an expression has no value yet: a field it reads is not there (yet)."""
+
+    reason: str
+
+
+def evaluate(source: str, data: Mapping[str, JSON]) -> JSON | NotYet:
+    """The value of `source` with `data` bound (`bindings`), as JSON; NotYet while a field it reads is
+    not there. Raises ExpressionError (also for a cost over the limit, before it runs)."""
+    program = _compiled(source, tuple(sorted({*data, RESOURCES})))
+    if (cost := estimated_cost(source, data)) > COST_LIMIT:
+        raise ExpressionError(f"its estimated cost {cost:,} exceeds the limit of {COST_LIMIT:,}")
+    try:
+        value = program.eval(data={RESOURCES: {}, **data})
+    except RuntimeError as e:  # the runtime's own limits (its comprehensions' iteration budget)
+        raise ExpressionError(
+            _first_line(str(e).removeprefix("INTERNAL: ").removesuffix(" [INTERNAL]"))
+        ) from None
+    if value.type().name() == "ERROR":
+        problem = str(value.plain_value())
+        if problem.startswith("NOT_FOUND") or "Index error" in problem or "no such key" in problem:
+            return NotYet(_first_line(problem.removeprefix("NOT_FOUND: ")))
+        raise ExpressionError(_first_line(problem))
+    return _json(value.plain_value())
+
+
+def estimated_cost(source: str, data: Mapping[str, JSON]) -> int:
+    """Size of `source` (its tokens) times, for the deepest nesting of costly calls in it, the product of
+    what each may read: one more than the largest list or map for a comprehension (`map`, `filter`,
+    `all`, ...), one more than the longest string for a function over text (its square for `replace`,
+    whose output grows with both its inputs); an expression with a comprehension once more by the longest
+    string, which each of its elements may copy."""
+    plain = _without_literals(source)
+    tokens = len(re.findall(r"\w+|[^\w\s]", plain))
+    calls = {m.end() - 1: m for m in _CALLS.finditer(plain)}  # where each costly call's `(` is
+    if not calls:
+        return tokens
+    collections, text = _largest(data)
+    factors = {"comprehension": collections + 1, "text": text + 1, "replace": (text + 1) ** 2}
+    open_: list[int] = []  # per open parenthesis: the factor its call multiplies by (1: none)
+    product = worst = 1
+    for i, c in enumerate(plain):
+        if c == "(":
+            call = calls.get(i)
+            kind = "" if call is None else "comprehension" if call.group(1) else call.group(2)
+            factor = factors.get(kind, factors["text"]) if kind else 1
+            open_.append(factor)
+            product *= factor
+            worst = max(worst, product)
+        elif c == ")" and open_:
+            product //= open_.pop()
+    copies = text + 1 if any(m.group(1) for m in calls.values()) else 1
+    return tokens * worst * copies
+
+
+def _largest(value: JSON, *, budget: int = 100_000) -> tuple[int, int]:
+    """The size of the largest list or map, and of the longest string, in `value` (looked at in at most
+    `budget` steps)."""
+    collections, text, stack, steps = 0, 0, [value], 0
+    while stack and steps < budget:
+        item = stack.pop()
+        steps += 1
+        if isinstance(item, str):
+            text = max(text, len(item))
+        elif isinstance(item, Mapping):
+            collections = max(collections, len(item))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            collections = max(collections, len(item))
+            stack.extend(item)
+    return collections, text
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0][:300] if message.strip() else "it could not be evaluated"
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(source: str, names: tuple[str, ...]) -> Any:
+    env = _environment(names)
+    try:
+        return env.compile(source)
+    except RuntimeError as e:
+        raise ExpressionError(_compile_problem(str(e))) from None
+
+
+def _compile_problem(message: str) -> str:
+    """The CEL checker's message, without its status prefix: `undeclared reference to 'x'`, a syntax
+    error with its column."""
+    text = message.split("ERROR: <input>:", 1)[-1]
+    line = text.splitlines()[0] if text else message
+    return re.sub(r"\s*\[INVALID_ARGUMENT\]\s*$", "", line).strip()[:300]
+
+
+@functools.lru_cache(maxsize=256)
+def _environment(names: tuple[str, ...]) -> Any:
+    cel, extensions = _runtime()
+    document = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
+    return cel.NewEnv(variables=dict.fromkeys(names, document), extensions=[e() for e in extensions])
+
+
+@functools.cache
+def _runtime() -> tuple[Any, list[Any]]:
+    from cel_expr_python import cel  # type: ignore[import-untyped]
+    from cel_expr_python.ext import (  # type: ignore[import-untyped]
+        ext_encoders,
+        ext_math,
+        ext_optional,
+        ext_strings,
+    )
+
+    return cel, [ext_strings.ExtStrings, ext_math.ExtMath, ext_optional.ExtOptional, ext_encoders.ExtEncoders]
+
+
+def _json(value: Any) -> JSON:
+    """A CEL value as JSON: bytes as base64, timestamps as RFC 3339, durations as Go writes them."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, datetime.timedelta):
+        return f"{value.total_seconds():g}s"
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    return str(value)

@@ -1,0 +1,188 @@
+"""CEL in Bundles on the real plane: `${...}` values read from dependencies with their types, checked by
+the API server's own validation of what Smith applies; `includeWhen` leaving a resource out and
+deleting it; `readyWhen` holding back dependents until the object says so; a bad expression costing its
+own resource an error, never the rest of the Bundle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from live import (
+    bundle,
+    deployment_object,
+    edit_bundle,
+    exists,
+    get_bundle,
+    resource_condition,
+    until_condition,
+    until_resource,
+)
+from smith_kube import KubeClient
+from smith_kube.client import MERGE_PATCH
+from support import config_map, eventually, resource
+
+pytestmark = pytest.mark.controlplane
+
+
+def web_app(name: str, namespace: str, *, ingress: bool) -> dict[str, Any]:
+    """An app as a platform team writes it: a database Secret (stringData), settings read from it, a
+    Deployment and a Service whose numbers come from the settings, an Ingress only where asked for."""
+    db = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db"},
+        "stringData": {"host": "db-1.internal", "port": "5432"},
+    }
+    settings = config_map(
+        "settings",
+        {
+            "url": "postgres://${string(base64.decode(db.data.host))}:${string(base64.decode(db.data.port))}",
+            "replicas": "3",
+            "port": "8080",
+            "ingress": "true" if ingress else "false",
+        },
+    )
+    deployment = deployment_object("web", replicas=1)
+    deployment["spec"]["replicas"] = "${int(settings.data.replicas)}"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "DATABASE_URL", "value": "${settings.data.url}"}]
+    container["ports"] = [{"containerPort": "${int(settings.data.port)}"}]
+    container["resources"] = {"requests": {"cpu": "0.5", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"app": "web"},
+            "ports": [{"port": 80, "targetPort": "${int(settings.data.port)}"}],
+        },
+    }
+    ingress_object = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "web"},
+        "spec": {
+            "rules": [
+                {
+                    "host": "${web.metadata.name + '.' + web.metadata.namespace + '.example.com'}",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+    return bundle(
+        name,
+        namespace,
+        resource("db", db),
+        resource("settings", settings),
+        resource("web", deployment),
+        resource("web-svc", service),
+        {**resource("web-ingress", ingress_object), "includeWhen": ["${settings.data.ingress == 'true'}"]},
+    )
+
+
+@pytest.mark.fullplane  # the Deployment rolls out
+async def test_expressions_give_typed_values_the_api_server_accepts_and_include_when_follows_edits(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    await kube.create(web_app("app", namespace, ingress=False))
+    done = await until_condition(kube, namespace, "app", "Ready", within=60)
+    assert resource_condition(done, "web-ingress", "Ready")["reason"] == "Excluded"
+    assert not await exists(kube, "networking.k8s.io/v1", "Ingress", "web", namespace)
+    stored = await kube.get("apps/v1", "Deployment", "web", namespace)
+    assert stored["spec"]["replicas"] == 3  # an int, as the schema wants it
+    container = stored["spec"]["template"]["spec"]["containers"][0]
+    assert container["env"] == [{"name": "DATABASE_URL", "value": "postgres://db-1.internal:5432"}]
+    assert container["ports"][0]["containerPort"] == 8080
+    assert container["resources"]["requests"]["cpu"] == "500m"
+    service = await kube.get("v1", "Service", "web", namespace)
+    assert service["spec"]["ports"][0]["targetPort"] == 8080
+    # the Deployment reads the settings, the settings the Secret: each waits for what it reads
+    owners = {o["name"] for o in stored["metadata"]["ownerReferences"] if not o.get("controller")}
+    assert owners == {"settings"}
+
+    def ingress_on(spec: dict[str, Any]) -> None:
+        spec["resources"][1]["spec"]["object"]["data"]["ingress"] = "true"
+
+    await edit_bundle(kube, namespace, "app", ingress_on)
+
+    async def made() -> bool:
+        return await exists(kube, "networking.k8s.io/v1", "Ingress", "web", namespace)
+
+    await eventually(made, within=30, what="the Ingress once includeWhen holds")
+    ingress = await kube.get("networking.k8s.io/v1", "Ingress", "web", namespace)
+    assert ingress["spec"]["rules"][0]["host"] == f"web.{namespace}.example.com"
+
+    def ingress_off(spec: dict[str, Any]) -> None:
+        spec["resources"][1]["spec"]["object"]["data"]["ingress"] = "false"
+
+    await edit_bundle(kube, namespace, "app", ingress_off)
+
+    async def gone() -> bool:
+        return not await exists(kube, "networking.k8s.io/v1", "Ingress", "web", namespace)
+
+    await eventually(gone, within=30, what="the Ingress deleted once includeWhen no longer holds")
+    await until_condition(kube, namespace, "app", "Ready")
+
+
+async def test_ready_when_holds_dependents_back_until_the_object_says_so(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    gate = {
+        **resource("gate", config_map("gate", {"a": "1"})),
+        "readyWhen": ["${self.data.?open.orValue('') == 'yes'}"],
+    }
+    await kube.create(bundle("gated", namespace, gate, resource("after", depends_on=["gate"])))
+    waiting = await until_resource(kube, namespace, "gated", "gate", "InProgress")
+    assert "readyWhen" in resource_condition(waiting, "gate", "InProgress")["message"]
+    assert not await exists(kube, "v1", "ConfigMap", "after", namespace)
+    # someone else (a job, an operator) says it is open: a field the Bundle does not set, kept by Smith
+    opened = {"data": {"open": "yes"}}
+    await kube.patch("v1", "ConfigMap", "gate", opened, namespace=namespace, content_type=MERGE_PATCH)
+    await until_condition(kube, namespace, "gated", "Ready")
+    assert await exists(kube, "v1", "ConfigMap", "after", namespace)
+
+
+async def test_a_bad_expression_is_its_resources_error_and_the_rest_converges(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    source = config_map("source", {"v": "1"})
+    typo = config_map("typo", {"v": "${source.data.v + sourse.data.v}"})
+    costly = config_map(
+        "costly", {"v": "${source.data.v.split('').map(a, source.data.v.split('').map(b, a + b))}"}
+    )
+    await kube.create(
+        bundle(
+            "bad",
+            namespace,
+            resource("source", source),
+            resource("typo", typo),
+            resource("fine", config_map("fine", {"v": "${source.data.v}"})),
+        )
+    )
+    bad = await until_resource(kube, namespace, "bad", "typo", "Error")
+    message = resource_condition(bad, "typo", "Error")["message"]
+    assert "undeclared reference to 'sourse.data.v'" in message
+    assert "${source.data.v + sourse.data.v}" in message
+    await until_resource(kube, namespace, "bad", "fine", "Ready")
+    assert (await kube.get("v1", "ConfigMap", "fine", namespace))["data"]["v"] == "1"
+    assert not await exists(kube, "v1", "ConfigMap", "typo", namespace)
+
+    def expensive(spec: dict[str, Any]) -> None:
+        spec["resources"][0]["spec"]["object"]["data"]["v"] = "x" * 2000
+        spec["resources"].append(resource("costly", costly))
+
+    await edit_bundle(kube, namespace, "bad", expensive)
+    refused = await until_resource(kube, namespace, "bad", "costly", "Error")
+    assert "exceeds the limit of 1,000,000" in resource_condition(refused, "costly", "Error")["message"]
+    assert (await get_bundle(kube, namespace, "bad"))["metadata"]["generation"] == 2

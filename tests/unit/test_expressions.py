@@ -1,0 +1,205 @@
+"""CEL expressions in Bundles (`${...}`, readyWhen, includeWhen): what is an expression and what stays
+literal text, what they read (dependencies), their values with their types, checks, cost, and the
+planner's verdicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smith_engine import expressions
+from smith_engine.errors import InvalidBundleError, InvalidExpressionError, SelfDependencyError
+from smith_engine.planner import Apply, Delete, Plan, Reason, VerdictState, dependency_reference, plan_bundle
+from support import bundle, config_map, observed, resource, waiting
+
+
+def applied(plan: Plan) -> dict[str, dict[str, Any]]:
+    return {a.resource: dict(a.object) for a in plan.actions if isinstance(a, Apply)}
+
+
+def db() -> dict[str, Any]:
+    return resource("db", {**config_map("db", {"host": "db.example", "port": "5432"}), "status": {"n": 3}})
+
+
+def app(data: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {**resource("app", config_map("app", data)), **fields}
+
+
+# --- what is an expression ------------------------------------------------------------------------
+
+
+def test_a_dollar_brace_that_reads_no_name_of_the_bundle_is_literal_text() -> None:
+    script = "echo ${HOME} ${PATH:-/bin} and ${db.data.host}"
+    b = bundle(db(), app({"script": script}))
+    assert b.by_name["app"].expressions == ("db.data.host",)
+    assert b.by_name["app"].dependencies == {"db"}
+    plan = plan_bundle(b, [observed(b, {**config_map("db", {"host": "h"})})])
+    assert applied(plan)["app"]["data"]["script"] == "echo ${HOME} ${PATH:-/bin} and h"
+
+
+def test_text_that_names_nothing_of_the_bundle_means_what_it_meant() -> None:
+    data = {"x": "${b}", "y": "$${B.c}", "z": "${", "w": "${[1, 2]}", "v": "\\${b}"}
+    b = bundle(resource("a", config_map("a", data)))
+    assert b.by_name["a"].expressions == ()
+    assert applied(plan_bundle(b, []))["a"]["data"] == data
+
+
+def test_names_inside_string_literals_and_after_dots_are_not_read() -> None:
+    known = expressions.variables(["db", "web-app", "status"])
+    source = "'db' + web_app.status.db + resources['status'].x + \"${db}\""
+    assert expressions.resources_read(source, known) == {"web-app", "status"}
+
+
+def test_names_with_dashes_and_dots_are_identifiers_with_underscores_unless_two_collide() -> None:
+    assert expressions.variables(["db-secret", "a.b", "a-b", "in"]) == {"db_secret": "db-secret"}
+
+
+@given(st.text(alphabet="${}'\"\\ab.", max_size=30))
+def test_scanning_any_text_never_fails_and_finds_only_balanced_expressions(text: str) -> None:
+    for found in expressions.scan(text, escaped=True):
+        assert text[found.start : found.end].endswith("}")
+        assert text[found.start : found.end].lstrip("\\").startswith("${")
+
+
+# --- values ---------------------------------------------------------------------------------------
+
+
+def test_a_whole_string_expression_keeps_its_type_and_text_takes_its_text() -> None:
+    b = bundle(
+        db(),
+        app(
+            {
+                "url": "${db.data.host + ':' + db.data.port}",
+                "n": "${db.status.n + 1}",
+                "map": "${ {'a': db.status.n} }",
+                "line": "n=${db.status.n} list=${[db.status.n, 2]}",
+                "escaped": "\\${db.data.host}",
+            }
+        ),
+    )
+    source = {**config_map("db", {"host": "db.example", "port": "5432"}), "status": {"n": 3}}
+    data = applied(plan_bundle(b, [observed(b, source)]))["app"]["data"]
+    assert data == {
+        "url": "db.example:5432",
+        "n": 4,
+        "map": {"a": 3},
+        "line": "n=3 list=[3,2]",
+        "escaped": "${db.data.host}",
+    }
+
+
+def test_a_value_an_expression_gives_is_never_read_for_markers_or_expressions() -> None:
+    b = bundle(db(), app({"v": "${db.data.host}"}))
+    hostile = config_map("db", {"host": "!{x} {{db#data.port}} ${db.data.port}"})
+    assert applied(plan_bundle(b, [observed(b, hostile)]))["app"]["data"]["v"] == hostile["data"]["host"]
+
+
+def test_a_field_not_there_yet_blocks_and_a_type_error_is_the_resources_error() -> None:
+    b = bundle(db(), app({"v": "${db.status.endpoint}"}), resource("other"))
+    plan = plan_bundle(b, [observed(b, config_map("db"))])
+    assert plan.verdict("app").state is VerdictState.BLOCKED
+    assert plan.verdict("app").reason is Reason.REFERENCE_NOT_RESOLVED
+    assert "status" in plan.verdict("app").message
+    wrong = bundle(db(), app({"v": "${db.data.port + 1}"}), resource("other"))
+    plan = plan_bundle(wrong, [observed(wrong, config_map("db", {"port": "5432"}))])
+    assert plan.verdict("app").state is VerdictState.ERROR
+    assert "No matching overloads" in plan.verdict("app").message
+    assert "other" in applied(plan)
+
+
+def test_an_expression_waits_for_what_it_reads_as_for_depends_on() -> None:
+    b = bundle(db(), app({"v": "${db.data.host}"}))
+    plan = plan_bundle(b, [observed(b, config_map("db", {"host": "h"}), waiting())])
+    assert plan.verdict("app").blocked_on == ("db",)
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+
+def test_unknown_identifiers_and_syntax_errors_are_errors_of_their_resource_only() -> None:
+    b = bundle(db(), app({"v": "${db.data.host + nope}", "w": "${db.data.}"}), resource("other"))
+    problems = b.refused["app"]
+    assert all(isinstance(p, InvalidExpressionError) for p in problems)
+    assert "undeclared reference to 'nope'" in problems[0].message
+    assert "${db.data.host + nope}" in problems[0].message
+    assert "Syntax error" in problems[1].message
+    plan = plan_bundle(b, [])
+    assert plan.verdict("app").reason is Reason.TERMINAL_ERROR
+    assert set(applied(plan)) == {"db", "other"}
+
+
+def test_an_expression_reading_its_own_resource_is_a_self_dependency() -> None:
+    with pytest.raises(InvalidBundleError) as invalid:
+        bundle(resource("a", config_map("a", {"v": "${a.data.x}"})))
+    assert any(isinstance(p, SelfDependencyError) for p in invalid.value.problems)
+
+
+def test_an_expression_over_the_cost_limit_is_refused_before_it_runs() -> None:
+    nested = "db.data.l.map(a, db.data.l.map(b, db.data.l.map(c, a + b + c)))"
+    b = bundle(db(), app({"v": "${" + nested + "}"}))
+    many = config_map("db", {"l": "x" * 200})
+    plan = plan_bundle(b, [observed(b, {**many, "data": {"l": list(range(200))}})])
+    assert plan.verdict("app").state is VerdictState.ERROR
+    assert "exceeds the limit of 1,000,000" in plan.verdict("app").message
+    small = plan_bundle(b, [observed(b, {**many, "data": {"l": [1, 2]}})])
+    assert applied(small)["app"]["data"]["v"] == [[[3, 4], [4, 5]], [[4, 5], [5, 6]]]
+
+
+# --- includeWhen and readyWhen --------------------------------------------------------------------
+
+
+def test_include_when_false_leaves_the_resource_and_its_dependents_out_and_deletes_them() -> None:
+    b = bundle(
+        db(),
+        app({"v": "x"}, includeWhen=["${db.data.enabled == 'true'}"]),
+        resource("uses-app", depends_on=["app"]),
+        resource("other"),
+    )
+    made_app = observed(b, config_map("app", {"v": "x"}))
+    uses_app = observed(b, config_map("uses-app"))
+    uses_app.object["metadata"]["ownerReferences"].insert(0, dependency_reference(made_app.object))
+    present = [observed(b, config_map("db", {"enabled": "false"})), made_app, uses_app]
+    present.append(observed(b, config_map("other")))
+    plan = plan_bundle(b, present)
+    assert plan.verdict("app").reason is Reason.EXCLUDED
+    assert plan.verdict("app").state is VerdictState.READY
+    assert "includeWhen" in plan.verdict("app").message
+    assert plan.verdict("uses-app").reason is Reason.EXCLUDED
+    deleted = {a.object.name for a in plan.actions if isinstance(a, Delete)}
+    assert deleted == {"uses-app"}  # dependents first; `app` once nothing that depends on it is left
+    included = plan_bundle(b, [observed(b, config_map("db", {"enabled": "true"}))])
+    assert "app" in applied(included)
+
+
+def test_include_when_must_be_true_or_false() -> None:
+    b = bundle(db(), app({}, includeWhen=["db.data.host"]))
+    plan = plan_bundle(b, [observed(b, config_map("db", {"host": "h"}))])
+    assert plan.verdict("app").state is VerdictState.ERROR
+    assert "must be true or false, not str" in plan.verdict("app").message
+
+
+def test_ready_when_decides_readiness_from_the_object_itself() -> None:
+    b = bundle(
+        resource("job", config_map("job"))
+        | {"readyWhen": ["${self.data.done == 'yes'}", "job.data.ok == 'yes'"]},
+        resource("next", depends_on=["job"]),
+    )
+    not_yet = plan_bundle(b, [observed(b, config_map("job", {"done": "no", "ok": "yes"}))])
+    assert not_yet.verdict("job").state is VerdictState.IN_PROGRESS
+    assert "readyWhen ${self.data.done == 'yes'}" in not_yet.verdict("job").message
+    assert "next" not in applied(not_yet)
+    missing = plan_bundle(b, [observed(b, config_map("job"))])
+    assert missing.verdict("job").state is VerdictState.IN_PROGRESS
+    done = plan_bundle(b, [observed(b, config_map("job", {"done": "yes", "ok": "yes"}))])
+    assert done.verdict("job").state is VerdictState.READY
+    assert "next" in applied(done)
+
+
+def test_ready_when_reads_only_its_own_object() -> None:
+    b = bundle(db(), resource("app", depends_on=["db"]) | {"readyWhen": ["db.data.x == 'y'"]})
+    (problem,) = b.refused["app"]
+    assert "undeclared reference to 'db.data.x'" in problem.message
+    assert "readyWhen reads its own object only, as `self`" in problem.message
