@@ -356,3 +356,50 @@ def test_a_log_gets_a_line_per_change_the_connection_and_all_ready() -> None:
         "all 1 Bundles are Ready",
     ]
     assert log.lines(Snapshot({"web": ready})) == []
+
+
+EXPRESSIONS = """\
+apiVersion: smith.atlassian.com/v1
+kind: Bundle
+metadata: {name: cel}
+spec:
+  resources:
+  - name: a
+    readyWhen: ["${self.data.k == 'v'}"]
+    spec: {apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {k: v}}
+  - name: b
+    includeWhen: ["${a.data.k == 'x'}"]
+    spec: {apiVersion: v1, kind: ConfigMap, metadata: {name: b}, data: {k: "${a.data.k}"}}
+  - name: c
+    spec: {apiVersion: v1, kind: ConfigMap, metadata: {name: c}, data: {k: "${a.data.k + nope}"}}
+"""
+
+
+def test_validate_and_plan_name_a_bad_expression_with_its_resource_and_plan_says_what_is_left_out(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "cel.yaml", EXPRESSIONS)
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"✗ {path}: bundle 'cel': resource 'c': object expression ${{a.data.k + nope}}: "
+        "1:12: undeclared reference to 'nope' (in container '')\n"
+    )
+    planned = CliRunner().invoke(cli, ["plan", str(path)])
+    assert "  wave 1: a" in planned.output
+    assert "  b left out: includeWhen ${a.data.k == 'x'} is false" in planned.output
+
+
+def test_graph_shows_conditions_and_the_dependencies_expressions_read(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["graph", str(write(tmp_path, "cel.yaml", EXPRESSIONS))])
+    assert result.stdout.splitlines()[1:] == [
+        "  a[\"a<br/>ConfigMap a<br/>ready when self.data.k == 'v'\"]",
+        "  b[\"b<br/>ConfigMap b<br/>if a.data.k == 'x'\"]",
+        '  c["c<br/>ConfigMap c"]',
+        "  a --> b",
+        "  a --> c",
+    ]
+    dotted = CliRunner().invoke(
+        cli, ["graph", str(write(tmp_path, "cel.yaml", EXPRESSIONS)), "--format", "dot"]
+    )
+    assert "[label=\"b\\nConfigMap b\\nif a.data.k == 'x'\"];" in dotted.stdout

@@ -1,7 +1,8 @@
 """A Bundle's dependency graph as text other tools draw: Mermaid (GitHub renders it in Markdown) and
 Graphviz dot, and as SVG or PNG through Graphviz's `dot` when it is installed. Nodes are resources (with
-the object they stand for), edges go from a dependency to what depends on it, and resources of one
-creation wave share a rank. Given the live states (a Bundle's status), nodes are coloured by them."""
+the object they stand for, and their `includeWhen` and `readyWhen`), edges go from a dependency to what
+depends on it, and resources of one creation wave share a rank. Given the live states (a Bundle's
+status), nodes are coloured by them."""
 
 from __future__ import annotations
 
@@ -26,6 +27,25 @@ def _label(resource: Resource) -> str:
     return f"{made}{obj.get('kind', '?')} {obj.get('metadata', {}).get('name', '?')}"
 
 
+def _conditions(resource: Resource) -> list[str]:
+    """A resource's conditions, shortened: `if <includeWhen>`, `ready when <readyWhen>`."""
+
+    def short(text: str) -> str:
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    return [f"if {short(c)}" for c in resource.include_when] + [
+        f"ready when {short(c)}" for c in resource.ready_when
+    ]
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def _dot_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _edges(bundle: Bundle) -> list[tuple[str, str]]:
     return sorted((d, r.name) for r in bundle.resources for d in r.dependencies)
 
@@ -33,7 +53,9 @@ def _edges(bundle: Bundle) -> list[tuple[str, str]]:
 def mermaid(bundle: Bundle, states: Mapping[str, str] | None = None) -> str:
     states = states or {}
     lines = ["graph LR"]
-    lines += [f'  {r.name}["{r.name}<br/>{_label(r)}{_said(states, r)}"]' for r in bundle.resources]
+    for r in bundle.resources:
+        said = "".join(f"<br/>{_mermaid_text(c)}" for c in _conditions(r))
+        lines.append(f'  {r.name}["{r.name}<br/>{_label(r)}{_said(states, r)}{said}"]')
     lines += [f"  {a} --> {b}" for a, b in _edges(bundle)]
     used = sorted({s for s in states.values() if s in COLOURS})
     lines += [f"  classDef {s} fill:{COLOURS[s]}" for s in used]
@@ -52,7 +74,8 @@ def dot(bundle: Bundle, states: Mapping[str, str] | None = None) -> str:
         fill = (
             f', style=filled, fillcolor="{COLOURS[states[r.name]]}"' if states.get(r.name) in COLOURS else ""
         )
-        lines.append(f'  "{r.name}" [label="{r.name}\\n{_label(r)}{_said(states, r)}"{fill}];')
+        said = "".join(f"\\n{_dot_text(c)}" for c in _conditions(r))
+        lines.append(f'  "{r.name}" [label="{r.name}\\n{_label(r)}{_said(states, r)}{said}"{fill}];')
     for wave in creation_waves(bundle.dependencies):
         lines.append("  { rank=same; " + " ".join(f'"{n}";' for n in sorted(wave)) + " }")
     lines += [f'  "{a}" -> "{b}";' for a, b in _edges(bundle)]

@@ -17,7 +17,7 @@ import yaml
 from smith_engine.changes import desired_hash
 from smith_engine.errors import InvalidBundleError
 from smith_engine.model import Bundle
-from smith_engine.planner import Apply, Observed, Plan, VerdictState, plan_bundle
+from smith_engine.planner import Apply, Observed, Plan, Reason, VerdictState, plan_bundle
 from smith_engine.readiness import READY
 from smith_engine.references import Unresolved, lookup, place
 from smith_engine.validation import load_bundle
@@ -113,4 +113,5 @@ def plan_lines(bundle: Bundle) -> list[str]:
         for v in last.verdicts
         if v.state is not VerdictState.READY
     ]
+    lines += [f"  {v.resource} {v.message}" for v in last.verdicts if v.reason is Reason.EXCLUDED]
     return lines

@@ -45,7 +45,7 @@ MAX_LENGTH: Final = 4096  # characters of one expression
 RESOURCES: Final = "resources"
 SELF: Final = "self"
 
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME: Final = re.compile(r"(\.\s*\??\s*)?\b([A-Za-z_][A-Za-z0-9_]*)")  # a selection when group 1 is set
 _BY_NAME: Final = re.compile(r"""\bresources\s*\[\s*(?:'([^'\\]*)'|"([^"\\]*)")\s*\]""")
 # Calls whose cost grows with what they read: comprehensions over a list or map, functions over text.
 _CALLS: Final = re.compile(
@@ -124,35 +124,29 @@ def _closing(text: str, at: int) -> int:
     return -1
 
 
+_LITERAL: Final = re.compile(
+    "|".join(
+        (
+            r"'''(?:[^\\]|\\.)*?'''",
+            r'"""(?:[^\\]|\\.)*?"""',
+            r"'(?:[^'\\]|\\.)*'",
+            r'"(?:[^"\\]|\\.)*"',
+        )
+    ),
+    re.DOTALL,
+)
+
+
 def _without_literals(source: str) -> str:
     """`source` with its string literals' contents blanked (so that names inside them are not read)."""
-    out, i = [], 0
-    while i < len(source):
-        c = source[i]
-        if c in "'\"":
-            quote = c * 3 if source.startswith(c * 3, i) else c
-            j = i + len(quote)
-            while j < len(source) and not source.startswith(quote, j):
-                j += 2 if source[j] == "\\" else 1
-            out.append(quote + " " * max(0, j - i - len(quote)) + quote)
-            i = j + len(quote)
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
+    return _LITERAL.sub(lambda m: m.group(0)[0] * 2, source)
 
 
 def names_read(source: str) -> frozenset[str]:
-    """The free identifiers of `source` (not field names after `.`, not inside string literals)."""
+    """The free identifiers of `source` (not field names after `.` or `.?`, not inside string literals);
+    in time linear in its length."""
     plain = _without_literals(source)
-    found = set()
-    for m in _IDENTIFIER.finditer(plain):
-        before = plain[: m.start()].rstrip()
-        if before.endswith(".") and not before.endswith(".."):
-            continue  # a field selection or a method
-        if before.endswith("?") and before[:-1].rstrip().endswith("."):
-            continue  # an optional selection `.?name`
-        found.add(m.group(0))
+    found = {m.group(2) for m in _NAME.finditer(plain) if not m.group(1)}
     return frozenset(found - _KEYWORDS)
 
 
@@ -167,7 +161,9 @@ def resources_read(source: str, known: Mapping[str, str]) -> frozenset[str]:
 
 
 def is_expression(source: str, known: Mapping[str, str], own: Collection[str] = ()) -> bool:
-    """Whether a `${...}` is an expression: it reads a resource of the Bundle, or one of `own`."""
+    """Whether a `${...}` is an expression: it reads a resource of the Bundle, or one of `own` (in its
+    first MAX_LENGTH characters: one longer is checked, and refused, only when those read one)."""
+    source = source[:MAX_LENGTH]
     names = names_read(source)
     return bool(names & (known.keys() | set(own))) or (RESOURCES in names and bool(_BY_NAME.search(source)))
 
