@@ -207,7 +207,7 @@ async def hostile_and_ordinary(kube: KubeClient, namespace: str, asked: list[str
 
     await refused("not-re2", "cm", "is not an RE2 regular expression")
     await refused("fetching", "made", "Smith resolves no reference outside the schema itself")
-    await invalid("reading", f"read {MAX_OUTSIDE + 1} ConfigMaps and Secrets it does not hold")
+    await invalid("reading", f"reads {MAX_OUTSIDE + 1} objects it does not hold")
     await invalid("wide", f"has {MAX_RESOURCES + 1} resources")
     assert asked == [], "a schema's $ref was fetched"
 

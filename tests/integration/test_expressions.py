@@ -186,3 +186,42 @@ async def test_a_bad_expression_is_its_resources_error_and_the_rest_converges(
     refused = await until_resource(kube, namespace, "bad", "costly", "Error")
     assert "exceeds the limit of 1,000,000" in resource_condition(refused, "costly", "Error")["message"]
     assert (await get_bundle(kube, namespace, "bad"))["metadata"]["generation"] == 2
+
+
+async def test_an_external_secret_is_waited_for_watched_read_and_never_written(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    ref = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db-credentials"}}
+    url = "postgres://${string(base64.decode(db_credentials.data.user))}@db:5432"
+    await kube.create(
+        bundle(
+            "ext",
+            namespace,
+            {"name": "db-credentials", "externalRef": ref},
+            resource("client", config_map("client", {"url": url})),
+        )
+    )
+    waiting = await until_resource(kube, namespace, "ext", "db-credentials", "Blocked")
+    blocked = resource_condition(waiting, "db-credentials", "Blocked")
+    assert blocked["reason"] == "ExternalObjectNotFound"
+    assert "waiting for Secret db-credentials to exist" in blocked["message"]
+    secret = {**ref, "metadata": {"name": "db-credentials", "namespace": namespace}}
+    await kube.create({**secret, "stringData": {"user": "app", "password": "hunter2-never-in-status"}})
+    await until_condition(kube, namespace, "ext", "Ready")  # told by the by-name watch, no resync
+    assert (await kube.get("v1", "ConfigMap", "client", namespace))["data"]["url"] == "postgres://app@db:5432"
+
+    patched = await kube.patch(
+        "v1", "Secret", "db-credentials", {"stringData": {"user": "app2"}}, namespace=namespace
+    )
+
+    async def followed() -> bool:
+        got = await kube.get("v1", "ConfigMap", "client", namespace)
+        return bool(got["data"]["url"] == "postgres://app2@db:5432")
+
+    await eventually(followed, what="the client to follow the external Secret")
+    stored = await kube.get("v1", "Secret", "db-credentials", namespace)
+    assert stored["metadata"]["resourceVersion"] == patched["metadata"]["resourceVersion"]  # never written
+    assert "labels" not in stored["metadata"]
+    assert "ownerReferences" not in stored["metadata"]
+    status = str((await get_bundle(kube, namespace, "ext"))["status"])
+    assert "hunter2" not in status

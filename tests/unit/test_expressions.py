@@ -203,3 +203,52 @@ def test_ready_when_reads_only_its_own_object() -> None:
     (problem,) = b.refused["app"]
     assert "undeclared reference to 'db.data.x'" in problem.message
     assert "readyWhen reads its own object only, as `self`" in problem.message
+
+
+# --- externalRef ----------------------------------------------------------------------------------
+
+
+def external(name: str, kind: str = "Secret", **fields: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "externalRef": {"apiVersion": "v1", "kind": kind, "metadata": {"name": name}},
+        **fields,
+    }
+
+
+def test_an_external_object_is_read_never_written_and_owns_nothing() -> None:
+    b = bundle(external("db-credentials"), app({"user": "${db_credentials.data.user}"}))
+    missing = plan_bundle(b, [])
+    assert missing.verdict("db-credentials").state is VerdictState.BLOCKED
+    assert missing.verdict("db-credentials").reason is Reason.EXTERNAL_NOT_FOUND
+    assert "waiting for Secret db-credentials to exist" in missing.verdict("db-credentials").message
+    assert missing.verdict("app").blocked_on == ("db-credentials",)
+    assert not missing.actions
+    theirs = observed(
+        b, {**config_map("db-credentials", {"user": "dXNlcg=="}), "kind": "Secret"}, owned=False
+    )
+    plan = plan_bundle(b, [theirs])
+    assert plan.verdict("db-credentials").state is VerdictState.READY
+    made = applied(plan)
+    assert set(made) == {"app"}  # the Secret itself is never applied
+    assert made["app"]["data"]["user"] == "dXNlcg=="
+    assert [o["kind"] for o in made["app"]["metadata"]["ownerReferences"]] == ["Bundle"]
+    assert not [a for a in plan.actions if isinstance(a, Delete)]  # not the Bundle's: never deleted
+
+
+def test_an_external_objects_ready_when_decides_and_its_shape_is_checked() -> None:
+    b = bundle(
+        external("gate", "ConfigMap", readyWhen=["${self.data.open == 'yes'}"]),
+        resource("after", depends_on=["gate"]),
+    )
+    closed = plan_bundle(b, [observed(b, config_map("gate", {"open": "no"}), owned=False)])
+    assert closed.verdict("gate").state is VerdictState.IN_PROGRESS
+    assert not closed.actions
+    with pytest.raises(InvalidBundleError) as invalid:
+        bundle(
+            {**external("x"), "spec": {"object": config_map("x")}},
+            {"name": "y", "externalRef": {"kind": "Secret"}},
+        )
+    messages = [p.message for p in invalid.value.problems]
+    assert any("externalRef takes the place of spec" in m for m in messages), messages
+    assert any("'y'" in m and "apiVersion" in m for m in messages), messages

@@ -121,6 +121,9 @@ class Resource:
     ready_when: tuple[str, ...] = ()
     include_when: tuple[str, ...] = ()
     reads: frozenset[str] = frozenset()
+    # `externalRef`: an object Smith reads and never writes (`object` is its identity); READY when it
+    # exists (and its `ready_when` holds), Blocked until then.
+    external: bool = False
     # Explicit `dependsOn` plus every resource a reference or an expression reads from (a plan asks for
     # them per resource per wave, so they are worked out once).
     dependencies: frozenset[str] = field(init=False, repr=False, compare=False)

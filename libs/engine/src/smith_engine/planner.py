@@ -64,6 +64,7 @@ class Reason(StrEnum):
     REFERENCE_NOT_RESOLVED = "ReferenceNotResolved"
     TERMINAL_ERROR = "TerminalError"
     RETRIABLE_ERROR = "RetriableError"
+    EXTERNAL_NOT_FOUND = "ExternalObjectNotFound"  # an externalRef's object is not there (yet)
     EXCLUDED = "Excluded"  # left out by its includeWhen (or a dependency's): not made, deleted if it was
 
 
@@ -215,6 +216,8 @@ def _plan_resource(
             f"waiting for {', '.join(not_ready)} to be ready",
             blocked_on=not_ready,
         ), None
+    if resource.external:
+        return verdict(*_external(resource, existing)), None
     cel = _expression_values(bundle, resource, by_key)
     if isinstance(cel, Outcome):
         return verdict(cel.state, cel.reason, cel.message), None
@@ -239,7 +242,12 @@ def _plan_resource(
             state, reason, message = made
             return verdict(state, reason, message), None
         resource, values = replace(resource, object=made), {}  # the plugin's object: no markers of ours
-    dependencies = [by_key[bundle.by_name[d].key].object for d in sorted(resource.dependencies)]
+    # objects it depends on, as owners (an object Smith does not manage never owns one of Smith's)
+    dependencies = [
+        by_key[bundle.by_name[d].key].object
+        for d in sorted(resource.dependencies)
+        if not bundle.by_name[d].external
+    ]
     try:
         desired = desired_object(bundle, resource, values, dependencies, budget=budget, expressions=cel)
     except ExpansionError as e:
@@ -420,6 +428,17 @@ def _expression_values(
             return value
         values[source] = value
     return values
+
+
+def _external(resource: Resource, existing: Observed | None) -> tuple[VerdictState, Reason, str]:
+    """An externalRef: READY when its object exists (and its readyWhen holds); never written."""
+    if existing is None:
+        obj = resource.object
+        what = f"{obj['kind']} {obj['metadata']['name']}"
+        message = f"waiting for {what} to exist: Smith reads it (externalRef) and does not make it"
+        return VerdictState.BLOCKED, Reason.EXTERNAL_NOT_FOUND, message
+    now = _ready_when(resource, existing)
+    return now.state, now.reason, now.message
 
 
 def _ready_when(resource: Resource, existing: Observed) -> Outcome:

@@ -73,7 +73,7 @@ from smith_engine.references import (
     outputs_in,
     substitute,
 )
-from smith_engine.workloads import outside_sources
+from smith_engine.workloads import external_refs, outside_sources
 
 _DNS1123_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _REFERENCE_NAME: Final = re.compile(r"[A-Za-z0-9_.\-]+\Z")
@@ -135,11 +135,11 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
             if own:
                 refused[resource.name] = tuple(own)
     problems.extend(_bundle_problems(resources))
-    if len(outside := outside_sources(obj)) > MAX_OUTSIDE:
+    if (outside := len(outside_sources(obj)) + len(external_refs(obj))) > MAX_OUTSIDE:
         problems.append(
             LimitError(
-                f"the Bundle's objects read {len(outside)} ConfigMaps and Secrets it does not hold; "
-                f"Smith reads and watches at most {MAX_OUTSIDE} for one Bundle"
+                f"the Bundle reads {outside} objects it does not hold (ConfigMaps and Secrets its objects "
+                f"read, externalRefs); Smith reads and watches at most {MAX_OUTSIDE} for one Bundle"
             )
         )
     if problems:
@@ -171,6 +171,8 @@ def _parse_resource(
     problems: list[BundleError] = []
     if (why := dns1123_problem(name)) is not None:
         problems.append(InvalidNameError(resource=name, field="resource name", name=name, reason=why))
+    if "externalRef" in raw:
+        return _external(raw, name, namespace, problems)
     if shape := plugin_problems(raw.get("spec")):
         return None, [*problems, *(InvalidFieldError(resource=name, field=f, reason=r) for f, r in shape)], []
     plugin = plugin_ref(raw.get("spec"))
@@ -208,6 +210,50 @@ def _parse_resource(
         ready_when=cel.ready_when,
         include_when=cel.include_when,
         reads=cel.reads,
+    )
+    return resource, problems, own
+
+
+def _external(
+    raw: Mapping[str, Any], name: str, namespace: str, problems: list[BundleError]
+) -> tuple[Resource | None, list[BundleError], list[BundleError]]:
+    """A resource naming an object Smith reads and never writes: `externalRef: {apiVersion, kind,
+    metadata: {name}}`, in the Bundle's namespace."""
+    ref = raw.get("externalRef")
+    if raw.get("spec") is not None:
+        problems.append(
+            InvalidFieldError(resource=name, field="externalRef", reason="takes the place of spec")
+        )
+    if not isinstance(ref, Mapping):
+        return (
+            None,
+            [*problems, InvalidFieldError(resource=name, field="externalRef", reason="must be an object")],
+            [],
+        )
+    metadata = ref.get("metadata")
+    meta: dict[str, Any] = dict(metadata) if isinstance(metadata, Mapping) else {}
+    obj = {"apiVersion": ref.get("apiVersion"), "kind": ref.get("kind"), "metadata": meta}
+    problems.extend(_object_key_problems(name, obj))
+    own = list(_object_rule_problems(name, obj, namespace=namespace))
+    depends_on = raw.get("dependsOn") or []
+    if not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on):
+        problems.append(
+            InvalidFieldError(resource=name, field="dependsOn", reason="must be a list of resource names")
+        )
+        depends_on = []
+    cel = _expressions(name, raw, {}, {})
+    problems.extend(cel.shape)
+    own.extend(cel.problems)
+    if cel.include_when:
+        problems.append(
+            InvalidFieldError(resource=name, field="includeWhen", reason="an externalRef is read, never made")
+        )
+    resource = Resource(
+        name=name,
+        object={"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": meta.get("name")}},
+        depends_on=tuple(depends_on),
+        ready_when=cel.ready_when,
+        external=True,
     )
     return resource, problems, own
 

@@ -114,6 +114,18 @@ def outside_sources(bundle: JSONObject) -> set[tuple[str, str]]:
     return config_sources(bundle) - described_config(bundle)
 
 
+def external_refs(bundle: JSONObject) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of every object a Bundle's resources name with `externalRef`: objects it
+    reads and does not hold, in its namespace (read and watched for it by name, as config sources are)."""
+    found = []
+    for raw in _maps(_map(bundle, "spec").get("resources")):
+        ref = _map(raw, "externalRef")
+        api_version, kind, name = ref.get("apiVersion"), ref.get("kind"), _map(ref, "metadata").get("name")
+        if all(isinstance(v, str) and v for v in (api_version, kind, name)):
+            found.append((str(api_version), str(kind), str(name)))
+    return sorted(set(found))
+
+
 def described_config(bundle: JSONObject) -> set[tuple[str, str]]:
     """(kind, name) of the ConfigMaps and Secrets (any v1 object) the Bundle's own resources describe."""
     own = set()

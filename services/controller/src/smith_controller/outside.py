@@ -24,7 +24,7 @@ from smith_engine.limits import MAX_OUTSIDE
 from smith_engine.model import GroupKind, JSONObject, ObjectRef, resource_object
 from smith_engine.references import binding_secret_name
 from smith_engine.servicecatalog import SERVICE_BINDING, SERVICE_INSTANCE
-from smith_engine.workloads import config_sources, described_config
+from smith_engine.workloads import config_sources, described_config, external_refs
 from smith_kube import KubeClient, NotFoundError, UnservedKindError
 from smith_kube.catalog import service_catalog
 from smith_kube.informer import run_informer
@@ -156,15 +156,17 @@ def all_watched(
 
 
 def sources(bundle: JSONObject, children: Sequence[Child]) -> list[ObjectRef]:
-    """The ConfigMaps and Secrets the Bundle's objects read that are not the Bundle's own: given to the
-    planner, and watched by name (a change re-runs the Bundle; one not there yet is watched for)."""
+    """The objects its resources name with `externalRef`, and the ConfigMaps and Secrets the Bundle's
+    objects read that are not the Bundle's own: given to the planner, and watched by name (a change
+    re-runs the Bundle; one not there yet is watched for)."""
     read = config_sources(bundle)
     if len(read - described_config(bundle)) > MAX_OUTSIDE:
         return []  # the planner refuses the Bundle (see workloads.outside_sources): none is read or watched
     namespace = bundle["metadata"]["namespace"]
     own = {(c.key.group_kind.kind, c.key.name) for c in children if c.api_version == "v1"}
     sources = sorted(read - own)[:MAX_OUTSIDE]  # (the spec's own yet to be made too)
-    return [ObjectRef("v1", k, namespace, n) for k, n in sources]
+    named = [ObjectRef(a, k, namespace, n) for a, k, n in external_refs(bundle)]  # externalRef
+    return [*named, *(ObjectRef("v1", k, namespace, n) for k, n in sources)][:MAX_OUTSIDE]
 
 
 async def _config_objects(
