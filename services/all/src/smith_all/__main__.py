@@ -1,11 +1,11 @@
 """`python -m smith_all` (`smith-all`): all of Smith in one process, for small installs and development:
 the controller, the planner, the status service, the three executors and the sample `app` plugin on one
-event loop. They call each other in-process (smith_wire.local: no port, no TLS, no serialisation), and
-the services share one API client; each executor and the plugin still registers (endpoint
-`local:<name>`), so the controller routes as it does between processes. Settings as the controller's
-(SMITH_NAMESPACE, SMITH_WATCH_NAMESPACE, SMITH_RESYNC_SECONDS, ...); metrics and probes on
-$SMITH_METRICS (default 127.0.0.1:8400). Replicas work as the controller's do: each uses its own
-servicers."""
+event loop. They call each other in-process (smith_wire.local: no port, no TLS, no serialisation) and
+share one API client (one connection pool, one rate limit: SMITH_API_QPS); each executor and the plugin
+still registers (endpoint `local:<name>`), so the controller routes as it does between processes.
+Settings as the controller's (SMITH_NAMESPACE, SMITH_WATCH_NAMESPACE, SMITH_RESYNC_SECONDS, ...);
+metrics and probes on $SMITH_METRICS (default 127.0.0.1:8400). Replicas work as the controller's do:
+each uses its own servicers."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from smith_wire import local
 from smith_wire.rpc import run_loop
 
 from smith_engine.readiness import BUILTIN, SERVICE_CATALOG
-from smith_kube import KubeClient, KubeConfig, TokenBucket
+from smith_kube import KubeClient, KubeConfig
 
 log = logging.getLogger("smith.all")
 PLANNER, STATUS = f"{local.PREFIX}planner", f"{local.PREFIX}status"
@@ -66,15 +66,14 @@ async def executors(kube: KubeClient) -> AsyncIterator[None]:
 
 
 async def serve(config: KubeConfig, settings: Settings) -> None:
-    kube = KubeClient(
-        config, rate=TokenBucket.from_env()
-    )  # the services' one client (the controller has its own)
+    kube = KubeClient(config, rate=settings.rate())  # every service's one client (and one rate limit)
     status = StatusServicer(kube)
     local.serve(PLANNER, PlannerServicer())
     local.serve(STATUS, status)
     # in-process calls need no trust; a call to a server elsewhere (an executor or plugin of your own,
     # registered with a host:port) goes with TLS and a token as the controller's always do
-    controller = Controller(config, dataclasses.replace(settings, planner=PLANNER, status=STATUS))
+    here = dataclasses.replace(settings, planner=PLANNER, status=STATUS)
+    controller = Controller(config, here, shared=kube)
     stop, ready = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -63,9 +63,12 @@ class Controller:
     bundles: dict[BundleKey, BundleState] = field(default_factory=dict)
     routing: RoutingTable = field(default_factory=RoutingTable)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)  # registered plugins, by name
+    # An API client to use, and leave open, instead of one of its own (smith_all's, shared by every
+    # service in the process: one connection pool, one rate limit).
+    shared: KubeClient | None = None
 
     async def start(self) -> None:
-        self.kube = KubeClient(self.kube_config, rate=self.settings.rate())
+        self.kube = self.shared or KubeClient(self.kube_config, rate=self.settings.rate())
         self.clients = ServiceClients.connect(
             planner=self.settings.planner,
             status=self.settings.status,
@@ -239,7 +242,8 @@ class Controller:
         await self.by_name.stop()
         await self.cache.stop()
         await self.clients.close()
-        await self.kube.close()
+        if self.shared is None:
+            await self.kube.close()
 
     def resync(self, *, changed: bool = True) -> None:
         """Mark every Bundle for a reconcile. `changed`: something every pass reads changed (who serves
