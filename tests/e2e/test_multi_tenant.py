@@ -73,3 +73,23 @@ async def converge(kubeconfig: Path) -> None:
         assert '"bundle-deployer"' in said["message"], said
         assert '"team-b"' in said["message"], said
         assert not await exists(kube, "v1", "ConfigMap", "settings", "team-b")
+        await external_refs_are_read_with_the_bundles_rights(kube)
+
+
+async def external_refs_are_read_with_the_bundles_rights(kube: KubeClient) -> None:
+    """An externalRef's object is read for a Bundle only where its ServiceAccount may get it: Smith's own
+    rights (it reads every Secret) never become the author's."""
+    for team in ("team-a", "team-b"):
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "admin", "namespace": team}}
+        await kube.create({**secret, "stringData": {"token": f"never-copied-{team}"}})
+    ref = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "admin"}}
+    copy = config_map("copy", {"token": "${admin.data.token}"})
+    for team in ("team-a", "team-b"):
+        await kube.create(bundle("peek", team, {"name": "admin", "externalRef": ref}, resource("copy", copy)))
+    await until_condition(kube, "team-a", "peek", "Ready", within=60)  # bundle-deployer may read it there
+    peek = await until_condition(kube, "team-b", "peek", "Error", within=60)
+    said = resource_condition(peek, "admin", "Error")
+    assert said["reason"] == "RetriableError", said  # retried: the account may be granted the right
+    assert "system:serviceaccount:team-b:bundle-deployer may not get Secret admin" in said["message"], said
+    assert not await exists(kube, "v1", "ConfigMap", "copy", "team-b")
+    assert "never-copied-team-b" not in str(peek)

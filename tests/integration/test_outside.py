@@ -46,7 +46,7 @@ async def test_an_outside_object_is_kept_as_its_watch_tells_and_read_from_memory
             raise AssertionError("a watched object was read from the API")
 
         monkeypatch.setattr(kube, "get", no_get)
-        (found,) = await read(kube, bundle, [], [ref], watches)
+        (found,) = (await read(kube, bundle, [], [ref], watches)).objects
         assert found["data"] == {"MODE": "fast"}
         assert "managedFields" not in found["metadata"]
         monkeypatch.undo()
@@ -55,7 +55,7 @@ async def test_an_outside_object_is_kept_as_its_watch_tells_and_read_from_memory
         await kept("slow")
         await kube.delete("v1", "ConfigMap", "team-settings", namespace=namespace)
         await kept(None)
-        assert await read(kube, bundle, [], [ref], watches) == []
+        assert (await read(kube, bundle, [], [ref], watches)).objects == []
 
         watches.set(BUNDLE, ())  # no Bundle reads it any more: not watched, not kept
         assert watches.kept(ref) == (False, None)

@@ -1,7 +1,8 @@
 """Objects outside a Bundle that matter to it, which carry no Smith label and so are in no watch of the
-child cache: an existing object Smith does not control that blocks a resource, and a ConfigMap or Secret
-a Deployment or ServiceInstance of the Bundle reads (there or not yet). Each is watched alone, by name,
-while it matters, and any change to it (its controller reference pointed at the Bundle, an edit, its
+child cache: an existing object Smith does not control that blocks a resource, a ConfigMap or Secret a
+Deployment or ServiceInstance of the Bundle reads (there or not yet), and an object a resource names
+with `externalRef` (read only where the Bundle's ServiceAccount may: `Access`). Each is watched alone,
+by name, while it matters, and any change to it (its controller reference pointed at the Bundle, an edit, its
 creation or deletion) marks the Bundles it matters to for a reconcile. Level-triggered: no polling.
 
 A pass reads what it needs of them (`read`): those ConfigMaps and Secrets (as their watches keep them;
@@ -13,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from smith_controller.cache import BundleKey, Child, Keep, Notify
 from smith_controller.tasks import cancel_and_wait
@@ -28,6 +31,7 @@ from smith_engine.workloads import config_sources, described_config, external_re
 from smith_kube import KubeClient, NotFoundError, UnservedKindError
 from smith_kube.catalog import service_catalog
 from smith_kube.informer import run_informer
+from smith_kube.reviews import may, service_account_user
 
 log = logging.getLogger("smith.controller.outside")
 Target = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
@@ -127,20 +131,87 @@ class OutsideWatches:
                 self._kept.pop(target, None)
 
 
+@dataclass(frozen=True)
+class Read:
+    """What a pass reads from outside its Bundle: the objects (those that exist), and the externalRefs
+    its ServiceAccount may not read (each a stub of its identity, and why)."""
+
+    objects: list[JSONObject]
+    forbidden: list[tuple[JSONObject, str]] = field(default_factory=list)
+
+
 async def read(
     kube: KubeClient,
     bundle: JSONObject,
     children: Sequence[Child],
     wanted: Sequence[ObjectRef],
     watches: OutsideWatches,
-) -> list[JSONObject]:
+    access: Access | None = None,
+) -> Read:
     """What a pass of `bundle` reads from outside it (those that exist): `wanted` (its `sources`: as their
-    watches keep them, read only when not watched yet), the Secrets its ServiceBindings wrote, the
-    catalog's classes and plans."""
+    watches keep them, read only when not watched yet; an externalRef only when `access` says the
+    Bundle's ServiceAccount may read it), the Secrets its ServiceBindings wrote, the catalog's classes and
+    plans."""
     written = await _binding_secrets(kube, children)  # read fresh: a kept copy of one may lag
     names = {o["metadata"]["name"] for o in written}
     rest = [r for r in wanted if not (r.kind == "Secret" and r.name in names)]
-    return [*written, *await _config_objects(kube, rest, watches), *await _catalog(kube, bundle)]
+    forbidden: list[tuple[JSONObject, str]] = []
+    if access is not None and (external := set(external_refs(bundle))):
+        for ref in [r for r in rest if (r.api_version, r.kind, r.name) in external]:
+            if (problem := await access.problem(bundle, ref)) is not None:
+                rest.remove(ref)
+                meta = {"name": ref.name, "namespace": ref.namespace}
+                forbidden.append(
+                    ({"apiVersion": ref.api_version, "kind": ref.kind, "metadata": meta}, problem)
+                )
+    objects = [*written, *await _config_objects(kube, rest, watches), *await _catalog(kube, bundle)]
+    return Read(objects, forbidden)
+
+
+ACCESS_SECONDS: Final = 30.0  # how long an answer of the API server's authorizers is kept
+
+
+class Access:
+    """What a Bundle's ServiceAccount may read (SubjectAccessReview), asked before Smith reads an object
+    it names with `externalRef` for it: Smith reads with its own rights, which must not become the
+    author's. A Bundle acts as its `spec.serviceAccountName`, else `default_account`
+    (SMITH_DEFAULT_SERVICE_ACCOUNT, the multi-tenant install's); with neither it acts with the executors'
+    own rights, as its writes do, and nothing is asked. Answers are kept ACCESS_SECONDS."""
+
+    def __init__(self, kube: KubeClient, default_account: str) -> None:
+        self.kube = kube
+        self.default_account = default_account
+        self._answers: dict[tuple[str, ...], tuple[float, bool]] = {}
+
+    async def problem(self, bundle: JSONObject, ref: ObjectRef) -> str | None:
+        """Why the Bundle may not read `ref`, or None when it may."""
+        spec = bundle.get("spec") if isinstance(bundle.get("spec"), dict) else {}
+        account = str((spec or {}).get("serviceAccountName") or self.default_account)
+        if not account:
+            return None
+        user, groups = service_account_user(ref.namespace, account)
+        key = (user, ref.api_version, ref.kind, ref.namespace, ref.name)
+        now = time.monotonic()
+        if (known := self._answers.get(key)) is None or now - known[0] > ACCESS_SECONDS:
+            try:
+                allowed = await may(
+                    self.kube,
+                    user,
+                    groups,
+                    verb="get",
+                    api_version=ref.api_version,
+                    kind=ref.kind,
+                    namespace=ref.namespace,
+                    name=ref.name,
+                )
+            except UnservedKindError:
+                return None  # nothing to read: the planner says it is not there
+            if len(self._answers) > 10_000:
+                self._answers.clear()
+            known = self._answers[key] = (now, allowed)
+        if known[1]:
+            return None
+        return f"{user} may not get {ref.kind} {ref.name}: an externalRef is read with the Bundle's rights"
 
 
 def all_watched(

@@ -45,7 +45,7 @@ from smith_engine.deletion import FINALIZER, PendingDeletion
 from smith_engine.limits import MAX_OUTSIDE
 from smith_engine.model import GroupKind, JSONObject, ObjectKey, ObjectRef, group_of
 from smith_engine.planner import Action, Apply, Verdict
-from smith_engine.readiness import READY
+from smith_engine.readiness import READY, retriable
 from smith_engine.status import ActionResult, may_wait
 from smith_kube import KubeClient
 
@@ -80,6 +80,7 @@ async def run_pass(
     children: Sequence[Child],
     *,
     outside: Sequence[JSONObject] = (),
+    forbidden: Sequence[tuple[JSONObject, str]] = (),
     earlier: Sequence[ActionResult] = (),
     fence: Fence | None = None,
     hold: bool = False,
@@ -112,6 +113,13 @@ async def run_pass(
         seen.add(
             [ObjectKey.of(o) for o in outside],
             [common_pb2.Observed(object_json=dump(o), readiness=ready) for o in outside],
+        )
+        seen.add(  # externalRefs the Bundle may not read: errors of their resources, retried
+            [ObjectKey.of(o) for o, _ in forbidden],
+            [
+                common_pb2.Observed(object_json=dump(o), readiness=readiness_to_proto(retriable(why)))
+                for o, why in forbidden
+            ],
         )
 
         # 2. plan and 3. act, in one pass: an apply the API server answers with an object already READY
@@ -354,6 +362,7 @@ class Reconciler:
     later: Callable[[BundleKey, float], None]  # reconcile the Bundle again after so many seconds
     status_window: float
     plan_ahead: bool
+    access: outside.Access | None = None  # what a Bundle's ServiceAccount may read (externalRef)
 
     async def reconcile(
         self, key: BundleKey, state: BundleState, *, fence: Fence | None, guard: Callable[[], None]
@@ -376,11 +385,13 @@ class Reconciler:
         try:
             children = self.cache.children(key)
             sources = outside.sources(bundle, children)
+            read = await outside.read(self.kube, bundle, children, sources, self.by_name, self.access)
             step = await run_pass(
                 self.clients,
                 bundle,
                 children,
-                outside=await outside.read(self.kube, bundle, children, sources, self.by_name),
+                outside=read.objects,
+                forbidden=read.forbidden,
                 earlier=state.unreported,
                 fence=fence,
                 hold=state.window_left(self.status_window) > 0,

@@ -59,6 +59,9 @@ class Settings:
     status_window: float = 1.0
     # a pass applies the waves the planner plans ahead with the wave before them (see smith_engine.ahead)
     plan_ahead: bool = True
+    # the ServiceAccount a Bundle naming none acts as (the executors' SMITH_DEFAULT_SERVICE_ACCOUNT):
+    # an externalRef is read for a Bundle only where its account may (see outside.Access)
+    default_account: str = ""
     # how it calls the services: TLS and its ServiceAccount token (see smith_wire.trust)
     trust: ClientTrust | Insecure = field(default_factory=client_trust_from_env)
 
@@ -76,6 +79,7 @@ class Settings:
             api_burst=int(os.environ.get("SMITH_API_BURST") or 0),
             status_window=float(os.environ.get("SMITH_STATUS_WINDOW", "1")),
             plan_ahead=os.environ.get("SMITH_PLAN_AHEAD", "1") != "0",
+            default_account=os.environ.get("SMITH_DEFAULT_SERVICE_ACCOUNT", ""),
         )
 
     def rate(self) -> TokenBucket | None:
