@@ -178,7 +178,7 @@ def test_include_when_must_be_true_or_false() -> None:
     b = bundle(db(), app({}, includeWhen=["db.data.host"]))
     plan = plan_bundle(b, [observed(b, config_map("db", {"host": "h"}))])
     assert plan.verdict("app").state is VerdictState.ERROR
-    assert "must be true or false, not str" in plan.verdict("app").message
+    assert plan.verdict("app").message.endswith("must be true or false, not a str")  # never the value
 
 
 def test_ready_when_decides_readiness_from_the_object_itself() -> None:
@@ -252,3 +252,26 @@ def test_an_external_objects_ready_when_decides_and_its_shape_is_checked() -> No
     messages = [p.message for p in invalid.value.problems]
     assert any("externalRef takes the place of spec" in m for m in messages), messages
     assert any("'y'" in m and "apiVersion" in m for m in messages), messages
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "creds.data.password",  # a string where a bool is wanted (includeWhen)
+        "creds.data[creds.data.password] == 'x'",  # a key not found, named by the value
+        "creds.data.user.matches(creds.data.password + '(')",  # a pattern RE2 refuses, made of the value
+        "int(creds.data.password) > 0",  # a conversion that fails
+        "creds.data['pre-' + creds.data.password] == 'x'",  # the value inside a longer key
+    ],
+)
+def test_no_value_an_expression_read_is_ever_in_its_verdict(source: str) -> None:
+    secret = "hunter2-in-a-secret"
+    b = bundle(external("creds"), app({}, includeWhen=["${" + source + "}"]))
+    creds = observed(
+        b, {**config_map("creds", {"password": secret, "user": "u"}), "kind": "Secret"}, owned=False
+    )
+    plan = plan_bundle(b, [creds])
+    verdict = plan.verdict("app")
+    assert verdict.state in (VerdictState.ERROR, VerdictState.BLOCKED)
+    assert secret not in verdict.message
+    assert "hunter2" not in verdict.message

@@ -229,14 +229,12 @@ def evaluate(source: str, data: Mapping[str, JSON]) -> JSON | NotYet:
     try:
         value = program.eval(data={RESOURCES: {}, **data})
     except RuntimeError as e:  # the runtime's own limits (its comprehensions' iteration budget)
-        raise ExpressionError(
-            _first_line(str(e).removeprefix("INTERNAL: ").removesuffix(" [INTERNAL]"))
-        ) from None
+        raise ExpressionError(told(str(e).removeprefix("INTERNAL: "), source, data)) from None
     if value.type().name() == "ERROR":
         problem = str(value.plain_value())
         if problem.startswith("NOT_FOUND") or "Index error" in problem or "no such key" in problem:
-            return NotYet(_first_line(problem.removeprefix("NOT_FOUND: ")))
-        raise ExpressionError(_first_line(problem))
+            return NotYet(told(problem.removeprefix("NOT_FOUND: "), source, data))
+        raise ExpressionError(told(problem, source, data))
     return _json(value.plain_value())
 
 
@@ -289,6 +287,37 @@ def _largest(value: JSON, *, budget: int = 100_000) -> tuple[int, int]:
 
 def _first_line(message: str) -> str:
     return message.strip().splitlines()[0][:300] if message.strip() else "it could not be evaluated"
+
+
+_QUOTED: Final = re.compile(r"""(["'])(.*?)\1""")
+_STATUS_SUFFIX: Final = re.compile(r"\s*\[[A-Z_]+\]\s*$")
+
+
+def told(message: str, source: str, data: Mapping[str, JSON]) -> str:
+    """The runtime's message as it may be told (a status, an Event, a log line): never a value the
+    expression read, which may be a Secret's. Quoted text not in the expression's own source, a regular
+    expression's pattern, and any text equal to a string it read are left out."""
+    line = _STATUS_SUFFIX.sub("", _first_line(message))
+    line = _QUOTED.sub(lambda m: m.group(0) if m.group(2) in source else f"{m.group(1)}…{m.group(1)}", line)
+    if "regular expression" in line:
+        line = ": ".join(line.split(": ")[:2])  # `invalid regular expression: <why>` (the pattern after)
+    for value in _texts(data):
+        if len(value) >= 4 and value in line:
+            line = line.replace(value, "…")
+    return line
+
+
+def _texts(value: JSON, *, budget: int = 100_000) -> Iterator[str]:
+    stack, steps = [value], 0
+    while stack and steps < budget:
+        item = stack.pop()
+        steps += 1
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 @functools.lru_cache(maxsize=4096)

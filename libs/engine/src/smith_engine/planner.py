@@ -464,8 +464,8 @@ def _condition(source: str, data: Mapping[str, JSON], field: str) -> bool | Outc
     value = _evaluated(source, data, field)
     if isinstance(value, (Outcome, bool)):
         return value
-    shown = str(value)[:50]
-    message = f"{field} expression ${{{source}}} must be true or false, not {type(value).__name__} {shown!r}"
+    kind = "null" if value is None else type(value).__name__  # never the value: it may be a Secret's
+    message = f"{field} expression ${{{source}}} must be true or false, not a {kind}"
     return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, message)
 
 
