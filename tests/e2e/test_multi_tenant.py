@@ -90,6 +90,23 @@ async def external_refs_are_read_with_the_bundles_rights(kube: KubeClient) -> No
     peek = await until_condition(kube, "team-b", "peek", "Error", within=60)
     said = resource_condition(peek, "admin", "Error")
     assert said["reason"] == "RetriableError", said  # retried: the account may be granted the right
-    assert "system:serviceaccount:team-b:bundle-deployer may not get Secret admin" in said["message"], said
+    # team-b never let the executors act as its account: nothing is read for its Bundles
+    assert "Smith may not act as system:serviceaccount:team-b:bundle-deployer" in said["message"], said
     assert not await exists(kube, "v1", "ConfigMap", "copy", "team-b")
     assert "never-copied-team-b" not in str(peek)
+    # team-a's account may act, but not read Roles (the built-in `edit` reads no RBAC objects)
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "bundle-author"},
+    }
+    rules = config_map("rules", {"rules": "${string(author.rules)}"})
+    await kube.create(
+        bundle("peek-role", "team-a", {"name": "author", "externalRef": role}, resource("rules", rules))
+    )
+    refused = await until_condition(kube, "team-a", "peek-role", "Error", within=60)
+    said = resource_condition(refused, "author", "Error")
+    assert "system:serviceaccount:team-a:bundle-deployer may not get Role bundle-author" in said["message"], (
+        said
+    )
+    assert not await exists(kube, "v1", "ConfigMap", "rules", "team-a")

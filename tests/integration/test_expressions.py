@@ -140,7 +140,7 @@ async def test_ready_when_holds_dependents_back_until_the_object_says_so(
 ) -> None:
     gate = {
         **resource("gate", config_map("gate", {"a": "1"})),
-        "readyWhen": ["${self.data.?open.orValue('') == 'yes'}"],
+        "readyWhen": ["${has(self.data.open) && self.data.open == 'yes'}"],
     }
     await kube.create(bundle("gated", namespace, gate, resource("after", depends_on=["gate"])))
     waiting = await until_resource(kube, namespace, "gated", "gate", "InProgress")
@@ -158,8 +158,9 @@ async def test_a_bad_expression_is_its_resources_error_and_the_rest_converges(
 ) -> None:
     source = config_map("source", {"v": "1"})
     typo = config_map("typo", {"v": "${source.data.v + sourse.data.v}"})
-    costly = config_map(
-        "costly", {"v": "${source.data.v.split('').map(a, source.data.v.split('').map(b, a + b))}"}
+    costly = config_map("costly", {"v": "${source.data.v.replace('x', source.data.v).replace('x', 'yy')}"})
+    looped = config_map(
+        "looped", {"v": "${source.data.v.split('').map(a, source.data.v.split('').map(b, a + b))}"}
     )
     await kube.create(
         bundle(
@@ -180,11 +181,14 @@ async def test_a_bad_expression_is_its_resources_error_and_the_rest_converges(
 
     def expensive(spec: dict[str, Any]) -> None:
         spec["resources"][0]["spec"]["object"]["data"]["v"] = "x" * 2000
-        spec["resources"].append(resource("costly", costly))
+        spec["resources"] += [resource("costly", costly), resource("looped", looped)]
 
     await edit_bundle(kube, namespace, "bad", expensive)
     refused = await until_resource(kube, namespace, "bad", "costly", "Error")
     assert "exceeds the limit of 1,000,000" in resource_condition(refused, "costly", "Error")["message"]
+    stopped = await until_resource(kube, namespace, "bad", "looped", "Error")  # estimated cheap, ran long
+    assert "iteration budget" in resource_condition(stopped, "looped", "Error")["message"]
+    await until_resource(kube, namespace, "bad", "fine", "Ready")
     assert (await get_bundle(kube, namespace, "bad"))["metadata"]["generation"] == 2
 
 

@@ -106,7 +106,7 @@ def test_a_field_not_there_yet_blocks_and_a_type_error_is_the_resources_error() 
     wrong = bundle(db(), app({"v": "${db.data.port + 1}"}), resource("other"))
     plan = plan_bundle(wrong, [observed(wrong, config_map("db", {"port": "5432"}))])
     assert plan.verdict("app").state is VerdictState.ERROR
-    assert "No matching overloads" in plan.verdict("app").message
+    assert plan.verdict("app").message.endswith("no overload of _+_(string, int64)")
     assert "other" in applied(plan)
 
 
@@ -262,6 +262,9 @@ def test_an_external_objects_ready_when_decides_and_its_shape_is_checked() -> No
         "creds.data.user.matches(creds.data.password + '(')",  # a pattern RE2 refuses, made of the value
         "int(creds.data.password) > 0",  # a conversion that fails
         "creds.data['pre-' + creds.data.password] == 'x'",  # the value inside a longer key
+        "'%e'.format([string(base64.decode(creds.data.password))]) == ''",  # a format that quotes it
+        "[][creds.data.password.size() * 1000 + 7] == 1",  # an index made of it
+        "{}[creds.data.password.charAt(0)] || 'abcdefghijklmnopqrstuvwxyz' == ''",  # a key made of it
     ],
 )
 def test_no_value_an_expression_read_is_ever_in_its_verdict(source: str) -> None:
@@ -275,3 +278,38 @@ def test_no_value_an_expression_read_is_ever_in_its_verdict(source: str) -> None
     assert verdict.state in (VerdictState.ERROR, VerdictState.BLOCKED)
     assert secret not in verdict.message
     assert "hunter2" not in verdict.message
+    assert "19007" not in verdict.message  # nor a number made of it
+    assert '"h"' not in verdict.message
+
+
+def test_optional_values_are_not_part_of_the_language_here() -> None:
+    """The runtime crashes its process giving back a map that holds an optional value: `.?` is refused
+    when the Bundle is read, never run."""
+    b = bundle(db(), app({"v": "${ {'a': db.?kind} }"}), resource("other"))
+    (problem,) = b.refused["app"]
+    assert "unsupported syntax '.?'" in problem.message
+    assert "other" in applied(plan_bundle(b, []))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "db.data.x.replace('x', db.data.x).replace('x', db.data.x).replace('x', db.data.x)",  # chained
+        "db.data.x.replace// a comment hides nothing\n('x', db.data.x).replace('x', db.data.x)",
+        "db.kind + 'a'.replace('a', '" + "a" * 300 + "').replace('a', '" + "a" * 300 + "')",  # literals count
+        "db.data.l.map(a, db.data.l.map(b, db.data.l))",  # nested comprehensions
+    ],
+)
+def test_expressions_whose_output_could_grow_past_the_limit_are_refused_before_they_run(source: str) -> None:
+    b = bundle(db(), app({"v": "${" + source + "}"}))
+    source_object = config_map("db", {"x": "x" * 300})
+    source_object["data"]["l"] = list(range(150))
+    plan = plan_bundle(b, [observed(b, source_object)])
+    assert plan.verdict("app").state is VerdictState.ERROR
+    assert "exceeds the limit of 1,000,000" in plan.verdict("app").message
+
+
+def test_names_are_read_past_comments_spaces_and_literals_as_cel_reads_them() -> None:
+    assert expressions.names_read("a . b + c .? d + e // f g\n + 'h' + r'i\\' + j") == {"a", "c", "e", "j"}
+    assert expressions.names_read("x ." + " " * 5000) == {"x"}
+    assert expressions.names_read('"""' + '\\"' * 2000) == frozenset()

@@ -45,13 +45,7 @@ MAX_LENGTH: Final = 4096  # characters of one expression
 RESOURCES: Final = "resources"
 SELF: Final = "self"
 
-_NAME: Final = re.compile(r"(\.\s*\??\s*)?\b([A-Za-z_][A-Za-z0-9_]*)")  # a selection when group 1 is set
 _BY_NAME: Final = re.compile(r"""\bresources\s*\[\s*(?:'([^'\\]*)'|"([^"\\]*)")\s*\]""")
-# Calls whose cost grows with what they read: comprehensions over a list or map, functions over text.
-_CALLS: Final = re.compile(
-    r"\.\s*(?:(map|filter|all|exists|exists_one|transformList|transformMap|transformMapEntry)"
-    r"|(replace|join|format|split|lowerAscii|upperAscii|reverse|quote))\s*\("
-)
 _KEYWORDS: Final = frozenset(
     {"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if"}
     | {"import", "let", "loop", "package", "namespace", "return", "var", "void", "while"}
@@ -124,35 +118,69 @@ def _closing(text: str, at: int) -> int:
     return -1
 
 
-_LITERAL: Final = re.compile(
-    "|".join(
-        (
-            r"'''(?:[^\\]|\\.)*?'''",
-            r'"""(?:[^\\]|\\.)*?"""',
-            r"'(?:[^'\\]|\\.)*'",
-            r'"(?:[^"\\]|\\.)*"',
-        )
-    ),
+_TOKEN: Final = re.compile(
+    r"(?P<comment>//[^\n]*)|(?P<quote>[rRbB]{0,2}(?:'''|\"\"\"|'|\"))|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<space>\s+)|(?P<other>.)",
     re.DOTALL,
 )
 
 
-def _without_literals(source: str) -> str:
-    """`source` with its string literals' contents blanked (so that names inside them are not read)."""
-    return _LITERAL.sub(lambda m: m.group(0)[0] * 2, source)
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str  # comment, string, name, space, other
+    text: str
+
+
+def tokens(source: str) -> list[Token]:
+    """CEL's tokens as far as Smith reads them (names, string literals, comments, the rest one character
+    each), in time linear in the length of `source`; an unterminated literal runs to the end."""
+    found: list[Token] = []
+    at = 0
+    while at < len(source):
+        m = _TOKEN.match(source, at)
+        assert m is not None  # `other` matches any character
+        kind = m.lastgroup or "other"
+        if kind != "quote":
+            found.append(Token(kind, m.group(0)))
+            at = m.end()
+            continue
+        quote = m.group(0).lstrip("rRbB")
+        raw = "r" in m.group(0).lower()
+        i = m.end()
+        while i < len(source) and not source.startswith(quote, i):
+            i += 2 if source[i] == "\\" and not raw else 1
+        end = min(len(source), i + len(quote))
+        found.append(Token("string", source[at:end]))
+        at = end
+    return found
+
+
+def _plain(source: str) -> str:
+    """`source` with its string literals emptied and its comments left out (calls and names are read
+    from this: never from inside a literal or a comment)."""
+    return "".join(
+        "''" if t.kind == "string" else " " if t.kind == "comment" else t.text for t in tokens(source)
+    )
 
 
 def names_read(source: str) -> frozenset[str]:
-    """The free identifiers of `source` (not field names after `.` or `.?`, not inside string literals);
-    in time linear in its length."""
-    plain = _without_literals(source)
-    found = {m.group(2) for m in _NAME.finditer(plain) if not m.group(1)}
+    """The free identifiers of `source` (not field names after `.` or `.?`, not inside string literals
+    or comments); in time linear in its length."""
+    found: set[str] = set()
+    before: list[str] = []  # the last two significant tokens
+    for token in tokens(source):
+        if token.kind in ("space", "comment"):
+            continue
+        if token.kind == "name" and not (before[-1:] == ["."] or before[-2:] == [".", "?"]):
+            found.add(token.text)
+        before = [*before[-1:], token.text]
     return frozenset(found - _KEYWORDS)
 
 
 def resources_read(source: str, known: Mapping[str, str]) -> frozenset[str]:
     """The Bundle's resources `source` reads: by identifier (`known`: identifier -> resource) and by
-    `resources['name']`."""
+    `resources['name']` (in its first MAX_LENGTH characters: a longer one is refused by `check`)."""
+    source = source[:MAX_LENGTH]
     names = names_read(source)
     read = {known[n] for n in names if n in known}
     if RESOURCES in names:
@@ -193,14 +221,36 @@ def check(source: str, names: Collection[str]) -> None:
     _compiled(source, tuple(sorted({*names, RESOURCES})))
 
 
+class Bound(dict[str, JSON]):
+    """What an expression sees (`bindings`), and the sizes of what it reads: the largest list or map and
+    the longest string (for the cost estimate, worked out once for all the expressions that see it)."""
+
+    collections: int = 0
+    text: int = 0
+
+
+Sizes = dict[int, tuple[int, int]]  # by id() of an object of one plan: its largest collection and string
+
+
 def bindings(
-    objects: Mapping[str, JSON], known: Mapping[str, str], own: Mapping[str, JSON] | None = None
-) -> dict[str, JSON]:
+    objects: Mapping[str, JSON],
+    known: Mapping[str, str],
+    own: Mapping[str, JSON] | None = None,
+    *,
+    sizes: Sizes | None = None,
+) -> Bound:
     """What an expression sees: each of `objects` (by resource name) under its identifier (`known`:
-    identifier -> resource) and in `resources`, and `own` (`self`)."""
+    identifier -> resource) and in `resources`, and `own` (`self`). `sizes` keeps each object's sizes
+    for a plan (an object many resources read is measured once)."""
+    sizes = {} if sizes is None else sizes
     seen = {name: _readable(obj) for name, obj in objects.items()}
-    data: dict[str, JSON] = {v: seen[name] for v, name in known.items() if name in seen}
-    return {**data, RESOURCES: seen, **{k: _readable(v) for k, v in (own or {}).items()}}
+    bound = Bound({v: seen[name] for v, name in known.items() if name in seen})
+    bound.update({RESOURCES: seen, **{k: _readable(v) for k, v in (own or {}).items()}})
+    for obj in [*objects.values(), *(own or {}).values()]:
+        if (measured := sizes.get(id(obj))) is None:
+            measured = sizes[id(obj)] = _largest(obj)
+        bound.collections, bound.text = max(bound.collections, measured[0]), max(bound.text, measured[1])
+    return bound
 
 
 def _readable(obj: JSON) -> JSON:
@@ -220,58 +270,85 @@ class NotYet:
     reason: str
 
 
-def evaluate(source: str, data: Mapping[str, JSON]) -> JSON | NotYet:
+def evaluate(source: str, data: Bound) -> JSON | NotYet:
     """The value of `source` with `data` bound (`bindings`), as JSON; NotYet while a field it reads is
-    not there. Raises ExpressionError (also for a cost over the limit, before it runs)."""
+    not there. Raises ExpressionError (also for a cost over the limit, before it runs). Nothing the
+    runtime says of a failure is passed on but its kind: its messages may hold the values it read."""
     program = _compiled(source, tuple(sorted({*data, RESOURCES})))
     if (cost := estimated_cost(source, data)) > COST_LIMIT:
         raise ExpressionError(f"its estimated cost {cost:,} exceeds the limit of {COST_LIMIT:,}")
     try:
         value = program.eval(data={RESOURCES: {}, **data})
-    except RuntimeError as e:  # the runtime's own limits (its comprehensions' iteration budget)
-        raise ExpressionError(told(str(e).removeprefix("INTERNAL: "), source, data)) from None
-    if value.type().name() == "ERROR":
-        problem = str(value.plain_value())
-        if problem.startswith("NOT_FOUND") or "Index error" in problem or "no such key" in problem:
-            return NotYet(told(problem.removeprefix("NOT_FOUND: "), source, data))
-        raise ExpressionError(told(problem, source, data))
-    return _json(value.plain_value())
+        if value.type().name() == "ERROR":
+            failure = _failure(str(value.plain_value()))
+            if isinstance(failure, NotYet):
+                return failure
+            raise ExpressionError(failure)
+        return _json(value.plain_value())
+    except ExpressionError:
+        raise
+    except Exception as e:  # the runtime's own limits (iteration budget), values it cannot give back
+        raise ExpressionError(_failure(str(e))) from None
 
 
-def estimated_cost(source: str, data: Mapping[str, JSON]) -> int:
-    """Size of `source` (its tokens) times, for the deepest nesting of costly calls in it, the product of
-    what each may read: one more than the largest list or map for a comprehension (`map`, `filter`,
-    `all`, ...), one more than the longest string for a function over text (its square for `replace`,
-    whose output grows with both its inputs); an expression with a comprehension once more by the longest
-    string, which each of its elements may copy."""
-    plain = _without_literals(source)
-    tokens = len(re.findall(r"\w+|[^\w\s]", plain))
-    calls = {m.end() - 1: m for m in _CALLS.finditer(plain)}  # where each costly call's `(` is
-    if not calls:
-        return tokens
-    collections, text = _largest(data)
-    factors = {"comprehension": collections + 1, "text": text + 1, "replace": (text + 1) ** 2}
-    open_: list[int] = []  # per open parenthesis: the factor its call multiplies by (1: none)
-    product = worst = 1
-    for i, c in enumerate(plain):
-        if c == "(":
-            call = calls.get(i)
-            kind = "" if call is None else "comprehension" if call.group(1) else call.group(2)
-            factor = factors.get(kind, factors["text"]) if kind else 1
-            open_.append(factor)
-            product *= factor
-            worst = max(worst, product)
-        elif c == ")" and open_:
-            product //= open_.pop()
-    copies = text + 1 if any(m.group(1) for m in calls.values()) else 1
-    return tokens * worst * copies
+def _failure(problem: str) -> str | NotYet:
+    """What kind of failure the runtime's message tells, in words of Smith's own (never its operands)."""
+    if "NOT_FOUND" in problem or "Key not found" in problem or "no such key" in problem:
+        return NotYet("a field it reads is not there (yet)")
+    if "Index error" in problem:
+        return NotYet("an index past the end of a list it reads")
+    if overload := re.search(r"No matching overloads found : ([^\s(]{1,20}\([\w<>, .]{0,200}\))", problem):
+        return f"no overload of {overload.group(1)}"  # the function and its argument types
+    for words, said in _FAILURES:
+        if words in problem.lower():
+            return said
+    return "it failed when run"
+
+
+_FAILURES: Final = (
+    ("iteration budget", "it went past the runtime's iteration budget"),
+    ("divide by zero", "division by zero"),
+    ("modulus by zero", "division by zero"),
+    ("overflow", "an integer overflow"),
+    ("regular expression", "an invalid regular expression"),
+    ("conver", "a value could not be converted to the type asked"),
+    ("duplicate key", "a map literal with a key twice"),
+    ("recursion", "a value nested too deep"),
+)
+
+
+# Calls whose output grows with what they read: comprehensions over a list or map, `replace` over text.
+_GROWING: Final = re.compile(
+    r"\.\s*(?:(map|filter|all|exists|exists_one|transformList|transformMap|transformMapEntry)|(replace))"
+    r"\s*\("
+)
+
+
+def estimated_cost(source: str, data: Bound) -> int:
+    """An upper bound of the work and memory of `source` over `data`, as the API server's CEL estimates
+    its own: its tokens, plus a tenth of the longest string it could read for each name it reads (a
+    string put together from them), times for every comprehension (`map`, `filter`, `all`, ...) one more
+    than the largest list or map, and for every `replace` one more than the longest string (whose output
+    grows with both its inputs) — chained or nested, each multiplies. The longest string counts its own
+    literals too."""
+    lexed = [t for t in tokens(source[:MAX_LENGTH]) if t.kind not in ("space", "comment")]
+    text = max([data.text, *(len(t.text) for t in lexed if t.kind == "string")])
+    reads = sum(1 for t in lexed if t.kind == "name" and t.text in data)
+    cost = len(lexed) + reads * (text // 10 + 1)
+    for call in _GROWING.finditer(_plain(source[:MAX_LENGTH])):
+        cost *= (data.collections + 1) if call.group(1) else (text + 1)
+        if cost > COST_LIMIT:
+            break
+    return cost
 
 
 def _largest(value: JSON, *, budget: int = 100_000) -> tuple[int, int]:
-    """The size of the largest list or map, and of the longest string, in `value` (looked at in at most
-    `budget` steps)."""
+    """The size of the largest list or map, and of the longest string, in `value`; past `budget` steps,
+    as large as the budget (an estimate must never be low)."""
     collections, text, stack, steps = 0, 0, [value], 0
-    while stack and steps < budget:
+    while stack:
+        if steps >= budget:
+            return max(collections, budget), max(text, budget)
         item = stack.pop()
         steps += 1
         if isinstance(item, str):
@@ -287,37 +364,6 @@ def _largest(value: JSON, *, budget: int = 100_000) -> tuple[int, int]:
 
 def _first_line(message: str) -> str:
     return message.strip().splitlines()[0][:300] if message.strip() else "it could not be evaluated"
-
-
-_QUOTED: Final = re.compile(r"""(["'])(.*?)\1""")
-_STATUS_SUFFIX: Final = re.compile(r"\s*\[[A-Z_]+\]\s*$")
-
-
-def told(message: str, source: str, data: Mapping[str, JSON]) -> str:
-    """The runtime's message as it may be told (a status, an Event, a log line): never a value the
-    expression read, which may be a Secret's. Quoted text not in the expression's own source, a regular
-    expression's pattern, and any text equal to a string it read are left out."""
-    line = _STATUS_SUFFIX.sub("", _first_line(message))
-    line = _QUOTED.sub(lambda m: m.group(0) if m.group(2) in source else f"{m.group(1)}…{m.group(1)}", line)
-    if "regular expression" in line:
-        line = ": ".join(line.split(": ")[:2])  # `invalid regular expression: <why>` (the pattern after)
-    for value in _texts(data):
-        if len(value) >= 4 and value in line:
-            line = line.replace(value, "…")
-    return line
-
-
-def _texts(value: JSON, *, budget: int = 100_000) -> Iterator[str]:
-    stack, steps = [value], 0
-    while stack and steps < budget:
-        item = stack.pop()
-        steps += 1
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -347,14 +393,10 @@ def _environment(names: tuple[str, ...]) -> Any:
 @functools.cache
 def _runtime() -> tuple[Any, list[Any]]:
     from cel_expr_python import cel  # type: ignore[import-untyped]
-    from cel_expr_python.ext import (  # type: ignore[import-untyped]
-        ext_encoders,
-        ext_math,
-        ext_optional,
-        ext_strings,
-    )
+    from cel_expr_python.ext import ext_encoders, ext_math, ext_strings  # type: ignore[import-untyped]
 
-    return cel, [ext_strings.ExtStrings, ext_math.ExtMath, ext_optional.ExtOptional, ext_encoders.ExtEncoders]
+    # Not the optional-values library: the runtime crashes the process giving back a map that holds one.
+    return cel, [ext_strings.ExtStrings, ext_math.ExtMath, ext_encoders.ExtEncoders]
 
 
 def _json(value: Any) -> JSON:

@@ -145,6 +145,7 @@ def plan_bundle(
     actions: list[Action] = []
     runs = _PluginRuns(plugins or {}, processed or {})
     budget = Budget()
+    sizes: expressions.Sizes = {}  # what expressions read, measured once a plan
     for name in order:
         resource = bundle.by_name[name]
         verdict, action = _plan_resource(
@@ -154,6 +155,7 @@ def plan_bundle(
             verdicts=verdicts,
             plugins=runs,
             budget=budget,
+            sizes=sizes,
             refused=bundle.refusal(name) or (refused or {}).get(name),
         )
         verdicts[name] = verdict
@@ -195,6 +197,7 @@ def _plan_resource(
     verdicts: Mapping[str, Verdict],
     plugins: _PluginRuns,
     budget: Budget,
+    sizes: expressions.Sizes,
     refused: str | None = None,
 ) -> tuple[Verdict, Action | None]:
     def verdict(state: VerdictState, reason: Reason, message: str = "", **kw: Any) -> Verdict:
@@ -218,7 +221,7 @@ def _plan_resource(
         ), None
     if resource.external:
         return verdict(*_external(resource, existing)), None
-    cel = _expression_values(bundle, resource, by_key)
+    cel = _expression_values(bundle, resource, by_key, sizes)
     if isinstance(cel, Outcome):
         return verdict(cel.state, cel.reason, cel.message), None
     values: dict[str, JSON] = {}
@@ -406,13 +409,13 @@ def _known(names: tuple[str, ...]) -> dict[str, str]:
 
 
 def _expression_values(
-    bundle: Bundle, resource: Resource, by_key: Mapping[ObjectKey, Observed]
+    bundle: Bundle, resource: Resource, by_key: Mapping[ObjectKey, Observed], sizes: expressions.Sizes
 ) -> dict[str, JSON] | Outcome:
     """The values of the resource's object's expressions, once its `includeWhen` holds; or why not."""
     if not resource.expressions and not resource.include_when:
         return {}
     objects = {d: by_key[bundle.by_name[d].key].object for d in resource.reads}
-    data = expressions.bindings(objects, known_variables(bundle))
+    data = expressions.bindings(objects, known_variables(bundle), sizes=sizes)
     for index, source in enumerate(resource.include_when):
         holds = _condition(source, data, f"includeWhen[{index}]")
         if isinstance(holds, Outcome):
@@ -460,7 +463,7 @@ def _ready_when(resource: Resource, existing: Observed) -> Outcome:
     return Outcome(VerdictState.READY, Reason.READY, "every readyWhen holds")
 
 
-def _condition(source: str, data: Mapping[str, JSON], field: str) -> bool | Outcome:
+def _condition(source: str, data: expressions.Bound, field: str) -> bool | Outcome:
     value = _evaluated(source, data, field)
     if isinstance(value, (Outcome, bool)):
         return value
@@ -469,7 +472,7 @@ def _condition(source: str, data: Mapping[str, JSON], field: str) -> bool | Outc
     return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, message)
 
 
-def _evaluated(source: str, data: Mapping[str, JSON], field: str) -> JSON | Outcome:
+def _evaluated(source: str, data: expressions.Bound, field: str) -> JSON | Outcome:
     try:
         value = expressions.evaluate(source, data)
     except expressions.ExpressionError as e:

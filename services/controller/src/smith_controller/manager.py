@@ -145,7 +145,7 @@ class Controller:
             later=lambda key, seconds: self.scheduler.later(key, seconds),
             status_window=self.settings.status_window,
             plan_ahead=self.settings.plan_ahead,
-            access=outside.Access(self.kube, self.settings.default_account),
+            access=outside.Access(self.kube, self.settings.default_account, self.settings.impersonator),
         )
 
     def _in_share(self, key: BundleKey) -> bool:

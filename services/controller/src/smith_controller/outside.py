@@ -152,20 +152,34 @@ async def read(
     watches keep them, read only when not watched yet; an externalRef only when `access` says the
     Bundle's ServiceAccount may read it), the Secrets its ServiceBindings wrote, the catalog's classes and
     plans."""
-    written = await _binding_secrets(kube, children)  # read fresh: a kept copy of one may lag
-    names = {o["metadata"]["name"] for o in written}
-    rest = [r for r in wanted if not (r.kind == "Secret" and r.name in names)]
     forbidden: list[tuple[JSONObject, str]] = []
-    if access is not None and (external := set(external_refs(bundle))):
-        for ref in [r for r in rest if (r.api_version, r.kind, r.name) in external]:
-            if (problem := await access.problem(bundle, ref)) is not None:
-                rest.remove(ref)
-                meta = {"name": ref.name, "namespace": ref.namespace}
-                forbidden.append(
-                    ({"apiVersion": ref.api_version, "kind": ref.kind, "metadata": meta}, problem)
-                )
+    external = set(external_refs(bundle))
+    for ref in [r for r in wanted if (r.api_version, r.kind, r.name) in external]:
+        problem = await (access.problem(bundle, ref) if access is not None else _namespaced(kube, ref))
+        if problem is not None:
+            meta = {"name": ref.name, "namespace": ref.namespace}
+            forbidden.append(({"apiVersion": ref.api_version, "kind": ref.kind, "metadata": meta}, problem))
+    refused = {(o["kind"], o["metadata"]["name"]) for o, _ in forbidden}
+    written = await _binding_secrets(kube, children)  # read fresh: a kept copy of one may lag
+    written = [o for o in written if ("Secret", o["metadata"]["name"]) not in refused]
+    names = {o["metadata"]["name"] for o in written}
+    rest = [
+        r for r in wanted if (r.kind, r.name) not in refused and not (r.kind == "Secret" and r.name in names)
+    ]
     objects = [*written, *await _config_objects(kube, rest, watches), *await _catalog(kube, bundle)]
     return Read(objects, forbidden)
+
+
+async def _namespaced(kube: KubeClient, ref: ObjectRef) -> str | None:
+    """Why an externalRef cannot name `ref`: its kind is not namespaced (an externalRef names an object
+    of its Bundle's namespace); None when it can, or when the kind is not served (then it is not there)."""
+    try:
+        info = await kube.resource(ref.api_version, ref.kind)
+    except UnservedKindError:
+        return None
+    if info.namespaced:
+        return None
+    return f"{ref.kind} is not namespaced: an externalRef names an object of its Bundle's namespace"
 
 
 ACCESS_SECONDS: Final = 30.0  # how long an answer of the API server's authorizers is kept
@@ -175,43 +189,58 @@ class Access:
     """What a Bundle's ServiceAccount may read (SubjectAccessReview), asked before Smith reads an object
     it names with `externalRef` for it: Smith reads with its own rights, which must not become the
     author's. A Bundle acts as its `spec.serviceAccountName`, else `default_account`
-    (SMITH_DEFAULT_SERVICE_ACCOUNT, the multi-tenant install's); with neither it acts with the executors'
-    own rights, as its writes do, and nothing is asked. Answers are kept ACCESS_SECONDS."""
+    (SMITH_DEFAULT_SERVICE_ACCOUNT, the multi-tenant install's), where the executors may impersonate it;
+    with neither it acts with the executors' own rights, as its writes do, and only the kind is checked
+    (namespaced). Answers are kept ACCESS_SECONDS."""
 
-    def __init__(self, kube: KubeClient, default_account: str) -> None:
+    def __init__(self, kube: KubeClient, default_account: str, impersonator: str) -> None:
         self.kube = kube
         self.default_account = default_account
+        # who acts as a Bundle's account: executor-core's ServiceAccount (`namespace:name`), whose right
+        # to impersonate it there a namespace grants
+        namespace, _, name = impersonator.partition(":")
+        self.impersonator = service_account_user(namespace, name)
         self._answers: dict[tuple[str, ...], tuple[float, bool]] = {}
 
     async def problem(self, bundle: JSONObject, ref: ObjectRef) -> str | None:
-        """Why the Bundle may not read `ref`, or None when it may."""
+        """Why the Bundle may not read `ref`, or None when it may: a kind that is not namespaced; an
+        account the executors may not act as there (`impersonator`); an account that may not get it."""
+        if (problem := await _namespaced(self.kube, ref)) is not None:
+            return problem
         spec = bundle.get("spec") if isinstance(bundle.get("spec"), dict) else {}
         account = str((spec or {}).get("serviceAccountName") or self.default_account)
         if not account:
             return None
         user, groups = service_account_user(ref.namespace, account)
-        key = (user, ref.api_version, ref.kind, ref.namespace, ref.name)
+        account_ref = ObjectRef("v1", "ServiceAccount", ref.namespace, account)
+        try:
+            if not await self._may(self.impersonator, "impersonate", account_ref):
+                return f"Smith may not act as {user}: its namespace has not let the executors impersonate it"
+            if not await self._may((user, groups), "get", ref):
+                reason = "an externalRef is read with the Bundle's rights"
+                return f"{user} may not get {ref.kind} {ref.name}: {reason}"
+        except UnservedKindError:
+            return None  # nothing to read: the planner says it is not there
+        return None
+
+    async def _may(self, who: tuple[str, Sequence[str]], verb: str, ref: ObjectRef) -> bool:
+        key = (who[0], verb, ref.api_version, ref.kind, ref.namespace, ref.name)
         now = time.monotonic()
         if (known := self._answers.get(key)) is None or now - known[0] > ACCESS_SECONDS:
-            try:
-                allowed = await may(
-                    self.kube,
-                    user,
-                    groups,
-                    verb="get",
-                    api_version=ref.api_version,
-                    kind=ref.kind,
-                    namespace=ref.namespace,
-                    name=ref.name,
-                )
-            except UnservedKindError:
-                return None  # nothing to read: the planner says it is not there
+            allowed = await may(
+                self.kube,
+                who[0],
+                who[1],
+                verb=verb,
+                api_version=ref.api_version,
+                kind=ref.kind,
+                namespace=ref.namespace,
+                name=ref.name,
+            )
             if len(self._answers) > 10_000:
                 self._answers.clear()
             known = self._answers[key] = (now, allowed)
-        if known[1]:
-            return None
-        return f"{user} may not get {ref.kind} {ref.name}: an externalRef is read with the Bundle's rights"
+        return known[1]
 
 
 def all_watched(
@@ -250,7 +279,7 @@ async def _config_objects(
         if known:
             found += [kept] if kept is not None else []
             continue
-        with contextlib.suppress(NotFoundError):
+        with contextlib.suppress(NotFoundError, UnservedKindError):  # not there (yet), as far as a pass knows
             found.append(await kube.get(ref.api_version, ref.kind, ref.name, ref.namespace))
     return found
 

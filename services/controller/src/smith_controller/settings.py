@@ -62,6 +62,8 @@ class Settings:
     # the ServiceAccount a Bundle naming none acts as (the executors' SMITH_DEFAULT_SERVICE_ACCOUNT):
     # an externalRef is read for a Bundle only where its account may (see outside.Access)
     default_account: str = ""
+    # who impersonates a Bundle's account (`namespace:name` of a ServiceAccount): executor-core
+    impersonator: str = "smith-system:smith-executor-core"
     # how it calls the services: TLS and its ServiceAccount token (see smith_wire.trust)
     trust: ClientTrust | Insecure = field(default_factory=client_trust_from_env)
 
@@ -80,6 +82,10 @@ class Settings:
             status_window=float(os.environ.get("SMITH_STATUS_WINDOW", "1")),
             plan_ahead=os.environ.get("SMITH_PLAN_AHEAD", "1") != "0",
             default_account=os.environ.get("SMITH_DEFAULT_SERVICE_ACCOUNT", ""),
+            impersonator=os.environ.get(
+                "SMITH_IMPERSONATOR",
+                f"{os.environ.get('SMITH_NAMESPACE', 'smith-system')}:smith-executor-core",
+            ),
         )
 
     def rate(self) -> TokenBucket | None:
