@@ -97,8 +97,14 @@ def test_a_bundle_reading_too_many_outside_objects_is_invalid_and_its_own_do_not
     own = [resource(f"own{i}", config_map(f"own-{i}")) for i in range(5)]
     names = [f"outside-{i}" for i in range(MAX_OUTSIDE)] + [f"own-{i}" for i in range(5)]
     load_bundle(bundle_object(*own, resource("app", reading(*names))))
-    with pytest.raises(InvalidBundleError, match=f"read {MAX_OUTSIDE + 1} ConfigMaps and Secrets"):
+    with pytest.raises(InvalidBundleError, match=f"reads {MAX_OUTSIDE + 1} objects it does not hold"):
         load_bundle(bundle_object(*own, resource("app", reading(*names, "one-more"))))
+    external = {
+        "name": "ext",
+        "externalRef": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}},
+    }
+    with pytest.raises(InvalidBundleError, match=f"reads {MAX_OUTSIDE + 1} objects it does not hold"):
+        load_bundle(bundle_object(*own, resource("app", reading(*names)), external))  # externalRefs count
 
 
 def test_substitution_stops_where_the_values_put_in_pass_the_limit() -> None:
