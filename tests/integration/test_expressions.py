@@ -229,3 +229,42 @@ async def test_an_external_secret_is_waited_for_watched_read_and_never_written(
     assert "ownerReferences" not in stored["metadata"]
     status = str((await get_bundle(kube, namespace, "ext"))["status"])
     assert "hunter2" not in status
+
+
+async def test_for_each_makes_an_object_per_element_and_follows_the_list(
+    kube: KubeClient, namespace: str, smith: Any
+) -> None:
+    settings = config_map("settings", {"environments": "dev,staging"})
+    template = config_map("app-${each}", {"env": "${each}", "url": "https://${each}.example.com"})
+    envs = {**resource("envs", template), "forEach": "${settings.data.environments.split(',')}"}
+    summary = config_map("summary", {"count": "${string(size(envs))}"})
+    await kube.create(
+        bundle("each", namespace, resource("settings", settings), envs, resource("summary", summary))
+    )
+    done = await until_condition(kube, namespace, "each", "Ready")
+    assert resource_condition(done, "envs", "Ready")["message"] == "2 of 2 objects ready"
+    made = await kube.list("v1", "ConfigMap", namespace, label_selector="smith.atlassian.com/BundleName=each")
+    names = {o["metadata"]["name"] for o in made["items"]}
+    assert names == {"settings", "app-dev", "app-staging", "summary"}
+    dev = await kube.get("v1", "ConfigMap", "app-dev", namespace)
+    assert dev["data"] == {"env": "dev", "url": "https://dev.example.com"}
+    assert (await kube.get("v1", "ConfigMap", "summary", namespace))["data"]["count"] == "2"
+
+    def shrink(spec: dict[str, Any]) -> None:
+        spec["resources"][0]["spec"]["object"]["data"]["environments"] = "dev,prod"
+
+    await edit_bundle(kube, namespace, "each", shrink)
+
+    async def followed() -> bool:
+        there = await kube.list(
+            "v1", "ConfigMap", namespace, label_selector="smith.atlassian.com/BundleName=each"
+        )
+        return {o["metadata"]["name"] for o in there["items"]} == {
+            "settings",
+            "app-dev",
+            "app-prod",
+            "summary",
+        }
+
+    await eventually(followed, what="app-staging deleted and app-prod made")
+    await until_condition(kube, namespace, "each", "Ready")

@@ -403,3 +403,11 @@ def test_graph_shows_conditions_and_the_dependencies_expressions_read(tmp_path: 
         cli, ["graph", str(write(tmp_path, "cel.yaml", EXPRESSIONS)), "--format", "dot"]
     )
     assert "[label=\"b\\nConfigMap b\\nif a.data.k == 'x'\"];" in dotted.stdout
+
+
+def test_plan_and_graph_show_a_collection_as_its_objects_and_its_list() -> None:
+    sample = str(SAMPLES / "expressions.yaml")
+    planned = CliRunner().invoke(cli, ["plan", sample])
+    assert "  wave 3: environments[expr-env-dev], environments[expr-env-prod]" in planned.output
+    drawn = CliRunner().invoke(cli, ["graph", sample])
+    assert "for each of settings.data.environments.split(',')" in drawn.stdout

@@ -313,3 +313,87 @@ def test_names_are_read_past_comments_spaces_and_literals_as_cel_reads_them() ->
     assert expressions.names_read("a . b + c .? d + e // f g\n + 'h' + r'i\\' + j") == {"a", "c", "e", "j"}
     assert expressions.names_read("x ." + " " * 5000) == {"x"}
     assert expressions.names_read('"""' + '\\"' * 2000) == frozenset()
+
+
+# --- forEach --------------------------------------------------------------------------------------
+
+
+def environments(*names: str, **fields: Any) -> dict[str, Any]:
+    template = config_map("app-${each}", {"env": "${each}", "region": "${db.data.region}"})
+    return {**resource("envs", template), "forEach": "${db.data.envs.split(',')}", **fields}
+
+
+def settings(envs: str) -> dict[str, Any]:
+    return config_map("db", {"envs": envs, "region": "eu"})
+
+
+def test_for_each_makes_one_object_per_element_and_one_verdict_for_them_all() -> None:
+    b = bundle(db(), environments(), resource("after", depends_on=["envs"]))
+    assert b.by_name["envs"].dependencies == {"db"}
+    plan = plan_bundle(b, [observed(b, settings("dev,prod"))])
+    made = applied(plan)
+    assert set(made) == {"envs[app-dev]", "envs[app-prod]"}
+    assert made["envs[app-dev]"]["data"] == {"env": "dev", "region": "eu"}
+    assert made["envs[app-prod]"]["metadata"]["annotations"] == {"smith.atlassian.com/forEach": "envs"}
+    assert plan.verdict("envs").state is VerdictState.IN_PROGRESS
+    assert "0 of 2 objects ready" in plan.verdict("envs").message
+    assert plan.verdict("after").blocked_on == ("envs",)
+    there = [observed(b, settings("dev,prod")), *(observed(b, o) for o in made.values())]
+    ready = plan_bundle(b, there)
+    assert ready.verdict("envs").state is VerdictState.READY
+    assert ready.verdict("envs").message == "2 of 2 objects ready"
+    assert set(applied(ready)) == {"after"}
+    assert {o["name"] for o in applied(ready)["after"]["metadata"]["ownerReferences"][:-1]} == {
+        "app-dev",
+        "app-prod",
+    }
+
+
+def test_an_element_removed_deletes_its_object_once_the_rest_is_ready_and_a_list_not_known_deletes_none() -> (
+    None
+):
+    b = bundle(db(), environments())
+    dev, prod = (observed(b, config_map(f"app-{e}", {"env": e, "region": "eu"})) for e in ("dev", "prod"))
+    for o in (dev, prod):
+        o.object["metadata"]["annotations"] = {"smith.atlassian.com/forEach": "envs"}
+    shrunk = plan_bundle(b, [observed(b, settings("dev")), dev, prod])
+    assert [a.object.name for a in shrunk.actions if isinstance(a, Delete)] == ["app-prod"]
+    unknown = plan_bundle(b, [observed(b, config_map("db", {"region": "eu"})), dev, prod])  # no envs yet
+    assert unknown.verdict("envs").state is VerdictState.BLOCKED
+    assert not [a for a in unknown.actions if isinstance(a, Delete)]
+
+
+@pytest.mark.parametrize(
+    ("envs", "said"),
+    [
+        ("dev,dev", "two elements make the object 'app-dev'"),
+        ("dev,Bad_Name", "an object's name 'app-Bad_Name'"),
+        (",".join(f"e{i}" for i in range(101)), "gives 101 elements; one resource may make at most 100"),
+    ],
+)
+def test_a_list_that_cannot_make_its_objects_is_an_error_of_its_resource(envs: str, said: str) -> None:
+    b = bundle(db(), environments(), resource("other"))
+    plan = plan_bundle(b, [observed(b, settings(envs))])
+    assert plan.verdict("envs").state is VerdictState.ERROR
+    assert said in plan.verdict("envs").message
+    assert not [a for a in plan.actions if isinstance(a, Apply) and a.resource.startswith("envs")]
+    assert "other" in applied(plan)
+
+
+def test_a_for_each_name_must_vary_and_its_objects_are_read_with_expressions() -> None:
+    fixed = {
+        **resource("envs", config_map("same", {"env": "${each}"})),
+        "forEach": "${db.data.envs.split(',')}",
+    }
+    reader = resource(
+        "reader", config_map("reader"), references=[{"name": "x", "resource": "envs", "path": "data"}]
+    )
+    b = bundle(db(), fixed, reader)
+    assert "metadata.name must vary with each element" in b.refused["envs"][0].message
+    assert "'envs' is a forEach resource, read with an expression: ${envs}" in b.refused["reader"][0].message
+    counted = bundle(
+        db(), environments(), resource("count", config_map("count", {"n": "${string(size(envs))}"}))
+    )
+    objects = [config_map(f"app-{e}", {"env": e, "region": "eu"}) for e in ("dev", "prod")]
+    there = [observed(counted, settings("dev,prod")), *(observed(counted, o) for o in objects)]
+    assert applied(plan_bundle(counted, there))["count"]["data"]["n"] == "2"

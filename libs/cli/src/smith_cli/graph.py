@@ -1,8 +1,8 @@
 """A Bundle's dependency graph as text other tools draw: Mermaid (GitHub renders it in Markdown) and
 Graphviz dot, and as SVG or PNG through Graphviz's `dot` when it is installed. Nodes are resources (with
-the object they stand for, and their `includeWhen` and `readyWhen`), edges go from a dependency to what
-depends on it, and resources of one creation wave share a rank. Given the live states (a Bundle's
-status), nodes are coloured by them."""
+the object they stand for, and their `forEach`, `includeWhen` and `readyWhen`), edges go from a
+dependency to what depends on it, and resources of one creation wave share a rank. Given the live states
+(a Bundle's status), nodes are coloured by them."""
 
 from __future__ import annotations
 
@@ -28,12 +28,14 @@ def _label(resource: Resource) -> str:
 
 
 def _conditions(resource: Resource) -> list[str]:
-    """A resource's conditions, shortened: `if <includeWhen>`, `ready when <readyWhen>`."""
+    """A resource's collection and conditions, shortened: `for each of <forEach>`, `if <includeWhen>`,
+    `ready when <readyWhen>`."""
 
     def short(text: str) -> str:
         return text if len(text) <= 40 else text[:37] + "..."
 
-    return [f"if {short(c)}" for c in resource.include_when] + [
+    each = [f"for each of {short(resource.for_each)}"] if resource.for_each else []
+    return [*each, *(f"if {short(c)}" for c in resource.include_when)] + [
         f"ready when {short(c)}" for c in resource.ready_when
     ]
 

@@ -44,6 +44,8 @@ COST_LIMIT: Final = 1_000_000  # estimated cost units per evaluation (the API se
 MAX_LENGTH: Final = 4096  # characters of one expression
 RESOURCES: Final = "resources"
 SELF: Final = "self"
+EACH: Final = "each"  # in a forEach resource: the element its object is made for
+MAX_ITEMS: Final = 100  # objects one forEach resource may stand for
 
 _BY_NAME: Final = re.compile(r"""\bresources\s*\[\s*(?:'([^'\\]*)'|"([^"\\]*)")\s*\]""")
 _KEYWORDS: Final = frozenset(
@@ -212,13 +214,13 @@ def expressions_in(value: JSON, known: Mapping[str, str], own: Collection[str] =
 # --- checking and evaluating ----------------------------------------------------------------------
 
 
-def check(source: str, names: Collection[str]) -> None:
+def check(source: str, names: Collection[str], lists: Collection[str] = ()) -> None:
     """Parse and type-check `source` with `names` (and `resources`) declared. Raises ExpressionError."""
     if len(source) > MAX_LENGTH:
         raise ExpressionError(f"the expression is {len(source)} characters long; at most {MAX_LENGTH}")
     if RESOURCES in names_read(source) and not _BY_NAME.search(source):
         raise ExpressionError("resources[...] takes a resource's name in quotes: resources['db-secret']")
-    _compiled(source, tuple(sorted({*names, RESOURCES})))
+    _compiled(source, tuple(sorted({*names, RESOURCES})), tuple(sorted(lists)))
 
 
 class Bound(dict[str, JSON]):
@@ -274,7 +276,8 @@ def evaluate(source: str, data: Bound) -> JSON | NotYet:
     """The value of `source` with `data` bound (`bindings`), as JSON; NotYet while a field it reads is
     not there. Raises ExpressionError (also for a cost over the limit, before it runs). Nothing the
     runtime says of a failure is passed on but its kind: its messages may hold the values it read."""
-    program = _compiled(source, tuple(sorted({*data, RESOURCES})))
+    lists = tuple(sorted(k for k, v in data.items() if isinstance(v, list) and k != EACH))
+    program = _compiled(source, tuple(sorted({*data, RESOURCES})), lists)
     if (cost := estimated_cost(source, data)) > COST_LIMIT:
         raise ExpressionError(f"its estimated cost {cost:,} exceeds the limit of {COST_LIMIT:,}")
     try:
@@ -367,8 +370,10 @@ def _first_line(message: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled(source: str, names: tuple[str, ...]) -> Any:
-    env = _environment(names)
+def _compiled(source: str, names: tuple[str, ...], lists: tuple[str, ...] = ()) -> Any:
+    """`source` parsed and checked with `names` declared: objects (maps), `lists` (a forEach resource's
+    objects) and `each` (any value)."""
+    env = _environment(names, lists)
     try:
         return env.compile(source)
     except RuntimeError as e:
@@ -384,10 +389,14 @@ def _compile_problem(message: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _environment(names: tuple[str, ...]) -> Any:
+def _environment(names: tuple[str, ...], lists: tuple[str, ...]) -> Any:
     cel, extensions = _runtime()
     document = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
-    return cel.NewEnv(variables=dict.fromkeys(names, document), extensions=[e() for e in extensions])
+    types = {
+        n: cel.Type.DYN if n == EACH else cel.Type.List(cel.Type.DYN) if n in lists else document
+        for n in names
+    }
+    return cel.NewEnv(variables=types, extensions=[e() for e in extensions])
 
 
 @functools.cache

@@ -3,10 +3,11 @@ they used. Building the model is `validation.load_bundle`'s job; this module onl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from smith_engine.errors import BundleError
 from smith_engine.graph import creation_order, creation_waves
@@ -124,6 +125,9 @@ class Resource:
     # `externalRef`: an object Smith reads and never writes (`object` is its identity); READY when it
     # exists (and its `ready_when` holds), Blocked until then.
     external: bool = False
+    # `forEach`: an expression giving a list; the resource stands for one object per element, `each`
+    # in its expressions (its name among them). Planned by smith_engine.planner as items of their own.
+    for_each: str = ""
     # Explicit `dependsOn` plus every resource a reference or an expression reads from (a plan asks for
     # them per resource per wave, so they are worked out once).
     dependencies: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -184,3 +188,18 @@ def group_of(api_version: str) -> str:
 def resource_object(spec: Any) -> Any:
     """The object of a resource's `spec`, in either of Smith's shapes: `spec.object`, or `spec` itself."""
     return spec.get("object") if isinstance(spec, Mapping) and "object" in spec else spec
+
+
+_DNS1123_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+
+
+def dns1123_problem(name: str) -> str | None:
+    """Why `name` is not a DNS-1123 subdomain (the rule for most object names), or None."""
+    if len(name) > 253:
+        return "it is longer than 253 characters"
+    if not _DNS1123_SUBDOMAIN.match(name):
+        return (
+            "it must consist of lower case alphanumeric characters, '-' or '.', "
+            "and start and end with an alphanumeric character"
+        )
+    return None

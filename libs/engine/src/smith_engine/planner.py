@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from smith_engine import expressions
 from smith_engine.changes import SECRET, desired_hash, digest
@@ -31,6 +31,7 @@ from smith_engine.model import (
     ObjectRef,
     Reference,
     Resource,
+    dns1123_problem,
     group_of,
 )
 from smith_engine.plugins import (
@@ -146,22 +147,26 @@ def plan_bundle(
     runs = _PluginRuns(plugins or {}, processed or {})
     budget = Budget()
     sizes: expressions.Sizes = {}  # what expressions read, measured once a plan
+    items: Items = {}  # a forEach resource's objects, by its name
     for name in order:
         resource = bundle.by_name[name]
-        verdict, action = _plan_resource(
-            bundle,
-            resource,
-            by_key=by_key,
-            verdicts=verdicts,
-            plugins=runs,
-            budget=budget,
-            sizes=sizes,
-            refused=bundle.refusal(name) or (refused or {}).get(name),
-        )
+        context = _Context(by_key, verdicts, runs, budget, sizes, items)
+        refusal = bundle.refusal(name) or (refused or {}).get(name)
+        if resource.for_each:
+            verdict, made = _plan_items(bundle, resource, context, refused=refusal)
+            actions += made
+        else:
+            verdict, action = _plan_resource(bundle, resource, context, refused=refusal)
+            actions += [action] if action is not None else []
         verdicts[name] = verdict
-        if action is not None:
-            actions.append(action)
-    wanted = {r.key for r in bundle.resources if verdicts[r.name].reason is not Reason.EXCLUDED}
+    wanted = {
+        *(
+            r.key
+            for r in bundle.resources
+            if not r.for_each and verdicts[r.name].reason is not Reason.EXCLUDED
+        ),
+        *_items_kept(bundle, by_key, items),
+    }
     removed = [o.object for k, o in sorted(by_key.items()) if k not in wanted and _is_ours(o.object, bundle)]
     gone = removals(
         removed,
@@ -192,17 +197,13 @@ def plan_teardown(bundle: Bundle, observed: Iterable[Observed]) -> Plan:
 def _plan_resource(
     bundle: Bundle,
     resource: Resource,
-    *,
-    by_key: Mapping[ObjectKey, Observed],
-    verdicts: Mapping[str, Verdict],
-    plugins: _PluginRuns,
-    budget: Budget,
-    sizes: expressions.Sizes,
+    context: _Context,
     refused: str | None = None,
 ) -> tuple[Verdict, Action | None]:
     def verdict(state: VerdictState, reason: Reason, message: str = "", **kw: Any) -> Verdict:
         return Verdict(resource=resource.name, state=state, reason=reason, message=message, object=ref, **kw)
 
+    by_key, verdicts, plugins, budget = context.by_key, context.verdicts, context.plugins, context.budget
     existing = by_key.get(resource.key)
     ref = ObjectRef.of(existing.object) if existing else object_ref(bundle, resource.object)
     if refused is not None:
@@ -221,7 +222,7 @@ def _plan_resource(
         ), None
     if resource.external:
         return verdict(*_external(resource, existing)), None
-    cel = _expression_values(bundle, resource, by_key, sizes)
+    cel = _expression_values(bundle, resource, context)
     if isinstance(cel, Outcome):
         return verdict(cel.state, cel.reason, cel.message), None
     values: dict[str, JSON] = {}
@@ -247,9 +248,10 @@ def _plan_resource(
         resource, values = replace(resource, object=made), {}  # the plugin's object: no markers of ours
     # objects it depends on, as owners (an object Smith does not manage never owns one of Smith's)
     dependencies = [
-        by_key[bundle.by_name[d].key].object
+        o
         for d in sorted(resource.dependencies)
         if not bundle.by_name[d].external
+        for o in _objects(bundle, d, context, every=True)
     ]
     try:
         desired = desired_object(bundle, resource, values, dependencies, budget=budget, expressions=cel)
@@ -386,6 +388,143 @@ def _resolve(
     return resolve(reference, target=target, secret=secret)
 
 
+# --- one plan's state, and forEach -----------------------------------------------------------------
+
+Items = dict[str, tuple[ObjectKey, ...] | None]  # by forEach resource: its objects' keys (None: unknown)
+FOR_EACH_ANNOTATION = f"{API_VERSION.partition('/')[0]}/forEach"  # on each object a forEach made: whose
+
+
+@dataclass
+class _Context:
+    """What planning one resource reads and leaves of the plan it is part of."""
+
+    by_key: Mapping[ObjectKey, Observed]
+    verdicts: Mapping[str, Verdict]
+    plugins: _PluginRuns
+    budget: Budget
+    sizes: expressions.Sizes
+    items: Items
+
+
+class _NoElement:
+    """No element: the resource is not a forEach one."""
+
+
+_NO_ELEMENT: Final = _NoElement()
+
+
+def _objects(bundle: Bundle, name: str, context: _Context, *, every: bool = False) -> Any:
+    """The object of resource `name` as it is (READY: it exists); a forEach resource's, the list of its
+    objects (`every`: as objects one by one, for a dependent's owner references)."""
+    resource = bundle.by_name[name]
+    if not resource.for_each:
+        found = context.by_key[resource.key].object
+        return [found] if every else found
+    keys = context.items.get(name) or ()
+    return [context.by_key[k].object for k in keys if k in context.by_key]
+
+
+def _items_kept(bundle: Bundle, by_key: Mapping[ObjectKey, Observed], items: Items) -> set[ObjectKey]:
+    """The objects of forEach resources that stay: those made for their lists as they are now, and all
+    of a resource's whose list could not be read in this plan (a list not known is never taken as empty)."""
+    kept: set[ObjectKey] = set()
+    for r in bundle.resources:
+        if not r.for_each:
+            continue
+        if (keys := items.get(r.name)) is not None:
+            kept.update(keys)
+            continue
+        annotations = (o.object.get("metadata", {}).get("annotations") or {} for o in by_key.values())
+        keys_of = zip(by_key, annotations, strict=True)
+        kept.update(k for k, a in keys_of if a.get(FOR_EACH_ANNOTATION) == r.name)
+    return kept
+
+
+def _plan_items(
+    bundle: Bundle, resource: Resource, context: _Context, refused: str | None
+) -> tuple[Verdict, list[Action]]:
+    """A forEach resource: one object per element of its list, each planned as a resource of its own
+    (`name[object name]`), and one verdict for them all."""
+    ref = object_ref(bundle, resource.object)
+
+    def verdict(state: VerdictState, reason: Reason, message: str = "", **kw: Any) -> Verdict:
+        return Verdict(resource=resource.name, state=state, reason=reason, message=message, object=ref, **kw)
+
+    context.items[resource.name] = None
+    # its dependencies, refusal and includeWhen, as any resource's (its template is never the answer)
+    gate, _ = _plan_resource(bundle, replace(resource, expressions=()), context, refused)
+    if gate.reason is Reason.EXCLUDED:
+        context.items[resource.name] = ()
+    if (gate.state, gate.reason) != (VerdictState.IN_PROGRESS, Reason.APPLYING):
+        return replace(gate, object=ref), []
+    made = _items(bundle, resource, context)
+    if isinstance(made, Outcome):
+        return verdict(made.state, made.reason, made.message), []
+    planned = [_plan_resource(bundle, item, context) for item in made]
+    context.items[resource.name] = tuple(item.key for item in made)
+    actions = [a for _, a in planned if a is not None]
+    states = [v for v, _ in planned]
+    if failed := [v for v in states if v.state is VerdictState.ERROR]:
+        first = failed[0]
+        return verdict(first.state, first.reason, f"{first.resource}: {first.message}"), actions
+    ready = sum(v.state is VerdictState.READY for v in states)
+    if ready == len(states):
+        return verdict(VerdictState.READY, Reason.READY, f"{ready} of {len(states)} objects ready"), actions
+    waiting = next(v for v in states if v.state is not VerdictState.READY)
+    message = f"{ready} of {len(states)} objects ready; {waiting.resource}: {waiting.message}"
+    return verdict(waiting.state, waiting.reason, message, blocked_on=waiting.blocked_on), actions
+
+
+def _items(bundle: Bundle, resource: Resource, context: _Context) -> list[Resource] | Outcome:
+    """The resources a forEach resource stands for now, one per element of its list, each with its object
+    made (its expressions evaluated with `each`); or why not."""
+    objects = {d: _objects(bundle, d, context) for d in resource.reads}
+    data = expressions.bindings(objects, known_variables(bundle), sizes=context.sizes)
+    listing = _evaluated(resource.for_each, data, "forEach")
+    if isinstance(listing, Outcome):
+        return listing
+    if not isinstance(listing, list):
+        kind = "null" if listing is None else type(listing).__name__
+        return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, f"forEach must give a list, not a {kind}")
+    if len(listing) > expressions.MAX_ITEMS:
+        message = (
+            f"forEach gives {len(listing)} elements; one resource may make at most {expressions.MAX_ITEMS}"
+        )
+        return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, message)
+    made: dict[str, Resource] = {}
+    for element in listing:
+        values = _expression_values(bundle, replace(resource, include_when=()), context, each=element)
+        if isinstance(values, Outcome):
+            return values
+        try:
+            obj = substitute(
+                resource.object, {}, budget=context.budget, expressions=values, known=known_variables(bundle)
+            )
+        except ExpansionError as e:
+            return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, str(e))
+        name = obj.get("metadata", {}).get("name") if isinstance(obj, dict) else None
+        if not isinstance(name, str) or (why := dns1123_problem(name)) is not None:
+            shown = str(name)[:60] if isinstance(name, str) else type(name).__name__
+            why = "it is not a string" if not isinstance(name, str) else why
+            return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, f"an object's name {shown!r}: {why}")
+        if name in made:
+            message = f"two elements make the object {name!r}: each must make its own name"
+            return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, message)
+        if ObjectKey.of(obj) in {r.key for r in bundle.resources if not r.for_each}:
+            message = f"an element makes {ObjectKey.of(obj)}, which another resource describes"
+            return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, message)
+        obj["metadata"].setdefault("annotations", {})[FOR_EACH_ANNOTATION] = resource.name
+        made[name] = replace(
+            resource,
+            name=f"{resource.name}[{name}]",
+            object=obj,
+            expressions=(),
+            include_when=(),
+            for_each="",
+        )
+    return list(made.values())
+
+
 # --- expressions ----------------------------------------------------------------------------------
 
 
@@ -409,13 +548,15 @@ def _known(names: tuple[str, ...]) -> dict[str, str]:
 
 
 def _expression_values(
-    bundle: Bundle, resource: Resource, by_key: Mapping[ObjectKey, Observed], sizes: expressions.Sizes
+    bundle: Bundle, resource: Resource, context: _Context, each: JSON | _NoElement = _NO_ELEMENT
 ) -> dict[str, JSON] | Outcome:
-    """The values of the resource's object's expressions, once its `includeWhen` holds; or why not."""
+    """The values of the resource's object's expressions, once its `includeWhen` holds; or why not.
+    `each`: the element of a forEach resource the object is made for."""
     if not resource.expressions and not resource.include_when:
         return {}
-    objects = {d: by_key[bundle.by_name[d].key].object for d in resource.reads}
-    data = expressions.bindings(objects, known_variables(bundle), sizes=sizes)
+    objects = {d: _objects(bundle, d, context) for d in resource.reads}
+    own = {} if isinstance(each, _NoElement) else {expressions.EACH: each}
+    data = expressions.bindings(objects, known_variables(bundle), own, sizes=context.sizes)
     for index, source in enumerate(resource.include_when):
         holds = _condition(source, data, f"includeWhen[{index}]")
         if isinstance(holds, Outcome):

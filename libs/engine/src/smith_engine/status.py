@@ -65,7 +65,11 @@ class ActionResult:
 def merge_results(verdicts: Sequence[Verdict], results: Sequence[ActionResult]) -> tuple[Verdict, ...]:
     """Verdicts with their resources' action results folded in: a failure is an error, and an applied
     (or found in sync) object's readiness replaces "applying"."""
-    by_resource = {r.resource: r for r in results if r.resource}
+    by_resource = {r.resource: r for r in results if r.resource and "[" not in r.resource}
+    for item in results:  # a forEach resource's objects (`name[object]`): one's failure is the resource's
+        if "[" in item.resource and not item.ok:
+            failed = replace(item, error=f"{item.resource}: {item.error}")
+            by_resource.setdefault(item.resource.partition("[")[0], failed)
     merged = []
     for v in verdicts:
         if (r := by_resource.get(v.resource)) is not None:

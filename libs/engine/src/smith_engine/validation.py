@@ -42,10 +42,13 @@ from smith_engine.errors import (
     UnknownModifierError,
 )
 from smith_engine.expressions import (
+    EACH,
+    OPEN,
     SELF,
     ExpressionError,
     check,
     expressions_in,
+    names_read,
     resources_read,
     scan,
     variable,
@@ -61,6 +64,7 @@ from smith_engine.model import (
     PluginRef,
     Reference,
     Resource,
+    dns1123_problem,
     resource_object,
 )
 from smith_engine.plugins import PluginInfo, identity, plugin_problems, plugin_ref, schema_problems
@@ -75,20 +79,7 @@ from smith_engine.references import (
 )
 from smith_engine.workloads import external_refs, outside_sources
 
-_DNS1123_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _REFERENCE_NAME: Final = re.compile(r"[A-Za-z0-9_.\-]+\Z")
-
-
-def dns1123_problem(name: str) -> str | None:
-    """Why `name` is not a DNS-1123 subdomain (the rule for most object names), or None."""
-    if len(name) > 253:
-        return "it is longer than 253 characters"
-    if not _DNS1123_SUBDOMAIN.match(name):
-        return (
-            "it must consist of lower case alphanumeric characters, '-' or '.', "
-            "and start and end with an alphanumeric character"
-        )
-    return None
 
 
 def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = None) -> Bundle:
@@ -125,9 +116,14 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
     known = variables(
         [r["name"] for r in raw_resources if isinstance(r, Mapping) and isinstance(r.get("name"), str)]
     )
+    collections = frozenset(
+        variable(r["name"])
+        for r in raw_resources
+        if isinstance(r, Mapping) and isinstance(r.get("name"), str) and r.get("forEach")
+    )
     for index, raw in enumerate(raw_resources):
         resource, found, own = _parse_resource(
-            raw, index=index, namespace=namespace, plugins=plugins or {}, known=known
+            raw, index=index, namespace=namespace, plugins=plugins or {}, known=known, lists=collections
         )
         problems.extend(found)
         if resource is not None:
@@ -135,6 +131,8 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
             if own:
                 refused[resource.name] = tuple(own)
     problems.extend(_bundle_problems(resources))
+    for name, found in _reads_of_collections(resources).items():
+        refused[name] = (*refused.get(name, ()), *found)
     if (outside := len(outside_sources(obj)) + len(external_refs(obj))) > MAX_OUTSIDE:
         problems.append(
             LimitError(
@@ -156,7 +154,13 @@ def load_bundle(obj: JSONObject, *, plugins: Mapping[str, PluginInfo] | None = N
 
 
 def _parse_resource(
-    raw: Any, *, index: int, namespace: str, plugins: Mapping[str, PluginInfo], known: Mapping[str, str]
+    raw: Any,
+    *,
+    index: int,
+    namespace: str,
+    plugins: Mapping[str, PluginInfo],
+    known: Mapping[str, str],
+    lists: frozenset[str] = frozenset(),
 ) -> tuple[Resource | None, list[BundleError], list[BundleError]]:
     """The resource, the problems that stop the whole Bundle, and those of the resource alone."""
     if not isinstance(raw, Mapping):
@@ -187,8 +191,15 @@ def _parse_resource(
             InvalidFieldError(resource=name, field="dependsOn", reason="must be a list of resource names")
         )
         depends_on = []
-    problems.extend(_object_key_problems(name, obj))
+    for_each = raw.get("forEach")
+    if for_each is not None and (not isinstance(for_each, str) or plugin is not None):
+        why = "a plugin's resource makes one object" if plugin else "must be an expression: ${...}"
+        problems.append(InvalidFieldError(resource=name, field="forEach", reason=why))
+        for_each = None
+    problems.extend(_object_key_problems(name, _item_like(obj) if for_each else obj))
     references, own = _parse_references(name, raw.get("references") or [])
+    if for_each and raw.get("references"):
+        own.append(InvalidFieldError(resource=name, field="references", reason=FOR_EACH_REFERENCES))
     own.extend(_object_rule_problems(name, obj, namespace=namespace))
     own.extend(_marker_problems(name, content, references))
     dependencies = {*depends_on, *(r.resource for r in references)}
@@ -197,7 +208,7 @@ def _parse_resource(
     references += outputs
     if plugin and (info := plugins.get(plugin.name)) and not found:
         own.extend(_early_plugin_problems(name, plugin, references, info, dependencies))
-    cel = _expressions(name, raw, content, known)
+    cel = _expressions(name, raw, content, known, for_each=for_each, lists=lists)
     problems.extend(cel.shape)
     own.extend(cel.problems)
     resource = Resource(
@@ -210,8 +221,40 @@ def _parse_resource(
         ready_when=cel.ready_when,
         include_when=cel.include_when,
         reads=cel.reads,
+        for_each=cel.for_each,
     )
     return resource, problems, own
+
+
+FOR_EACH_REFERENCES: Final = "a forEach resource reads its dependencies with expressions, not references"
+
+
+def _reads_of_collections(resources: list[Resource]) -> dict[str, list[BundleError]]:
+    """References to forEach resources (which stand for many objects: read with an expression)."""
+    collections = {r.name for r in resources if r.for_each}
+    found: dict[str, list[BundleError]] = {}
+    for r in resources:
+        for ref in r.references:
+            if ref.resource in collections and ref.name:
+                read = f"${{{variable(ref.resource)}}}"
+                reason = f"{ref.resource!r} is a forEach resource, read with an expression: {read}"
+                found.setdefault(r.name, []).append(
+                    InvalidFieldError(resource=r.name, field="references", reason=reason)
+                )
+    return found
+
+
+def _item_like(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A forEach template as one of its items would be for the checks of its identity: its name (made
+    of expressions) stood in for by a valid one; the items' own names are checked when planned."""
+    metadata = obj.get("metadata")
+    if (
+        not isinstance(metadata, Mapping)
+        or not isinstance(metadata.get("name"), str)
+        or OPEN not in metadata["name"]
+    ):
+        return obj
+    return {**obj, "metadata": {**metadata, "name": "item"}}
 
 
 def _external(
@@ -261,6 +304,7 @@ def _external(
 @dataclass
 class _Expressions:
     expressions: tuple[str, ...] = ()
+    for_each: str = ""
     ready_when: tuple[str, ...] = ()
     include_when: tuple[str, ...] = ()
     reads: frozenset[str] = frozenset()
@@ -269,16 +313,31 @@ class _Expressions:
 
 
 def _expressions(
-    resource: str, raw: Mapping[str, Any], content: Any, known: Mapping[str, str]
+    resource: str,
+    raw: Mapping[str, Any],
+    content: Any,
+    known: Mapping[str, str],
+    *,
+    for_each: str | None = None,
+    lists: frozenset[str] = frozenset(),
 ) -> _Expressions:
-    """The CEL expressions of a resource: those of its object (or plugin spec), its `readyWhen` and
-    `includeWhen`; what they read; what is wrong with them (each a problem of this resource alone)."""
-    found = _Expressions(expressions=tuple(dict.fromkeys(expressions_in(content, known))))
+    """The CEL expressions of a resource: those of its object (or plugin spec), its `forEach`, `readyWhen`
+    and `includeWhen`; what they read; what is wrong with them (each a problem of this resource alone)."""
+    own: tuple[str, ...] = (EACH,) if for_each else ()
+    found = _Expressions(expressions=tuple(dict.fromkeys(expressions_in(content, known, own))))
     reads: set[str] = set()
     names = tuple(known)
     for source in found.expressions:
         reads |= resources_read(source, known)
-        found.problems.extend(_checked(resource, "object", source, names))
+        found.problems.extend(_checked(resource, "object", source, (*names, *own), lists=lists))
+    if for_each:
+        found.for_each = condition_source(for_each)
+        reads |= resources_read(found.for_each, known)
+        found.problems.extend(_checked(resource, "forEach", found.for_each, names, lists=lists))
+        name = (content.get("metadata") or {}).get("name") if isinstance(content, Mapping) else None
+        if not any(EACH in names_read(s) for s in expressions_in(name, known, own)):
+            reason = "must vary with each element: make it with ${each}, e.g. app-${each}"
+            found.problems.append(InvalidFieldError(resource=resource, field="metadata.name", reason=reason))
     for field, into in (("includeWhen", "include_when"), ("readyWhen", "ready_when")):
         conditions = raw.get(field) or []
         if not isinstance(conditions, list) or not all(isinstance(c, str) for c in conditions):
@@ -291,11 +350,11 @@ def _expressions(
         for index, source in enumerate(sources):
             where = f"{field}[{index}]"
             if field == "readyWhen":
-                own = (SELF, variable(resource))
-                found.problems.extend(_checked(resource, where, source, own, hint=READY_WHEN_HINT))
+                itself = (SELF, variable(resource))
+                found.problems.extend(_checked(resource, where, source, itself, hint=READY_WHEN_HINT))
             else:
                 reads |= resources_read(source, known)
-                found.problems.extend(_checked(resource, where, source, names))
+                found.problems.extend(_checked(resource, where, source, names, lists=lists))
     found.reads = frozenset(reads)
     return found
 
@@ -313,10 +372,16 @@ def condition_source(text: str) -> str:
 
 
 def _checked(
-    resource: str, field: str, source: str, names: Sequence[str], *, hint: str = ""
+    resource: str,
+    field: str,
+    source: str,
+    names: Sequence[str],
+    *,
+    hint: str = "",
+    lists: frozenset[str] = frozenset(),
 ) -> Iterator[BundleError]:
     try:
-        check(source, names)
+        check(source, names, lists)
     except ExpressionError as e:
         reason = f"{e} ({hint})" if hint and "undeclared reference" in str(e) else str(e)
         yield InvalidExpressionError(resource=resource, field=field, expression=source, reason=reason)
