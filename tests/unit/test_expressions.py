@@ -397,3 +397,87 @@ def test_a_for_each_name_must_vary_and_its_objects_are_read_with_expressions() -
     objects = [config_map(f"app-{e}", {"env": e, "region": "eu"}) for e in ("dev", "prod")]
     there = [observed(counted, settings("dev,prod")), *(observed(counted, o) for o in objects)]
     assert applied(plan_bundle(counted, there))["count"]["data"]["n"] == "2"
+
+
+def test_a_for_each_value_that_looks_like_a_marker_is_put_in_as_it_is() -> None:
+    b = bundle(
+        db(), {**resource("envs", config_map("app-${each}", {"v": "${db.data.v}"})), "forEach": "['a']"}
+    )
+    b = bundle(
+        db(),
+        {**resource("envs", config_map("app-${each}", {"v": "${db.data.v}"})), "forEach": "${db.data.l}"},
+    )
+    source = {**config_map("db", {"v": "!{x}"}), "data": {"v": "!{x}", "l": ["a"]}}
+    assert applied(plan_bundle(b, [observed(b, source)]))["envs[app-a]"]["data"]["v"] == "!{x}"
+
+
+def test_for_each_objects_ready_when_reads_them_by_the_resources_name_and_by_self() -> None:
+    envs = environments(readyWhen=["${envs.data.env != ''}", "${self.data.region == 'eu'}"])
+    b = bundle(db(), envs)
+    made = [config_map(f"app-{e}", {"env": e, "region": "eu"}) for e in ("dev", "prod")]
+    plan = plan_bundle(b, [observed(b, settings("dev,prod")), *(observed(b, o) for o in made)])
+    assert plan.verdict("envs").state is VerdictState.READY, plan.verdict("envs").message
+
+
+def test_two_for_each_resources_making_one_object_is_an_error_and_odd_templates_are_read_safely() -> None:
+    lowered = config_map("app-${each.lowerAscii()}", {"x": "1"})
+    second = {**resource("again", lowered), "forEach": "${db.data.envs.split(',')}"}
+    weird = config_map("w-${each}", {"x": "1"})
+    weird["metadata"]["annotations"] = None
+    b = bundle(
+        db(), environments(), second, {**resource("weird", weird), "forEach": "${db.data.envs.split(',')}"}
+    )
+    plan = plan_bundle(b, [observed(b, settings("dev"))])
+    first, second = plan.verdict("again"), plan.verdict("envs")  # planned in that order: the first claims it
+    assert first.state is VerdictState.IN_PROGRESS
+    assert second.state is VerdictState.ERROR
+    assert "ConfigMap/app-dev, which another resource describes" in second.message
+    assert applied(plan)["weird[w-dev]"]["metadata"]["annotations"] == {
+        "smith.atlassian.com/forEach": "weird"
+    }
+
+
+def test_a_for_each_deployment_reads_config_its_bundle_makes_per_element() -> None:
+    configs = {
+        **resource("cfgs", config_map("cfg-${each}", {"env": "${each}"})),
+        "forEach": "${db.data.envs.split(',')}",
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web-${each}"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": "web:1",
+                            "envFrom": [{"configMapRef": {"name": "cfg-${each}"}}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    webs = {**resource("webs", deployment, depends_on=["cfgs"]), "forEach": "${db.data.envs.split(',')}"}
+    b = bundle(db(), configs, webs)
+    made = [observed(b, config_map("cfg-dev", {"env": "dev"}))]
+    made[0].object["metadata"]["annotations"] = {"smith.atlassian.com/forEach": "cfgs"}
+    plan = plan_bundle(b, [observed(b, settings("dev")), *made])
+    assert "webs[web-dev]" in applied(plan), plan.verdict("webs").message
+
+
+def test_names_for_each_cannot_take_and_fields_it_cannot_be_on() -> None:
+    assert "each" not in expressions.variables(["each", "self", "resources", "db"])
+    plugin_dependent = {
+        "name": "p",
+        "dependsOn": ["envs"],
+        "spec": {"plugin": {"name": "x", "objectName": "p"}},
+    }
+    b = bundle(db(), environments(), plugin_dependent)
+    assert "a plugin's resource cannot depend on forEach resources (envs)" in str(b.refused["p"][0])
+    with pytest.raises(InvalidBundleError, match="an externalRef is one object"):
+        bundle(db(), {**external("ext"), "forEach": "${db.data.l}"})

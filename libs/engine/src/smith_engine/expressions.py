@@ -79,7 +79,8 @@ def variables(resources: Collection[str]) -> dict[str, str]:
     by: dict[str, list[str]] = {}
     for name in resources:
         by.setdefault(variable(name), []).append(name)
-    return {v: names[0] for v, names in by.items() if len(names) == 1 and v not in _KEYWORDS}
+    reserved = _KEYWORDS | {SELF, EACH, RESOURCES}  # a resource of one of these names: resources['each']
+    return {v: names[0] for v, names in by.items() if len(names) == 1 and v not in reserved}
 
 
 def scan(text: str, *, escaped: bool = False) -> Iterator[Found]:
@@ -231,7 +232,7 @@ class Bound(dict[str, JSON]):
     text: int = 0
 
 
-Sizes = dict[int, tuple[int, int]]  # by id() of an object of one plan: its largest collection and string
+Sizes = dict[int, tuple[int, int]]  # by id() of an object a plan holds: its largest collection and string
 
 
 def bindings(
@@ -248,11 +249,24 @@ def bindings(
     seen = {name: _readable(obj) for name, obj in objects.items()}
     bound = Bound({v: seen[name] for v, name in known.items() if name in seen})
     bound.update({RESOURCES: seen, **{k: _readable(v) for k, v in (own or {}).items()}})
-    for obj in [*objects.values(), *(own or {}).values()]:
-        if (measured := sizes.get(id(obj))) is None:
-            measured = sizes[id(obj)] = _largest(obj)
-        bound.collections, bound.text = max(bound.collections, measured[0]), max(bound.text, measured[1])
+    measured = [_measured(obj, sizes) for obj in objects.values()]
+    measured += [_largest(value) for value in (own or {}).values()]  # an element, `self`: not kept
+    for collections, text in measured:
+        bound.collections, bound.text = max(bound.collections, collections), max(bound.text, text)
     return bound
+
+
+def _measured(obj: JSON, sizes: Sizes) -> tuple[int, int]:
+    """The sizes of an object the plan holds (kept by its id, which stays its own while the plan runs),
+    or of a forEach resource's list of them (measured one by one: the list itself is made anew)."""
+    if isinstance(obj, list):
+        parts = [_measured(o, sizes) for o in obj] or [(0, 0)]
+        return max(len(obj), *(c for c, _ in parts)), max(t for _, t in parts)
+    if not isinstance(obj, Mapping):
+        return _largest(obj)
+    if (known := sizes.get(id(obj))) is None:
+        known = sizes[id(obj)] = _largest(obj)
+    return known
 
 
 def _readable(obj: JSON) -> JSON:
@@ -338,8 +352,11 @@ def estimated_cost(source: str, data: Bound) -> int:
     text = max([data.text, *(len(t.text) for t in lexed if t.kind == "string")])
     reads = sum(1 for t in lexed if t.kind == "name" and t.text in data)
     cost = len(lexed) + reads * (text // 10 + 1)
-    for call in _GROWING.finditer(_plain(source[:MAX_LENGTH])):
-        cost *= (data.collections + 1) if call.group(1) else (text + 1)
+    plain = _plain(source[:MAX_LENGTH])
+    # a list it makes of text (`split`) may be as long as the text
+    collections = max(data.collections, text) if re.search(r"\.\s*split\s*\(", plain) else data.collections
+    for call in _GROWING.finditer(plain):
+        cost *= (collections + 1) if call.group(1) else (text + 1)
         if cost > COST_LIMIT:
             break
     return cost

@@ -128,6 +128,8 @@ class Resource:
     # `forEach`: an expression giving a list; the resource stands for one object per element, `each`
     # in its expressions (its name among them). Planned by smith_engine.planner as items of their own.
     for_each: str = ""
+    # one object of a forEach resource (its name): its object made already, applied as it is
+    collection: str = ""
     # Explicit `dependsOn` plus every resource a reference or an expression reads from (a plan asks for
     # them per resource per wave, so they are worked out once).
     dependencies: frozenset[str] = field(init=False, repr=False, compare=False)

@@ -18,7 +18,7 @@ from typing import Any, Final
 from smith_engine import expressions
 from smith_engine.changes import SECRET, desired_hash, digest
 from smith_engine.deletion import PendingDeletion, being_deleted, next_wave, removals
-from smith_engine.limits import Budget, ExpansionError
+from smith_engine.limits import MAX_RESOURCES, Budget, ExpansionError
 from smith_engine.model import (
     API_VERSION,
     BUNDLE_KIND,
@@ -148,9 +148,10 @@ def plan_bundle(
     budget = Budget()
     sizes: expressions.Sizes = {}  # what expressions read, measured once a plan
     items: Items = {}  # a forEach resource's objects, by its name
+    claimed: set[ObjectKey] = set()
     for name in order:
         resource = bundle.by_name[name]
-        context = _Context(by_key, verdicts, runs, budget, sizes, items)
+        context = _Context(by_key, verdicts, runs, budget, sizes, items, claimed)
         refusal = bundle.refusal(name) or (refused or {}).get(name)
         if resource.for_each:
             verdict, made = _plan_items(bundle, resource, context, refused=refusal)
@@ -404,6 +405,7 @@ class _Context:
     budget: Budget
     sizes: expressions.Sizes
     items: Items
+    claimed: set[ObjectKey] = field(default_factory=set)  # the objects forEach resources made so far
 
 
 class _NoElement:
@@ -451,17 +453,17 @@ def _plan_items(
         return Verdict(resource=resource.name, state=state, reason=reason, message=message, object=ref, **kw)
 
     context.items[resource.name] = None
-    # its dependencies, refusal and includeWhen, as any resource's (its template is never the answer)
-    gate, _ = _plan_resource(bundle, replace(resource, expressions=()), context, refused)
-    if gate.reason is Reason.EXCLUDED:
-        context.items[resource.name] = ()
-    if (gate.state, gate.reason) != (VerdictState.IN_PROGRESS, Reason.APPLYING):
-        return replace(gate, object=ref), []
+    if (gate := _gate(bundle, resource, context, refused)) is not None:
+        if gate.reason is Reason.EXCLUDED:
+            context.items[resource.name] = ()
+        return verdict(gate.state, gate.reason, gate.message, blocked_on=gate.blocked_on), []
     made = _items(bundle, resource, context)
     if isinstance(made, Outcome):
         return verdict(made.state, made.reason, made.message), []
     planned = [_plan_resource(bundle, item, context) for item in made]
     context.items[resource.name] = tuple(item.key for item in made)
+    if planned:  # the resource's object in its status: its first (the kind its objects are of)
+        ref = planned[0][0].object or ref
     actions = [a for _, a in planned if a is not None]
     states = [v for v, _ in planned]
     if failed := [v for v in states if v.state is VerdictState.ERROR]:
@@ -473,6 +475,33 @@ def _plan_items(
     waiting = next(v for v in states if v.state is not VerdictState.READY)
     message = f"{ready} of {len(states)} objects ready; {waiting.resource}: {waiting.message}"
     return verdict(waiting.state, waiting.reason, message, blocked_on=waiting.blocked_on), actions
+
+
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    state: VerdictState
+    reason: Reason
+    message: str
+    blocked_on: tuple[str, ...] = ()
+
+
+def _gate(bundle: Bundle, resource: Resource, context: _Context, refused: str | None) -> _Gate | None:
+    """Why a forEach resource makes no objects now (refused, left out, waiting for its dependencies, its
+    includeWhen false or not known), or None when it may."""
+    if refused is not None:
+        return _Gate(VerdictState.ERROR, Reason.TERMINAL_ERROR, refused)
+    verdicts = context.verdicts
+    if left_out := sorted(d for d in resource.dependencies if verdicts[d].reason is Reason.EXCLUDED):
+        message = f"left out: it depends on {', '.join(left_out)}, left out"
+        return _Gate(VerdictState.READY, Reason.EXCLUDED, message)
+    waiting = tuple(sorted(d for d in resource.dependencies if verdicts[d].state is not VerdictState.READY))
+    if waiting:
+        message = f"waiting for {', '.join(waiting)} to be ready"
+        return _Gate(VerdictState.BLOCKED, Reason.DEPENDENCIES_NOT_READY, message, blocked_on=waiting)
+    included = _expression_values(bundle, replace(resource, expressions=()), context)
+    if isinstance(included, Outcome):
+        return _Gate(included.state, included.reason, included.message)
+    return None
 
 
 def _items(bundle: Bundle, resource: Resource, context: _Context) -> list[Resource] | Outcome:
@@ -510,10 +539,13 @@ def _items(bundle: Bundle, resource: Resource, context: _Context) -> list[Resour
         if name in made:
             message = f"two elements make the object {name!r}: each must make its own name"
             return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, message)
-        if ObjectKey.of(obj) in {r.key for r in bundle.resources if not r.for_each}:
-            message = f"an element makes {ObjectKey.of(obj)}, which another resource describes"
+        key = ObjectKey.of(obj)
+        if key in context.claimed or key in {r.key for r in bundle.resources if not r.for_each}:
+            message = f"an element makes {key}, which another resource describes"
             return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, message)
-        obj["metadata"].setdefault("annotations", {})[FOR_EACH_ANNOTATION] = resource.name
+        meta = obj["metadata"]
+        annotations = meta.get("annotations") if isinstance(meta.get("annotations"), Mapping) else {}
+        meta["annotations"] = {**annotations, FOR_EACH_ANNOTATION: resource.name}
         made[name] = replace(
             resource,
             name=f"{resource.name}[{name}]",
@@ -521,7 +553,12 @@ def _items(bundle: Bundle, resource: Resource, context: _Context) -> list[Resour
             expressions=(),
             include_when=(),
             for_each="",
+            collection=resource.name,
         )
+    if len(context.claimed) + len(made) > MAX_RESOURCES:
+        message = f"the Bundle's forEach resources make more than {MAX_RESOURCES} objects"
+        return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, message)
+    context.claimed.update(item.key for item in made.values())
     return list(made.values())
 
 
@@ -591,7 +628,8 @@ def _ready_when(resource: Resource, existing: Observed) -> Outcome:
     state, reason = verdict_of(existing.readiness)
     if not resource.ready_when or state is VerdictState.ERROR:
         return Outcome(state, reason, existing.readiness.message)
-    own = {expressions.SELF: existing.object, expressions.variable(resource.name): existing.object}
+    itself = expressions.variable(resource.collection or resource.name)  # a forEach object: its resource's
+    own = {expressions.SELF: existing.object, itself: existing.object}
     data = expressions.bindings({}, {}, own)
     for index, source in enumerate(resource.ready_when):
         holds = _condition(source, data, f"readyWhen[{index}]")
@@ -671,12 +709,12 @@ def desired_object(
 ) -> dict[str, Any]:
     """The object Smith applies: references and expressions substituted, in the bundle's namespace,
     labelled, owned by the Bundle and by the objects of its `dependencies`."""
-    if resource.plugin is None:  # substitute builds every dict and list anew
+    if resource.plugin is None and not resource.collection:  # substitute builds every dict and list anew
         known = known_variables(bundle) if expressions else None
         obj: dict[str, Any] = substitute(
             resource.object, values, budget=budget, expressions=expressions, known=known
         )
-    else:  # a plugin's object is its own: no markers of ours in it
+    else:  # a plugin's object is its own, a forEach's made already: no markers of ours in it
         obj = copy.deepcopy(dict(resource.object))
     metadata = obj.setdefault("metadata", {})
     metadata["namespace"] = bundle.namespace

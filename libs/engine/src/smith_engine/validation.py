@@ -230,10 +230,16 @@ FOR_EACH_REFERENCES: Final = "a forEach resource reads its dependencies with exp
 
 
 def _reads_of_collections(resources: list[Resource]) -> dict[str, list[BundleError]]:
-    """References to forEach resources (which stand for many objects: read with an expression)."""
+    """References to forEach resources (which stand for many objects: read with an expression), and
+    plugin resources depending on them (a plugin is given one object per dependency)."""
     collections = {r.name for r in resources if r.for_each}
     found: dict[str, list[BundleError]] = {}
     for r in resources:
+        if r.plugin is not None and (depended := sorted(r.dependencies & collections)):
+            reason = f"a plugin's resource cannot depend on forEach resources ({', '.join(depended)})"
+            found.setdefault(r.name, []).append(
+                InvalidFieldError(resource=r.name, field="dependsOn", reason=reason)
+            )
         for ref in r.references:
             if ref.resource in collections and ref.name:
                 read = f"${{{variable(ref.resource)}}}"
@@ -263,6 +269,10 @@ def _external(
     """A resource naming an object Smith reads and never writes: `externalRef: {apiVersion, kind,
     metadata: {name}}`, in the Bundle's namespace."""
     ref = raw.get("externalRef")
+    if raw.get("forEach") is not None:
+        problems.append(
+            InvalidFieldError(resource=name, field="forEach", reason="an externalRef is one object")
+        )
     if raw.get("spec") is not None:
         problems.append(
             InvalidFieldError(resource=name, field="externalRef", reason="takes the place of spec")

@@ -104,7 +104,7 @@ def config_sources(bundle: JSONObject) -> set[tuple[str, str]]:
     found = set()
     for raw in _maps(_map(bundle, "spec").get("resources")):
         if isinstance(obj := resource_object(raw.get("spec")), Mapping):
-            found |= {(r.kind, r.name) for r in config_refs(obj)}
+            found |= {(r.kind, r.name) for r in config_refs(obj) if "${" not in r.name}  # not made yet
     return found
 
 
