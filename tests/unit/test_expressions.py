@@ -401,9 +401,6 @@ def test_a_for_each_name_must_vary_and_its_objects_are_read_with_expressions() -
 
 def test_a_for_each_value_that_looks_like_a_marker_is_put_in_as_it_is() -> None:
     b = bundle(
-        db(), {**resource("envs", config_map("app-${each}", {"v": "${db.data.v}"})), "forEach": "['a']"}
-    )
-    b = bundle(
         db(),
         {**resource("envs", config_map("app-${each}", {"v": "${db.data.v}"})), "forEach": "${db.data.l}"},
     )
