@@ -159,9 +159,8 @@ async def test_a_bad_expression_is_its_resources_error_and_the_rest_converges(
     source = config_map("source", {"v": "1"})
     typo = config_map("typo", {"v": "${source.data.v + sourse.data.v}"})
     costly = config_map("costly", {"v": "${source.data.v.replace('x', source.data.v).replace('x', 'yy')}"})
-    looped = config_map(
-        "looped", {"v": "${source.data.v.split('').map(a, source.data.v.split('').map(b, a + b))}"}
-    )
+    looped = config_map("looped", {"n": "${string(keys.data.map(a, keys.data.map(b, b)).size())}"})
+    keys = config_map("keys", {f"k{i}": "v" for i in range(150)})
     await kube.create(
         bundle(
             "bad",
@@ -180,8 +179,11 @@ async def test_a_bad_expression_is_its_resources_error_and_the_rest_converges(
     assert not await exists(kube, "v1", "ConfigMap", "typo", namespace)
 
     def expensive(spec: dict[str, Any]) -> None:
-        spec["resources"][0]["spec"]["object"]["data"]["v"] = "x" * 2000
-        spec["resources"] += [resource("costly", costly), resource("looped", looped)]
+        spec["resources"][0]["spec"]["object"]["data"] = {
+            "v": "x" * 2000,
+            **{f"k{i}": "v" for i in range(150)},
+        }
+        spec["resources"] += [resource("costly", costly), resource("keys", keys), resource("looped", looped)]
 
     await edit_bundle(kube, namespace, "bad", expensive)
     refused = await until_resource(kube, namespace, "bad", "costly", "Error")
