@@ -425,10 +425,10 @@ def test_two_for_each_resources_making_one_object_is_an_error_and_odd_templates_
         db(), environments(), second, {**resource("weird", weird), "forEach": "${db.data.envs.split(',')}"}
     )
     plan = plan_bundle(b, [observed(b, settings("dev"))])
-    first, second = plan.verdict("again"), plan.verdict("envs")  # planned in that order: the first claims it
-    assert first.state is VerdictState.IN_PROGRESS
-    assert second.state is VerdictState.ERROR
-    assert "ConfigMap/app-dev, which another resource describes" in second.message
+    claimed, refused = plan.verdict("again"), plan.verdict("envs")  # planned in that order: the first claims
+    assert claimed.state is VerdictState.IN_PROGRESS
+    assert refused.state is VerdictState.ERROR
+    assert "ConfigMap/app-dev, which another resource describes" in refused.message
     assert applied(plan)["weird[w-dev]"]["metadata"]["annotations"] == {
         "smith.atlassian.com/forEach": "weird"
     }
