@@ -399,13 +399,12 @@ def test_a_for_each_name_must_vary_and_its_objects_are_read_with_expressions() -
     assert applied(plan_bundle(counted, there))["count"]["data"]["n"] == "2"
 
 
-def test_a_for_each_value_that_looks_like_a_marker_is_put_in_as_it_is() -> None:
-    b = bundle(
-        db(),
-        {**resource("envs", config_map("app-${each}", {"v": "${db.data.v}"})), "forEach": "${db.data.l}"},
-    )
+def test_a_for_each_value_that_looks_like_a_marker_is_put_in_as_it_is_and_each_escapes() -> None:
+    template = config_map("app-${each}", {"v": "${db.data.v}", "literal": "\\${each}"})
+    b = bundle(db(), {**resource("envs", template), "forEach": "${db.data.l}"})
     source = {**config_map("db", {"v": "!{x}"}), "data": {"v": "!{x}", "l": ["a"]}}
-    assert applied(plan_bundle(b, [observed(b, source)]))["envs[app-a]"]["data"]["v"] == "!{x}"
+    made = applied(plan_bundle(b, [observed(b, source)]))["envs[app-a]"]["data"]
+    assert made == {"v": "!{x}", "literal": "${each}"}
 
 
 def test_for_each_objects_ready_when_reads_them_by_the_resources_name_and_by_self() -> None:

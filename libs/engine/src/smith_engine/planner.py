@@ -526,8 +526,14 @@ def _items(bundle: Bundle, resource: Resource, context: _Context) -> list[Resour
         if isinstance(values, Outcome):
             return values
         try:
+            known = known_variables(bundle)
             obj = substitute(
-                resource.object, {}, budget=context.budget, expressions=values, known=known_variables(bundle)
+                resource.object,
+                {},
+                budget=context.budget,
+                expressions=values,
+                known=known,
+                own=(expressions.EACH,),
             )
         except ExpansionError as e:
             return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, str(e))

@@ -142,6 +142,7 @@ def substitute(
     budget: Budget | None = None,
     expressions: Mapping[str, JSON] | None = None,
     known: Mapping[str, str] | None = None,
+    own: Collection[str] = (),
 ) -> JSON:
     """`value` with every marker replaced by `values[name]`: every whole-string marker's name must be in
     `values` (a `{{resource#path}}` marker's under `output_name(resource, path)`); in longer text, only
@@ -151,7 +152,7 @@ def substitute(
     for markers. The values put in come to at most `limit` characters of text (a repeated marker counts
     each time), and what is left of `budget` (which they are taken from); more raises ExpansionError."""
     substitution = _Substitution(values, limit if budget is None else min(limit, budget.left))
-    substitution.expressions, substitution.known = expressions or {}, known or {}
+    substitution.expressions, substitution.known, substitution.own = expressions or {}, known or {}, own
     try:
         done = substitution.into(value)
     except ExpansionError:
@@ -170,6 +171,7 @@ class _Substitution:
         self.values, self.limit = values, limit
         self.expressions: Mapping[str, JSON] = {}
         self.known: Mapping[str, str] = {}
+        self.own: Collection[str] = ()  # names an expression may read besides resources (`each`)
         self.sizes: dict[str, int] = {}
         self.spent = 0
         self.nested = False  # a map or list was put in
@@ -201,7 +203,7 @@ class _Substitution:
 
     def is_expression(self, found: expressions.Found) -> bool:
         if found.escaped:
-            return expressions.is_expression(found.source, self.known)
+            return expressions.is_expression(found.source, self.known, self.own)
         return found.source in self.expressions
 
     def with_expressions(self, text: str) -> JSON:
