@@ -382,10 +382,6 @@ def _largest(value: JSON, *, budget: int = 100_000) -> tuple[int, int]:
     return collections, text
 
 
-def _first_line(message: str) -> str:
-    return message.strip().splitlines()[0][:300] if message.strip() else "it could not be evaluated"
-
-
 @functools.lru_cache(maxsize=4096)
 def _compiled(source: str, names: tuple[str, ...], lists: tuple[str, ...] = ()) -> Any:
     """`source` parsed and checked with `names` declared: objects (maps), `lists` (a forEach resource's

@@ -207,20 +207,8 @@ def _plan_resource(
     by_key, verdicts, plugins, budget = context.by_key, context.verdicts, context.plugins, context.budget
     existing = by_key.get(resource.key)
     ref = ObjectRef.of(existing.object) if existing else object_ref(bundle, resource.object)
-    if refused is not None:
-        return verdict(VerdictState.ERROR, Reason.TERMINAL_ERROR, refused), None
-    if left_out := sorted(d for d in resource.dependencies if verdicts[d].reason is Reason.EXCLUDED):
-        message = f"left out: it depends on {', '.join(left_out)}, left out"
-        return verdict(VerdictState.READY, Reason.EXCLUDED, message), None
-    if not_ready := tuple(
-        sorted(d for d in resource.dependencies if verdicts[d].state is not VerdictState.READY)
-    ):
-        return verdict(
-            VerdictState.BLOCKED,
-            Reason.DEPENDENCIES_NOT_READY,
-            f"waiting for {', '.join(not_ready)} to be ready",
-            blocked_on=not_ready,
-        ), None
+    if (held := _held(resource, verdicts, refused)) is not None:
+        return verdict(held.state, held.reason, held.message, blocked_on=held.blocked_on), None
     if resource.external:
         return verdict(*_external(resource, existing)), None
     cel = _expression_values(bundle, resource, context)
@@ -477,31 +465,29 @@ def _plan_items(
     return verdict(waiting.state, waiting.reason, message, blocked_on=waiting.blocked_on), actions
 
 
-@dataclass(frozen=True, slots=True)
-class _Gate:
-    state: VerdictState
-    reason: Reason
-    message: str
-    blocked_on: tuple[str, ...] = ()
-
-
-def _gate(bundle: Bundle, resource: Resource, context: _Context, refused: str | None) -> _Gate | None:
-    """Why a forEach resource makes no objects now (refused, left out, waiting for its dependencies, its
-    includeWhen false or not known), or None when it may."""
+def _held(resource: Resource, verdicts: Mapping[str, Verdict], refused: str | None) -> Outcome | None:
+    """Why a resource is not planned now whatever its content: refused, left out with a dependency,
+    waiting for its dependencies to be READY; or None."""
     if refused is not None:
-        return _Gate(VerdictState.ERROR, Reason.TERMINAL_ERROR, refused)
-    verdicts = context.verdicts
+        return Outcome(VerdictState.ERROR, Reason.TERMINAL_ERROR, refused)
     if left_out := sorted(d for d in resource.dependencies if verdicts[d].reason is Reason.EXCLUDED):
-        message = f"left out: it depends on {', '.join(left_out)}, left out"
-        return _Gate(VerdictState.READY, Reason.EXCLUDED, message)
+        return Outcome(
+            VerdictState.READY, Reason.EXCLUDED, f"left out: it depends on {', '.join(left_out)}, left out"
+        )
     waiting = tuple(sorted(d for d in resource.dependencies if verdicts[d].state is not VerdictState.READY))
     if waiting:
         message = f"waiting for {', '.join(waiting)} to be ready"
-        return _Gate(VerdictState.BLOCKED, Reason.DEPENDENCIES_NOT_READY, message, blocked_on=waiting)
-    included = _expression_values(bundle, replace(resource, expressions=()), context)
-    if isinstance(included, Outcome):
-        return _Gate(included.state, included.reason, included.message)
+        return Outcome(VerdictState.BLOCKED, Reason.DEPENDENCIES_NOT_READY, message, blocked_on=waiting)
     return None
+
+
+def _gate(bundle: Bundle, resource: Resource, context: _Context, refused: str | None) -> Outcome | None:
+    """Why a forEach resource makes no objects now (held, or its includeWhen false or not known), or
+    None when it may."""
+    if (held := _held(resource, context.verdicts, refused)) is not None:
+        return held
+    included = _expression_values(bundle, replace(resource, expressions=()), context)
+    return included if isinstance(included, Outcome) else None
 
 
 def _items(bundle: Bundle, resource: Resource, context: _Context) -> list[Resource] | Outcome:
@@ -573,11 +559,12 @@ def _items(bundle: Bundle, resource: Resource, context: _Context) -> list[Resour
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A resource's verdict for now, where an expression decides it."""
+    """A resource's verdict for now, where something other than its object decides it."""
 
     state: VerdictState
     reason: Reason
     message: str
+    blocked_on: tuple[str, ...] = ()
 
 
 def known_variables(bundle: Bundle) -> dict[str, str]:
